@@ -1,0 +1,120 @@
+package api
+
+import "time"
+
+// Links is the HAL-style link map every Octopus resource carries.
+type Links map[string]string
+
+// Root is the API root document (GET /api and /api/).
+type Root struct {
+	Application    string
+	Version        string
+	ApiVersion     string //nolint:revive // Octopus's spelling
+	InstallationId string //nolint:revive
+	Links          Links
+}
+
+// Space is a space resource.
+type Space struct {
+	Id                       string //nolint:revive // Octopus's spelling
+	Name                     string
+	Slug                     string
+	Description              string
+	IsDefault                bool
+	TaskQueueStopped         bool
+	SpaceManagersTeams       []string
+	SpaceManagersTeamMembers []string
+	Links                    Links
+}
+
+// Node is an OctopusServerNode resource, as listed, read, written and
+// returned by the ping endpoint.
+type Node struct {
+	Id                  string //nolint:revive
+	Name                string
+	MaxConcurrentTasks  int
+	IsInMaintenanceMode bool
+	IsOffline           bool
+	LastSeen            *time.Time `json:",omitempty"`
+	Version             string     `json:",omitempty"`
+	RunningTaskCount    int
+	Links               Links
+}
+
+// NodeUpdate is the body of PUT /api/octopusservernodes/{id}. Nil fields are
+// left unchanged.
+type NodeUpdate struct {
+	Id                  string //nolint:revive
+	Name                string `json:",omitempty"`
+	IsInMaintenanceMode *bool  `json:",omitempty"`
+	MaxConcurrentTasks  *int   `json:",omitempty"`
+}
+
+// NodeSummary is GET /api/octopusservernodes/summary.
+type NodeSummary struct {
+	Nodes []Node
+	Links Links
+}
+
+// Package is a PackageFromBuiltInFeedResource.
+type Package struct {
+	Id                             string //nolint:revive
+	PackageId                      string //nolint:revive
+	Version                        string
+	Hash                           string // SHA-1 of the file, lower-case hex
+	PackageSizeBytes               int64
+	FeedId                         string //nolint:revive
+	NuGetPackageId                 string //nolint:revive
+	NuGetFeedId                    string //nolint:revive
+	FileExtension                  string
+	Title                          string
+	Summary                        string
+	Description                    string
+	Published                      time.Time
+	ReleaseNotes                   string
+	PackageVersionBuildInformation any
+	Links                          Links
+}
+
+// Error is Octopus's error body, returned with every 4xx and 5xx the node
+// itself produces.
+type Error struct {
+	ErrorMessage  string
+	Errors        []string
+	FullException string         `json:",omitempty"`
+	HelpText      string         `json:",omitempty"`
+	HelpLink      string         `json:",omitempty"`
+	Details       map[string]any `json:",omitempty"`
+}
+
+// Page is a paged Octopus collection.
+type Page[T any] struct {
+	ItemType       string
+	TotalResults   int
+	ItemsPerPage   int
+	NumberOfPages  int
+	LastPageNumber int
+	Items          []T
+	Links          Links
+}
+
+// NewPage builds a page of items (already cut to [skip, skip+take)) with the
+// counts Octopus reports.
+func NewPage[T any](itemType string, items []T, total, skip, take int, self string) Page[T] {
+	if items == nil {
+		items = []T{}
+	}
+	pages := 1
+	if take > 0 && total > 0 {
+		pages = (total + take - 1) / take
+	}
+	return Page[T]{
+		ItemType:       itemType,
+		TotalResults:   total,
+		ItemsPerPage:   take,
+		NumberOfPages:  pages,
+		LastPageNumber: pages - 1,
+		Items:          items,
+		Links:          Links{"Self": self},
+	}
+}

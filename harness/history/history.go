@@ -1,0 +1,106 @@
+// Package history is the append-only record of a run: every client operation
+// and every fault, with start and end times, as JSON lines. It is the only
+// evidence checkers and reports read besides what the cluster serves
+// afterwards, so it is written as things happen and survives a crash of the
+// harness up to the last complete line. It depends on the standard library
+// only.
+package history
+
+import (
+	"time"
+)
+
+// Outcome says what a client knows about an operation's effect.
+type Outcome string
+
+const (
+	// OK: the server acknowledged the operation (a 2xx).
+	OK Outcome = "ok"
+	// Failed: the operation definitely did not take effect (the server
+	// answered with an error status before or instead of applying it).
+	Failed Outcome = "failed"
+	// Unknown: the client cannot tell (timeout, reset, proxy error after the
+	// body was sent); checkers must allow that it took effect.
+	Unknown Outcome = "unknown"
+)
+
+// Operation kinds recorded by the traffic generators.
+const (
+	KindUpload   = "upload"
+	KindPing     = "ping"
+	KindNodes    = "nodes"
+	KindPackages = "packages"
+	KindDownload = "download"
+	KindDrain    = "drain"
+)
+
+// Op is one client operation: one HTTP request and its outcome.
+type Op struct {
+	Seq     uint64    `json:"seq"`
+	Client  string    `json:"client,omitempty"`
+	Kind    string    `json:"kind"`
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+	Outcome Outcome   `json:"outcome"`
+	Status  int       `json:"status,omitempty"`
+	// Node is the node that served the request, from its X-Octoha-Node
+	// header; empty when no node answered.
+	Node string `json:"node,omitempty"`
+	// Via is where the request was sent: "lb" or a node name.
+	Via   string `json:"via,omitempty"`
+	URL   string `json:"url,omitempty"`
+	Bytes int64  `json:"bytes,omitempty"` // request body bytes sent
+	// Package fields are set for uploads and downloads.
+	PackageID string `json:"packageId,omitempty"`
+	Version   string `json:"version,omitempty"`
+	Hash      string `json:"hash,omitempty"` // expected SHA-1, hex
+	Size      int64  `json:"size,omitempty"` // expected size in bytes
+	Attempt   int    `json:"attempt,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+// Duration is End - Start.
+func (o Op) Duration() time.Duration { return o.End.Sub(o.Start) }
+
+// Fault is one injected failure, from injection to recovery.
+type Fault struct {
+	ID     string    `json:"id"`
+	Kind   string    `json:"kind"`             // e.g. "kill", "pause", "drain", "db-outage"
+	Target string    `json:"target,omitempty"` // node name, "database", "share"
+	Start  time.Time `json:"start"`
+	// End is when recovery finished; zero while the fault is active or when
+	// the fault has no recovery (a kill without restart).
+	End    time.Time `json:"end,omitzero"`
+	Detail string    `json:"detail,omitempty"`
+	Error  string    `json:"error,omitempty"`
+}
+
+// Active reports whether t falls inside the fault's window.
+func (f Fault) Active(t time.Time) bool {
+	return !t.Before(f.Start) && (f.End.IsZero() || t.Before(f.End))
+}
+
+// LBState is one observation of a load balancer's view of a server,
+// recorded when it changes.
+type LBState struct {
+	Time   time.Time `json:"time"`
+	Server string    `json:"server"` // node name
+	State  string    `json:"state"`  // UP, DOWN, DRAIN, MAINT, NOLB, ...
+	Detail string    `json:"detail,omitempty"`
+}
+
+// Meta describes the run: what was tested and how to replay it.
+type Meta struct {
+	Time     time.Time         `json:"time"`
+	Scenario string            `json:"scenario,omitempty"`
+	Seed     int64             `json:"seed,omitempty"`
+	Labels   map[string]string `json:"labels,omitempty"`
+}
+
+// entry is one JSON line; exactly one field is set.
+type entry struct {
+	Op    *Op      `json:"op,omitempty"`
+	Fault *Fault   `json:"fault,omitempty"`
+	LB    *LBState `json:"lb,omitempty"`
+	Meta  *Meta    `json:"meta,omitempty"`
+}

@@ -1,0 +1,133 @@
+package history
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestRecordAndLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "history.jsonl")
+	r, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Meta(Meta{Scenario: "kill", Seed: 42})
+	t0 := time.Now()
+	f := r.FaultStart("kill", "Node2", "SIGKILL")
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.Op(Op{Kind: KindUpload, Start: t0, End: t0.Add(time.Duration(i) * time.Millisecond), Outcome: OK, Status: 201, Node: "Node1", PackageID: "Pkg", Version: "1.0." + string(rune('a'+i%26)), Hash: "abc", Size: 10})
+		}()
+	}
+	wg.Wait()
+	r.LB(LBState{Time: time.Now(), Server: "Node2", State: "DOWN"})
+	r.FaultEnd(f, errors.New("restart failed"))
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	h, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Ops) != 50 {
+		t.Fatalf("ops = %d, want 50", len(h.Ops))
+	}
+	for i, o := range h.Ops {
+		if o.Seq != uint64(i+1) {
+			t.Fatalf("op %d has seq %d", i, o.Seq)
+		}
+	}
+	if len(h.Faults) != 1 {
+		t.Fatalf("faults = %d, want 1 (start and end merged)", len(h.Faults))
+	}
+	if h.Faults[0].End.IsZero() || h.Faults[0].Error != "restart failed" || h.Faults[0].Target != "Node2" {
+		t.Fatalf("fault not merged: %+v", h.Faults[0])
+	}
+	if len(h.LB) != 1 || h.LB[0].State != "DOWN" {
+		t.Fatalf("lb = %+v", h.LB)
+	}
+	if len(h.Meta) != 1 || h.Meta[0].Seed != 42 {
+		t.Fatalf("meta = %+v", h.Meta)
+	}
+	if h.Truncated {
+		t.Fatal("complete file reported as truncated")
+	}
+}
+
+func TestDecodeTruncatedLastLine(t *testing.T) {
+	good := `{"op":{"seq":1,"kind":"ping","start":"2026-01-01T00:00:00Z","end":"2026-01-01T00:00:01Z","outcome":"ok"}}` + "\n"
+	h, err := Decode(strings.NewReader(good + `{"op":{"seq":2,"kind":"pi`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !h.Truncated || len(h.Ops) != 1 {
+		t.Fatalf("truncated=%v ops=%d", h.Truncated, len(h.Ops))
+	}
+}
+
+func TestDecodeCorruptMiddleLineIsAnError(t *testing.T) {
+	good := `{"op":{"seq":1,"kind":"ping","start":"2026-01-01T00:00:00Z","end":"2026-01-01T00:00:01Z","outcome":"ok"}}` + "\n"
+	_, err := Decode(strings.NewReader(good + "garbage\n" + good))
+	if err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("err = %v, want a line-2 error", err)
+	}
+}
+
+func TestNilRecorderDiscards(t *testing.T) {
+	var r *Recorder
+	op := r.Op(Op{Kind: KindPing})
+	if op.Kind != KindPing {
+		t.Fatal("nil recorder lost the op")
+	}
+	r.LB(LBState{})
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAppendAcrossRecorders(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "h.jsonl")
+	for range 2 {
+		r, err := Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Op(Op{Kind: KindPing, Outcome: OK})
+		r.Close()
+	}
+	b, _ := os.ReadFile(path)
+	if n := strings.Count(string(b), "\n"); n != 2 {
+		t.Fatalf("lines = %d, want 2", n)
+	}
+}
+
+func TestMergeOrdersByStart(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	a := &History{Ops: []Op{{Seq: 1, Start: t0.Add(2 * time.Second)}}}
+	b := &History{Ops: []Op{{Seq: 1, Start: t0}}}
+	m := Merge(a, b)
+	if !m.Ops[0].Start.Equal(t0) || m.Ops[0].Seq != 1 || m.Ops[1].Seq != 2 {
+		t.Fatalf("merge = %+v", m.Ops)
+	}
+}
+
+func TestFaultActive(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	f := Fault{Start: t0, End: t0.Add(time.Second)}
+	if !f.Active(t0) || f.Active(t0.Add(time.Second)) || f.Active(t0.Add(-1)) {
+		t.Fatal("window wrong")
+	}
+	open := Fault{Start: t0}
+	if !open.Active(t0.Add(time.Hour)) {
+		t.Fatal("open fault should stay active")
+	}
+}
