@@ -36,7 +36,10 @@ const (
 
 // Op is one client operation: one HTTP request and its outcome.
 type Op struct {
-	Seq     uint64    `json:"seq"`
+	Seq uint64 `json:"seq"`
+	// ID is the operation ID the client sent in the X-Octoha-Op header, so
+	// node and load-balancer logs can be joined with the history.
+	ID      string    `json:"id,omitempty"`
 	Client  string    `json:"client,omitempty"`
 	Kind    string    `json:"kind"`
 	Start   time.Time `json:"start"`
@@ -57,6 +60,9 @@ type Op struct {
 	Size      int64  `json:"size,omitempty"` // expected size in bytes
 	Attempt   int    `json:"attempt,omitempty"`
 	Error     string `json:"error,omitempty"`
+	// Note explains an outcome the status alone does not (e.g. a 409 after
+	// an unknown attempt, verified to be this client's own package).
+	Note string `json:"note,omitempty"`
 }
 
 // Duration is End - Start.
