@@ -25,6 +25,7 @@ const (
 	IssueInvalidPackageID            = "InvalidPackageId"
 	IssueUnsupportedFileExtension    = "UnsupportedFileExtension"
 	IssueInvalidVersion              = "InvalidVersion"
+	IssuePackageAlreadyExists        = "PackageAlreadyExists"
 )
 
 // FileNameError says why a package file name was refused.
