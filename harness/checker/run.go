@@ -1,0 +1,60 @@
+package checker
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/octoha/octoha/harness/history"
+)
+
+// MinOpsRule asks for at least N acknowledged ops of Kind ("" for any)
+// before the first fault.
+type MinOpsRule struct {
+	Kind string `json:"kind,omitempty"`
+	N    int    `json:"n"`
+}
+
+// Options configures Run and Evaluate.
+type Options struct {
+	Collect     CollectOptions
+	Leftovers   LeftoverOptions
+	Convergence ConvergenceOptions
+	ErrorWindow ErrorWindowOptions
+	// MinOps are anti-vacuity rules, each reported as its own check.
+	MinOps []MinOpsRule
+}
+
+// Run collects a snapshot of the target and evaluates every check. It
+// returns an error only when the snapshot cannot be taken at all (bad
+// target, cancelled context); an unreachable cluster shows up as failed
+// checks with evidence.
+func Run(ctx context.Context, h *history.History, t Target, opts Options) (*Report, error) {
+	s, err := Collect(ctx, t, h, opts.Collect)
+	if err != nil {
+		return nil, fmt.Errorf("run checks: %w", err)
+	}
+	return Evaluate(h, s, opts), nil
+}
+
+// Evaluate runs every check on a history and an already collected snapshot,
+// in stages: the history's assumptions and the anti-vacuity rules, then
+// the invariants (durability, leftovers), then the measurements
+// (convergence, error window, phases). Checks that do not apply skip with a
+// reason. Later stages run even when an earlier one failed, so a report
+// shows everything; Report.Passed is false either way.
+func Evaluate(h *history.History, s *Snapshot, opts Options) *Report {
+	r := &Report{}
+	r.Results = append(r.Results, Assumptions(h))
+	for _, m := range opts.MinOps {
+		r.Results = append(r.Results, MinOps(h, m.Kind, m.N))
+	}
+	r.Results = append(r.Results, Durability(h, s), NoLeftovers(s, opts.Leftovers))
+	conv := opts.Convergence
+	if s != nil {
+		for _, n := range s.Nodes {
+			conv.Nodes = append(conv.Nodes, n.Name)
+		}
+	}
+	r.Results = append(r.Results, Convergence(h, conv), ErrorWindow(h, opts.ErrorWindow), Phases(h))
+	return r
+}
