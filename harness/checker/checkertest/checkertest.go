@@ -1,0 +1,255 @@
+// Package checkertest serves the read side of the Octopus package API
+// (package metadata, raw bytes, the paged package list) from memory, as a
+// load balancer in front of named nodes on 127.0.0.1, so that the checker
+// and `octoha check` can be tested over real HTTP without a cluster. Nodes
+// can be made to serve a corrupt copy or to miss a package.
+package checkertest
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/octoha/octoha/fakes/api"
+)
+
+// DefaultMaxTake is the largest page the list serves, as Octopus's default.
+const DefaultMaxTake = 30
+
+// Options configures a Cluster.
+type Options struct {
+	// Nodes names the nodes behind the load balancer; default Node1, Node2.
+	Nodes []string
+	// APIKey, when set, is required in X-Octopus-ApiKey (401 otherwise).
+	APIKey string
+	// MaxTake caps each list page; zero means DefaultMaxTake.
+	MaxTake int
+	// NextLinks adds Links["Page.Next"] to list pages that have a next one.
+	NextLinks bool
+}
+
+// Package is one stored package version.
+type Package struct {
+	ID, Version, Ext string
+	Data             []byte
+}
+
+// Hash returns the SHA-1 of the package's bytes, lower-case hex.
+func (p Package) Hash() string {
+	s := sha1.Sum(p.Data)
+	return hex.EncodeToString(s[:])
+}
+
+// StorePath returns the package's path under the Packages root.
+func (p Package) StorePath(spaceID string) string {
+	return api.PackageFile{ID: p.ID, Version: p.Version, Extension: p.Ext}.StorePath(spaceID)
+}
+
+type key struct{ id, version string }
+
+// Cluster is an in-memory cluster: a load balancer (round robin) and nodes,
+// each an httptest.Server on 127.0.0.1.
+type Cluster struct {
+	LB       *httptest.Server
+	Nodes    map[string]*httptest.Server
+	names    []string
+	handlers map[string]http.Handler
+	opts     Options
+
+	rr      atomic.Uint64
+	mu      sync.Mutex
+	pkgs    map[key]Package
+	corrupt map[string]map[key][]byte // node → package → bytes it serves
+	hidden  map[string]map[key]bool   // node → package it answers 404 for
+	hits    map[string]int            // "node kind" → requests
+}
+
+// New starts a cluster; Close stops it.
+func New(opts Options) *Cluster {
+	if len(opts.Nodes) == 0 {
+		opts.Nodes = []string{"Node1", "Node2"}
+	}
+	if opts.MaxTake <= 0 {
+		opts.MaxTake = DefaultMaxTake
+	}
+	c := &Cluster{
+		Nodes:    map[string]*httptest.Server{},
+		names:    append([]string{}, opts.Nodes...),
+		handlers: map[string]http.Handler{},
+		opts:     opts,
+		pkgs:     map[key]Package{},
+		corrupt:  map[string]map[key][]byte{},
+		hidden:   map[string]map[key]bool{},
+		hits:     map[string]int{},
+	}
+	for _, n := range c.names {
+		c.handlers[n] = c.nodeHandler(n)
+		c.Nodes[n] = httptest.NewServer(c.handlers[n])
+	}
+	c.LB = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := c.names[int(c.rr.Add(1)-1)%len(c.names)]
+		c.handlers[n].ServeHTTP(w, r)
+	}))
+	return c
+}
+
+// Close stops every server.
+func (c *Cluster) Close() {
+	c.LB.Close()
+	for _, s := range c.Nodes {
+		s.Close()
+	}
+}
+
+// Put stores a package (or replaces its content) for every node.
+func (c *Cluster) Put(p Package) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pkgs[key{p.ID, p.Version}] = p
+}
+
+// Corrupt makes one node serve data as the bytes of a package while its
+// metadata (from the shared database) stays right.
+func (c *Cluster) Corrupt(node, id, version string, data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.corrupt[node] == nil {
+		c.corrupt[node] = map[key][]byte{}
+	}
+	c.corrupt[node][key{id, version}] = data
+}
+
+// Hide makes one node answer 404 for a package.
+func (c *Cluster) Hide(node, id, version string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hidden[node] == nil {
+		c.hidden[node] = map[key]bool{}
+	}
+	c.hidden[node][key{id, version}] = true
+}
+
+// Hits returns how many requests of a kind ("meta", "raw", "list") a node
+// served, through the load balancer or directly.
+func (c *Cluster) Hits(node, kind string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hits[node+" "+kind]
+}
+
+func (c *Cluster) nodeHandler(node string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/{space}/packages", func(w http.ResponseWriter, r *http.Request) { c.list(node, w, r) })
+	mux.HandleFunc("GET /api/{space}/packages/{id}", func(w http.ResponseWriter, r *http.Request) { c.meta(node, w, r) })
+	mux.HandleFunc("GET /api/{space}/packages/{id}/raw", func(w http.ResponseWriter, r *http.Request) { c.raw(node, w, r) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(api.HeaderNode, node)
+		if c.opts.APIKey != "" && r.Header.Get(api.HeaderAPIKey) != c.opts.APIKey {
+			writeJSON(w, http.StatusUnauthorized, api.Error{ErrorMessage: "You must be logged in to perform this action.", Errors: []string{"Invalid API key"}})
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func (c *Cluster) hit(node, kind string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hits[node+" "+kind]++
+}
+
+func (c *Cluster) lookup(node string, r *http.Request) (Package, []byte, bool) {
+	pid, ver, ok := api.SplitPackageResourceID(r.PathValue("id"))
+	if !ok {
+		return Package{}, nil, false
+	}
+	k := key{pid, ver}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.pkgs[k]
+	if !ok || c.hidden[node][k] {
+		return Package{}, nil, false
+	}
+	data := p.Data
+	if d, ok := c.corrupt[node][k]; ok {
+		data = d
+	}
+	return p, data, true
+}
+
+func resource(space string, p Package) api.Package {
+	rid := api.PackageResourceID(p.ID, p.Version)
+	return api.Package{
+		Id: rid, PackageId: p.ID, Version: p.Version, Hash: p.Hash(),
+		PackageSizeBytes: int64(len(p.Data)), FeedId: api.BuiltInFeedID,
+		NuGetPackageId: p.ID, NuGetFeedId: api.BuiltInFeedID, FileExtension: p.Ext,
+		Title: p.ID, Published: time.Unix(1700000000, 0).UTC(),
+		Links: api.Links{"Self": api.PackagePath(space, rid), "Raw": api.PackageRawPath(space, rid)},
+	}
+}
+
+func (c *Cluster) meta(node string, w http.ResponseWriter, r *http.Request) {
+	c.hit(node, "meta")
+	p, _, ok := c.lookup(node, r)
+	if !ok {
+		writeJSON(w, http.StatusNotFound, api.Error{ErrorMessage: "The resource you requested was not found."})
+		return
+	}
+	writeJSON(w, http.StatusOK, resource(r.PathValue("space"), p))
+}
+
+func (c *Cluster) raw(node string, w http.ResponseWriter, r *http.Request) {
+	c.hit(node, "raw")
+	_, data, ok := c.lookup(node, r)
+	if !ok {
+		writeJSON(w, http.StatusNotFound, api.Error{ErrorMessage: "The resource you requested was not found."})
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	_, _ = w.Write(data)
+}
+
+func (c *Cluster) list(node string, w http.ResponseWriter, r *http.Request) {
+	c.hit(node, "list")
+	space := r.PathValue("space")
+	q := r.URL.Query()
+	skip, _ := strconv.Atoi(q.Get("skip"))
+	take, err := strconv.Atoi(q.Get("take"))
+	if err != nil || take <= 0 || take > c.opts.MaxTake {
+		take = c.opts.MaxTake
+	}
+	skip = max(skip, 0)
+	c.mu.Lock()
+	all := make([]api.Package, 0, len(c.pkgs))
+	for _, p := range c.pkgs {
+		all = append(all, resource(space, p))
+	}
+	c.mu.Unlock()
+	sort.Slice(all, func(i, j int) bool { return all[i].Id < all[j].Id })
+	end := min(skip+take, len(all))
+	items := []api.Package{}
+	if skip < len(all) {
+		items = all[skip:end]
+	}
+	self := fmt.Sprintf("%s?skip=%d&take=%d", api.PackagesPath(space), skip, take)
+	page := api.NewPage("Package", items, len(all), skip, take, self)
+	if c.opts.NextLinks && end < len(all) {
+		page.Links["Page.Next"] = fmt.Sprintf("%s?skip=%d&take=%d", api.PackagesPath(space), end, take)
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
