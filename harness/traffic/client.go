@@ -1,0 +1,144 @@
+package traffic
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/octoha/octoha/fakes/api"
+)
+
+// maxResponseBody caps how much of a response is read: Octopus answers
+// uploads and reads with small JSON documents.
+const maxResponseBody = 1 << 20
+
+// userAgent identifies the harness in node and load-balancer logs.
+const userAgent = "octoha (traffic)"
+
+// newTransport returns a transport for loopback load: no proxy from the
+// environment (traffic must not leave 127.0.0.0/8), bounded dials, and
+// enough idle connections per host for the workers.
+func newTransport(idlePerHost int) *http.Transport {
+	return &http.Transport{
+		Proxy: nil,
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:        max(idlePerHost, 100),
+		MaxIdleConnsPerHost: max(idlePerHost, 2),
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		WriteBufferSize:     64 << 10,
+		ReadBufferSize:      64 << 10,
+	}
+}
+
+// noRedirects keeps the client on the response it got: following a 302
+// would turn an upload into a GET and hide what the server said.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// clientFor returns c (or a fresh client) with redirects disabled, without
+// changing the caller's client.
+func clientFor(c *http.Client, idlePerHost int) *http.Client {
+	if c == nil {
+		return &http.Client{Transport: newTransport(idlePerHost), CheckRedirect: noRedirects}
+	}
+	cc := *c
+	cc.CheckRedirect = noRedirects
+	return &cc
+}
+
+// parseBaseURL checks a base URL (a load balancer or a node, optionally with
+// a virtual directory) and returns it without a trailing slash.
+func parseBaseURL(raw string) (string, error) {
+	if raw == "" {
+		return "", errors.New("URL is required")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("URL %q: %w", raw, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("URL %q: scheme must be http or https", u.Redacted())
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("URL %q: no host", u.Redacted())
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("URL %q: a base URL takes no query or fragment", u.Redacted())
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// newNonce returns a short random tag that makes op IDs unique across runs.
+func newNonce() string { return fmt.Sprintf("%06x", rand.Uint32()&0xffffff) }
+
+// apiErrorText extracts Octopus's error message from an error body, falling
+// back to the start of the body.
+func apiErrorText(body []byte) string {
+	var e api.Error
+	if json.Unmarshal(body, &e) == nil && e.ErrorMessage != "" {
+		if len(e.Errors) > 0 {
+			return e.ErrorMessage + " [" + strings.Join(e.Errors, "; ") + "]"
+		}
+		return e.ErrorMessage
+	}
+	s := strings.TrimSpace(string(body))
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// resultWriter encodes vegeta Results to one stream from many goroutines
+// with vegeta's own (gob) encoder, keeping the first error.
+type resultWriter struct {
+	mu  sync.Mutex
+	enc vegeta.Encoder
+	err error
+}
+
+func newResultWriter(w io.Writer) *resultWriter {
+	if w == nil {
+		return nil
+	}
+	return &resultWriter{enc: vegeta.NewEncoder(w)}
+}
+
+func (rw *resultWriter) write(r *vegeta.Result) {
+	if rw == nil {
+		return
+	}
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	if rw.err != nil {
+		return
+	}
+	if err := rw.enc.Encode(r); err != nil {
+		rw.err = fmt.Errorf("encode vegeta result: %w", err)
+	}
+}
+
+func (rw *resultWriter) Err() error {
+	if rw == nil {
+		return nil
+	}
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	return rw.err
+}
+
+// discardLogger is used when no logger is given.
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,412 @@
+package traffic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/harness/payload"
+)
+
+// Defaults of UploadOptions.
+const (
+	DefaultPackageIDPrefix = "OctohaLoad"
+	DefaultBackoff         = 500 * time.Millisecond
+	// MaxBackoff caps the exponential backoff between attempts.
+	MaxBackoff          = 30 * time.Second
+	DefaultStallTimeout = 2 * time.Minute
+	DefaultClientName   = "upload"
+	// DefaultProgressInterval is the period of plain-text progress lines.
+	DefaultProgressInterval = 5 * time.Second
+	// UploadAttackName is the vegeta Attack name of upload results.
+	UploadAttackName = "upload"
+)
+
+// ErrStalled is the cause of an attempt cancelled because neither request
+// nor response bytes moved for the stall timeout (e.g. a paused node).
+var ErrStalled = errors.New("upload stalled")
+
+// UploadOptions configures Upload. The zero value of each field means its
+// documented default; URL, APIKey, Size and Count are required.
+type UploadOptions struct {
+	URL     string // base URL: the load balancer or one node
+	APIKey  string // sent as X-Octopus-ApiKey; never logged
+	SpaceID string // default api.DefaultSpaceID
+	Size    int64  // bytes per package (0 is allowed: an empty file)
+	// Count is how many packages to upload; Concurrency how many at once
+	// (default 1).
+	Count, Concurrency int
+	// PackageIDPrefix is the package ID of every package (default
+	// DefaultPackageIDPrefix); versions tell them apart (see PackageSpec).
+	PackageIDPrefix string
+	// Seed selects the packages' versions and content, so a run can be
+	// replayed byte for byte.
+	Seed int64
+	// Retries is how many times a package is tried again after a
+	// connection error or a 5xx (never after a 4xx). 0: no retries.
+	Retries int
+	// Backoff is the first wait before a retry; it doubles per attempt up
+	// to MaxBackoff, with jitter. Default DefaultBackoff.
+	Backoff time.Duration
+	// OverwriteMode is sent as ?overwriteMode= (default api.FailIfExists).
+	OverwriteMode string
+	// StallTimeout abandons an attempt (outcome unknown) when no request or
+	// response byte moves for this long, so a paused node cannot hang the
+	// run. Default DefaultStallTimeout; negative disables it.
+	StallTimeout time.Duration
+	// Client sends the requests; nil means a fresh loopback client. Its
+	// redirect policy is replaced by "do not follow".
+	Client   *http.Client
+	Recorder *history.Recorder // every attempt becomes an Op; nil: none
+	// Results receives one vegeta Result per attempt, gob-encoded with
+	// vegeta's own encoder (so `vegeta report` reads it); nil: none.
+	Results io.Writer
+	// Progress receives progress bars (a terminal) or a line every
+	// ProgressInterval (anything else); nil: silent.
+	Progress         io.Writer
+	ProgressInterval time.Duration
+	// ClientName names the history clients: "<ClientName>-<worker>", one
+	// sequential stream per worker. Default DefaultClientName.
+	ClientName string
+	// Via is recorded in each Op's Via field ("lb" or a node name).
+	Via    string
+	Logger *slog.Logger
+}
+
+// PackageResult is what became of one package.
+type PackageResult struct {
+	Spec payload.Spec
+	// Hash is the SHA-1 of the package's bytes (empty if never attempted).
+	Hash string
+	// Outcome is ok when the server acknowledged the package and reported
+	// our hash and size; unknown when an attempt may have stored it but
+	// none confirmed it; failed otherwise.
+	Outcome  history.Outcome
+	Status   int    // status of the last answer, 0 if none
+	Node     string // node that stored it (ok) or last answered
+	Attempts int
+	Error    string
+	Note     string
+	// BytesSent counts request body bytes over all attempts.
+	BytesSent  int64
+	Start, End time.Time
+}
+
+// UploadSummary is the result of Upload.
+type UploadSummary struct {
+	Packages            []PackageResult // in index order
+	OK, Failed, Unknown int
+	Attempts            int
+	BytesSent           int64 // request body bytes over all attempts
+	BytesStored         int64 // payload bytes of packages that ended ok
+	Duration            time.Duration
+	// Throughput is BytesSent per second of Duration.
+	Throughput float64
+	Seed       int64
+}
+
+// Err returns an error saying how many packages did not end ok, or nil.
+func (s *UploadSummary) Err() error {
+	if s == nil || s.OK == len(s.Packages) {
+		return nil
+	}
+	first := ""
+	for _, p := range s.Packages {
+		if p.Outcome != history.OK {
+			first = fmt.Sprintf("; first: %s: %s", p.Spec.FileName(), p.Error)
+			break
+		}
+	}
+	return fmt.Errorf("%d of %d uploads did not succeed (%d failed, %d unknown)%s",
+		len(s.Packages)-s.OK, len(s.Packages), s.Failed, s.Unknown, first)
+}
+
+// PackageSpec returns the index-th package of a run: ID prefix, version
+// "1.<seed mod 1e6>.<index>", content seeded from (seed, index). The same
+// arguments always name the same bytes.
+func PackageSpec(prefix string, seed int64, index int, size int64) payload.Spec {
+	m := seed % 1_000_000
+	if m < 0 {
+		m = -m
+	}
+	return payload.Spec{
+		PackageID: prefix,
+		Version:   "1." + strconv.FormatInt(m, 10) + "." + strconv.Itoa(index),
+		Ext:       payload.DefaultExt,
+		Seed:      payload.DeriveSeed(seed, index),
+		Size:      size,
+	}
+}
+
+// withDefaults fills in defaults and validates; it sends nothing.
+func (o UploadOptions) withDefaults() (UploadOptions, string, error) {
+	base, err := parseBaseURL(o.URL)
+	if err != nil {
+		return o, "", err
+	}
+	if o.APIKey == "" {
+		return o, "", errors.New("an API key is required")
+	}
+	if o.SpaceID == "" {
+		o.SpaceID = api.DefaultSpaceID
+	}
+	if !api.ValidSpaceID(o.SpaceID) {
+		return o, "", fmt.Errorf("space ID %q is not valid (e.g. Spaces-1)", o.SpaceID)
+	}
+	if o.Size < 0 {
+		return o, "", fmt.Errorf("size %d is negative", o.Size)
+	}
+	if o.Count < 1 {
+		return o, "", fmt.Errorf("count %d: at least one package is needed", o.Count)
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = 1
+	}
+	if o.Concurrency < 0 {
+		return o, "", fmt.Errorf("concurrency %d is negative", o.Concurrency)
+	}
+	o.Concurrency = min(o.Concurrency, o.Count)
+	if o.PackageIDPrefix == "" {
+		o.PackageIDPrefix = DefaultPackageIDPrefix
+	}
+	if err := PackageSpec(o.PackageIDPrefix, o.Seed, o.Count-1, o.Size).Validate(); err != nil {
+		return o, "", fmt.Errorf("package names: %w", err)
+	}
+	if o.Retries < 0 {
+		return o, "", fmt.Errorf("retries %d is negative", o.Retries)
+	}
+	if o.Backoff == 0 {
+		o.Backoff = DefaultBackoff
+	}
+	if o.Backoff < 0 {
+		return o, "", fmt.Errorf("backoff %s is negative", o.Backoff)
+	}
+	switch o.OverwriteMode {
+	case "":
+		o.OverwriteMode = api.FailIfExists
+	case api.FailIfExists, api.OverwriteExisting, api.IgnoreIfExists:
+	default:
+		return o, "", fmt.Errorf("overwrite mode %q: use %s, %s or %s", o.OverwriteMode, api.FailIfExists, api.OverwriteExisting, api.IgnoreIfExists)
+	}
+	if o.StallTimeout == 0 {
+		o.StallTimeout = DefaultStallTimeout
+	}
+	if o.ProgressInterval <= 0 {
+		o.ProgressInterval = DefaultProgressInterval
+	}
+	if o.ClientName == "" {
+		o.ClientName = DefaultClientName
+	}
+	if o.Logger == nil {
+		o.Logger = discardLogger()
+	}
+	return o, base, nil
+}
+
+// Validate reports whether the options are usable, without sending anything.
+func (o UploadOptions) Validate() error {
+	_, _, err := o.withDefaults()
+	return err
+}
+
+// uploader is one Upload call.
+type uploader struct {
+	opts      UploadOptions
+	base      string
+	uploadURL string
+	client    *http.Client
+	results   *resultWriter
+	nonce     string
+	began     time.Time
+	prog      *tracker
+
+	seqMu sync.Mutex
+	seq   uint64
+}
+
+// Upload streams opts.Count packages of opts.Size bytes to the upload
+// endpoint, opts.Concurrency at a time, retrying as configured, and records
+// every attempt. The error is non-nil only for unusable options or a failure
+// to write the results stream; per-package failures are in the summary
+// (see UploadSummary.Err). Cancelling ctx stops new attempts and aborts
+// running ones (their outcome is unknown).
+func Upload(ctx context.Context, opts UploadOptions) (*UploadSummary, error) {
+	o, base, err := opts.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("upload options: %w", err)
+	}
+	u := &uploader{
+		opts:      o,
+		base:      base,
+		uploadURL: base + api.UploadPath(o.SpaceID, o.OverwriteMode),
+		client:    clientFor(o.Client, o.Concurrency),
+		results:   newResultWriter(o.Results),
+		nonce:     newNonce(),
+		began:     time.Now(),
+	}
+	u.prog = newTracker(o.Count, o.Size)
+	stopProgress := startProgress(ctx, o.Progress, o.ProgressInterval, u.prog)
+
+	o.Logger.Info("upload starting", "url", u.uploadURL, "count", o.Count, "size", o.Size,
+		"concurrency", o.Concurrency, "seed", o.Seed, "retries", o.Retries)
+
+	out := make([]PackageResult, o.Count)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := range o.Concurrency {
+		wg.Go(func() {
+			client := o.ClientName + "-" + strconv.Itoa(w+1)
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= o.Count {
+					return
+				}
+				spec := PackageSpec(o.PackageIDPrefix, o.Seed, i, o.Size)
+				if ctx.Err() != nil {
+					out[i] = PackageResult{Spec: spec, Outcome: history.Failed,
+						Error: "not attempted: " + context.Cause(ctx).Error()}
+					continue
+				}
+				out[i] = u.uploadOne(ctx, client, i, spec)
+			}
+		})
+	}
+	wg.Wait()
+	stopProgress()
+
+	s := &UploadSummary{Packages: out, Duration: time.Since(u.began), Seed: o.Seed}
+	for _, p := range out {
+		switch p.Outcome {
+		case history.OK:
+			s.OK++
+			s.BytesStored += p.Spec.Size
+		case history.Unknown:
+			s.Unknown++
+		default:
+			s.Failed++
+		}
+		s.Attempts += p.Attempts
+		s.BytesSent += p.BytesSent
+	}
+	if s.Duration > 0 {
+		s.Throughput = float64(s.BytesSent) / s.Duration.Seconds()
+	}
+	o.Logger.Info("upload finished", "ok", s.OK, "failed", s.Failed, "unknown", s.Unknown,
+		"bytes", s.BytesSent, "duration", s.Duration, "MBps", s.Throughput/1e6)
+	return s, u.results.Err()
+}
+
+// job is one package being uploaded: its spec and, once known, its hash.
+type job struct {
+	index  int
+	client string
+	spec   payload.Spec
+	hash   string
+	// hadUnknown is set once an attempt may have stored the package, so a
+	// later 409 must be checked against what the server holds.
+	hadUnknown bool
+}
+
+// expectedHash returns the package's SHA-1, generating the bytes once if no
+// attempt has sent them all.
+func (j *job) expectedHash() string {
+	if j.hash == "" {
+		j.hash = j.spec.Hash()
+	}
+	return j.hash
+}
+
+func (u *uploader) uploadOne(ctx context.Context, client string, index int, spec payload.Spec) PackageResult {
+	j := &job{index: index, client: client, spec: spec}
+	res := PackageResult{Spec: spec, Start: time.Now(), Outcome: history.Failed}
+	u.prog.begin(index)
+	for n := 1; n <= 1+u.opts.Retries; n++ {
+		if n > 1 {
+			d := backoff(u.opts.Backoff, n-1)
+			u.opts.Logger.Warn("upload attempt failed, retrying", "package", spec.FileName(),
+				"attempt", n-1, "error", res.Error, "backoff", d)
+			if !sleepCtx(ctx, d) {
+				break
+			}
+			u.prog.retry(index)
+		}
+		a := u.attempt(ctx, j, n)
+		res.Attempts = n
+		res.BytesSent += a.bodyBytes
+		if a.status != 0 {
+			res.Status = a.status
+		}
+		if a.node != "" {
+			res.Node = a.node
+		}
+		res.Outcome, res.Note = a.verdict, a.note
+		res.Error = ""
+		if a.err != nil {
+			res.Error = a.err.Error()
+		}
+		if a.outcome == history.Unknown {
+			j.hadUnknown = true
+		}
+		if !a.retry || ctx.Err() != nil {
+			break
+		}
+	}
+	// A later failure does not undo an earlier attempt that may have
+	// stored the package.
+	if res.Outcome == history.Failed && j.hadUnknown {
+		res.Outcome = history.Unknown
+		res.Note = strings.TrimPrefix(res.Note+"; an earlier attempt's outcome is unknown", "; ")
+	}
+	if res.Attempts > 0 {
+		res.Hash = j.expectedHash()
+	}
+	res.End = time.Now()
+	u.prog.end(index, res.Outcome == history.OK)
+	u.opts.Logger.Debug("package done", "package", spec.FileName(), "outcome", res.Outcome,
+		"attempts", res.Attempts, "node", res.Node, "error", res.Error)
+	return res
+}
+
+// backoff returns the wait before retry number n (1-based): base·2^(n-1),
+// capped, with "equal jitter" so concurrent clients do not retry in step.
+func backoff(base time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, MaxBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleepCtx waits for d or until ctx is done; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// nextSeq returns the next vegeta sequence number and its timestamp, taken
+// together as vegeta does so both orders agree.
+func (u *uploader) nextSeq() (uint64, time.Time) {
+	u.seqMu.Lock()
+	defer u.seqMu.Unlock()
+	s := u.seq
+	u.seq++
+	return s, u.began.Add(time.Since(u.began))
+}
