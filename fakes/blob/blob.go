@@ -8,7 +8,11 @@ package blob
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -60,4 +64,162 @@ type Writer interface {
 	Close() error
 	// Abort closes and removes the file; safe after Close.
 	Abort() error
+}
+
+// PasswordEnv names the environment variable that supplies the SMB password
+// when the location URL carries none, so it need not appear on a command
+// line.
+const PasswordEnv = "OCTOHA_SMB_PASSWORD"
+
+// DefaultWritesInFlight is how many SMB WRITE requests of one file may be
+// outstanding at once (see WithWritesInFlight).
+const DefaultWritesInFlight = 4
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	password       string
+	hasPassword    bool
+	logger         *slog.Logger
+	lazy           bool
+	writesInFlight int
+}
+
+// WithPassword supplies the SMB password when the URL has none.
+func WithPassword(password string) Option {
+	return func(o *options) { o.password, o.hasPassword = password, true }
+}
+
+// WithLogger sets where the store logs reconnects and failed clean-ups
+// (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.logger = l }
+}
+
+// WithLazyConnect makes Open of an SMB location succeed without reaching
+// the server; the first operation connects. A node can then start during a
+// share outage and report it through Ping.
+func WithLazyConnect() Option {
+	return func(o *options) { o.lazy = true }
+}
+
+// WithWritesInFlight sets how many SMB writes of one file are pipelined
+// (default DefaultWritesInFlight; 1 writes synchronously). Each costs one
+// write-sized buffer (1 MiB) per open Writer.
+func WithWritesInFlight(n int) Option {
+	return func(o *options) { o.writesInFlight = n }
+}
+
+// Open opens a storage root: a local directory (created if missing) or
+// smb://user[:password]@host[:port]/share[/dir], where dir is created if
+// missing. Without a password in the URL it comes from WithPassword or the
+// environment variable named by PasswordEnv. Errors never contain the
+// password.
+func Open(ctx context.Context, location string, opts ...Option) (Store, error) {
+	o := options{writesInFlight: DefaultWritesInFlight}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	if o.writesInFlight < 1 {
+		o.writesInFlight = 1
+	}
+	scheme, _, hasScheme := strings.Cut(location, "://")
+	switch {
+	case location == "":
+		return nil, errors.New("blob: empty location")
+	case hasScheme && strings.EqualFold(scheme, "smb"):
+		return openSMB(ctx, location, o)
+	case hasScheme && strings.EqualFold(scheme, "file"):
+		u, err := url.Parse(location)
+		if err != nil || (u.Host != "" && u.Host != "localhost") || u.Path == "" {
+			return nil, fmt.Errorf("blob: bad location %q: want file:///absolute/path", location)
+		}
+		return openLocal(ctx, u.Path, o)
+	case hasScheme:
+		return nil, fmt.Errorf("blob: bad location %s: unsupported scheme %q (want a directory path or smb://user@host/share/dir)", Redact(location), scheme)
+	case strings.HasPrefix(location, `\\`):
+		return nil, fmt.Errorf("blob: bad location %s: write UNC paths as smb://user@host/share/dir", Redact(location))
+	default:
+		return openLocal(ctx, location, o)
+	}
+}
+
+// Redact returns location with any password replaced by "xxxxx". It works
+// on malformed URLs too, so it is safe for error messages about them.
+func Redact(location string) string {
+	scheme, rest, ok := strings.Cut(location, "://")
+	if !ok {
+		return location
+	}
+	authEnd := strings.IndexAny(rest, "/?#")
+	if authEnd < 0 {
+		authEnd = len(rest)
+	}
+	auth, tail := rest[:authEnd], rest[authEnd:]
+	at := strings.LastIndexByte(auth, '@')
+	if at < 0 {
+		// A password with an unescaped '/', '?' or '#' ends the authority
+		// early; then hide everything from the first ':' to the last '@'.
+		last := strings.LastIndexByte(rest, '@')
+		if last < 0 || !strings.Contains(auth, ":") {
+			return location
+		}
+		user, _, _ := strings.Cut(auth, ":")
+		return scheme + "://" + user + ":xxxxx@" + rest[last+1:]
+	}
+	userinfo, host := auth[:at], auth[at+1:]
+	user, _, hasPass := strings.Cut(userinfo, ":")
+	if !hasPass {
+		return location
+	}
+	return scheme + "://" + user + ":xxxxx@" + host + tail
+}
+
+// checkName validates a name relative to the root: slash-separated,
+// relative, without empty, "." or ".." segments, backslashes, control
+// characters or characters SMB cannot store (:*?"<>|).
+func checkName(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: empty", ErrBadName)
+	}
+	if len(name) > 1024 {
+		return fmt.Errorf("%w: longer than 1024 bytes", ErrBadName)
+	}
+	if name[0] == '/' {
+		return fmt.Errorf("%w: %q is absolute", ErrBadName, name)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f || strings.ContainsRune(`\:*?"<>|`, r) {
+			return fmt.Errorf("%w: %q contains %q", ErrBadName, name, r)
+		}
+	}
+	for _, seg := range strings.Split(name, "/") {
+		switch seg {
+		case "":
+			return fmt.Errorf("%w: %q has an empty segment", ErrBadName, name)
+		case ".", "..":
+			return fmt.Errorf("%w: %q has a %q segment", ErrBadName, name, seg)
+		}
+	}
+	return nil
+}
+
+// checkDir is checkName that also accepts "" (the root), for Walk.
+func checkDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	return checkName(dir)
+}
+
+// parentDir is the directory part of a valid name, "" for the root.
+func parentDir(name string) string {
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		return name[:i]
+	}
+	return ""
 }
