@@ -83,6 +83,10 @@ func Durability(h *history.History, s *Snapshot) Result {
 	}
 
 	vias := append([]string{ViaLB}, s.LiveNodes()...)
+	states := map[PackageKey]*PackageState{}
+	for i := range s.Packages {
+		states[s.Packages[i].PackageKey] = &s.Packages[i]
+	}
 	var n struct {
 		acked, verified, missing, corrupt, unreadable, unknownPresent, unknownAbsent, metaOnly int
 	}
@@ -91,7 +95,7 @@ func Durability(h *history.History, s *Snapshot) Result {
 		if p.acked() {
 			n.acked++
 		}
-		v := p.judge(s, vias, clk)
+		v := p.judge(states[k], vias, clk)
 		n.metaOnly += v.metaOnly
 		for _, line := range v.problems {
 			ev.problem("%s", line)
@@ -219,7 +223,7 @@ func describeContent(hash string, size int64) string {
 }
 
 // judge compares what every endpoint serves with the upload history.
-func (p *pkgUploads) judge(s *Snapshot, vias []string, clk clock) pkgJudgement {
+func (p *pkgUploads) judge(st *PackageState, vias []string, clk clock) pkgJudgement {
 	var j pkgJudgement
 	worse := func(v verdict) {
 		if v > j.verdict {
@@ -227,9 +231,8 @@ func (p *pkgUploads) judge(s *Snapshot, vias []string, clk clock) pkgJudgement {
 		}
 	}
 	why := p.describeOps(clk)
-	st, ok := s.Package(p.key)
 	byVia := map[string]View{}
-	if ok {
+	if st != nil {
 		for _, v := range st.Views {
 			byVia[v.Via] = v
 		}

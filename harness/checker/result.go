@@ -44,12 +44,12 @@ type Figure struct {
 func (f Figure) String() string {
 	v := strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.3f", f.Value), "0"), ".")
 	switch f.Unit {
-	case "", "ops", "packages", "files", "views", "nodes", "failures", "requests", "count":
+	case "", "count":
 		return f.Name + "=" + v
-	case "%":
-		return f.Name + "=" + v + "%"
-	default:
+	case "s", "%":
 		return f.Name + "=" + v + f.Unit
+	default:
+		return f.Name + "=" + v + " " + f.Unit
 	}
 }
 

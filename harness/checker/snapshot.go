@@ -142,9 +142,10 @@ func (s *Snapshot) Package(k PackageKey) (*PackageState, bool) {
 	if s == nil {
 		return nil, false
 	}
-	i := sort.Search(len(s.Packages), func(i int) bool { return !keyLess(s.Packages[i].PackageKey, k) })
-	if i < len(s.Packages) && s.Packages[i].PackageKey == k {
-		return &s.Packages[i], true
+	for i := range s.Packages {
+		if s.Packages[i].PackageKey == k {
+			return &s.Packages[i], true
+		}
 	}
 	return nil, false
 }

@@ -61,11 +61,12 @@ type Cluster struct {
 	LB       *httptest.Server
 	Nodes    map[string]*httptest.Server
 	names    []string
-	handlers map[string]http.Handler
+	handlers map[string]http.Handler // as reached through the LB
 	opts     Options
 
 	rr      atomic.Uint64
 	mu      sync.Mutex
+	stopped map[string]bool
 	pkgs    map[key]Package
 	corrupt map[string]map[key][]byte // node → package → bytes it serves
 	hidden  map[string]map[key]bool   // node → package it answers 404 for
@@ -89,14 +90,28 @@ func New(opts Options) *Cluster {
 		corrupt:  map[string]map[key][]byte{},
 		hidden:   map[string]map[key]bool{},
 		hits:     map[string]int{},
+		stopped:  map[string]bool{},
 	}
 	for _, n := range c.names {
-		c.handlers[n] = c.nodeHandler(n)
-		c.Nodes[n] = httptest.NewServer(c.handlers[n])
+		c.handlers[n] = c.nodeHandler(n, false)
+		c.Nodes[n] = httptest.NewServer(c.nodeHandler(n, true))
 	}
 	c.LB = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := c.names[int(c.rr.Add(1)-1)%len(c.names)]
-		c.handlers[n].ServeHTTP(w, r)
+		// Round robin over the nodes still running, like an LB whose health
+		// checks have ejected the stopped ones.
+		c.mu.Lock()
+		var up []string
+		for _, n := range c.names {
+			if !c.stopped[n] {
+				up = append(up, n)
+			}
+		}
+		c.mu.Unlock()
+		if len(up) == 0 {
+			http.Error(w, "503 Service Unavailable: no server is available to handle this request.", http.StatusServiceUnavailable)
+			return
+		}
+		c.handlers[up[int(c.rr.Add(1)-1)%len(up)]].ServeHTTP(w, r)
 	}))
 	return c
 }
@@ -107,6 +122,15 @@ func (c *Cluster) Close() {
 	for _, s := range c.Nodes {
 		s.Close()
 	}
+}
+
+// Stop stops one node (as a kill would) and takes it out of the LB's
+// rotation.
+func (c *Cluster) Stop(node string) {
+	c.mu.Lock()
+	c.stopped[node] = true
+	c.mu.Unlock()
+	c.Nodes[node].Close()
 }
 
 // Put stores a package (or replaces its content) for every node.
@@ -138,18 +162,23 @@ func (c *Cluster) Hide(node, id, version string) {
 }
 
 // Hits returns how many requests of a kind ("meta", "raw", "list") a node
-// served, through the load balancer or directly.
+// served directly (not through the load balancer).
 func (c *Cluster) Hits(node, kind string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.hits[node+" "+kind]
 }
 
-func (c *Cluster) nodeHandler(node string) http.Handler {
+func (c *Cluster) nodeHandler(node string, direct bool) http.Handler {
+	hit := func(kind string) {
+		if direct {
+			c.hit(node, kind)
+		}
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/{space}/packages", func(w http.ResponseWriter, r *http.Request) { c.list(node, w, r) })
-	mux.HandleFunc("GET /api/{space}/packages/{id}", func(w http.ResponseWriter, r *http.Request) { c.meta(node, w, r) })
-	mux.HandleFunc("GET /api/{space}/packages/{id}/raw", func(w http.ResponseWriter, r *http.Request) { c.raw(node, w, r) })
+	mux.HandleFunc("GET /api/{space}/packages", func(w http.ResponseWriter, r *http.Request) { hit("list"); c.list(w, r) })
+	mux.HandleFunc("GET /api/{space}/packages/{id}", func(w http.ResponseWriter, r *http.Request) { hit("meta"); c.meta(node, w, r) })
+	mux.HandleFunc("GET /api/{space}/packages/{id}/raw", func(w http.ResponseWriter, r *http.Request) { hit("raw"); c.raw(node, w, r) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(api.HeaderNode, node)
 		if c.opts.APIKey != "" && r.Header.Get(api.HeaderAPIKey) != c.opts.APIKey {
@@ -197,7 +226,6 @@ func resource(space string, p Package) api.Package {
 }
 
 func (c *Cluster) meta(node string, w http.ResponseWriter, r *http.Request) {
-	c.hit(node, "meta")
 	p, _, ok := c.lookup(node, r)
 	if !ok {
 		writeJSON(w, http.StatusNotFound, api.Error{ErrorMessage: "The resource you requested was not found."})
@@ -207,7 +235,6 @@ func (c *Cluster) meta(node string, w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Cluster) raw(node string, w http.ResponseWriter, r *http.Request) {
-	c.hit(node, "raw")
 	_, data, ok := c.lookup(node, r)
 	if !ok {
 		writeJSON(w, http.StatusNotFound, api.Error{ErrorMessage: "The resource you requested was not found."})
@@ -218,8 +245,7 @@ func (c *Cluster) raw(node string, w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(data)
 }
 
-func (c *Cluster) list(node string, w http.ResponseWriter, r *http.Request) {
-	c.hit(node, "list")
+func (c *Cluster) list(w http.ResponseWriter, r *http.Request) {
 	space := r.PathValue("space")
 	q := r.URL.Query()
 	skip, _ := strconv.Atoi(q.Get("skip"))
