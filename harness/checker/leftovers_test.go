@@ -107,10 +107,10 @@ func TestNoLeftoversSkipsWithoutListing(t *testing.T) {
 
 func TestIsTempFile(t *testing.T) {
 	for name, want := range map[string]bool{
-		".octoha-tmp/abc":                                   true,
-		".octoha-tmp":                                       true,
-		"/.octoha-tmp/x/y":                                  true,
-		`.octoha-tmp\win`:                                   true,
+		".octoha-tmp/abc":  true,
+		".octoha-tmp":      true,
+		"/.octoha-tmp/x/y": true,
+		`.octoha-tmp\win`:  true,
 		"Spaces-1/feeds-builtin/A/A.1.0.0.zip.tmp":          true,
 		"Spaces-1/feeds-builtin/A/A.1.0.0.zip.PARTIAL":      true,
 		"Spaces-1/feeds-builtin/A/A.1.0.0.zip":              false,
