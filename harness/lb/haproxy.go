@@ -82,6 +82,9 @@ func (h *haproxyLB) Start(ctx context.Context) error {
 	}
 	ctx, cancel := withStartDeadline(ctx)
 	defer cancel()
+	if err := checkBindable(h.o.Listen); err != nil {
+		return fmt.Errorf("start haproxy: %w", err)
+	}
 	if out, err := exec.CommandContext(ctx, h.bin, "-c", "-f", h.cfgPath()).CombinedOutput(); err != nil {
 		return fmt.Errorf("start haproxy: config %s rejected by `haproxy -c`: %w\n%s", h.cfgPath(), err, strings.TrimSpace(string(out)))
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -82,6 +83,13 @@ func parseShowStat(out, backend string) (map[string]ServerState, error) {
 			check += "/" + code
 		}
 		detail := "status " + status
+		// health runs 0..rise+fall-1; a server starts at rise, so right
+		// after start one failed check takes it DOWN.
+		if h, r, f := get(rec, "check_health"), get(rec, "check_rise"), get(rec, "check_fall"); h != "" && r != "" && f != "" {
+			ri, _ := strconv.Atoi(r)
+			fi, _ := strconv.Atoi(f)
+			detail += fmt.Sprintf("; health %s/%d", h, ri+fi-1)
+		}
 		if lc := get(rec, "last_chk"); lc != "" {
 			detail += "; last check: " + lc
 		}

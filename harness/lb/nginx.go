@@ -106,6 +106,9 @@ func (n *nginxLB) Start(ctx context.Context) error {
 	n.cleanupLocked()
 	ctx, cancel := withStartDeadline(ctx)
 	defer cancel()
+	if err := checkBindable(n.o.Listen); err != nil {
+		return fmt.Errorf("start %s: %w", n.o.Kind, err)
+	}
 	if err := os.MkdirAll(n.o.Dir, 0o755); err != nil {
 		return fmt.Errorf("start %s: %w", n.o.Kind, err)
 	}
@@ -205,8 +208,10 @@ func (n *nginxLB) States(ctx context.Context) ([]ServerState, error) {
 
 // SetServerState marks a server `down` (DOWN or MAINT) or not (UP) in
 // nginx.conf and reloads, the only way to take a node out in nginx OSS. It
-// returns once new workers run the new config; old workers finish their
-// in-flight requests (and any keep-alive request already sent) first.
+// returns once only new workers accept connections; old workers finish
+// their in-flight requests (and any request already sent on a keep-alive
+// connection) under the old config. The down set survives Stop/Start, as a
+// config file would.
 func (n *nginxLB) SetServerState(ctx context.Context, name string, state State) error {
 	var down bool
 	switch state {
@@ -245,7 +250,7 @@ func (n *nginxLB) SetServerState(ctx context.Context, name string, state State) 
 }
 
 // reloadLocked rewrites the config, sends SIGHUP to the master and waits
-// until a worker that was not there before is running.
+// until new connections can only reach workers running the new config.
 func (n *nginxLB) reloadLocked(ctx context.Context) error {
 	if err := n.writeConfigLocked(ctx); err != nil {
 		return err
@@ -262,13 +267,25 @@ func (n *nginxLB) reloadLocked(ctx context.Context) error {
 	}
 	ctx, cancel := withStartDeadline(ctx)
 	defer cancel()
-	err := pollUntil(ctx, n.p.Done(), "nginx reload (new workers)", func(context.Context) error {
+	// Done when a new worker runs and no old worker still accepts: old
+	// workers that got the master's QUIT close their listening sockets and
+	// retitle themselves "worker process is shutting down".
+	err := pollUntil(ctx, n.p.Done(), "nginx reload (new workers, old ones shutting down)", func(context.Context) error {
+		fresh := false
 		for _, pid := range childPIDs(master) {
 			if !old[pid] {
-				return nil
+				fresh = true
+				continue
+			}
+			cmd, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+			if err == nil && !strings.Contains(string(cmd), "shutting down") {
+				return fmt.Errorf("old worker %d still accepting", pid)
 			}
 		}
-		return fmt.Errorf("no new worker yet")
+		if !fresh {
+			return fmt.Errorf("no new worker yet")
+		}
+		return nil
 	})
 	if err != nil {
 		return n.logs.withTail(err)

@@ -150,7 +150,7 @@ func TestParseShowStat(t *testing.T) {
 			t.Errorf("%s = %+v, want %s %s", name, s, w.state, w.check)
 		}
 	}
-	if !strings.Contains(got["Node1"].Detail, "UP 1/2") {
+	if !strings.Contains(got["Node1"].Detail, "UP 1/2") || !strings.Contains(got["Node1"].Detail, "health ") {
 		t.Errorf("Node1 detail %q should keep HAProxy's status", got["Node1"].Detail)
 	}
 	if _, err := parseShowStat("Unknown command\n", "octo"); err == nil {
