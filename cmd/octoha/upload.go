@@ -3,10 +3,212 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/harness/payload"
+	"github.com/octoha/octoha/harness/traffic"
 )
 
-// runUpload is not built yet; its issue owns it.
+// trafficAPIKeyEnv supplies the API key of upload and attack, so it need not
+// appear on the command line.
+const trafficAPIKeyEnv = "OCTOHA_API_KEY"
+
+// Artefact names written by --out.
+const (
+	historyFileName       = "history.jsonl"
+	uploadResultsFileName = "upload.results.gob"
+	attackResultsFileName = "attack.results.gob"
+)
+
+// runUpload streams deterministic packages to a cluster and prints what
+// became of each.
 func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not implemented yet")
+	fs := newFlagSet("upload", stderr)
+	var (
+		rawURL      = fs.String("url", "", "base URL of the load balancer or a node (required)")
+		apiKey      = fs.String("api-key", "", "Octopus API key (default $"+trafficAPIKeyEnv+"; prefer the variable: flags show in process lists)")
+		space       = fs.String("space", api.DefaultSpaceID, "space ID")
+		sizeS       = fs.String("size", "64MiB", "bytes per package, e.g. 64MiB, 1GiB, 500MB")
+		count       = fs.Int("count", 1, "number of packages")
+		concurrency = fs.Int("concurrency", 1, "uploads at once")
+		prefix      = fs.String("package-id-prefix", traffic.DefaultPackageIDPrefix, "package ID of the uploaded packages")
+		seed        = fs.Int64("seed", 0, "seed of versions and content (default: random, printed for replay)")
+		retries     = fs.Int("retries", 3, "retries per package after connection errors and 5xx")
+		backoff     = fs.Duration("backoff", traffic.DefaultBackoff, "first wait before a retry (doubles each time)")
+		stall       = fs.Duration("stall-timeout", traffic.DefaultStallTimeout, "abandon an attempt when no byte moves for this long")
+		mode        = fs.String("overwrite-mode", api.FailIfExists, "FailIfExists, OverwriteExisting or IgnoreIfExists")
+		out         = fs.String("out", "", "directory for "+historyFileName+" and "+uploadResultsFileName)
+		via         = fs.String("via", "", `recorded as each op's "via" (e.g. lb or a node name)`)
+		quiet       = fs.Bool("quiet", false, "no progress output")
+		verbose     = fs.Bool("verbose", false, "log attempts and retries to stderr")
+	)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	size, err := payload.ParseSize(*sizeS)
+	if err != nil {
+		return fmt.Errorf("%w: --size: %v", errUsage, err)
+	}
+	if !flagWasSet(fs, "seed") {
+		*seed = 1 + rand.Int64N(999_999)
+	}
+	key := *apiKey
+	if key == "" {
+		key = os.Getenv(trafficAPIKeyEnv)
+	}
+	if key == "" {
+		return fmt.Errorf("%w: an API key is required: set $%s (or --api-key)", errUsage, trafficAPIKeyEnv)
+	}
+	opts := traffic.UploadOptions{
+		URL: *rawURL, APIKey: key, SpaceID: *space, Size: size, Count: *count,
+		Concurrency: *concurrency, PackageIDPrefix: *prefix, Seed: *seed, Retries: *retries,
+		Backoff: *backoff, OverwriteMode: *mode, StallTimeout: *stall, Via: *via,
+	}
+	if *backoff <= 0 {
+		return fmt.Errorf("%w: --backoff must be positive", errUsage)
+	}
+	if *stall <= 0 {
+		return fmt.Errorf("%w: --stall-timeout must be positive", errUsage)
+	}
+	if err := opts.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if !*quiet {
+		opts.Progress = stderr
+	}
+	if *verbose {
+		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+
+	arts, err := openArtefacts(*out, uploadResultsFileName)
+	if err != nil {
+		return err
+	}
+	opts.Recorder = arts.rec
+	if arts.results != nil { // a nil *os.File in an io.Writer is not nil
+		opts.Results = arts.results
+	}
+	arts.rec.Meta(history.Meta{Scenario: "upload", Seed: *seed, Labels: map[string]string{
+		"url": *rawURL, "size": strconv.FormatInt(size, 10), "count": strconv.Itoa(*count),
+		"concurrency": strconv.Itoa(*concurrency), "overwriteMode": *mode,
+	}})
+
+	fmt.Fprintf(stderr, "uploading %d × %s to %s (seed %d; replay with --seed %d)\n",
+		*count, payload.FormatSize(size), *rawURL, *seed, *seed)
+	sum, uerr := traffic.Upload(ctx, opts)
+	if cerr := arts.close(); uerr == nil {
+		uerr = cerr
+	}
+	if sum != nil {
+		printUploadSummary(stdout, sum)
+		if *out != "" {
+			fmt.Fprintf(stdout, "history: %s\nresults: %s\n", filepath.Join(*out, historyFileName), filepath.Join(*out, uploadResultsFileName))
+		}
+	}
+	if uerr != nil {
+		return uerr
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %w", context.Cause(ctx))
+	}
+	return sum.Err()
+}
+
+// flagWasSet reports whether the flag was given on the command line.
+func flagWasSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	return set
+}
+
+// artefacts are the files --out writes: the history and a vegeta results
+// stream. Without --out both are nil (discarded).
+type artefacts struct {
+	rec     *history.Recorder
+	results *os.File
+}
+
+func openArtefacts(dir, resultsName string) (*artefacts, error) {
+	a := &artefacts{}
+	if dir == "" {
+		return a, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create output directory: %w", err)
+	}
+	rec, err := history.Create(filepath.Join(dir, historyFileName))
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Create(filepath.Join(dir, resultsName))
+	if err != nil {
+		rec.Close()
+		return nil, fmt.Errorf("create results file: %w", err)
+	}
+	a.rec, a.results = rec, f
+	return a, nil
+}
+
+func (a *artefacts) close() error {
+	var errs []error
+	if a.results != nil {
+		if err := a.results.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close results file: %w", err))
+		}
+	}
+	errs = append(errs, a.rec.Close())
+	return errors.Join(errs...)
+}
+
+// printUploadSummary prints one row per package and the totals.
+func printUploadSummary(w io.Writer, s *traffic.UploadSummary) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PACKAGE\tSIZE\tOUTCOME\tATTEMPTS\tSTATUS\tNODE\tSHA1\tDURATION\tERROR / NOTE")
+	for _, p := range s.Packages {
+		status, node, hash, dur := "-", "-", "-", "-"
+		if p.Status != 0 {
+			status = strconv.Itoa(p.Status)
+		}
+		if p.Node != "" {
+			node = p.Node
+		}
+		if p.Hash != "" {
+			hash = p.Hash[:12]
+		}
+		if !p.Start.IsZero() {
+			dur = p.End.Sub(p.Start).Round(time.Millisecond).String()
+		}
+		msg := p.Error
+		if p.Note != "" {
+			msg = joinNonEmpty(msg, "note: "+p.Note)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", p.Spec.FileName(), payload.FormatSize(p.Spec.Size),
+			p.Outcome, p.Attempts, status, node, hash, dur, msg)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d packages: %d ok, %d failed, %d unknown; %d attempts; %s sent in %s (%.1f MB/s); seed %d\n",
+		len(s.Packages), s.OK, s.Failed, s.Unknown, s.Attempts, payload.FormatSize(s.BytesSent),
+		s.Duration.Round(time.Millisecond), s.Throughput/1e6, s.Seed)
+}
+
+func joinNonEmpty(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }
