@@ -18,6 +18,9 @@ import (
 
 func startServer(t *testing.T, ctx context.Context, opts Options) *Server {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: needs a real smbd")
+	}
 	if _, err := Available(); err != nil {
 		t.Skipf("samba not usable here: %v", err)
 	}
@@ -201,6 +204,9 @@ func TestPauseResume(t *testing.T) {
 }
 
 func TestStartErrors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: needs a real smbd")
+	}
 	if _, err := Available(); err != nil {
 		t.Skipf("samba not usable here: %v", err)
 	}
