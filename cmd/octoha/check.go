@@ -2,11 +2,259 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
+	"fmt"
 	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/harness/checker"
+	"github.com/octoha/octoha/harness/history"
 )
 
-// runCheck is not built yet; its issue owns it.
+// checkAPIKeyEnv supplies check's API key, so it need not appear on the
+// command line.
+const checkAPIKeyEnv = "OCTOHA_API_KEY"
+
+// checksFailed is returned when the checks ran and at least one failed; the
+// report has been printed, and the exit code is 1.
+type checksFailed struct{ failed, total int }
+
+func (e checksFailed) Error() string {
+	return fmt.Sprintf("%d of %d checks failed", e.failed, e.total)
+}
+
+func (e checksFailed) ExitCode() int { return 1 }
+
+// runCheck loads one or more histories, collects what the cluster serves
+// afterwards over its HTTP API and prints the checkers' verdicts.
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not implemented yet")
+	fs := newFlagSet("check", stderr)
+	var (
+		histories, nodeFlags, downFlags, minOpsFlags, ignoreFlags stringsFlag
+	)
+	fs.Var(&histories, "history", "history file (JSON lines; repeatable: histories from several machines are merged)")
+	fs.Var(&nodeFlags, "node", "a node as Name=URL, read directly to compare it with the load balancer (repeatable)")
+	fs.Var(&downFlags, "down", "name of a --node that is expected down (e.g. killed and not restarted): not read (repeatable)")
+	fs.Var(&minOpsFlags, "min-ops", "anti-vacuity rule [KIND=]N: at least N acknowledged ops (of KIND) before the first fault (repeatable)")
+	fs.Var(&ignoreFlags, "ignore-status", "HTTP status that is not a cluster failure in the error-window check, e.g. 409 (repeatable)")
+	var (
+		lbURL         = fs.String("url", "", "base URL of the load balancer (required)")
+		apiKey        = fs.String("api-key", "", "Octopus API key (default $"+checkAPIKeyEnv+"; prefer the variable: flags show in process lists)")
+		space         = fs.String("space", api.DefaultSpaceID, "space ID")
+		filesDir      = fs.String("files-dir", "", "local Packages directory to scan for leftovers and orphans (skipped without it)")
+		jsonOut       = fs.Bool("json", false, "print the report as JSON")
+		deepNodes     = fs.Bool("deep-nodes", false, "download and hash every package through every live node, whatever its size")
+		deepLimit     = fs.Int64("deep-limit", checker.DefaultDeepLimit, "largest package (bytes) downloaded through every live node without --deep-nodes")
+		ejectWithin   = fs.Duration("eject-within", 0, "fail when the LB takes longer to eject a faulted node (0: report only)")
+		rejoinWithin  = fs.Duration("rejoin-within", 0, "fail when a node takes longer to serve again after its fault ends (0: report only)")
+		grace         = fs.Duration("grace", checker.DefaultGrace, "failures this long after a fault's end still belong to it")
+		allowOutside  = fs.Int("allowed-outside-failures", 0, "client failures outside every fault window that still pass")
+		strictOrphans = fs.Bool("strict-orphans", false, "fail on package files no package row points to")
+		concurrency   = fs.Int("concurrency", checker.DefaultConcurrency, "reads at once while collecting")
+		timeout       = fs.Duration("timeout", 30*time.Minute, "give up collecting after this long")
+	)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+
+	if len(histories) == 0 {
+		return fmt.Errorf("%w: at least one --history is required", errUsage)
+	}
+	if *lbURL == "" {
+		return fmt.Errorf("%w: --url (the load balancer) is required", errUsage)
+	}
+	if err := checkBaseURL(*lbURL); err != nil {
+		return fmt.Errorf("%w: --url: %v", errUsage, err)
+	}
+	key := *apiKey
+	if key == "" {
+		key = os.Getenv(checkAPIKeyEnv)
+	}
+	if key == "" {
+		return fmt.Errorf("%w: an API key is required: set $%s (or --api-key)", errUsage, checkAPIKeyEnv)
+	}
+	if !api.ValidSpaceID(*space) {
+		return fmt.Errorf("%w: --space %q is not a space ID like %s", errUsage, *space, api.DefaultSpaceID)
+	}
+	if *concurrency <= 0 || *timeout <= 0 || *allowOutside < 0 {
+		return fmt.Errorf("%w: --concurrency and --timeout must be positive, --allowed-outside-failures not negative", errUsage)
+	}
+	nodes, err := parseCheckNodes(nodeFlags, downFlags)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	rules, err := parseMinOps(minOpsFlags)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	var ignore []int
+	for _, s := range ignoreFlags {
+		code, err := strconv.Atoi(s)
+		if err != nil || code < 100 || code > 599 {
+			return fmt.Errorf("%w: --ignore-status %q is not an HTTP status", errUsage, s)
+		}
+		ignore = append(ignore, code)
+	}
+	g := *grace
+	if g == 0 {
+		g = -1 // the flag's 0 means no grace; the option's 0 means the default
+	}
+
+	h, err := loadHistories(histories)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	var files *checker.FileListing
+	if *filesDir != "" {
+		if files, err = checker.ListDir(*filesDir); err != nil {
+			return fmt.Errorf("%w: --files-dir: %v", errUsage, err)
+		}
+	}
+
+	opts := checker.Options{
+		Collect: checker.CollectOptions{
+			DeepNodes: *deepNodes, DeepLimit: *deepLimit, Files: files, Concurrency: *concurrency,
+		},
+		Leftovers:   checker.LeftoverOptions{StrictOrphans: *strictOrphans},
+		Convergence: checker.ConvergenceOptions{EjectWithin: *ejectWithin, RejoinWithin: *rejoinWithin},
+		ErrorWindow: checker.ErrorWindowOptions{Grace: g, AllowedOutsideFailures: *allowOutside, IgnoreStatus: ignore},
+		MinOps:      rules,
+	}
+	if *deepLimit <= 0 {
+		opts.Collect.DeepLimit = -1 // never, unless --deep-nodes
+	}
+	tg := checker.Target{LBURL: *lbURL, Nodes: nodes, APIKey: key, SpaceID: *space}
+	cctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	rep, err := checker.Run(cctx, h, tg, opts)
+	if err != nil {
+		return err
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+	} else {
+		printCheckReport(stdout, rep)
+	}
+	if failed := len(rep.Failed()); failed > 0 {
+		return checksFailed{failed: failed, total: len(rep.Results)}
+	}
+	return nil
+}
+
+// checkBaseURL accepts http(s)://host[:port][/prefix].
+func checkBaseURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q: want http(s)://host[:port]", u.Redacted())
+	}
+	return nil
+}
+
+// parseCheckNodes parses Name=URL flags; names in down are not live.
+func parseCheckNodes(nodeFlags, down []string) ([]checker.Endpoint, error) {
+	var nodes []checker.Endpoint
+	seen := map[string]bool{}
+	for _, f := range nodeFlags {
+		name, raw, ok := strings.Cut(f, "=")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" || raw == "" {
+			return nil, fmt.Errorf("--node %q: want Name=URL", f)
+		}
+		if name == checker.ViaLB || seen[name] {
+			return nil, fmt.Errorf("--node %q: the name must be unique and not %q", f, checker.ViaLB)
+		}
+		if err := checkBaseURL(raw); err != nil {
+			return nil, fmt.Errorf("--node %s: %v", name, err)
+		}
+		seen[name] = true
+		nodes = append(nodes, checker.Endpoint{Name: name, URL: raw, Live: true})
+	}
+	for _, d := range down {
+		if !seen[d] {
+			return nil, fmt.Errorf("--down %q: no --node has that name", d)
+		}
+		for i := range nodes {
+			if nodes[i].Name == d {
+				nodes[i].Live = false
+			}
+		}
+	}
+	return nodes, nil
+}
+
+// parseMinOps parses [KIND=]N rules.
+func parseMinOps(flags []string) ([]checker.MinOpsRule, error) {
+	var rules []checker.MinOpsRule
+	for _, f := range flags {
+		kind, num, ok := strings.Cut(f, "=")
+		if !ok {
+			kind, num = "", f
+		}
+		n, err := strconv.Atoi(num)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("--min-ops %q: want [KIND=]N with N ≥ 1", f)
+		}
+		rules = append(rules, checker.MinOpsRule{Kind: strings.TrimSpace(kind), N: n})
+	}
+	return rules, nil
+}
+
+// loadHistories loads the files; several are merged (which renumbers ops).
+func loadHistories(paths []string) (*history.History, error) {
+	var hs []*history.History
+	for _, p := range paths {
+		h, err := history.Load(p)
+		if err != nil {
+			return nil, err
+		}
+		hs = append(hs, h)
+	}
+	if len(hs) == 1 {
+		return hs[0], nil
+	}
+	return history.Merge(hs...), nil
+}
+
+// printCheckReport writes one line per check, then its figures and
+// evidence indented, then a verdict line.
+func printCheckReport(w io.Writer, rep *checker.Report) {
+	width := 0
+	for _, r := range rep.Results {
+		width = max(width, len(r.Name))
+	}
+	skipped := 0
+	for _, r := range rep.Results {
+		if r.Status == checker.Skip {
+			skipped++
+		}
+		fmt.Fprintf(w, "%-4s  %-*s  %s\n", strings.ToUpper(string(r.Status)), width, r.Name, r.Summary)
+		if len(r.Figures) > 0 {
+			var fs []string
+			for _, f := range r.Figures {
+				fs = append(fs, f.String())
+			}
+			fmt.Fprintf(w, "      %s\n", strings.Join(fs, "  "))
+		}
+		for _, e := range r.Evidence {
+			fmt.Fprintf(w, "      - %s\n", e)
+		}
+	}
+	failed := len(rep.Failed())
+	if failed > 0 {
+		fmt.Fprintf(w, "FAIL: %d of %d checks failed (%d skipped)\n", failed, len(rep.Results), skipped)
+		return
+	}
+	fmt.Fprintf(w, "PASS: %d checks passed (%d skipped)\n", len(rep.Results)-skipped, skipped)
 }

@@ -29,6 +29,7 @@ type ConvergenceOptions struct {
 // IsUp reports whether a load-balancer state means the server takes new
 // requests: HAProxy's "UP" and "UP 1/3" (up, failing checks) and "no check";
 // everything else ("DOWN", "DOWN 1/2", "NOLB", "DRAIN", "MAINT") does not.
+// Convergence ignores "UNKNOWN" samples (the LB could not be asked).
 func IsUp(state string) bool {
 	s := strings.ToUpper(strings.TrimSpace(state))
 	return strings.HasPrefix(s, "UP") || s == "NO CHECK"
@@ -71,7 +72,10 @@ func Convergence(h *history.History, opts ConvergenceOptions) Result {
 	}
 	samples := map[string][]history.LBState{}
 	for _, s := range h.LB {
-		samples[s.Server] = append(samples[s.Server], s)
+		// An UNKNOWN sample (the LB could not be asked) says nothing.
+		if st := strings.ToUpper(strings.TrimSpace(s.State)); st != "" && st != "UNKNOWN" {
+			samples[s.Server] = append(samples[s.Server], s)
+		}
 	}
 
 	var (

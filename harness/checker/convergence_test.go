@@ -30,6 +30,7 @@ func pauseHistory() *history.History {
 	b.fault("db-1", "db-outage", "database", 15, 16)
 	b.lb("Node1", "UP", 0)
 	b.lb("Node2", "UP", 0)
+	b.lb("Node2", "UNKNOWN", 6) // the LB could not be asked: no information
 	b.lb("Node2", "DOWN 1/2", 7)
 	b.lb("Node2", "UP", 12)
 	return &b.h
@@ -60,7 +61,7 @@ func TestConvergenceFailsOverEjectBound(t *testing.T) {
 
 	// Within the request bound but the LB's own view is over it.
 	h := pauseHistory()
-	h.LB[2].Time = at(9)
+	h.LB[3].Time = at(9)
 	r = Convergence(h, ConvergenceOptions{EjectWithin: 3 * time.Second})
 	wantStatus(t, r, Fail)
 	wantEvidence(t, r, "LB took 4.000s to mark Node2 out")

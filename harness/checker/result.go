@@ -44,7 +44,7 @@ type Figure struct {
 func (f Figure) String() string {
 	v := strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.3f", f.Value), "0"), ".")
 	switch f.Unit {
-	case "", "count":
+	case "", "count", "ops", "packages", "files", "views", "requests":
 		return f.Name + "=" + v
 	case "s", "%":
 		return f.Name + "=" + v + f.Unit

@@ -35,6 +35,9 @@ func fmtDur(d time.Duration) string { return fmt.Sprintf("%.3fs", d.Seconds()) }
 // opLabel names an op in evidence: "op #12 upload Acme@1.0.0".
 func opLabel(o history.Op) string {
 	s := fmt.Sprintf("op #%d %s", o.Seq, o.Kind)
+	if o.ID != "" {
+		s = fmt.Sprintf("op #%d [%s] %s", o.Seq, o.ID, o.Kind)
+	}
 	if o.PackageID != "" {
 		s += " " + PackageKey{o.PackageID, o.Version}.String()
 	}
