@@ -3,6 +3,7 @@ package blob
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -176,4 +177,54 @@ func BenchmarkSMBWriteInFlight(b *testing.B) {
 			_ = s.Remove(ctx, fmt.Sprintf("inflight%d.bin", n))
 		})
 	}
+}
+
+// BenchmarkSMBRead1GiB reads a file back through the blob SMB store (as
+// the node's download does, io.CopyBuffer with 32 KiB) and with smbclient
+// get, and reports both rates and their ratio.
+func BenchmarkSMBRead1GiB(b *testing.B) {
+	srv := sambaServer(b)
+	if _, err := exec.LookPath("smbclient"); err != nil {
+		b.Skip("smbclient is not installed (apt-get install smbclient); it is the yardstick")
+	}
+	size := benchSize(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	s, err := Open(ctx, srv.URL("bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	writeThroughStore(ctx, b, s, "read.bin", size)
+	defer s.Remove(ctx, "read.bin")
+	b.SetBytes(size)
+	var blobTime, cliTime time.Duration
+	buf := make([]byte, 32<<10)
+	for b.Loop() {
+		start := time.Now()
+		r, err := s.Open(ctx, "read.bin")
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.CopyBuffer(io.Discard, r, buf)
+		r.Close()
+		if err != nil || n != size {
+			b.Fatalf("read %d bytes, %v; want %d", n, err, size)
+		}
+		blobTime += time.Since(start)
+
+		start = time.Now()
+		cmd := exec.CommandContext(ctx, "smbclient", "-p", strconv.Itoa(srv.Port()), "//"+srv.Host()+"/"+srv.Share(),
+			"-U", srv.User(), "-c", "get bench/read.bin /dev/null")
+		cmd.Env = append(os.Environ(), "PASSWD="+srv.Password())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("smbclient get: %v\n%s", err, out)
+		}
+		cliTime += time.Since(start)
+	}
+	total := size * int64(b.N)
+	blob, cli := mbps(total, blobTime), mbps(total, cliTime)
+	b.ReportMetric(blob, "blob-MB/s")
+	b.ReportMetric(cli, "smbclient-MB/s")
+	b.ReportMetric(blob/cli, "blob/smbclient")
 }

@@ -2,7 +2,16 @@
 // root (Packages, Artifacts or TaskLogs) that is either a local directory or
 // a directory on an SMB 3 share (github.com/cloudsoda/go-smb2). Names are
 // slash-separated and relative to the root; a name that would escape the
-// root is refused.
+// root, or that SMB could not store, is refused with ErrBadName.
+//
+// On SMB, metadata operations share one session that is dialled again after
+// a connection error (so a store outlives a share outage: operations fail
+// while the server is down and work again once it is back); idempotent ones
+// are retried once on the new connection, non-idempotent ones (Publish) and
+// writes are not. Each Writer and each reader from Open has a session of its
+// own, so a failed or abandoned stream is torn down without touching the
+// others. Operations block while the server is frozen: give them contexts
+// with deadlines.
 package blob
 
 import (
@@ -47,7 +56,8 @@ type Store interface {
 	Publish(ctx context.Context, from, to string, replace bool) error
 	// Remove removes a file; removing a missing file is not an error.
 	Remove(ctx context.Context, name string) error
-	// Walk lists every file (not directory) under dir, recursively.
+	// Walk lists every file (not directory) under dir ("" for the root),
+	// recursively, sorted by name; a missing dir has no files.
 	Walk(ctx context.Context, dir string) ([]Info, error)
 	// Ping checks that the storage is reachable.
 	Ping(ctx context.Context) error

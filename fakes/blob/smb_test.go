@@ -161,6 +161,15 @@ func TestSMBLocationsAndSecrets(t *testing.T) {
 	s.Close()
 	t.Setenv(PasswordEnv, "")
 
+	// The share's root as the store's root.
+	root := openSMBStore(t, srv, "")
+	if err := root.Ping(ctx); err != nil {
+		t.Fatalf("Ping of the share root: %v", err)
+	}
+	if got := readFile(t, root, dir+"/x"); string(got) != "x" {
+		t.Errorf("via the share root: %q", got)
+	}
+
 	host := srv.Addr()
 	for _, tc := range []struct{ loc, want string }{
 		{srv.URLWithoutPassword(dir), "no password"},

@@ -268,6 +268,7 @@ func (s *Server) writeConfig() error {
 	p("path", s.sharePath)
 	p("read only", "no")
 	p("browseable", "yes")
+	p("map archive", "no") // keep files 0644 rather than marking them executable
 	p("create mask", "0644")
 	p("directory mask", "0755")
 	if err := os.WriteFile(s.confPath, []byte(b.String()), 0o644); err != nil {
