@@ -251,8 +251,8 @@ func TestDrainNOLB(t *testing.T) {
 	}
 }
 
-// TestController: an operator drain (sticky kept), maintenance (nothing)
-// and ready again, through HAProxy's runtime API and the embedded proxy.
+// TestController: an operator drain (sticky kept), maintenance (nothing,
+// and 503 when every server is out) and ready again, through HAProxy's runtime API and the embedded proxy.
 func TestController(t *testing.T) {
 	for _, kind := range []Kind{HAProxy, Embedded} {
 		t.Run(string(kind), func(t *testing.T) {
@@ -288,10 +288,19 @@ func TestController(t *testing.T) {
 				t.Fatalf("sticky session still on %s in maintenance: %+v", n.name, r)
 			}
 
-			if err := ctl.SetServerState(ctx, n.name, StateUp); err != nil {
+			// Nothing left to serve: the balancer answers 503 itself.
+			if err := ctl.SetServerState(ctx, nodes[0].name, StateMaint); err != nil {
 				t.Fatal(err)
 			}
-			waitState(t, b, n.name, 0, StateUp)
+			if r := c.get(""); r.err != nil || r.status != http.StatusServiceUnavailable || r.node != "" {
+				t.Fatalf("with every server in maintenance: %+v, want the balancer's own 503", r)
+			}
+			for _, m := range nodes {
+				if err := ctl.SetServerState(ctx, m.name, StateUp); err != nil {
+					t.Fatal(err)
+				}
+				waitState(t, b, m.name, 0, StateUp)
+			}
 			if counts := c.spread(10); counts[n.name] == 0 {
 				t.Fatalf("%s got no traffic after ready: %v", n.name, counts)
 			}

@@ -17,6 +17,8 @@ import (
 // servers start UP; Fall consecutive failures take one DOWN and Rise
 // consecutive passes bring it back. With DrainNOLB a 418 is a conditional
 // pass (HAProxy's L7OKC): the server goes NOLB at once, without Fall.
+// Unlike HAProxy, which starts a server one failed check from DOWN, servers
+// here start with a full counter, so Fall always applies.
 type healthChecker struct {
 	o      Options
 	client *http.Client

@@ -52,7 +52,7 @@ type fakeNode struct {
 	hits atomic.Int64
 }
 
-func startFakeNode(t *testing.T, name, ip string) *fakeNode {
+func startFakeNode(t testing.TB, name, ip string) *fakeNode {
 	t.Helper()
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
@@ -87,7 +87,7 @@ func (n *fakeNode) kill() { _ = n.srv.Close() }
 
 func (n *fakeNode) backend() Backend { return Backend{Name: n.name, Addr: n.addr} }
 
-func startFakeNodes(t *testing.T, count int) []*fakeNode {
+func startFakeNodes(t testing.TB, count int) []*fakeNode {
 	nodes := make([]*fakeNode, count)
 	for i := range nodes {
 		nodes[i] = startFakeNode(t, fmt.Sprintf("Node%d", i+1), fmt.Sprintf("127.0.0.%d", 111+i))
@@ -124,7 +124,7 @@ func (s *syncBuffer) String() string {
 
 // testOptions is the common setup: short checks, a free port on
 // testLBHost, a short Dir (the HAProxy socket path must fit 107 bytes).
-func testOptions(t *testing.T, kind Kind, nodes []*fakeNode) Options {
+func testOptions(t testing.TB, kind Kind, nodes []*fakeNode) Options {
 	return Options{
 		Kind:     kind,
 		Listen:   testLBHost + ":0",
@@ -136,7 +136,7 @@ func testOptions(t *testing.T, kind Kind, nodes []*fakeNode) Options {
 	}
 }
 
-func shortTempDir(t *testing.T) string {
+func shortTempDir(t testing.TB) string {
 	t.Helper()
 	d, err := os.MkdirTemp("", "octoha-lb-")
 	if err != nil {
@@ -163,7 +163,7 @@ func requireKind(t *testing.T, k Kind) {
 
 // startLB builds and starts a balancer; it is stopped, and its log shown
 // on failure, at cleanup.
-func startLB(t *testing.T, o Options) Balancer {
+func startLB(t testing.TB, o Options) Balancer {
 	t.Helper()
 	logs := &syncBuffer{}
 	o.Log = logs
