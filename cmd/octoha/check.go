@@ -56,6 +56,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		allowOutside  = fs.Int("allowed-outside-failures", 0, "client failures outside every fault window that still pass")
 		strictOrphans = fs.Bool("strict-orphans", false, "fail on package files no package row points to")
 		concurrency   = fs.Int("concurrency", checker.DefaultConcurrency, "reads at once while collecting")
+		stall         = fs.Duration("stall-timeout", checker.DefaultStallTimeout, "abandon a read (and report its view unreadable) after this long without progress")
 		timeout       = fs.Duration("timeout", 30*time.Minute, "give up collecting after this long")
 	)
 	if err := parseFlags(fs, args); err != nil {
@@ -81,8 +82,8 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !api.ValidSpaceID(*space) {
 		return fmt.Errorf("%w: --space %q is not a space ID like %s", errUsage, *space, api.DefaultSpaceID)
 	}
-	if *concurrency <= 0 || *timeout <= 0 || *allowOutside < 0 {
-		return fmt.Errorf("%w: --concurrency and --timeout must be positive, --allowed-outside-failures not negative", errUsage)
+	if *concurrency <= 0 || *timeout <= 0 || *stall <= 0 || *allowOutside < 0 {
+		return fmt.Errorf("%w: --concurrency, --timeout and --stall-timeout must be positive, --allowed-outside-failures not negative", errUsage)
 	}
 	nodes, err := parseCheckNodes(nodeFlags, downFlags)
 	if err != nil {
@@ -119,6 +120,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	opts := checker.Options{
 		Collect: checker.CollectOptions{
 			DeepNodes: *deepNodes, DeepLimit: *deepLimit, Files: files, Concurrency: *concurrency,
+			StallTimeout: *stall,
 		},
 		Leftovers:   checker.LeftoverOptions{StrictOrphans: *strictOrphans},
 		Convergence: checker.ConvergenceOptions{EjectWithin: *ejectWithin, RejoinWithin: *rejoinWithin},

@@ -314,3 +314,82 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Fatalf("failed = %+v", rep.Failed())
 	}
 }
+
+func TestCollectAbandonsStalledReads(t *testing.T) {
+	release := make(chan struct{})
+	meta := resourceJSON(pkgA)
+	// "hang-meta" never answers; "hang-body" answers and stops mid-body.
+	handler := func(mode string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set(api.HeaderNode, mode)
+			wait := func() {
+				select {
+				case <-r.Context().Done():
+				case <-release:
+				}
+			}
+			if strings.HasSuffix(r.URL.Path, "/raw") {
+				w.Header().Set("Content-Length", "100")
+				_, _ = w.Write(pkgA.Data[:50])
+				w.(http.Flusher).Flush()
+				if mode == "hang-body" {
+					wait()
+				}
+				_, _ = w.Write(pkgA.Data[50:])
+				return
+			}
+			if strings.Contains(r.URL.Path, "/packages/") {
+				if mode == "hang-meta" {
+					wait()
+					return
+				}
+				_, _ = w.Write(meta)
+				return
+			}
+			_, _ = w.Write([]byte(`{"Items":[]}`))
+		})
+	}
+	var servers []*httptest.Server
+	for _, m := range []string{"ok", "hang-meta", "hang-body"} {
+		srv := httptest.NewServer(handler(m))
+		t.Cleanup(srv.Close)
+		servers = append(servers, srv)
+	}
+	t.Cleanup(func() { close(release) })
+
+	var b builder
+	ack(&b, pkgA, 0)
+	tg := Target{LBURL: servers[0].URL, Nodes: []Endpoint{
+		{Name: "hang-meta", URL: servers[1].URL, Live: true},
+		{Name: "hang-body", URL: servers[2].URL, Live: true},
+	}}
+	began := time.Now()
+	s, err := Collect(ctxT(t), tg, &b.h, CollectOptions{StallTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took > 5*time.Second {
+		t.Fatalf("stalled reads held the collection for %s", took)
+	}
+	views := s.Packages[0].Views
+	if views[0].Error != "" || !views[0].Downloaded {
+		t.Fatalf("lb view: %+v", views[0])
+	}
+	for _, v := range views[1:] {
+		if !strings.Contains(v.Error, "no progress for 300ms") {
+			t.Fatalf("view %s: %+v", v.Via, v)
+		}
+	}
+	if !strings.HasPrefix(views[2].Error, "download: after 50 bytes") {
+		t.Fatalf("hang-body: %q", views[2].Error)
+	}
+	r := Durability(&b.h, s)
+	wantStatus(t, r, Fail)
+	wantFigure(t, r, "unreadable", 1)
+}
+
+func resourceJSON(p checkertest.Package) []byte {
+	b, _ := json.Marshal(api.Package{Id: api.PackageResourceID(p.ID, p.Version), PackageId: p.ID, Version: p.Version,
+		Hash: p.Hash(), PackageSizeBytes: int64(len(p.Data)), FileExtension: p.Ext})
+	return b
+}

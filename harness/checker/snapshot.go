@@ -30,6 +30,10 @@ const (
 	DefaultConcurrency = 4
 	// DefaultPageSize is the take of each package-list request.
 	DefaultPageSize = 100
+	// DefaultStallTimeout is how long a read may make no progress (no
+	// response headers, no body bytes) before it is abandoned, so that a
+	// paused node becomes an unreadable view instead of a hung check.
+	DefaultStallTimeout = 30 * time.Second
 	// maxListPages bounds the package-list walk against a server that keeps
 	// inventing pages.
 	maxListPages = 100000
@@ -78,6 +82,9 @@ type CollectOptions struct {
 	// PageSize is the take of each package-list request; zero means
 	// DefaultPageSize.
 	PageSize int
+	// StallTimeout abandons a read that makes no progress for this long;
+	// zero means DefaultStallTimeout.
+	StallTimeout time.Duration
 }
 
 // PackageKey names one package version.
@@ -223,6 +230,9 @@ func Collect(ctx context.Context, t Target, h *history.History, opts CollectOpti
 	if c.opts.PageSize <= 0 {
 		c.opts.PageSize = DefaultPageSize
 	}
+	if c.opts.StallTimeout <= 0 {
+		c.opts.StallTimeout = DefaultStallTimeout
+	}
 	s := &Snapshot{
 		Time:    time.Now(),
 		SpaceID: c.space,
@@ -321,16 +331,74 @@ func endpointURL(base *url.URL, pathAndQuery string) string {
 	return strings.TrimSuffix(base.String(), "/") + pathAndQuery
 }
 
-func (c *collector) get(ctx context.Context, rawURL, accept string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
-	if err != nil {
+// errStalled is the cause of a read abandoned by the stall watchdog.
+var errStalled = errors.New("no progress")
+
+// response is an HTTP response whose body resets a stall watchdog on every
+// read; Close releases the request.
+type response struct {
+	*http.Response
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+}
+
+func (r *response) close() {
+	drainClose(r.Response)
+	r.timer.Stop()
+	r.cancel(nil)
+}
+
+type watchedBody struct {
+	io.ReadCloser
+	timer *time.Timer
+	stall time.Duration
+}
+
+func (b watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.stall)
+	}
+	return n, err
+}
+
+// get sends a GET; the request is abandoned when nothing arrives for the
+// stall timeout. The caller must call close on success.
+func (c *collector) get(ctx context.Context, rawURL, accept string) (*response, error) {
+	rctx, cancel := context.WithCancelCause(ctx)
+	stall := c.opts.StallTimeout
+	timer := time.AfterFunc(stall, func() { cancel(fmt.Errorf("%w for %s", errStalled, stall)) })
+	fail := func(err error) (*response, error) {
+		timer.Stop()
+		if cause := context.Cause(rctx); errors.Is(cause, errStalled) {
+			err = cause
+		}
+		cancel(nil)
 		return nil, err
+	}
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return fail(err)
 	}
 	req.Header.Set("Accept", accept)
 	if c.apiKey != "" {
 		req.Header.Set(api.HeaderAPIKey, c.apiKey)
 	}
-	return c.client.Do(req)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return fail(err)
+	}
+	timer.Reset(stall)
+	resp.Body = watchedBody{resp.Body, timer, stall}
+	return &response{resp, cancel, timer}, nil
+}
+
+// bodyErr explains a body read error, naming a stall as such.
+func (r *response) bodyErr(err error) error {
+	if cause := context.Cause(r.Request.Context()); errors.Is(cause, errStalled) {
+		return cause
+	}
+	return err
 }
 
 // statusError describes an unexpected answer, with Octopus's ErrorMessage
@@ -360,7 +428,10 @@ func (c *collector) readPackage(ctx context.Context, base *url.URL, via string, 
 	case http.StatusOK:
 		var p api.Package
 		err := json.NewDecoder(io.LimitReader(resp.Body, maxMetaBody)).Decode(&p)
-		drainClose(resp)
+		if err != nil {
+			err = resp.bodyErr(err)
+		}
+		resp.close()
 		if err != nil {
 			v.Error = "decode metadata: " + err.Error()
 			return v, 0
@@ -368,11 +439,11 @@ func (c *collector) readPackage(ctx context.Context, base *url.URL, via string, 
 		v.Present = true
 		v.PackageID, v.Version, v.Hash, v.Size = p.PackageId, p.Version, strings.ToLower(p.Hash), p.PackageSizeBytes
 	case http.StatusNotFound:
-		drainClose(resp)
+		resp.close()
 		return v, 0
 	default:
-		err := statusError(resp)
-		drainClose(resp)
+		err := statusError(resp.Response)
+		resp.close()
 		v.Error = "read metadata: " + err.Error()
 		return v, 0
 	}
@@ -388,17 +459,17 @@ func (c *collector) readPackage(ctx context.Context, base *url.URL, via string, 
 		v.Error = "download: " + err.Error()
 		return v, 0
 	}
-	defer drainClose(resp)
+	defer resp.close()
 	v.BodyNode = resp.Header.Get(api.HeaderNode)
 	if resp.StatusCode != http.StatusOK {
-		v.Error = "download: " + statusError(resp).Error()
+		v.Error = "download: " + statusError(resp.Response).Error()
 		return v, 0
 	}
 	// Stream into the hash: packages may be gigabytes.
 	sum := sha1.New()
 	n, err := io.Copy(sum, resp.Body)
 	if err != nil {
-		v.Error = fmt.Sprintf("download: after %d bytes: %v", n, err)
+		v.Error = fmt.Sprintf("download: after %d bytes: %v", n, resp.bodyErr(err))
 		return v, n
 	}
 	v.Downloaded, v.BodyHash, v.BodySize = true, hex.EncodeToString(sum.Sum(nil)), n
@@ -468,12 +539,12 @@ func (c *collector) getPage(ctx context.Context, rawURL string) (api.Page[api.Pa
 	if err != nil {
 		return p, err
 	}
-	defer drainClose(resp)
+	defer resp.close()
 	if resp.StatusCode != http.StatusOK {
-		return p, statusError(resp)
+		return p, statusError(resp.Response)
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxMetaBody)).Decode(&p); err != nil {
-		return p, fmt.Errorf("decode: %w", err)
+		return p, fmt.Errorf("decode: %w", resp.bodyErr(err))
 	}
 	return p, nil
 }
