@@ -13,6 +13,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -531,34 +532,67 @@ func (s *Server) Stop(ctx context.Context) error {
 	if err := syscall.Kill(p.PID(), syscall.SIGINT); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("postgres: stop %s: %w", s.Addr(), err)
 	}
-	_ = p.Resume()
+	resumeTree(p)
 	t := time.NewTimer(stopGrace)
 	defer t.Stop()
 	select {
 	case <-p.Done():
 		return nil
 	case <-t.C:
-		if err := p.Kill(ctx); err != nil {
+		if err := s.Kill(ctx); err != nil {
 			return fmt.Errorf("postgres: kill %s after a %v fast shutdown: %w", s.Addr(), stopGrace, err)
 		}
 		return nil
 	case <-ctx.Done():
-		_ = p.Kill(context.WithoutCancel(ctx))
+		_ = s.Kill(context.WithoutCancel(ctx))
 		return fmt.Errorf("postgres: stop %s: %w (killed)", s.Addr(), ctx.Err())
 	}
 }
 
-// Kill sends SIGKILL to the server's whole process group (a crash) and
-// waits for it to be reaped. StartAgain then runs crash recovery.
+// PostgreSQL makes every child of the postmaster (backends, checkpointer,
+// WAL writer…) the leader of its own process group, so a signal to the
+// postmaster's group reaches the postmaster alone. Pause and Kill must reach
+// every process, or a "paused" server keeps answering on open connections
+// and a "crashed" one leaves backends behind. The postmaster is stopped
+// first so that it cannot fork while its children are being listed.
+
+// Kill sends SIGKILL to the postmaster and all its children (a crash) and
+// waits until they are gone. StartAgain then runs crash recovery.
 func (s *Server) Kill(ctx context.Context) error {
 	p := s.running()
 	if p == nil {
 		return nil
 	}
+	freeze(p.PID())
+	kids := descendants(p.PID())
+	for _, k := range kids {
+		_ = syscall.Kill(k, syscall.SIGKILL)
+	}
 	if err := p.Kill(ctx); err != nil {
 		return fmt.Errorf("postgres: kill %s: %w", s.Addr(), err)
 	}
-	return nil
+	// The children are reparented and reaped by init; wait until they are
+	// gone so that a restart finds no old backend holding shared memory.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		alive := 0
+		for _, k := range kids {
+			if proc.Alive(k) {
+				alive++
+			}
+		}
+		if alive == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("postgres: kill %s: %d child processes still alive: %w", s.Addr(), alive, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
 
 // StartAgain starts the server on the same data directory, address and
@@ -584,21 +618,113 @@ func (s *Server) Restart(ctx context.Context) error {
 	return s.StartAgain(ctx)
 }
 
-// Pause freezes the server's whole process group (SIGSTOP): connections
+// Pause freezes the postmaster and all its children (SIGSTOP): connections
 // stay open but nothing answers, like a hung VM.
 func (s *Server) Pause() error {
-	if p := s.running(); p != nil {
-		return p.Pause()
+	p := s.running()
+	if p == nil {
+		return fmt.Errorf("postgres: pause %s: not running", s.Addr())
 	}
-	return fmt.Errorf("postgres: pause %s: not running", s.Addr())
+	if !freeze(p.PID()) {
+		return fmt.Errorf("postgres: pause %s: postmaster pid %d did not stop", s.Addr(), p.PID())
+	}
+	for _, k := range descendants(p.PID()) {
+		_ = syscall.Kill(k, syscall.SIGSTOP)
+	}
+	return nil
 }
 
 // Resume continues a paused server.
 func (s *Server) Resume() error {
-	if p := s.running(); p != nil {
-		return p.Resume()
+	p := s.running()
+	if p == nil {
+		return fmt.Errorf("postgres: resume %s: not running", s.Addr())
 	}
-	return fmt.Errorf("postgres: resume %s: not running", s.Addr())
+	resumeTree(p)
+	return nil
+}
+
+// resumeTree continues the postmaster's children, then the postmaster.
+func resumeTree(p *proc.Process) {
+	for _, k := range descendants(p.PID()) {
+		_ = syscall.Kill(k, syscall.SIGCONT)
+	}
+	_ = p.Resume()
+}
+
+// freeze sends SIGSTOP to pid and waits (briefly) until it has stopped:
+// kill(2) returns before the signal is acted on. It reports whether the
+// process stopped (or is gone).
+func freeze(pid int) bool {
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		return errors.Is(err, syscall.ESRCH)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		st, ok := procState(pid)
+		if !ok || st == 'T' || st == 't' || st == 'Z' || st == 'X' {
+			return true
+		}
+		time.Sleep(time.Millisecond) // polling a kernel state change, bounded above
+	}
+	return false
+}
+
+// procState returns the state letter of /proc/<pid>/stat.
+func procState(pid int) (byte, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0, false
+	}
+	return b[i+2], true
+}
+
+// descendants returns the PIDs of every process below pid, from /proc.
+func descendants(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised command: state ppid ...
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		ppid, err := strconv.Atoi(f[1])
+		if err != nil {
+			continue
+		}
+		children[ppid] = append(children[ppid], child)
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		for _, c := range children[cur] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
 }
 
 // Close stops the server (killing it if a clean stop fails) and removes the

@@ -19,6 +19,9 @@ import (
 // installs them; on CI they are present and the tests run).
 func needPostgres(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: skipping tests that start a real PostgreSQL server")
+	}
 	if _, err := Available(); err != nil {
 		t.Skipf("PostgreSQL binaries not installed: %v", err)
 	}
@@ -75,6 +78,20 @@ func exec(t *testing.T, ctx context.Context, dsn, sql string, args ...any) {
 	if _, err := c.Exec(ctx, sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
+}
+
+// holdConn opens a connection and returns it with its backend's PID.
+func holdConn(t *testing.T, ctx context.Context, dsn string) (*pgx.Conn, int) {
+	t.Helper()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	var pid int
+	if err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatalf("backend pid: %v", err)
+	}
+	return c, pid
 }
 
 func wantRows(t *testing.T, ctx context.Context, dsn string, want ...string) {
@@ -136,8 +153,10 @@ func TestLifecycle(t *testing.T) {
 	}
 	wantRows(t, ctx, dsn, "a")
 
-	// Crash: committed data survives crash recovery.
+	// Crash: committed data survives crash recovery, and no process of the
+	// old server (such as the backend of an open connection) survives.
 	exec(t, ctx, dsn, "INSERT INTO kv VALUES ('b')")
+	held, backend := holdConn(t, ctx, dsn)
 	pid = s.PID()
 	if err := s.Kill(ctx); err != nil {
 		t.Fatalf("kill: %v", err)
@@ -145,6 +164,10 @@ func TestLifecycle(t *testing.T) {
 	if proc.Alive(pid) {
 		t.Fatalf("postgres pid %d alive after Kill", pid)
 	}
+	if proc.Alive(backend) {
+		t.Fatalf("backend pid %d of an open connection alive after Kill", backend)
+	}
+	held.Close(context.Background())
 	if err := s.StartAgain(ctx); err != nil {
 		t.Fatalf("start after kill: %v", err)
 	}
@@ -160,15 +183,24 @@ func TestLifecycle(t *testing.T) {
 	}
 	wantRows(t, ctx, dsn, "a", "b")
 
-	// Paused: an attempt times out; resumed: it works again.
+	// Paused: a query on an open connection and a new connection both
+	// time out; resumed: it works again.
+	held, _ = holdConn(t, ctx, dsn)
+	defer held.Close(context.Background())
 	if err := s.Pause(); err != nil {
 		t.Fatalf("pause: %v", err)
 	}
 	pctx, pcancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	_, err := query(pctx, dsn, "SELECT 'x'")
+	err := held.Ping(pctx)
 	pcancel()
 	if err == nil {
-		t.Fatal("query succeeded while paused")
+		t.Fatal("query on an open connection succeeded while paused")
+	}
+	pctx, pcancel = context.WithTimeout(ctx, 500*time.Millisecond)
+	_, err = query(pctx, dsn, "SELECT 'x'")
+	pcancel()
+	if err == nil {
+		t.Fatal("new connection succeeded while paused")
 	}
 	if err := s.Resume(); err != nil {
 		t.Fatalf("resume: %v", err)

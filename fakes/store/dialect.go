@@ -1,0 +1,406 @@
+package store
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
+
+// The SQL each engine runs. Shared statements are written once with "?"
+// placeholders and rebound; what differs (types, upserts, paging, schema
+// locking) is spelled out per dialect below so it can be read and
+// unit-tested without a server.
+
+// Column lists, in the order rows are scanned and arguments are passed.
+const (
+	nodeCols = "id, name, max_tasks, maintenance, last_seen_ns, app_version, url"
+	pkgCols  = "space_id, package_id, pkg_version, file_ext, file_hash, size_bytes, file_path, published_ns, node_id"
+	// pkgKey is the unique key of a package row.
+	pkgKey = "space_id, package_id, pkg_version"
+	// pkgOrder makes listings stable and identical on every engine (all key
+	// columns use binary collation).
+	pkgOrder = "package_id, pkg_version, published_ns, space_id"
+)
+
+// dialect is one engine's SQL.
+type dialect struct {
+	kind Kind
+	// bindvar returns the n-th (1-based) placeholder.
+	bindvar func(n int) string
+	// lockSchema serialises concurrent schema creation inside the schema
+	// transaction; empty when the transaction itself does (SQLite's BEGIN
+	// IMMEDIATE takes the database write lock).
+	lockSchema string
+	// schema creates the tables if they do not exist; run in order in one
+	// transaction after lockSchema.
+	schema []string
+	// heartbeat inserts a node (not in maintenance) or updates its name,
+	// last-seen, version and URL, never its maintenance flag or task cap.
+	// Args: id, name, max_tasks, last_seen_ns, app_version, url.
+	heartbeat string
+	// insertPackage inserts a package row. Args: pkgCols. "Already there"
+	// shows as no row affected or a unique violation.
+	insertPackage string
+	// upsertPackage inserts or replaces a package row and returns one row
+	// with its revision: 0 when it was inserted, >0 when it replaced one.
+	// Args: pkgCols.
+	upsertPackage string
+	// page returns the paging clause (after ORDER BY) and its args.
+	page func(skip, take int) (string, []any)
+	// uniqueViolation reports a duplicate-key error.
+	uniqueViolation func(error) bool
+	// transient reports an error worth retrying schema creation for
+	// (deadlock victim, lock timeout, a concurrent creator winning a race).
+	transient func(error) bool
+}
+
+// stmt is one statement ready to run.
+type stmt struct {
+	sql  string
+	args []any
+}
+
+// rebind turns "?" placeholders (outside string literals and quoted
+// identifiers) into the dialect's.
+func (d *dialect) rebind(q string) string {
+	if d.kind == SQLite {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	var quote byte
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '?':
+			n++
+			b.WriteString(d.bindvar(n))
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+func (d *dialect) stmt(q string, args ...any) stmt { return stmt{d.rebind(q), args} }
+
+// Statements shared by every dialect.
+
+func (d *dialect) heartbeatStmt(n Node) stmt {
+	return d.stmt(d.heartbeat, n.ID, n.Name, int64(n.MaxConcurrentTasks), toNanos(n.LastSeen), n.Version, n.URL)
+}
+
+func (d *dialect) nodesStmt() stmt {
+	return d.stmt("SELECT " + nodeCols + " FROM octoha_node ORDER BY id")
+}
+
+func (d *dialect) nodeStmt(id string) stmt {
+	return d.stmt("SELECT "+nodeCols+" FROM octoha_node WHERE id = ?", id)
+}
+
+// updateNodeStmt sets only the fields given; ok is false when none is.
+func (d *dialect) updateNodeStmt(id string, maintenance *bool, maxTasks *int) (s stmt, ok bool) {
+	var set []string
+	var args []any
+	if maintenance != nil {
+		set = append(set, "maintenance = ?")
+		args = append(args, *maintenance)
+	}
+	if maxTasks != nil {
+		set = append(set, "max_tasks = ?")
+		args = append(args, int64(*maxTasks))
+	}
+	if len(set) == 0 {
+		return stmt{}, false
+	}
+	return d.stmt("UPDATE octoha_node SET "+strings.Join(set, ", ")+" WHERE id = ?", append(args, id)...), true
+}
+
+func (d *dialect) deleteNodeStmt(id string) stmt {
+	return d.stmt("DELETE FROM octoha_node WHERE id = ?", id)
+}
+
+func pkgArgs(p Package) []any {
+	return []any{p.SpaceID, p.PackageID, p.Version, p.Extension, p.Hash, p.Size, p.Path, toNanos(p.Published), p.NodeID}
+}
+
+func (d *dialect) insertPackageStmt(p Package) stmt { return d.stmt(d.insertPackage, pkgArgs(p)...) }
+func (d *dialect) upsertPackageStmt(p Package) stmt { return d.stmt(d.upsertPackage, pkgArgs(p)...) }
+
+func (d *dialect) packageStmt(spaceID, packageID, version string) stmt {
+	return d.stmt("SELECT "+pkgCols+" FROM octoha_package WHERE space_id = ? AND package_id = ? AND pkg_version = ?",
+		spaceID, packageID, version)
+}
+
+func (d *dialect) versionsStmt(spaceID, packageID string) stmt {
+	return d.stmt("SELECT "+pkgCols+" FROM octoha_package WHERE space_id = ? AND package_id = ?", spaceID, packageID)
+}
+
+func (d *dialect) deletePackageStmt(spaceID, packageID, version string) stmt {
+	return d.stmt("DELETE FROM octoha_package WHERE space_id = ? AND package_id = ? AND pkg_version = ?",
+		spaceID, packageID, version)
+}
+
+// listPackagesStmts returns the count and the page queries for q.
+func (d *dialect) listPackagesStmts(q PackageQuery) (count, list stmt) {
+	var where []string
+	var args []any
+	if q.SpaceID != "" {
+		where = append(where, "space_id = ?")
+		args = append(args, q.SpaceID)
+	}
+	if q.PackageID != "" {
+		where = append(where, "package_id = ?")
+		args = append(args, q.PackageID)
+	}
+	if q.Filter != "" {
+		// Package IDs are ASCII word characters, where every engine's LOWER
+		// agrees with Go's.
+		where = append(where, `LOWER(package_id) LIKE ? ESCAPE '\'`)
+		args = append(args, "%"+escapeLike(strings.ToLower(q.Filter))+"%")
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	count = d.stmt("SELECT COUNT(*) FROM octoha_package"+cond, args...)
+	pageSQL, pageArgs := d.page(max(q.Skip, 0), max(q.Take, 0))
+	list = d.stmt("SELECT "+pkgCols+" FROM octoha_package"+cond+" ORDER BY "+pkgOrder+" "+pageSQL,
+		append(append([]any{}, args...), pageArgs...)...)
+	return count, list
+}
+
+// escapeLike escapes LIKE's wildcards with a backslash.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// Error classification through the drivers' error methods, so this file
+// needs no driver types.
+type (
+	sqliteCoder interface{ Code() int }             // modernc.org/sqlite *Error
+	pgStater    interface{ SQLState() string }      // pgx *pgconn.PgError
+	mssqlNumber interface{ SQLErrorNumber() int32 } // go-mssqldb Error
+)
+
+func sqliteCode(err error) int {
+	var e sqliteCoder
+	if errors.As(err, &e) {
+		return e.Code()
+	}
+	return 0
+}
+
+func pgState(err error) string {
+	var e pgStater
+	if errors.As(err, &e) {
+		return e.SQLState()
+	}
+	return ""
+}
+
+func mssqlErrNumber(err error) int32 {
+	var e mssqlNumber
+	if errors.As(err, &e) {
+		return e.SQLErrorNumber()
+	}
+	return 0
+}
+
+var sqliteDialect = &dialect{
+	kind:    SQLite,
+	bindvar: func(int) string { return "?" },
+	schema: []string{
+		`CREATE TABLE IF NOT EXISTS octoha_node (
+	id           TEXT    NOT NULL PRIMARY KEY,
+	name         TEXT    NOT NULL,
+	max_tasks    INTEGER NOT NULL,
+	maintenance  INTEGER NOT NULL DEFAULT 0,
+	last_seen_ns INTEGER NOT NULL,
+	app_version  TEXT    NOT NULL,
+	url          TEXT    NOT NULL
+)`,
+		`CREATE TABLE IF NOT EXISTS octoha_package (
+	space_id     TEXT    NOT NULL,
+	package_id   TEXT    NOT NULL,
+	pkg_version  TEXT    NOT NULL,
+	file_ext     TEXT    NOT NULL,
+	file_hash    TEXT    NOT NULL,
+	size_bytes   INTEGER NOT NULL,
+	file_path    TEXT    NOT NULL,
+	published_ns INTEGER NOT NULL,
+	node_id      TEXT    NOT NULL,
+	revision     INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (space_id, package_id, pkg_version)
+)`,
+	},
+	heartbeat: `INSERT INTO octoha_node (` + nodeCols + `)
+VALUES (?, ?, ?, 0, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET name = excluded.name, last_seen_ns = excluded.last_seen_ns,
+	app_version = excluded.app_version, url = excluded.url`,
+	insertPackage: `INSERT INTO octoha_package (` + pkgCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (` + pkgKey + `) DO NOTHING`,
+	upsertPackage: `INSERT INTO octoha_package (` + pkgCols + `, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
+ON CONFLICT (` + pkgKey + `) DO UPDATE SET file_ext = excluded.file_ext, file_hash = excluded.file_hash,
+	size_bytes = excluded.size_bytes, file_path = excluded.file_path, published_ns = excluded.published_ns,
+	node_id = excluded.node_id, revision = octoha_package.revision + 1
+RETURNING revision`,
+	page: func(skip, take int) (string, []any) {
+		if take > 0 {
+			return "LIMIT ? OFFSET ?", []any{int64(take), int64(skip)}
+		}
+		return "LIMIT -1 OFFSET ?", []any{int64(skip)}
+	},
+	uniqueViolation: func(err error) bool {
+		c := sqliteCode(err)
+		return c == 1555 || c == 2067 // SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE
+	},
+	transient: func(err error) bool {
+		c := sqliteCode(err) & 0xff
+		return c == 5 || c == 6 // SQLITE_BUSY, SQLITE_LOCKED
+	},
+}
+
+// schemaLockKey is the advisory lock (PostgreSQL) / app lock (SQL Server)
+// that serialises schema creation: concurrent CREATE TABLE IF NOT EXISTS
+// race on PostgreSQL's catalog and fail with a unique violation.
+const schemaLockKey = 0x6f63746f6861 // "octoha"
+
+var postgresDialect = &dialect{
+	kind:       Postgres,
+	bindvar:    func(n int) string { return "$" + strconv.Itoa(n) },
+	lockSchema: "SELECT pg_advisory_xact_lock(" + strconv.Itoa(schemaLockKey) + ")",
+	schema: []string{
+		`CREATE TABLE IF NOT EXISTS octoha_node (
+	id           TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+	name         TEXT    NOT NULL,
+	max_tasks    INTEGER NOT NULL,
+	maintenance  BOOLEAN NOT NULL DEFAULT FALSE,
+	last_seen_ns BIGINT  NOT NULL,
+	app_version  TEXT    NOT NULL,
+	url          TEXT    NOT NULL
+)`,
+		`CREATE TABLE IF NOT EXISTS octoha_package (
+	space_id     TEXT COLLATE "C" NOT NULL,
+	package_id   TEXT COLLATE "C" NOT NULL,
+	pkg_version  TEXT COLLATE "C" NOT NULL,
+	file_ext     TEXT   NOT NULL,
+	file_hash    TEXT   NOT NULL,
+	size_bytes   BIGINT NOT NULL,
+	file_path    TEXT   NOT NULL,
+	published_ns BIGINT NOT NULL,
+	node_id      TEXT   NOT NULL,
+	revision     BIGINT NOT NULL DEFAULT 0,
+	PRIMARY KEY (space_id, package_id, pkg_version)
+)`,
+	},
+	heartbeat: `INSERT INTO octoha_node (` + nodeCols + `)
+VALUES (?, ?, ?, FALSE, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET name = excluded.name, last_seen_ns = excluded.last_seen_ns,
+	app_version = excluded.app_version, url = excluded.url`,
+	insertPackage: `INSERT INTO octoha_package (` + pkgCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (` + pkgKey + `) DO NOTHING`,
+	upsertPackage: `INSERT INTO octoha_package (` + pkgCols + `, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
+ON CONFLICT (` + pkgKey + `) DO UPDATE SET file_ext = excluded.file_ext, file_hash = excluded.file_hash,
+	size_bytes = excluded.size_bytes, file_path = excluded.file_path, published_ns = excluded.published_ns,
+	node_id = excluded.node_id, revision = octoha_package.revision + 1
+RETURNING revision`,
+	page: func(skip, take int) (string, []any) {
+		if take > 0 {
+			return "LIMIT ? OFFSET ?", []any{int64(take), int64(skip)}
+		}
+		return "OFFSET ?", []any{int64(skip)}
+	},
+	uniqueViolation: func(err error) bool { return pgState(err) == "23505" },
+	transient: func(err error) bool {
+		switch pgState(err) {
+		case "40001", "40P01", "55P03", "23505", "42P07": // serialization, deadlock, lock, duplicate key/table
+			return true
+		}
+		return false
+	},
+}
+
+// SQL Server: binary collation on key columns so uniqueness, ordering and
+// equality match the other engines (the server default is case-insensitive).
+const mssqlKey = "COLLATE Latin1_General_100_BIN2 NOT NULL"
+
+var mssqlDialect = &dialect{
+	kind:    SQLServer,
+	bindvar: func(n int) string { return "@p" + strconv.Itoa(n) },
+	lockSchema: `DECLARE @rc INT;
+EXEC @rc = sp_getapplock @Resource = N'octoha.store.schema', @LockMode = N'Exclusive',
+	@LockOwner = N'Transaction', @LockTimeout = 30000;
+IF @rc < 0 RAISERROR(N'octoha: schema lock not granted (sp_getapplock returned %d)', 16, 1, @rc);`,
+	schema: []string{
+		`IF OBJECT_ID(N'octoha_node', N'U') IS NULL
+CREATE TABLE octoha_node (
+	id           NVARCHAR(100) ` + mssqlKey + ` PRIMARY KEY,
+	name         NVARCHAR(200)  NOT NULL,
+	max_tasks    INT            NOT NULL,
+	maintenance  BIT            NOT NULL DEFAULT 0,
+	last_seen_ns BIGINT         NOT NULL,
+	app_version  NVARCHAR(100)  NOT NULL,
+	url          NVARCHAR(1000) NOT NULL
+)`,
+		`IF OBJECT_ID(N'octoha_package', N'U') IS NULL
+CREATE TABLE octoha_package (
+	space_id     NVARCHAR(50)  ` + mssqlKey + `,
+	package_id   NVARCHAR(200) ` + mssqlKey + `,
+	pkg_version  NVARCHAR(100) ` + mssqlKey + `,
+	file_ext     NVARCHAR(20)   NOT NULL,
+	file_hash    NVARCHAR(128)  NOT NULL,
+	size_bytes   BIGINT         NOT NULL,
+	file_path    NVARCHAR(1000) NOT NULL,
+	published_ns BIGINT         NOT NULL,
+	node_id      NVARCHAR(100)  NOT NULL,
+	revision     BIGINT         NOT NULL DEFAULT 0,
+	CONSTRAINT pk_octoha_package PRIMARY KEY (space_id, package_id, pkg_version)
+)`,
+	},
+	// MERGE needs HOLDLOCK (serializable on the key range) or two concurrent
+	// upserts of a new key both take the NOT MATCHED branch.
+	heartbeat: `MERGE octoha_node WITH (HOLDLOCK) AS t
+USING (SELECT ? AS id, ? AS name, ? AS max_tasks, ? AS last_seen_ns, ? AS app_version, ? AS url) AS s
+ON t.id = s.id
+WHEN MATCHED THEN UPDATE SET t.name = s.name, t.last_seen_ns = s.last_seen_ns,
+	t.app_version = s.app_version, t.url = s.url
+WHEN NOT MATCHED THEN INSERT (` + nodeCols + `)
+	VALUES (s.id, s.name, s.max_tasks, 0, s.last_seen_ns, s.app_version, s.url);`,
+	// The primary key makes a plain INSERT atomic: the loser of a race gets
+	// error 2627.
+	insertPackage: `INSERT INTO octoha_package (` + pkgCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	upsertPackage: `MERGE octoha_package WITH (HOLDLOCK) AS t
+USING (SELECT ? AS space_id, ? AS package_id, ? AS pkg_version, ? AS file_ext, ? AS file_hash,
+	? AS size_bytes, ? AS file_path, ? AS published_ns, ? AS node_id) AS s
+ON t.space_id = s.space_id AND t.package_id = s.package_id AND t.pkg_version = s.pkg_version
+WHEN MATCHED THEN UPDATE SET t.file_ext = s.file_ext, t.file_hash = s.file_hash, t.size_bytes = s.size_bytes,
+	t.file_path = s.file_path, t.published_ns = s.published_ns, t.node_id = s.node_id, t.revision = t.revision + 1
+WHEN NOT MATCHED THEN INSERT (` + pkgCols + `, revision)
+	VALUES (s.space_id, s.package_id, s.pkg_version, s.file_ext, s.file_hash, s.size_bytes, s.file_path,
+	s.published_ns, s.node_id, 0)
+OUTPUT inserted.revision;`,
+	page: func(skip, take int) (string, []any) {
+		if take > 0 {
+			return "OFFSET ? ROWS FETCH NEXT ? ROWS ONLY", []any{int64(skip), int64(take)}
+		}
+		return "OFFSET ? ROWS", []any{int64(skip)}
+	},
+	uniqueViolation: func(err error) bool {
+		n := mssqlErrNumber(err)
+		return n == 2627 || n == 2601 // PRIMARY KEY / UNIQUE index violation
+	},
+	transient: func(err error) bool {
+		switch mssqlErrNumber(err) {
+		case 1205, 1222, 2714: // deadlock victim, lock timeout, object already exists
+			return true
+		}
+		return false
+	},
+}

@@ -1,0 +1,269 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// allStmts builds every statement the store runs, for one dialect.
+func allStmts(d *dialect) map[string]stmt {
+	on, three := true, 3
+	n := Node{ID: "n1", Name: "one", MaxConcurrentTasks: 20, LastSeen: time.Unix(1, 2), Version: "v", URL: "u"}
+	p := Package{SpaceID: "Spaces-1", PackageID: "Acme", Version: "1.0.0", Extension: ".zip", Hash: "h", Size: 1,
+		Path: "x", Published: time.Unix(3, 4), NodeID: "n1"}
+	out := map[string]stmt{
+		"heartbeat":      d.heartbeatStmt(n),
+		"nodes":          d.nodesStmt(),
+		"node":           d.nodeStmt("n1"),
+		"deleteNode":     d.deleteNodeStmt("n1"),
+		"insertPackage":  d.insertPackageStmt(p),
+		"upsertPackage":  d.upsertPackageStmt(p),
+		"package":        d.packageStmt("s", "p", "v"),
+		"versions":       d.versionsStmt("s", "p"),
+		"deletePackage":  d.deletePackageStmt("s", "p", "v"),
+		"lockSchema":     {sql: d.lockSchema},
+		"updateNodeBoth": {},
+		"updateNodeOne":  {},
+	}
+	out["updateNodeBoth"], _ = d.updateNodeStmt("n1", &on, &three)
+	out["updateNodeOne"], _ = d.updateNodeStmt("n1", nil, &three)
+	for i, s := range d.schema {
+		out[fmt.Sprint("schema", i)] = stmt{sql: s}
+	}
+	for _, q := range []PackageQuery{
+		{},
+		{SpaceID: "s", PackageID: "p", Filter: "f", Skip: 10, Take: 5},
+		{SpaceID: "s", Skip: 3},
+		{Filter: "f", Take: 1},
+	} {
+		c, l := d.listPackagesStmts(q)
+		out[fmt.Sprintf("count %+v", q)] = c
+		out[fmt.Sprintf("list %+v", q)] = l
+	}
+	return out
+}
+
+// Every statement's placeholders are the dialect's, numbered 1..N in order,
+// with exactly one argument each.
+func TestPlaceholdersMatchArgs(t *testing.T) {
+	for _, d := range []*dialect{sqliteDialect, postgresDialect, mssqlDialect} {
+		var re *regexp.Regexp
+		switch d.kind {
+		case SQLite:
+			re = regexp.MustCompile(`\?`)
+		case Postgres:
+			re = regexp.MustCompile(`\$(\d+)`)
+		case SQLServer:
+			re = regexp.MustCompile(`@p(\d+)`)
+		}
+		for name, s := range allStmts(d) {
+			m := re.FindAllStringSubmatch(s.sql, -1)
+			if len(m) != len(s.args) {
+				t.Errorf("%s %s: %d placeholders, %d args:\n%s", d.kind, name, len(m), len(s.args), s.sql)
+			}
+			for i, g := range m {
+				if len(g) > 1 && g[1] != fmt.Sprint(i+1) {
+					t.Errorf("%s %s: placeholder %d is %s", d.kind, name, i+1, g[0])
+				}
+			}
+			if d.kind != SQLite && strings.Contains(s.sql, "?") {
+				t.Errorf("%s %s: unbound ?:\n%s", d.kind, name, s.sql)
+			}
+		}
+	}
+}
+
+// SQL Server's SQL is checked here, without a server (none can run on this
+// machine): T-SQL only, upserts that hold their key-range locks, OFFSET/FETCH
+// paging, SQL Server types.
+func TestSQLServerStatements(t *testing.T) {
+	d := mssqlDialect
+	st := allStmts(d)
+	for name, s := range st {
+		for _, bad := range []string{"LIMIT", "ON CONFLICT", "RETURNING", "IF NOT EXISTS", "BOOLEAN", "TRUE", "FALSE",
+			"||", "$1", "excluded.", " TEXT"} {
+			if strings.Contains(strings.ToUpper(s.sql), strings.ToUpper(bad)) {
+				t.Errorf("%s contains %q, not T-SQL:\n%s", name, bad, s.sql)
+			}
+		}
+	}
+
+	hb := st["heartbeat"]
+	for _, want := range []string{
+		"MERGE octoha_node WITH (HOLDLOCK) AS t",
+		"USING (SELECT @p1 AS id, @p2 AS name, @p3 AS max_tasks, @p4 AS last_seen_ns, @p5 AS app_version, @p6 AS url) AS s",
+		"ON t.id = s.id",
+		"WHEN NOT MATCHED THEN INSERT (id, name, max_tasks, maintenance, last_seen_ns, app_version, url)",
+		"VALUES (s.id, s.name, s.max_tasks, 0, s.last_seen_ns, s.app_version, s.url);",
+	} {
+		if !strings.Contains(hb.sql, want) {
+			t.Errorf("heartbeat lacks %q:\n%s", want, hb.sql)
+		}
+	}
+	// The update branch must leave maintenance and the cap alone.
+	matched := hb.sql[strings.Index(hb.sql, "WHEN MATCHED"):strings.Index(hb.sql, "WHEN NOT MATCHED")]
+	if strings.Contains(matched, "maintenance") || strings.Contains(matched, "max_tasks") {
+		t.Errorf("heartbeat's update branch touches maintenance or max_tasks: %s", matched)
+	}
+	if hb.args[2] != int64(20) || hb.args[3] != time.Unix(1, 2).UnixNano() {
+		t.Errorf("heartbeat args = %v", hb.args)
+	}
+
+	up := st["upsertPackage"].sql
+	for _, want := range []string{
+		"MERGE octoha_package WITH (HOLDLOCK) AS t",
+		"ON t.space_id = s.space_id AND t.package_id = s.package_id AND t.pkg_version = s.pkg_version",
+		"t.revision = t.revision + 1",
+		"OUTPUT inserted.revision;",
+		"@p9 AS node_id",
+	} {
+		if !strings.Contains(up, want) {
+			t.Errorf("upsertPackage lacks %q:\n%s", want, up)
+		}
+	}
+	if got, want := st["insertPackage"].sql, "INSERT INTO octoha_package (space_id, package_id, pkg_version, file_ext, file_hash, size_bytes, file_path, published_ns, node_id) VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9)"; got != want {
+		t.Errorf("insertPackage =\n%s\nwant\n%s", got, want)
+	}
+
+	c, l := d.listPackagesStmts(PackageQuery{SpaceID: "Spaces-1", Filter: "A_b", Skip: 10, Take: 5})
+	if want := `SELECT COUNT(*) FROM octoha_package WHERE space_id = @p1 AND LOWER(package_id) LIKE @p2 ESCAPE '\'`; c.sql != want {
+		t.Errorf("count =\n%s\nwant\n%s", c.sql, want)
+	}
+	if want := "SELECT " + pkgCols + ` FROM octoha_package WHERE space_id = @p1 AND LOWER(package_id) LIKE @p2 ESCAPE '\'` +
+		" ORDER BY package_id, pkg_version, published_ns, space_id OFFSET @p3 ROWS FETCH NEXT @p4 ROWS ONLY"; l.sql != want {
+		t.Errorf("list =\n%s\nwant\n%s", l.sql, want)
+	}
+	if fmt.Sprint(l.args) != `[Spaces-1 %a\_b% 10 5]` {
+		t.Errorf("list args = %v", l.args)
+	}
+	_, l = d.listPackagesStmts(PackageQuery{Skip: 7})
+	if !strings.HasSuffix(l.sql, "ORDER BY package_id, pkg_version, published_ns, space_id OFFSET @p1 ROWS") || fmt.Sprint(l.args) != "[7]" {
+		t.Errorf("list without Take = %s %v", l.sql, l.args)
+	}
+
+	if s, _ := d.updateNodeStmt("n1", nil, nil); s.sql != "" {
+		t.Errorf("update with nothing to set = %q", s.sql)
+	}
+	if got := st["updateNodeBoth"].sql; got != "UPDATE octoha_node SET maintenance = @p1, max_tasks = @p2 WHERE id = @p3" {
+		t.Errorf("updateNode = %s", got)
+	}
+
+	schema := strings.Join(d.schema, "\n")
+	for _, want := range []string{
+		"IF OBJECT_ID(N'octoha_node', N'U') IS NULL", "IF OBJECT_ID(N'octoha_package', N'U') IS NULL",
+		"NVARCHAR(100) COLLATE Latin1_General_100_BIN2 NOT NULL PRIMARY KEY", "BIT            NOT NULL DEFAULT 0",
+		"last_seen_ns BIGINT", "published_ns BIGINT", "size_bytes   BIGINT", "max_tasks    INT",
+		"CONSTRAINT pk_octoha_package PRIMARY KEY (space_id, package_id, pkg_version)",
+	} {
+		if !strings.Contains(schema, want) {
+			t.Errorf("schema lacks %q", want)
+		}
+	}
+	// Clustered index keys are limited to 900 bytes: NVARCHAR is 2 bytes a character.
+	if keyBytes := 2 * (50 + 200 + 100); keyBytes > 900 {
+		t.Errorf("package key is %d bytes", keyBytes)
+	}
+	for _, want := range []string{"sp_getapplock", "@LockOwner = N'Transaction'", "IF @rc < 0 RAISERROR("} {
+		if !strings.Contains(d.lockSchema, want) {
+			t.Errorf("schema lock lacks %q", want)
+		}
+	}
+}
+
+// The same queries on the other engines, for comparison.
+func TestPortablePaging(t *testing.T) {
+	_, l := sqliteDialect.listPackagesStmts(PackageQuery{Skip: 2})
+	if !strings.HasSuffix(l.sql, "LIMIT -1 OFFSET ?") {
+		t.Errorf("sqlite skip-only paging: %s", l.sql)
+	}
+	_, l = postgresDialect.listPackagesStmts(PackageQuery{Skip: 2, Take: 3})
+	if !strings.HasSuffix(l.sql, "LIMIT $1 OFFSET $2") || fmt.Sprint(l.args) != "[3 2]" {
+		t.Errorf("postgres paging: %s %v", l.sql, l.args)
+	}
+	_, l = postgresDialect.listPackagesStmts(PackageQuery{Skip: -1, Take: -5})
+	if !strings.HasSuffix(l.sql, "OFFSET $1") || fmt.Sprint(l.args) != "[0]" {
+		t.Errorf("negative paging: %s %v", l.sql, l.args)
+	}
+}
+
+func TestRebindSkipsLiterals(t *testing.T) {
+	got := mssqlDialect.rebind(`SELECT '?', "a?b", x FROM t WHERE a = ? AND b LIKE ? ESCAPE '\' AND c = ?`)
+	want := `SELECT '?', "a?b", x FROM t WHERE a = @p1 AND b LIKE @p2 ESCAPE '\' AND c = @p3`
+	if got != want {
+		t.Fatalf("rebind =\n%s\nwant\n%s", got, want)
+	}
+}
+
+// Error classification through the drivers' error methods.
+type fakeMSSQLError int32
+
+func (e fakeMSSQLError) Error() string         { return "mssql error" }
+func (e fakeMSSQLError) SQLErrorNumber() int32 { return int32(e) }
+
+type fakePGError string
+
+func (e fakePGError) Error() string    { return "pg error" }
+func (e fakePGError) SQLState() string { return string(e) }
+
+func TestErrorClassification(t *testing.T) {
+	wrap := func(err error) error { return fmt.Errorf("exec: %w", err) }
+	if !mssqlDialect.uniqueViolation(wrap(fakeMSSQLError(2627))) || !mssqlDialect.uniqueViolation(fakeMSSQLError(2601)) {
+		t.Error("SQL Server 2627/2601 not a unique violation")
+	}
+	if mssqlDialect.uniqueViolation(fakeMSSQLError(547)) || mssqlDialect.uniqueViolation(nil) {
+		t.Error("other SQL Server errors are not unique violations")
+	}
+	if !mssqlDialect.transient(wrap(fakeMSSQLError(1205))) || mssqlDialect.transient(fakeMSSQLError(208)) {
+		t.Error("SQL Server deadlock victim (1205) is transient, invalid object (208) is not")
+	}
+	if !postgresDialect.uniqueViolation(wrap(fakePGError("23505"))) || postgresDialect.uniqueViolation(fakePGError("23503")) {
+		t.Error("PostgreSQL 23505 classification")
+	}
+	if sqliteDialect.uniqueViolation(errors.New("UNIQUE constraint failed")) {
+		t.Error("classification must use codes, not text")
+	}
+}
+
+func TestOpenRejectsUnknownDSN(t *testing.T) {
+	ctx := context.Background()
+	for _, dsn := range []string{"mysql://u:secret@h/db", "/tmp/x.db", "", "sqlserver2://x"} {
+		_, err := Open(ctx, dsn)
+		if err == nil {
+			t.Fatalf("Open(%q) succeeded", dsn)
+		}
+		for _, want := range []string{"sqlite:PATH", "postgres://", "sqlserver://"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("Open(%q) error does not list %q: %v", dsn, want, err)
+			}
+		}
+		if strings.Contains(err.Error(), "secret") {
+			t.Errorf("error leaks the password: %v", err)
+		}
+	}
+}
+
+func TestDriverDSNs(t *testing.T) {
+	o := options{connectTimeout: 2500 * time.Millisecond, busyTimeout: 1500 * time.Millisecond}
+	drv, dsn, d, _, err := driverFor("postgresql://u:p@127.0.0.1:5432/db?sslmode=disable", o)
+	if err != nil || drv != "pgx" || d != postgresDialect || !strings.Contains(dsn, "connect_timeout=3") {
+		t.Errorf("postgres: %s %s %v", drv, dsn, err)
+	}
+	_, dsn, _, _, _ = driverFor("postgres://u:p@h/db?connect_timeout=9", o)
+	if !strings.Contains(dsn, "connect_timeout=9") || strings.Count(dsn, "connect_timeout") != 1 {
+		t.Errorf("postgres with its own timeout: %s", dsn)
+	}
+	drv, dsn, d, _, err = driverFor("sqlserver://sa:p%40ss@127.0.0.1:1433?database=octoha", o)
+	if err != nil || drv != "sqlserver" || d != mssqlDialect || !strings.Contains(dsn, "dial+timeout=3") || !strings.Contains(dsn, "database=octoha") {
+		t.Errorf("sqlserver: %s %s %v", drv, dsn, err)
+	}
+	drv, dsn, d, mem, err := driverFor("sqlite:/tmp/x.db", o)
+	if err != nil || drv != "sqlite" || d != sqliteDialect || mem ||
+		dsn != "/tmp/x.db?_busy_timeout=1500&_journal_mode=WAL&_synchronous=NORMAL&_txlock=immediate" {
+		t.Errorf("sqlite: %s %s %v", drv, dsn, err)
+	}
+}
