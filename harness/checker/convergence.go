@@ -271,7 +271,7 @@ func Convergence(h *history.History, opts ConvergenceOptions) Result {
 	r.Evidence = ev.lines()
 	if len(failures) > 0 {
 		r.Status = Fail
-		r.Summary = fmt.Sprintf("%s over the bounds: %s", plural(len(failures), "convergence", "convergences"), failures[0])
+		r.Summary = fmt.Sprintf("%s: %s", plural(len(failures), "bound exceeded", "bounds exceeded"), failures[0])
 		return r
 	}
 	r.Status = Pass
