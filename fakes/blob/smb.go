@@ -190,17 +190,23 @@ func (s *smbStore) dial(ctx context.Context) (*smbConn, error) {
 	}
 	sh, err := sess.WithContext(ctx).Mount(s.share)
 	if err != nil {
-		logoff(sess)
+		logoff(sess, ctx.Err() == nil)
 		return nil, fmt.Errorf("mount share %q on %s: %w", s.share, s.addr, err)
 	}
 	return &smbConn{sess: sess, sh: sh}, nil
 }
 
 // logoff ends a session and closes its connection (go-smb2 closes the
-// transport whatever the LOGOFF's fate), bounded in time.
-func logoff(sess *smb2.Session) {
+// transport whatever the LOGOFF's fate), bounded in time. After a request
+// on the connection was abandoned through its context, polite must be
+// false: go-smb2 may then still be writing that request from the buffer it
+// would encode the LOGOFF into, so the connection is only closed.
+func logoff(sess *smb2.Session, polite bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), logoffTimeout)
 	defer cancel()
+	if !polite {
+		cancel() // a cancelled context sends nothing and closes the transport
+	}
 	_ = sess.WithContext(ctx).Logoff()
 }
 
@@ -226,7 +232,9 @@ func (s *smbStore) shared(ctx context.Context) (*smbConn, error) {
 	return c, nil
 }
 
-// drop forgets a broken metadata connection so the next operation dials.
+// drop forgets the metadata connection so the next operation dials: after
+// a connection error, or after a request abandoned through its context
+// (which go-smb2 may have left half-sent).
 func (s *smbStore) drop(c *smbConn, cause error) {
 	s.sem <- struct{}{}
 	mine := s.conn == c
@@ -234,10 +242,15 @@ func (s *smbStore) drop(c *smbConn, cause error) {
 		s.conn = nil
 	}
 	<-s.sem
-	if mine {
-		s.o.logger.Info("blob: SMB connection lost; will reconnect", "store", s.display, "err", s.safe(cause))
-		go logoff(c.sess)
+	if !mine {
+		return
 	}
+	if errors.Is(cause, context.Canceled) || errors.Is(cause, context.DeadlineExceeded) {
+		s.o.logger.Debug("blob: closing the SMB connection after an abandoned request", "store", s.display, "err", s.safe(cause))
+	} else {
+		s.o.logger.Info("blob: SMB connection lost; will reconnect", "store", s.display, "err", s.safe(cause))
+	}
+	logoff(c.sess, false)
 }
 
 // isConnErr reports whether err says the connection or session is unusable
@@ -272,7 +285,11 @@ func (s *smbStore) do(ctx context.Context, op, name string, idempotent bool, fn 
 			return err
 		}
 		err = fn(c.sh.WithContext(ctx))
-		if err == nil || !isConnErr(err) || ctx.Err() != nil {
+		if err != nil && ctx.Err() != nil {
+			s.drop(c, ctx.Err())
+			return err
+		}
+		if err == nil || !isConnErr(err) {
 			return err
 		}
 		s.drop(c, err)
@@ -498,7 +515,7 @@ func (s *smbStore) Close() error {
 	s.conn, s.closed = nil, true
 	<-s.sem
 	if c != nil {
-		logoff(c.sess)
+		logoff(c.sess, true)
 	}
 	return nil
 }

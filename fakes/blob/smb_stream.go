@@ -74,7 +74,7 @@ func newSMBWriter(ctx context.Context, s *smbStore, name string) (*smbWriter, er
 	f, err := c.sh.WithContext(wctx).OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		cancel()
-		logoff(c.sess)
+		logoff(c.sess, true)
 		return nil, err
 	}
 	return &smbWriter{
@@ -215,8 +215,9 @@ func (w *smbWriter) Close() error {
 // release ends the stream's session.
 func (w *smbWriter) release() {
 	w.stop()
+	polite := w.wctx.Err() == nil
 	w.cancel()
-	logoff(w.conn.sess)
+	logoff(w.conn.sess, polite)
 }
 
 func (w *smbWriter) Abort() error {
@@ -321,7 +322,7 @@ func newSMBReader(ctx context.Context, s *smbStore, name string) (*smbReader, er
 	}
 	if err != nil {
 		cancel()
-		logoff(c.sess)
+		logoff(c.sess, true)
 		return nil, err
 	}
 	return &smbReader{
@@ -369,8 +370,9 @@ func (r *smbReader) Close() error {
 		_ = r.f.Close()
 		t.Stop()
 	}
+	polite := r.rctx.Err() == nil
 	r.cancel()
 	// Logging off closes the connection; the server drops any handle left.
-	logoff(r.conn.sess)
+	logoff(r.conn.sess, polite)
 	return nil
 }
