@@ -3,10 +3,286 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/octoha/octoha/harness/cluster"
+	"github.com/octoha/octoha/harness/cluster/local"
+	"github.com/octoha/octoha/internal/proc"
 )
 
-// runUp is not built yet; its issue owns it.
+// specFlags are the cluster-spec flags shared by up and chaos; only flags
+// the user set override the YAML file.
+type specFlags struct {
+	config   *string
+	name     *string
+	nodes    *int
+	lbKind   *string
+	db       *string
+	dsn      *string
+	storage  *string
+	network  *string
+	port     *int
+	sticky   *bool
+	drain    *string
+	interval *time.Duration
+	fall     *int
+	rise     *int
+}
+
+func addSpecFlags(fs *flag.FlagSet) *specFlags {
+	return &specFlags{
+		config:   fs.String("config", "", "cluster spec YAML (flags override it)"),
+		name:     fs.String("name", "default", "cluster name (names the default run directory)"),
+		nodes:    fs.Int("nodes", 3, "number of nodes"),
+		lbKind:   fs.String("lb", "haproxy", "load balancer: haproxy, nginx, nginx-defaults or embedded"),
+		db:       fs.String("db", "sqlite", "database: sqlite, postgres or sqlserver"),
+		dsn:      fs.String("db-dsn", "", "SQL Server DSN for --db sqlserver (or ${VAR} in the YAML); prefer $OCTOHA_MSSQL_DSN"),
+		storage:  fs.String("storage", "local", "share: local (a directory) or smb (Samba)"),
+		network:  fs.String("network", "127.0.0", "loopback /24 to use: LB .10, nodes .11+, database .5, share .6"),
+		port:     fs.Int("port", 8080, "HTTP port of the load balancer and of every node"),
+		sticky:   fs.Bool("sticky", false, "cookie session stickiness at the load balancer"),
+		drain:    fs.String("drain", "down", "what a 418 does at HAProxy: down (expect 200) or nolb (true drain, L7OKC)"),
+		interval: fs.Duration("interval", 500*time.Millisecond, "load balancer health-check interval"),
+		fall:     fs.Int("fall", 2, "failed checks before a node is taken out"),
+		rise:     fs.Int("rise", 2, "passed checks before a node is put back"),
+	}
+}
+
+// spec builds the spec: defaults, then the YAML file, then flags set.
+func (f *specFlags) spec(fs *flag.FlagSet) (cluster.Spec, error) {
+	s := cluster.Defaults()
+	if *f.config != "" {
+		var err error
+		if s, err = cluster.LoadSpec(*f.config); err != nil {
+			return s, err
+		}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if set["name"] || *f.config == "" {
+		s.Name = *f.name
+	}
+	if set["nodes"] {
+		s.Nodes = *f.nodes
+	}
+	if set["lb"] {
+		s.LB.Kind = *f.lbKind
+	}
+	if set["db"] {
+		s.DB.Kind = *f.db
+	}
+	if set["db-dsn"] {
+		s.DB.DSN = *f.dsn
+	}
+	if s.DB.Kind == cluster.DBSQLServer && s.DB.DSN == "" {
+		s.DB.DSN = os.Getenv("OCTOHA_MSSQL_DSN")
+	}
+	if set["storage"] {
+		s.Storage.Kind = *f.storage
+	}
+	if set["network"] {
+		s.Network = *f.network
+	}
+	if set["port"] {
+		s.Port = *f.port
+	}
+	if set["sticky"] {
+		s.LB.Sticky = *f.sticky
+	}
+	if set["drain"] {
+		s.LB.Drain = *f.drain
+	}
+	if set["interval"] {
+		s.LB.Interval = *f.interval
+	}
+	if set["fall"] {
+		s.LB.Fall = *f.fall
+	}
+	if set["rise"] {
+		s.LB.Rise = *f.rise
+	}
+	if s.Provider == "" || s.Provider == cluster.ProviderLocal {
+		s.Provider = cluster.ProviderLocal
+	}
+	n, err := s.Normalize()
+	if err != nil {
+		return s, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return n, nil
+}
+
 func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not implemented yet")
+	fs := newFlagSet("up", stderr)
+	sf := addSpecFlags(fs)
+	runDir := fs.String("run-dir", "", "run directory (default /tmp/octoha-<uid>/<name>)")
+	detach := fs.Bool("detach", false, "return once the cluster is ready, leaving it running (stop it with octoha down)")
+	timeout := fs.Duration("timeout", 90*time.Second, "how long to wait for the cluster to become ready")
+	verbose := fs.Bool("v", false, "verbose progress logs")
+	supervise := fs.Bool("supervise", false, "internal: run as the detached cluster's owner")
+	supLog := fs.String("supervisor-log", "", "internal: log file to move into the run directory")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	spec, err := sf.spec(fs)
+	if err != nil {
+		return err
+	}
+	if spec.Provider != cluster.ProviderLocal {
+		return fmt.Errorf("%w: octoha up runs the local provider (spec says %q); scenarios use the others", errUsage, spec.Provider)
+	}
+	dir := *runDir
+	if dir == "" {
+		dir = local.DefaultRunDir(spec.Name)
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return err
+	}
+	level := slog.LevelWarn
+	if *verbose || *supervise {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	if *detach {
+		return upDetached(ctx, args, dir, *timeout, stdout, stderr)
+	}
+	start := time.Now()
+	c, err := local.Up(ctx, spec, local.Options{RunDir: dir, Logger: log, ReadyTimeout: *timeout})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if err := c.Down(dctx); err != nil {
+			fmt.Fprintf(stderr, "octoha up: teardown: %v\n", err)
+		}
+	}()
+	if *supervise {
+		if *supLog != "" {
+			_ = os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
+			_ = os.Rename(*supLog, filepath.Join(dir, "logs", "supervisor.log"))
+		}
+		log.Info("cluster owner running; stop with octoha down", "runDir", dir)
+		<-ctx.Done()
+		log.Info("stopping cluster")
+		return nil
+	}
+	st, err := local.ReadState(dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "cluster %q ready in %.1fs\n\n", spec.Name, time.Since(start).Seconds())
+	printState(stdout, st)
+	fmt.Fprintf(stdout, "\nRunning in the foreground; Ctrl-C stops everything and removes %s.\n", dir)
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "\nstopping…")
+	return nil
+}
+
+// upDetached starts `octoha up --supervise` as a session leader that owns
+// the cluster, waits until it reports ready, prints the endpoints and
+// returns. `octoha down` signals the owner to tear down.
+func upDetached(ctx context.Context, args []string, dir string, timeout time.Duration, stdout, stderr io.Writer) error {
+	if st, err := local.ReadState(dir); err == nil && st.Alive() {
+		return fmt.Errorf("%w: %s (pid %d); run `octoha down --run-dir %s` first", local.ErrRunning, dir, st.SupervisorPID, dir)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	logPath := dir + ".up.log"
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("create supervisor log: %w", err)
+	}
+	defer logf.Close()
+	childArgs := []string{"up"}
+	for _, a := range args {
+		if a != "--detach" && a != "-detach" && a != "--detach=true" && a != "-detach=true" {
+			childArgs = append(childArgs, a)
+		}
+	}
+	childArgs = append(childArgs, "--run-dir", dir, "--supervise", "--supervisor-log", logPath)
+	p, err := proc.Start(proc.Spec{Name: "cluster owner", Path: exe, Args: childArgs, Log: logf, Detached: true, Env: os.Environ()})
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	deadline := time.After(timeout + 10*time.Second)
+	for {
+		if st, err := local.ReadState(dir); err == nil && st.Ready && st.SupervisorPID == p.PID() {
+			fmt.Fprintf(stdout, "cluster %q ready in %.1fs (owner pid %d)\n\n", st.Name, time.Since(start).Seconds(), st.SupervisorPID)
+			printState(stdout, st)
+			fmt.Fprintf(stdout, "\nStop it with: octoha down --run-dir %s\n", dir)
+			return nil
+		}
+		select {
+		case <-p.Done():
+			b, _ := os.ReadFile(logPath)
+			os.Remove(logPath)
+			return fmt.Errorf("cluster did not come up:\n%s", tail(string(b), 40))
+		case <-ctx.Done():
+			_ = p.Signal(syscall.SIGTERM)
+			_ = p.Wait(context.Background())
+			os.Remove(logPath)
+			return ctx.Err()
+		case <-deadline:
+			_ = p.Signal(syscall.SIGTERM)
+			_ = p.Wait(context.Background())
+			return errors.New("cluster did not become ready in time; see " + logPath)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// printState prints the endpoint table of a cluster.
+func printState(w io.Writer, st *local.State) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "load balancer\t%s\t%s\n", st.LBURL, st.LBKind)
+	for _, n := range st.Nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, n.URL, n.ID)
+	}
+	fmt.Fprintf(tw, "API key\tin %s (mode 0600)\t\n", filepath.Join(st.RunDir, local.APIKeyFile))
+	for _, c := range st.Components {
+		if strings.HasPrefix(c.Part, "node ") || c.Part == "load balancer" {
+			continue
+		}
+		emb := ""
+		if c.Embedded {
+			emb = "  [EMBEDDED]"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s%s\n", c.Part, c.Location, c.Description, emb)
+	}
+	for _, c := range st.Components {
+		if c.Part == "load balancer" {
+			emb := ""
+			if c.Embedded {
+				emb = "  [EMBEDDED]"
+			}
+			fmt.Fprintf(tw, "lb driver\t%s%s\t\n", c.Description, emb)
+		}
+	}
+	fmt.Fprintf(tw, "run dir\t%s\t\n", st.RunDir)
+	tw.Flush()
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n")
 }

@@ -1,0 +1,353 @@
+// Package node is a fake Octopus Server node: the HTTP API an HA cluster's
+// load balancer, clients and the harness see (ping, nodes, spaces, package
+// upload and download), backed by the shared database (fakes/store) and the
+// shared file storage (fakes/blob), exactly as a real node is backed by SQL
+// Server and a file share. Several node processes sharing one database and
+// one share form a cluster; drain state lives in the database, so draining
+// node B through node A works as in Octopus.
+package node
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/fakes/blob"
+	"github.com/octoha/octoha/fakes/store"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultMaxConcurrentTasks = 20
+	DefaultHeartbeat          = time.Second
+	DefaultVersion            = "2025.1.0-octoha"
+	// DefaultUnhealthyAfter is how long the database may be unreachable
+	// before ping answers 503: a short grace so one slow query does not
+	// take a node out of the load balancer.
+	DefaultUnhealthyAfter = 3 * time.Second
+)
+
+// Config configures a node.
+type Config struct {
+	ID   string // e.g. "OctopusServerNodes-1"
+	Name string // e.g. "Node1"
+	// URL is where the node can be reached, recorded in the database for
+	// operators (informational).
+	URL string
+
+	DB        *store.DB
+	Packages  blob.Store
+	Artifacts blob.Store // optional
+	TaskLogs  blob.Store // optional
+
+	// APIKeys are the keys accepted in X-Octopus-ApiKey (or a Bearer token).
+	APIKeys []string
+
+	MaxConcurrentTasks int
+	Heartbeat          time.Duration
+	UnhealthyAfter     time.Duration
+	// OfflineAfter is the LastSeen age after which a node is listed as
+	// IsOffline; default 5 heartbeats, at least 5s.
+	OfflineAfter time.Duration
+	// TempStaleAfter is the LastSeen age after which another node's
+	// temporary upload files are swept; default OfflineAfter.
+	TempStaleAfter time.Duration
+	// JanitorInterval is how often temporary files are swept; default 5s.
+	JanitorInterval time.Duration
+	Version         string
+	Logger          *slog.Logger
+
+	// UnsafeAckBeforeStore makes the node acknowledge an upload (201) as
+	// soon as the body is received and publish the file and its row only
+	// UnsafeStoreDelay later. It is a deliberately broken node for proving
+	// that the durability checker catches lost acknowledged writes; never
+	// use it otherwise.
+	UnsafeAckBeforeStore bool
+	UnsafeStoreDelay     time.Duration
+}
+
+// Node is one fake Octopus Server node.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+
+	// health, refreshed by the heartbeat loop and read lock-free by ping.
+	state atomic.Pointer[healthState]
+
+	mu       sync.Mutex
+	lastDBOK time.Time
+
+	uploads activeSet // temp files being written by this process
+	tasks   atomic.Int64
+	started time.Time
+}
+
+// healthState is what ping answers, precomputed so that a load balancer's
+// probes cost no database round trip.
+type healthState struct {
+	status int
+	body   []byte
+	node   store.Node
+	dbOK   bool
+}
+
+// New validates cfg and returns a node. Call Run to start its heartbeats.
+func New(cfg Config) (*Node, error) {
+	if cfg.ID == "" || cfg.Name == "" {
+		return nil, errors.New("node: ID and Name are required")
+	}
+	if cfg.DB == nil {
+		return nil, errors.New("node: a shared database is required")
+	}
+	if cfg.Packages == nil {
+		return nil, errors.New("node: a Packages store is required")
+	}
+	if len(cfg.APIKeys) == 0 {
+		return nil, errors.New("node: at least one API key is required")
+	}
+	if cfg.MaxConcurrentTasks <= 0 {
+		cfg.MaxConcurrentTasks = DefaultMaxConcurrentTasks
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.UnhealthyAfter <= 0 {
+		cfg.UnhealthyAfter = DefaultUnhealthyAfter
+	}
+	if cfg.OfflineAfter <= 0 {
+		cfg.OfflineAfter = max(5*cfg.Heartbeat, 5*time.Second)
+	}
+	if cfg.TempStaleAfter <= 0 {
+		cfg.TempStaleAfter = cfg.OfflineAfter
+	}
+	if cfg.JanitorInterval <= 0 {
+		cfg.JanitorInterval = 5 * time.Second
+	}
+	if cfg.Version == "" {
+		cfg.Version = DefaultVersion
+	}
+	if cfg.UnsafeStoreDelay <= 0 {
+		cfg.UnsafeStoreDelay = 3 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), started: time.Now()}
+	n.uploads.m = map[string]struct{}{}
+	// Until the first heartbeat lands the node is not ready: 503.
+	n.setState(store.Node{ID: cfg.ID, Name: cfg.Name, MaxConcurrentTasks: cfg.MaxConcurrentTasks, Version: cfg.Version}, false)
+	return n, nil
+}
+
+// Name returns the node's name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// Run registers the node and keeps heartbeating and sweeping temporary
+// files until ctx is done. The first heartbeat is attempted before Run
+// returns control to the loop, so a node that can reach its database is
+// healthy as soon as it serves.
+func (n *Node) Run(ctx context.Context) error {
+	n.heartbeat(ctx)
+	hb := time.NewTicker(n.cfg.Heartbeat)
+	defer hb.Stop()
+	jan := time.NewTicker(n.cfg.JanitorInterval)
+	defer jan.Stop()
+	n.sweep(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hb.C:
+			n.heartbeat(ctx)
+		case <-jan.C:
+			n.sweep(ctx)
+		}
+	}
+}
+
+// Heartbeat writes this node's row and refreshes its view of its own drain
+// state and task cap (which any node may change). Exported for tests.
+func (n *Node) heartbeat(ctx context.Context) {
+	// A hung database must not stall the loop past the next beat.
+	timeout := max(n.cfg.Heartbeat, time.Second)
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	now := time.Now().UTC()
+	err := n.cfg.DB.Heartbeat(hctx, store.Node{
+		ID: n.cfg.ID, Name: n.cfg.Name, MaxConcurrentTasks: n.cfg.MaxConcurrentTasks,
+		LastSeen: now, Version: n.cfg.Version, URL: n.cfg.URL,
+	})
+	var row store.Node
+	if err == nil {
+		row, err = n.cfg.DB.Node(hctx, n.cfg.ID)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err != nil {
+		prev := n.state.Load()
+		healthy := !n.lastDBOK.IsZero() && time.Since(n.lastDBOK) < n.cfg.UnhealthyAfter
+		if prev.dbOK && !healthy {
+			n.log.Warn("shared database unreachable: ping now answers 503", "err", err, "since", n.lastDBOK)
+		} else if ctx.Err() == nil {
+			n.log.Debug("heartbeat failed", "err", err)
+		}
+		n.setState(prev.node, healthy)
+		return
+	}
+	if prev := n.state.Load(); !prev.dbOK {
+		n.log.Info("shared database reachable: node healthy", "maintenance", row.IsInMaintenanceMode)
+	} else if prev.node.IsInMaintenanceMode != row.IsInMaintenanceMode {
+		n.log.Info("maintenance mode changed", "draining", row.IsInMaintenanceMode)
+	}
+	n.lastDBOK = time.Now()
+	n.setState(row, true)
+}
+
+// refresh re-reads this node's row after a change made through this node,
+// so its own ping reflects a drain at once.
+func (n *Node) refresh(row store.Node) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.setState(row, n.state.Load().dbOK)
+}
+
+func (n *Node) setState(row store.Node, dbOK bool) {
+	if row.ID == "" {
+		row.ID, row.Name = n.cfg.ID, n.cfg.Name
+	}
+	res := n.resource(row, time.Now())
+	res.IsOffline = !dbOK
+	status := http.StatusOK
+	switch {
+	case !dbOK:
+		status = http.StatusServiceUnavailable
+	case row.IsInMaintenanceMode:
+		status = http.StatusTeapot
+	}
+	body, _ := json.Marshal(res)
+	n.state.Store(&healthState{status: status, body: body, node: row, dbOK: dbOK})
+}
+
+// resource renders a node row as Octopus does.
+func (n *Node) resource(row store.Node, now time.Time) api.Node {
+	res := api.Node{
+		Id:                  row.ID,
+		Name:                row.Name,
+		MaxConcurrentTasks:  row.MaxConcurrentTasks,
+		IsInMaintenanceMode: row.IsInMaintenanceMode,
+		Version:             row.Version,
+		Links: api.Links{
+			"Self":    api.NodePath(row.ID),
+			"Details": api.NodePath(row.ID) + "/details",
+			"Node":    api.NodePath(row.ID),
+		},
+	}
+	if !row.LastSeen.IsZero() {
+		ls := row.LastSeen.UTC()
+		res.LastSeen = &ls
+		res.IsOffline = now.Sub(ls) > n.cfg.OfflineAfter
+	}
+	if row.ID == n.cfg.ID {
+		res.RunningTaskCount = int(n.tasks.Load())
+	}
+	return res
+}
+
+// Serve listens on addr and serves the node's API until ctx is done, then
+// shuts down gracefully (in-flight requests get up to grace to finish).
+func (n *Node) Serve(ctx context.Context, addr string, grace time.Duration) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return n.ServeListener(ctx, ln, grace)
+}
+
+// ServeListener is Serve on an existing listener.
+func (n *Node) ServeListener(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	srv := &http.Server{
+		Handler:           n,
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	go func() { _ = n.Run(runCtx) }()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	n.log.Info("node serving", "listen", ln.Addr().String(), "id", n.cfg.ID, "db", n.cfg.DB.String(), "packages", n.cfg.Packages.String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if err != nil {
+		_ = srv.Close()
+	}
+	n.log.Info("node stopped")
+	return nil
+}
+
+// validKey reports whether key is one of the configured API keys, in
+// constant time per key.
+func (n *Node) validKey(key string) bool {
+	ok := 0
+	for _, k := range n.cfg.APIKeys {
+		ok |= subtle.ConstantTimeCompare([]byte(k), []byte(key))
+	}
+	return ok == 1
+}
+
+// requestKey extracts the API key or bearer token from a request.
+func requestKey(r *http.Request) string {
+	if k := r.Header.Get(api.HeaderAPIKey); k != "" {
+		return k
+	}
+	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "Bearer ") {
+		return strings.TrimSpace(a[7:])
+	}
+	if k := r.URL.Query().Get("apikey"); k != "" {
+		return k
+	}
+	return ""
+}
+
+// activeSet tracks the temporary files this process is writing, so the
+// janitor never sweeps a live upload.
+type activeSet struct {
+	mu sync.Mutex
+	m  map[string]struct{}
+}
+
+func (a *activeSet) add(name string) {
+	a.mu.Lock()
+	a.m[name] = struct{}{}
+	a.mu.Unlock()
+}
+
+func (a *activeSet) remove(name string) {
+	a.mu.Lock()
+	delete(a.m, name)
+	a.mu.Unlock()
+}
+
+func (a *activeSet) has(name string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.m[name]
+	return ok
+}

@@ -1,0 +1,437 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha1" //nolint:gosec // Octopus identifies packages by SHA-1.
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/fakes/blob"
+	"github.com/octoha/octoha/fakes/store"
+)
+
+// TempDir is the directory of the Packages root where uploads are written
+// before they are published under their final name. Temporary names are
+// "<nodeID>_<random>.tmp", so any node can tell whose a leftover is.
+const TempDir = ".octoha-tmp"
+
+// publishTimeout bounds publishing a received upload (rename + row), which
+// runs detached from the request so a client that hangs up after sending
+// the whole body cannot leave a half-published package.
+const publishTimeout = 30 * time.Second
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+// overwriteMode reads overwriteMode (any case) or the legacy replace flag.
+func overwriteMode(q url.Values) (string, error) {
+	if m := q.Get("overwriteMode"); m != "" {
+		for _, v := range []string{api.FailIfExists, api.OverwriteExisting, api.IgnoreIfExists} {
+			if strings.EqualFold(m, v) {
+				return v, nil
+			}
+		}
+		return "", fmt.Errorf("overwriteMode %q is not one of %s, %s, %s", m, api.FailIfExists, api.OverwriteExisting, api.IgnoreIfExists)
+	}
+	if rep := q.Get("replace"); rep != "" {
+		b, err := strconv.ParseBool(rep)
+		if err != nil {
+			return "", fmt.Errorf("replace %q is not true or false", rep)
+		}
+		if b {
+			return api.OverwriteExisting, nil
+		}
+	}
+	return api.FailIfExists, nil
+}
+
+// rawFileName returns a part's file name exactly as sent. multipart.Part's
+// FileName applies filepath.Base, which would silently turn "../../x.zip"
+// into "x.zip"; Octopus clients send base names, so anything else is an
+// error the client should see.
+func rawFileName(p *multipart.Part) string {
+	_, params, err := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
+	if err != nil {
+		return ""
+	}
+	return params["filename"]
+}
+
+// upload handles POST /api/{space}/packages/raw: the multipart body is
+// streamed to a temporary file on the share with its hash computed on the
+// way, published atomically under Octopus's path, and only then recorded
+// in the database.
+func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
+	ctx := r.Context()
+	mode, err := overwriteMode(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "Invalid upload options.", []string{err.Error()})
+		return
+	}
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		writeError(w, http.StatusBadRequest, "The package must be sent as multipart/form-data with a file part.", nil)
+		return
+	}
+	mr := multipart.NewReader(r.Body, params["boundary"])
+	var part *multipart.Part
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			writeError(w, http.StatusBadRequest, "No package file was found in the request.", []string{api.IssueEmptyFile})
+			return
+		}
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "The multipart body could not be read.", []string{err.Error()})
+			return
+		}
+		if rawFileName(p) != "" {
+			part = p
+			break
+		}
+		// Any field name is accepted for the file; other fields are ignored.
+		if _, err := io.Copy(io.Discard, p); err != nil {
+			writeError(w, http.StatusBadRequest, "The multipart body could not be read.", []string{err.Error()})
+			return
+		}
+	}
+	fileName := rawFileName(part)
+	pf, err := api.ParseFileName(fileName)
+	if err != nil {
+		issue := api.IssueInvalidPackageID
+		var fe *api.FileNameError
+		if errors.As(err, &fe) {
+			issue = fe.Issue
+		}
+		writeError(w, http.StatusBadRequest, "The package file name is not valid: "+err.Error(), []string{issue})
+		return
+	}
+	log := n.log.With("package", pf.ID, "version", pf.Version, "mode", mode)
+
+	existing, err := n.cfg.DB.Package(ctx, space, pf.ID, pf.Version)
+	exists := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		n.dbError(w, "checking for an existing package", err)
+		return
+	}
+	if exists && mode != api.OverwriteExisting {
+		// Read the body to the end so the client sees our answer rather
+		// than a reset while it is still sending.
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			return
+		}
+		n.answerExisting(w, mode, existing, log)
+		return
+	}
+
+	tmp := path.Join(TempDir, n.cfg.ID+"_"+randomHex(8)+".tmp")
+	n.uploads.add(tmp)
+	handedOff := false // the unsafe mode's late publisher owns tmp
+	defer func() {
+		if !handedOff {
+			n.uploads.remove(tmp)
+		}
+	}()
+	fw, err := n.cfg.Packages.Create(ctx, tmp)
+	if err != nil {
+		log.Error("cannot create a temporary file in the package store", "err", err)
+		writeError(w, http.StatusInternalServerError, "The package store could not be written to.", []string{err.Error()})
+		return
+	}
+	h := sha1.New() //nolint:gosec
+	sw := &storeWriter{w: fw}
+	bp := copyBufs.Get().(*[]byte)
+	size, err := io.CopyBuffer(io.MultiWriter(sw, h), part, *bp)
+	copyBufs.Put(bp)
+	if err == nil {
+		err = drainParts(mr)
+	}
+	if err != nil {
+		_ = fw.Abort()
+		if sw.err != nil {
+			log.Error("writing the package to the store failed", "err", sw.err, "bytes", size)
+			writeError(w, http.StatusInternalServerError, "The package could not be written to the package store.", []string{sw.err.Error()})
+			return
+		}
+		log.Warn("upload body ended early; nothing was stored", "err", err, "bytes", size)
+		writeError(w, http.StatusBadRequest, "The upload was incomplete.", []string{err.Error()})
+		return
+	}
+	if size == 0 {
+		_ = fw.Abort()
+		writeError(w, http.StatusBadRequest, "The package file is empty.", []string{api.IssueEmptyFile})
+		return
+	}
+	if err := fw.Close(); err != nil {
+		_ = fw.Abort()
+		log.Error("closing the package file failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "The package could not be written to the package store.", []string{err.Error()})
+		return
+	}
+	row := store.Package{
+		SpaceID: space, PackageID: pf.ID, Version: pf.Version, Extension: pf.Extension,
+		Hash: hex.EncodeToString(h.Sum(nil)), Size: size, Path: pf.StorePath(space),
+		Published: time.Now().UTC(), NodeID: n.cfg.ID,
+	}
+	if n.cfg.UnsafeAckBeforeStore {
+		// Deliberately broken: acknowledge first, store later.
+		log.Warn("UNSAFE: acknowledging the upload before it is stored", "delay", n.cfg.UnsafeStoreDelay)
+		writeJSON(w, http.StatusCreated, n.packageResource(row))
+		handedOff = true
+		go func() {
+			defer n.uploads.remove(tmp)
+			t := time.NewTimer(n.cfg.UnsafeStoreDelay)
+			defer t.Stop()
+			<-t.C
+			pctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+			defer cancel()
+			if _, _, err := n.publish(pctx, tmp, row, mode); err != nil {
+				log.Error("UNSAFE: late publish failed", "err", err)
+			}
+		}()
+		return
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	status, stored, err := n.publish(pctx, tmp, row, mode)
+	if err != nil {
+		var pe *publishError
+		if errors.As(err, &pe) {
+			log.Warn("upload refused", "status", pe.status, "err", err)
+			writeError(w, pe.status, pe.msg, []string{err.Error()})
+			return
+		}
+		log.Error("publishing the package failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "The package could not be stored.", []string{err.Error()})
+		return
+	}
+	log.Info("package stored", "status", status, "bytes", size, "hash", row.Hash)
+	writeJSON(w, status, n.packageResource(stored))
+}
+
+// publishError is a publish outcome with a specific HTTP answer.
+type publishError struct {
+	status int
+	msg    string
+	err    error
+}
+
+func (e *publishError) Error() string { return e.err.Error() }
+func (e *publishError) Unwrap() error { return e.err }
+
+// publish moves a complete temporary file to its final name and then
+// records it. It returns the HTTP status to answer and the stored row.
+func (n *Node) publish(ctx context.Context, tmp string, row store.Package, mode string) (int, store.Package, error) {
+	replace := mode == api.OverwriteExisting
+	err := n.cfg.Packages.Publish(ctx, tmp, row.Path, replace)
+	if errors.Is(err, blob.ErrExist) {
+		// Another upload of the same version won the race.
+		_ = n.cfg.Packages.Remove(ctx, tmp)
+		if mode == api.IgnoreIfExists {
+			if existing, gerr := n.cfg.DB.Package(ctx, row.SpaceID, row.PackageID, row.Version); gerr == nil {
+				return http.StatusOK, existing, nil
+			}
+			return http.StatusOK, row, nil
+		}
+		return 0, row, &publishError{status: http.StatusConflict, msg: conflictMessage(row), err: fmt.Errorf("publish %s: %w", row.Path, err)}
+	}
+	if err != nil {
+		_ = n.cfg.Packages.Remove(ctx, tmp)
+		return 0, row, fmt.Errorf("publish %s: %w", row.Path, err)
+	}
+	created, err := n.cfg.DB.AddPackage(ctx, row, replace)
+	if errors.Is(err, store.ErrExists) {
+		return 0, row, &publishError{status: http.StatusConflict, msg: conflictMessage(row), err: fmt.Errorf("record %s: %w", row.Path, err)}
+	}
+	if err != nil {
+		// Without its row the file must not stay: nobody acknowledged it.
+		// (An overwrite has already replaced the old file; its row keeps
+		// the old hash until the database returns and the client retries.)
+		if !replace {
+			_ = n.cfg.Packages.Remove(ctx, row.Path)
+		}
+		return 0, row, &publishError{status: http.StatusServiceUnavailable, msg: "The Octopus Server could not reach its database while recording the package.", err: fmt.Errorf("record %s: %w", row.Path, err)}
+	}
+	_ = created
+	return http.StatusCreated, row, nil
+}
+
+func conflictMessage(row store.Package) string {
+	return fmt.Sprintf("The package %s version %s already exists in the built-in feed. Use overwriteMode=OverwriteExisting to replace it.", row.PackageID, row.Version)
+}
+
+func (n *Node) answerExisting(w http.ResponseWriter, mode string, existing store.Package, log interface{ Info(string, ...any) }) {
+	if mode == api.IgnoreIfExists {
+		log.Info("package exists: ignored")
+		writeJSON(w, http.StatusOK, n.packageResource(existing))
+		return
+	}
+	log.Info("package exists: refused")
+	writeError(w, http.StatusConflict, conflictMessage(existing), []string{api.IssuePackageAlreadyExists})
+}
+
+// storeWriter remembers a write error so a failing share can be told apart
+// from a client that went away.
+type storeWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *storeWriter) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	if err != nil && s.err == nil {
+		s.err = err
+	}
+	return n, err
+}
+
+// drainParts reads any parts after the file to the closing boundary, so an
+// upload is only complete when the whole body arrived.
+func drainParts(mr *multipart.Reader) error {
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(io.Discard, p); err != nil {
+			return err
+		}
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (n *Node) packageResource(p store.Package) api.Package {
+	id := api.PackageResourceID(p.PackageID, p.Version)
+	return api.Package{
+		Id:               id,
+		PackageId:        p.PackageID,
+		Version:          p.Version,
+		Hash:             p.Hash,
+		PackageSizeBytes: p.Size,
+		FeedId:           api.BuiltInFeedID,
+		NuGetPackageId:   p.PackageID,
+		NuGetFeedId:      api.BuiltInFeedID,
+		FileExtension:    p.Extension,
+		Title:            p.PackageID,
+		Published:        p.Published.UTC(),
+		Links: api.Links{
+			"Self": api.PackagePath(p.SpaceID, id),
+			"Raw":  api.PackageRawPath(p.SpaceID, id),
+			"Feed": "/api/" + p.SpaceID + "/feeds/" + api.BuiltInFeedID,
+		},
+	}
+}
+
+// lookup resolves a package resource ID ("packages-<Id>.<Version>").
+func (n *Node) lookup(w http.ResponseWriter, r *http.Request, space, resID string) (store.Package, bool) {
+	pid, ver, ok := api.SplitPackageResourceID(resID)
+	if !ok {
+		writeError(w, http.StatusNotFound, "The package "+resID+" does not exist.", nil)
+		return store.Package{}, false
+	}
+	row, err := n.cfg.DB.Package(r.Context(), space, pid, ver)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "The package "+resID+" does not exist.", nil)
+		return row, false
+	case err != nil:
+		n.dbError(w, "reading package "+resID, err)
+		return row, false
+	}
+	return row, true
+}
+
+func (n *Node) getPackage(w http.ResponseWriter, r *http.Request, space, resID string) {
+	if row, ok := n.lookup(w, r, space, resID); ok {
+		writeJSON(w, http.StatusOK, n.packageResource(row))
+	}
+}
+
+func (n *Node) downloadPackage(w http.ResponseWriter, r *http.Request, space, resID string) {
+	row, ok := n.lookup(w, r, space, resID)
+	if !ok {
+		return
+	}
+	f, err := n.cfg.Packages.Open(r.Context(), row.Path)
+	if errors.Is(err, blob.ErrNotExist) {
+		n.log.Error("package row points to a missing file", "path", row.Path)
+		writeError(w, http.StatusNotFound, "The package "+resID+" is recorded but its file is missing from the package store.", []string{row.Path})
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "The package store could not be read.", []string{err.Error()})
+		return
+	}
+	defer f.Close()
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", strconv.FormatInt(row.Size, 10))
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(row.Path)}))
+	h.Set("X-Octoha-Hash", row.Hash)
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	if _, err := io.CopyBuffer(w, f, *bp); err != nil {
+		n.log.Warn("download interrupted", "path", row.Path, "err", err)
+	}
+}
+
+func (n *Node) listPackages(w http.ResponseWriter, r *http.Request, space string) {
+	q := r.URL.Query()
+	skip, take := paging(r, 30)
+	pq := store.PackageQuery{SpaceID: space, PackageID: q.Get("nuGetPackageId"), Filter: q.Get("filter"), Skip: skip, Take: take}
+	rows, total, err := n.cfg.DB.ListPackages(r.Context(), pq)
+	if err != nil {
+		n.dbError(w, "listing packages", err)
+		return
+	}
+	items := make([]api.Package, 0, len(rows))
+	for _, row := range rows {
+		items = append(items, n.packageResource(row))
+	}
+	page := api.NewPage("Package", items, total, skip, take, api.PackagesPath(space))
+	if skip+take < total {
+		page.Links["Page.Next"] = fmt.Sprintf("%s?skip=%d&take=%d", api.PackagesPath(space), skip+take, take)
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// deletePackage removes the row first and then the file, so a row never
+// points to a missing file.
+func (n *Node) deletePackage(w http.ResponseWriter, r *http.Request, space, resID string) {
+	row, ok := n.lookup(w, r, space, resID)
+	if !ok {
+		return
+	}
+	if err := n.cfg.DB.DeletePackage(r.Context(), space, row.PackageID, row.Version); err != nil && !errors.Is(err, store.ErrNotFound) {
+		n.dbError(w, "deleting package "+resID, err)
+		return
+	}
+	if err := n.cfg.Packages.Remove(r.Context(), row.Path); err != nil {
+		n.log.Warn("package row deleted but its file could not be removed", "path", row.Path, "err", err)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{})
+}

@@ -1,0 +1,146 @@
+package node
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/octoha/octoha/fakes/api"
+)
+
+// installationID is fixed: every node of a cluster is one installation.
+const installationID = "0c7a5e2e-0c7a-4a5e-9c7a-0c7a5e2e0c7a"
+
+func (n *Node) root(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, api.Root{
+		Application:    "Octopus Deploy",
+		Version:        n.cfg.Version,
+		ApiVersion:     "3.0.0",
+		InstallationId: installationID,
+		Links: api.Links{
+			"Self":                        "/api",
+			"Spaces":                      "/api/spaces{/id}{?skip,ids,take,partialName}",
+			"SpaceHome":                   "/api/{spaceId}",
+			"CurrentUser":                 "/api/users/me",
+			"Tasks":                       "/api/tasks{/id}{?skip,active,environment,tenant,runbook,project,name,node,running,states,hasPendingInterruptions,hasWarningsOrErrors,take,ids,partialName,spaces,includeSystem,description,fromCompletedDate,toCompletedDate,fromQueueDate,toQueueDate,fromStartDate,toStartDate}",
+			"OctopusServerNodes":          "/api/octopusservernodes{/id}{?skip,take,ids,partialName}",
+			"OctopusServerClusterSummary": "/api/octopusservernodes/summary",
+		},
+	})
+}
+
+func (n *Node) ping(w http.ResponseWriter, r *http.Request) {
+	st := n.state.Load()
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(st.status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(st.body)
+	}
+}
+
+func defaultSpace() api.Space {
+	id := api.DefaultSpaceID
+	return api.Space{
+		Id:                       id,
+		Name:                     api.DefaultSpaceName,
+		Slug:                     "default",
+		IsDefault:                true,
+		SpaceManagersTeams:       []string{},
+		SpaceManagersTeamMembers: []string{},
+		Links: api.Links{
+			"Self":      "/api/spaces/" + id,
+			"SpaceHome": api.SpacePath(id),
+		},
+	}
+}
+
+func (n *Node) spacesPage(w http.ResponseWriter, r *http.Request) {
+	skip, take := paging(r, 30)
+	all := []api.Space{defaultSpace()}
+	if pn := r.URL.Query().Get("partialName"); pn != "" && !strings.Contains(strings.ToLower(api.DefaultSpaceName), strings.ToLower(pn)) {
+		all = nil
+	}
+	writeJSON(w, http.StatusOK, api.NewPage("Space", window(all, skip, take), len(all), skip, take, api.SpacesPath))
+}
+
+func (n *Node) spaceResource(w http.ResponseWriter, _ *http.Request, space string) {
+	if space != api.DefaultSpaceID {
+		writeError(w, http.StatusNotFound, "The space "+space+" does not exist.", nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, defaultSpace())
+}
+
+// spaceRoot is the space's home document, whose links the C# client reads.
+func (n *Node) spaceRoot(w http.ResponseWriter, _ *http.Request, space string) {
+	home := api.SpacePath(space)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"Name": api.DefaultSpaceName,
+		"Links": api.Links{
+			"Self":                  home,
+			"Packages":              home + "/packages{/id}{?nuGetPackageId,filter,latest,skip,take,includeNotes}",
+			"PackageUpload":         home + "/packages/raw{?replace,overwriteMode}",
+			"PackageDeltaSignature": home + "/packages/{packageId}/{version}/delta-signature",
+			"PackageDeltaUpload":    home + "/packages/{packageId}/{baseVersion}/delta{?replace,overwriteMode}",
+			"Tasks":                 home + "/tasks{/id}",
+		},
+	})
+}
+
+func (n *Node) routeUsers(w http.ResponseWriter, r *http.Request, seg []string) {
+	if !allow(w, r, http.MethodGet) {
+		return
+	}
+	user := map[string]any{
+		"Id": "Users-1", "Username": "octoha", "DisplayName": "octoha API key user",
+		"IsActive": true, "IsService": true,
+		"Links": api.Links{"Self": "/api/users/Users-1", "Spaces": "/api/users/Users-1/spaces"},
+	}
+	switch {
+	case len(seg) == 1 && (strings.EqualFold(seg[0], "me") || seg[0] == "Users-1"):
+		writeJSON(w, http.StatusOK, user)
+	case len(seg) == 2 && strings.EqualFold(seg[1], "spaces"):
+		writeJSON(w, http.StatusOK, []api.Space{defaultSpace()})
+	default:
+		n.notFound(w, r)
+	}
+}
+
+// routeTasks answers the task list: the fake runs no deployments, so the
+// queue is always empty.
+func (n *Node) routeTasks(w http.ResponseWriter, r *http.Request, seg []string) {
+	if !allow(w, r, http.MethodGet) {
+		return
+	}
+	if len(seg) > 0 {
+		writeError(w, http.StatusNotFound, "The task "+seg[0]+" does not exist.", nil)
+		return
+	}
+	skip, take := paging(r, 30)
+	writeJSON(w, http.StatusOK, api.NewPage[map[string]any]("Task", nil, 0, skip, take, api.TasksPath))
+}
+
+// paging reads skip and take, defaulting take.
+func paging(r *http.Request, defTake int) (skip, take int) {
+	q := r.URL.Query()
+	skip, _ = strconv.Atoi(q.Get("skip"))
+	take, err := strconv.Atoi(q.Get("take"))
+	if err != nil || take <= 0 {
+		take = defTake
+	}
+	return max(skip, 0), take
+}
+
+// window cuts items to [skip, skip+take).
+func window[T any](items []T, skip, take int) []T {
+	if skip >= len(items) {
+		return nil
+	}
+	end := len(items)
+	if take > 0 && skip+take < end {
+		end = skip + take
+	}
+	return items[skip:end]
+}

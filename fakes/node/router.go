@@ -1,0 +1,211 @@
+package node
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/octoha/octoha/fakes/api"
+)
+
+// ServeHTTP routes a request. Octopus routes are case-insensitive, and
+// space-scoped routes share their first segments with global ones
+// (/api/{space}/packages vs /api/octopusservernodes/{id}), so routing is by
+// segments rather than through http.ServeMux patterns.
+func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set(api.HeaderNode, n.cfg.Name)
+	seg := splitPath(r.URL.Path)
+	if len(seg) == 0 || !strings.EqualFold(seg[0], "api") {
+		n.notFound(w, r)
+		return
+	}
+	seg = seg[1:]
+	// Anonymous endpoints: the root document and the load balancers' ping.
+	if len(seg) == 0 {
+		if !allow(w, r, http.MethodGet) {
+			return
+		}
+		n.root(w, r)
+		return
+	}
+	if len(seg) == 2 && strings.EqualFold(seg[0], "octopusservernodes") && strings.EqualFold(seg[1], "ping") {
+		if !allow(w, r, http.MethodGet) {
+			return
+		}
+		n.ping(w, r)
+		return
+	}
+	if !n.authorize(w, r) {
+		return
+	}
+	switch strings.ToLower(seg[0]) {
+	case "octopusservernodes":
+		n.routeNodes(w, r, seg[1:])
+	case "spaces":
+		n.routeSpaces(w, r, seg[1:])
+	case "users":
+		n.routeUsers(w, r, seg[1:])
+	case "tasks":
+		n.routeTasks(w, r, seg[1:])
+	case "packages":
+		n.routePackages(w, r, api.DefaultSpaceID, seg[1:])
+	default:
+		if api.ValidSpaceID(canonicalSpace(seg[0])) {
+			n.routeSpace(w, r, canonicalSpace(seg[0]), seg[1:])
+			return
+		}
+		n.notFound(w, r)
+	}
+}
+
+func (n *Node) routeSpaces(w http.ResponseWriter, r *http.Request, seg []string) {
+	switch {
+	case len(seg) == 0:
+		if allow(w, r, http.MethodGet) {
+			n.spacesPage(w, r)
+		}
+	case len(seg) == 1 && strings.EqualFold(seg[0], "all"):
+		if allow(w, r, http.MethodGet) {
+			writeJSON(w, http.StatusOK, []api.Space{defaultSpace()})
+		}
+	case api.ValidSpaceID(canonicalSpace(seg[0])):
+		// /api/spaces/{id} is the space resource; /api/spaces/{id}/... is
+		// the same as /api/{id}/... (the upload path has both forms).
+		if len(seg) == 1 {
+			if allow(w, r, http.MethodGet) {
+				n.spaceResource(w, r, canonicalSpace(seg[0]))
+			}
+			return
+		}
+		n.routeSpace(w, r, canonicalSpace(seg[0]), seg[1:])
+	default:
+		n.notFound(w, r)
+	}
+}
+
+// routeSpace handles /api/{spaceId}/...
+func (n *Node) routeSpace(w http.ResponseWriter, r *http.Request, space string, seg []string) {
+	if space != api.DefaultSpaceID {
+		writeError(w, http.StatusNotFound, "The space "+space+" does not exist.", nil)
+		return
+	}
+	if len(seg) == 0 {
+		if allow(w, r, http.MethodGet) {
+			n.spaceRoot(w, r, space)
+		}
+		return
+	}
+	switch strings.ToLower(seg[0]) {
+	case "packages":
+		n.routePackages(w, r, space, seg[1:])
+	case "tasks":
+		n.routeTasks(w, r, seg[1:])
+	default:
+		n.notFound(w, r)
+	}
+}
+
+func (n *Node) routePackages(w http.ResponseWriter, r *http.Request, space string, seg []string) {
+	switch {
+	case len(seg) == 0:
+		if allow(w, r, http.MethodGet) {
+			n.listPackages(w, r, space)
+		}
+	case len(seg) == 1 && strings.EqualFold(seg[0], "raw"):
+		if allow(w, r, http.MethodPost) {
+			n.upload(w, r, space)
+		}
+	case len(seg) == 1:
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			n.getPackage(w, r, space, seg[0])
+		case http.MethodDelete:
+			n.deletePackage(w, r, space, seg[0])
+		default:
+			methodNotAllowed(w, "GET, DELETE")
+		}
+	case len(seg) == 2 && strings.EqualFold(seg[1], "raw"):
+		if allow(w, r, http.MethodGet) {
+			n.downloadPackage(w, r, space, seg[0])
+		}
+	case len(seg) == 3 && strings.EqualFold(seg[2], "delta-signature"):
+		// No delta support: every client falls back to a full upload.
+		writeError(w, http.StatusNotFound, "No earlier version of package "+seg[0]+" is available to build a delta from.", []string{"No previous versions available"})
+	case len(seg) == 3 && strings.EqualFold(seg[2], "delta"):
+		writeError(w, http.StatusNotFound, "Delta uploads are not supported by this node.", nil)
+	default:
+		n.notFound(w, r)
+	}
+}
+
+func (n *Node) notFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusNotFound, "The resource you requested was not found: "+r.URL.Path, nil)
+}
+
+func (n *Node) authorize(w http.ResponseWriter, r *http.Request) bool {
+	key := requestKey(r)
+	switch {
+	case key == "":
+		writeError(w, http.StatusUnauthorized, "You must be logged in to perform this action. Please provide a valid API key or log in again.", nil)
+		return false
+	case !n.validKey(key):
+		writeError(w, http.StatusUnauthorized, "The API key you provided was not valid. Please double-check your API key and try again.", nil)
+		return false
+	}
+	return true
+}
+
+// splitPath splits a URL path into non-empty segments.
+func splitPath(p string) []string {
+	parts := strings.Split(p, "/")
+	out := parts[:0]
+	for _, s := range parts {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// canonicalSpace turns "spaces-1" into "Spaces-1".
+func canonicalSpace(s string) string {
+	if len(s) > 7 && strings.EqualFold(s[:7], "spaces-") {
+		return "Spaces-" + s[7:]
+	}
+	return s
+}
+
+func allow(w http.ResponseWriter, r *http.Request, method string) bool {
+	if r.Method == method || (method == http.MethodGet && r.Method == http.MethodHead) {
+		return true
+	}
+	methodNotAllowed(w, method)
+	return false
+}
+
+func methodNotAllowed(w http.ResponseWriter, allowed string) {
+	w.Header().Set("Allow", allowed)
+	writeError(w, http.StatusMethodNotAllowed, "This endpoint only accepts "+allowed+".", nil)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "Could not encode the response.", []string{err.Error()})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// writeError writes Octopus's error body.
+func writeError(w http.ResponseWriter, status int, msg string, errs []string) {
+	if errs == nil {
+		errs = []string{msg}
+	}
+	b, _ := json.Marshal(api.Error{ErrorMessage: msg, Errors: errs})
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

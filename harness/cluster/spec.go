@@ -1,0 +1,336 @@
+// Package cluster describes an Octopus HA cluster under test and what the
+// harness can do to it. A Spec says what to build (nodes, load balancer,
+// database, share); a provider (local processes, docker containers, or an
+// external real cluster) turns it into a Cluster. Faults are optional
+// capabilities a Cluster may have (NodeController, DatabaseController,
+// ShareController), found by type assertion, so a scenario asks for what it
+// needs and is skipped, saying why, where it is missing.
+package cluster
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/octoha/octoha/harness/lb"
+)
+
+// Providers.
+const (
+	ProviderLocal    = "local"
+	ProviderDocker   = "docker"
+	ProviderExternal = "external"
+)
+
+// Database kinds.
+const (
+	DBSQLite    = "sqlite"
+	DBPostgres  = "postgres"
+	DBSQLServer = "sqlserver"
+)
+
+// Storage kinds.
+const (
+	StorageLocal = "local"
+	StorageSMB   = "smb"
+)
+
+// Spec describes a cluster. Zero values take the defaults of Defaults().
+type Spec struct {
+	Name     string `yaml:"name"`
+	Provider string `yaml:"provider"`
+	Nodes    int    `yaml:"nodes"`
+	// Network is the loopback /24 the local provider uses, as its first
+	// three octets: the load balancer is .10, nodes .11, .12, …, the
+	// database .5 and the share .6 (the seed's "unique address, same port"
+	// layout). Several clusters can run side by side on different networks.
+	Network     string `yaml:"network"`
+	Port        int    `yaml:"port"`        // HTTP port of nodes and load balancer
+	PollingPort int    `yaml:"pollingPort"` // Tentacle polling port of each node
+	// APIKey is accepted by every node. Empty: a random key is generated.
+	// It is never logged or written into reports.
+	APIKey  string       `yaml:"apiKey"`
+	SpaceID string       `yaml:"space"`
+	LB      LBSpec       `yaml:"lb"`
+	DB      DatabaseSpec `yaml:"database"`
+	Storage StorageSpec  `yaml:"storage"`
+	Node    NodeSpec     `yaml:"node"`
+	// External describes a real cluster (provider "external").
+	External *ExternalSpec `yaml:"external,omitempty"`
+}
+
+// LBSpec configures the load balancer.
+type LBSpec struct {
+	Kind     string        `yaml:"kind"` // haproxy, nginx, nginx-defaults, embedded
+	Interval time.Duration `yaml:"interval"`
+	Fall     int           `yaml:"fall"`
+	Rise     int           `yaml:"rise"`
+	Sticky   bool          `yaml:"sticky"`
+	// Drain is what a 418 does: "down" (HAProxy expect 200) or "nolb"
+	// (error-status L7OKC: a true drain that keeps sticky sessions).
+	Drain            string        `yaml:"drain"`
+	ShutdownSessions bool          `yaml:"shutdownSessions"`
+	ServerTimeout    time.Duration `yaml:"serverTimeout"`
+}
+
+// DatabaseSpec configures the shared database.
+type DatabaseSpec struct {
+	Kind string `yaml:"kind"` // sqlite, postgres, sqlserver
+	// DSN is required for sqlserver with the local provider (a server you
+	// run); "${VAR}" takes it from the environment, keeping passwords out
+	// of files.
+	DSN string `yaml:"dsn"`
+}
+
+// StorageSpec configures the shared file storage.
+type StorageSpec struct {
+	Kind string `yaml:"kind"` // local, smb
+}
+
+// NodeSpec configures every node.
+type NodeSpec struct {
+	Heartbeat          time.Duration `yaml:"heartbeat"`
+	UnhealthyAfter     time.Duration `yaml:"unhealthyAfter"`
+	MaxConcurrentTasks int           `yaml:"maxConcurrentTasks"`
+	// UnsafeAckBeforeStore runs deliberately broken nodes that acknowledge
+	// uploads before storing them; only for proving checkers can fail.
+	UnsafeAckBeforeStore bool `yaml:"unsafeAckBeforeStore"`
+	// Image is the fake-node image (docker provider).
+	Image string `yaml:"image"`
+}
+
+// ExternalSpec describes a real cluster for certification runs.
+type ExternalSpec struct {
+	LBURL string         `yaml:"lbURL"`
+	Nodes []ExternalNode `yaml:"nodes"`
+	// APIKeyEnv names the environment variable holding the API key.
+	APIKeyEnv string `yaml:"apiKeyEnv"`
+	// Hooks are shell commands for destructive faults, run only with
+	// --allow-destructive; "{node}" is replaced by the node name.
+	Hooks            map[string]string `yaml:"hooks"`
+	AllowDestructive bool              `yaml:"allowDestructive"`
+}
+
+// ExternalNode is one real node, reachable directly.
+type ExternalNode struct {
+	Name string `yaml:"name"`
+	URL  string `yaml:"url"`
+}
+
+// Defaults returns the spec of `octoha up` without flags: three nodes
+// behind HAProxy, SQLite, a local directory, on 127.0.0.0/24.
+func Defaults() Spec {
+	return Spec{
+		Name: "default", Provider: ProviderLocal, Nodes: 3, Network: "127.0.0",
+		Port: 8080, PollingPort: 10943, SpaceID: "Spaces-1",
+		LB:      LBSpec{Kind: string(lb.HAProxy), Interval: lb.DefaultInterval, Fall: lb.DefaultFall, Rise: lb.DefaultRise, Drain: string(lb.DrainDown)},
+		DB:      DatabaseSpec{Kind: DBSQLite},
+		Storage: StorageSpec{Kind: StorageLocal},
+		Node:    NodeSpec{Heartbeat: time.Second, UnhealthyAfter: 3 * time.Second, MaxConcurrentTasks: 20},
+	}
+}
+
+// LoadSpec reads a YAML spec over the defaults. Unknown fields are errors,
+// so a typo in a certification file does not silently change the test.
+func LoadSpec(path string) (Spec, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Spec{}, fmt.Errorf("read cluster spec: %w", err)
+	}
+	return ParseSpec(b)
+}
+
+// ParseSpec parses YAML over the defaults.
+func ParseSpec(b []byte) (Spec, error) {
+	s := Defaults()
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	// An empty document means "all defaults".
+	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
+		return Spec{}, fmt.Errorf("parse cluster spec: %w", err)
+	}
+	return s, nil
+}
+
+// Normalize fills zero fields with defaults and checks the spec.
+func (s Spec) Normalize() (Spec, error) {
+	d := Defaults()
+	if s.Name == "" {
+		s.Name = d.Name
+	}
+	if s.Provider == "" {
+		s.Provider = d.Provider
+	}
+	if s.Nodes == 0 {
+		s.Nodes = d.Nodes
+	}
+	if s.Network == "" {
+		s.Network = d.Network
+	}
+	if s.Port == 0 {
+		s.Port = d.Port
+	}
+	if s.PollingPort == 0 {
+		s.PollingPort = d.PollingPort
+	}
+	if s.SpaceID == "" {
+		s.SpaceID = d.SpaceID
+	}
+	if s.LB.Kind == "" {
+		s.LB.Kind = d.LB.Kind
+	}
+	if s.LB.Interval == 0 {
+		s.LB.Interval = d.LB.Interval
+	}
+	if s.LB.Fall == 0 {
+		s.LB.Fall = d.LB.Fall
+	}
+	if s.LB.Rise == 0 {
+		s.LB.Rise = d.LB.Rise
+	}
+	if s.LB.Drain == "" {
+		s.LB.Drain = d.LB.Drain
+	}
+	if s.DB.Kind == "" {
+		s.DB.Kind = d.DB.Kind
+	}
+	if s.Storage.Kind == "" {
+		s.Storage.Kind = d.Storage.Kind
+	}
+	if s.Node.Heartbeat == 0 {
+		s.Node.Heartbeat = d.Node.Heartbeat
+	}
+	if s.Node.UnhealthyAfter == 0 {
+		s.Node.UnhealthyAfter = d.Node.UnhealthyAfter
+	}
+	if s.Node.MaxConcurrentTasks == 0 {
+		s.Node.MaxConcurrentTasks = d.Node.MaxConcurrentTasks
+	}
+	s.DB.DSN = os.ExpandEnv(s.DB.DSN)
+	if s.APIKey == "" {
+		s.APIKey = NewAPIKey()
+	}
+	return s, s.validate()
+}
+
+func (s Spec) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	switch s.Provider {
+	case ProviderLocal, ProviderDocker, ProviderExternal:
+	default:
+		bad("provider %q: want local, docker or external", s.Provider)
+	}
+	if s.Nodes < 1 || s.Nodes > 20 {
+		bad("nodes = %d: want 1 to 20", s.Nodes)
+	}
+	if ip := net.ParseIP(s.Network + ".1"); ip == nil || !ip.IsLoopback() {
+		bad("network %q: want the first three octets of a loopback /24, e.g. 127.0.0", s.Network)
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		bad("port %d out of range", s.Port)
+	}
+	if _, err := lb.ParseKind(s.LB.Kind); err != nil {
+		bad("%v", err)
+	}
+	if s.LB.Interval < 10*time.Millisecond {
+		bad("lb.interval %v is too short (min 10ms)", s.LB.Interval)
+	}
+	if s.LB.Fall < 1 || s.LB.Rise < 1 {
+		bad("lb.fall and lb.rise must be at least 1")
+	}
+	if s.LB.Drain != string(lb.DrainDown) && s.LB.Drain != string(lb.DrainNOLB) {
+		bad("lb.drain %q: want down or nolb", s.LB.Drain)
+	}
+	switch s.DB.Kind {
+	case DBSQLite, DBPostgres:
+	case DBSQLServer:
+		if s.DB.DSN == "" && s.Provider == ProviderLocal {
+			bad("database sqlserver needs database.dsn (sqlserver://…; ${VAR} reads the environment) with the local provider")
+		}
+	default:
+		bad("database.kind %q: want sqlite, postgres or sqlserver", s.DB.Kind)
+	}
+	switch s.Storage.Kind {
+	case StorageLocal, StorageSMB:
+	default:
+		bad("storage.kind %q: want local or smb", s.Storage.Kind)
+	}
+	if s.Node.Heartbeat < 10*time.Millisecond {
+		bad("node.heartbeat %v is too short", s.Node.Heartbeat)
+	}
+	if s.Provider == ProviderExternal {
+		if s.External == nil || s.External.LBURL == "" {
+			bad("provider external needs external.lbURL")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// LBAddr is the load balancer's host:port.
+func (s Spec) LBAddr() string { return net.JoinHostPort(s.host(10), strconv.Itoa(s.Port)) }
+
+// NodeAddr is node i's (0-based) host:port.
+func (s Spec) NodeAddr(i int) string { return net.JoinHostPort(s.host(11+i), strconv.Itoa(s.Port)) }
+
+// DBHost is the database server's address (local provider).
+func (s Spec) DBHost() string { return s.host(5) }
+
+// ShareHost is the SMB server's address (local provider).
+func (s Spec) ShareHost() string { return s.host(6) }
+
+func (s Spec) host(last int) string { return s.Network + "." + strconv.Itoa(last) }
+
+// NodeName is node i's (0-based) name, "Node1", …
+func NodeName(i int) string { return "Node" + strconv.Itoa(i+1) }
+
+// NodeID is node i's (0-based) Octopus ID.
+func NodeID(i int) string { return "OctopusServerNodes-" + strconv.Itoa(i+1) }
+
+// NewAPIKey returns a random key in Octopus's format (API- and 32
+// upper-case alphanumerics), which the official CLI insists on.
+func NewAPIKey() string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return "API-" + string(b)
+}
+
+// Redacted returns a copy safe to log or write into reports.
+func (s Spec) Redacted() Spec {
+	if s.APIKey != "" {
+		s.APIKey = "(redacted)"
+	}
+	if s.DB.DSN != "" {
+		s.DB.DSN = redactDSN(s.DB.DSN)
+	}
+	return s
+}
+
+// redactDSN hides a password in a URL-style DSN.
+func redactDSN(dsn string) string {
+	at := strings.LastIndex(dsn, "@")
+	scheme := strings.Index(dsn, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		if i := strings.Index(strings.ToLower(dsn), "password="); i >= 0 {
+			return dsn[:i] + "password=(redacted)"
+		}
+		return dsn
+	}
+	cred := dsn[scheme+3 : at]
+	if c := strings.Index(cred, ":"); c >= 0 {
+		return dsn[:scheme+3] + cred[:c] + ":(redacted)" + dsn[at:]
+	}
+	return dsn
+}

@@ -1,0 +1,46 @@
+package lb
+
+import (
+	"context"
+	"fmt"
+)
+
+// ReadStates reads each named server's state from a load balancer that
+// another process started in dir (e.g. `octoha status` on a detached
+// cluster). HAProxy is read from its runtime socket in dir; nginx OSS keeps
+// no health state, and the embedded proxy lives inside its owner, so both
+// report UNKNOWN with the reason.
+func ReadStates(ctx context.Context, kind Kind, dir string, names []string) ([]ServerState, error) {
+	unknown := func(detail string) []ServerState {
+		out := make([]ServerState, len(names))
+		for i, n := range names {
+			out[i] = ServerState{Name: n, State: StateUnknown, Detail: detail}
+		}
+		return out
+	}
+	switch kind {
+	case HAProxy:
+		out, err := runtimeCommand(ctx, haproxySocketPath(dir), "show stat")
+		if err != nil {
+			return nil, fmt.Errorf("haproxy states: %w", err)
+		}
+		byName, err := parseShowStat(out, haproxyBackend)
+		if err != nil {
+			return nil, fmt.Errorf("haproxy states: %w", err)
+		}
+		states := make([]ServerState, 0, len(names))
+		for _, n := range names {
+			s, ok := byName[n]
+			if !ok {
+				s = ServerState{Name: n, State: StateUnknown, Detail: "not in haproxy show stat"}
+			}
+			states = append(states, s)
+		}
+		return states, nil
+	case Nginx, NginxDefaults:
+		return unknown(nginxPassiveDetail), nil
+	case Embedded:
+		return unknown("embedded proxy: state is only visible inside the process that runs it"), nil
+	}
+	return nil, fmt.Errorf("lb: unknown load balancer kind %q", kind)
+}
