@@ -136,7 +136,7 @@ func openSMB(ctx context.Context, location string, o options) (Store, error) {
 		},
 	}
 	if !o.lazy {
-		err := s.do(ctx, "open", dir, true, func(sh *smb2.Share) error {
+		err := s.do(ctx, true, func(sh *smb2.Share) error {
 			if dir == "" {
 				_, err := sh.Stat("")
 				return err
@@ -278,7 +278,7 @@ func isConnErr(err error) bool {
 // do runs fn on the metadata connection. A connection error drops the
 // connection; idempotent operations are then tried once more on a new one.
 // Non-idempotent ones return the error: their effect is unknown.
-func (s *smbStore) do(ctx context.Context, op, name string, idempotent bool, fn func(sh *smb2.Share) error) error {
+func (s *smbStore) do(ctx context.Context, idempotent bool, fn func(sh *smb2.Share) error) error {
 	for attempt := 0; ; attempt++ {
 		c, err := s.shared(ctx)
 		if err != nil {
@@ -319,7 +319,7 @@ func (s *smbStore) mkdirParent(ctx context.Context, name string) error {
 	if dir == "" && s.base == "" {
 		return nil
 	}
-	return s.do(ctx, "mkdir", dir, true, func(sh *smb2.Share) error {
+	return s.do(ctx, true, func(sh *smb2.Share) error {
 		return sh.MkdirAll(s.full(dir), 0o755)
 	})
 }
@@ -354,7 +354,7 @@ func (s *smbStore) Stat(ctx context.Context, name string) (Info, error) {
 		return Info{}, err
 	}
 	var info Info
-	err := s.do(ctx, "stat", name, true, func(sh *smb2.Share) error {
+	err := s.do(ctx, true, func(sh *smb2.Share) error {
 		st, err := sh.Stat(s.full(name))
 		if err != nil {
 			return err
@@ -384,14 +384,14 @@ func (s *smbStore) Publish(ctx context.Context, from, to string, replace bool) e
 	}
 	if !replace {
 		// Without a source there is nothing to publish: do not reserve.
-		err := s.do(ctx, "publish", from, true, func(sh *smb2.Share) error {
+		err := s.do(ctx, true, func(sh *smb2.Share) error {
 			_, err := sh.Stat(s.full(from))
 			return err
 		})
 		if err != nil {
 			return s.smbErr("publish from", from, err)
 		}
-		err = s.do(ctx, "publish", to, false, func(sh *smb2.Share) error {
+		err = s.do(ctx, false, func(sh *smb2.Share) error {
 			f, err := sh.OpenFile(s.full(to), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 			if err != nil {
 				return err
@@ -402,7 +402,7 @@ func (s *smbStore) Publish(ctx context.Context, from, to string, replace bool) e
 			return s.smbErr("publish "+from+" to", to, err)
 		}
 	}
-	err := s.do(ctx, "publish", to, false, func(sh *smb2.Share) error {
+	err := s.do(ctx, false, func(sh *smb2.Share) error {
 		return sh.Rename(s.full(from), s.full(to))
 	})
 	if err != nil && !replace {
@@ -416,7 +416,7 @@ func (s *smbStore) Publish(ctx context.Context, from, to string, replace bool) e
 func (s *smbStore) removePlaceholder(ctx context.Context, to string) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	err := s.do(cctx, "remove", to, true, func(sh *smb2.Share) error {
+	err := s.do(cctx, true, func(sh *smb2.Share) error {
 		st, err := sh.Stat(s.full(to))
 		if err != nil || st.Size() != 0 {
 			return err
@@ -432,7 +432,7 @@ func (s *smbStore) Remove(ctx context.Context, name string) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	err := s.do(ctx, "remove", name, true, func(sh *smb2.Share) error {
+	err := s.do(ctx, true, func(sh *smb2.Share) error {
 		return sh.Remove(s.full(name))
 	})
 	if errors.Is(err, fs.ErrNotExist) {
@@ -446,7 +446,7 @@ func (s *smbStore) Walk(ctx context.Context, dir string) ([]Info, error) {
 		return nil, err
 	}
 	var out []Info
-	err := s.do(ctx, "walk", dir, true, func(sh *smb2.Share) error {
+	err := s.do(ctx, true, func(sh *smb2.Share) error {
 		out = out[:0]
 		var walk func(rel string, top bool) error
 		walk = func(rel string, top bool) error {
@@ -495,7 +495,7 @@ func (s *smbStore) Walk(ctx context.Context, dir string) ([]Info, error) {
 // Ping stats the root directory over the metadata connection (dialling
 // it if needed), so it fails while the share is unreachable.
 func (s *smbStore) Ping(ctx context.Context) error {
-	err := s.do(ctx, "ping", "", true, func(sh *smb2.Share) error {
+	err := s.do(ctx, true, func(sh *smb2.Share) error {
 		st, err := sh.Stat(s.full(""))
 		if err == nil && !st.IsDir() {
 			err = fmt.Errorf("%s is not a directory", path.Join(s.share, s.base))

@@ -262,7 +262,7 @@ func (w *smbWriter) removeLeftover() error {
 	defer cancel()
 	delay := 20 * time.Millisecond
 	for {
-		err := w.s.do(ctx, "remove", w.name, true, func(sh *smb2.Share) error {
+		err := w.s.do(ctx, true, func(sh *smb2.Share) error {
 			return sh.Remove(w.full)
 		})
 		var re *smb2.ResponseError
