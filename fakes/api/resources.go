@@ -58,20 +58,22 @@ type NodeSummary struct {
 
 // Package is a PackageFromBuiltInFeedResource.
 type Package struct {
-	Id                             string //nolint:revive
-	PackageId                      string //nolint:revive
-	Version                        string
-	Hash                           string // SHA-1 of the file, lower-case hex
-	PackageSizeBytes               int64
-	FeedId                         string //nolint:revive
-	NuGetPackageId                 string //nolint:revive
-	NuGetFeedId                    string //nolint:revive
-	FileExtension                  string
-	Title                          string
-	Summary                        string
-	Description                    string
-	Published                      time.Time
-	ReleaseNotes                   string
+	Id               string //nolint:revive
+	PackageId        string //nolint:revive
+	Version          string
+	Hash             string // SHA-1 of the file, lower-case hex
+	PackageSizeBytes int64
+	FeedId           string //nolint:revive
+	NuGetPackageId   string //nolint:revive
+	NuGetFeedId      string //nolint:revive
+	FileExtension    string
+	Title            string
+	Summary          string
+	Description      string
+	Published        time.Time
+	// ReleaseNotes is null when empty, as Octopus sends it; the official Go
+	// client decodes this field into a time.Time and fails on "".
+	ReleaseNotes                   *string
 	PackageVersionBuildInformation any
 	Links                          Links
 }
