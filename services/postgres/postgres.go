@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -59,7 +60,10 @@ type Options struct {
 	// Dir holds the data directory (Dir/data) and the unix socket
 	// (Dir/run). Empty: Start creates a temporary directory and Close removes
 	// it. A Dir given by the caller is left in place by Close. A Dir that
-	// already holds an initialised data directory is reused as is.
+	// already holds an initialised data directory is reused as is. As root,
+	// the server runs as the "postgres" OS user: Dir/data and Dir/run are
+	// given to it, and Dir and its parents get the search (x) bit where that
+	// user could not otherwise reach them (temp dirs are 0700), logged.
 	Dir string
 	// Host is the one address the server listens on (default 127.0.0.1).
 	Host string
@@ -309,6 +313,8 @@ func ensureSearchable(dir string, uid, gid int) error {
 			if err := os.Chmod(d, fi.Mode()&os.ModePerm|fi.Mode()&(os.ModeSticky|os.ModeSetgid)|bit); err != nil {
 				return fmt.Errorf("postgres: let the %s user traverse %s: %w", osUser, d, err)
 			}
+			slog.Info("postgres: added search permission so the server's OS user can reach its data directory",
+				"dir", d, "user", osUser)
 		}
 		if d == filepath.Dir(d) {
 			return nil
