@@ -351,9 +351,15 @@ func (u *uploader) record(j *job, a *attemptResult) {
 		PackageID: j.spec.PackageID, Version: j.spec.Version,
 		Size: j.spec.Size, Attempt: a.n, Note: a.note,
 	}
-	// Checkers need the expected hash of every attempt, also of one cut
-	// short; generating it costs about a second per GiB, once per package.
-	op.Hash = j.expectedHash()
+	// Checkers need the expected hash of every attempt that may have stored
+	// the package, also of one cut short; generating it costs about half a
+	// second per GiB, once per package. A refused attempt gets it only if
+	// known, so a run of 401s does not hash every package.
+	if a.outcome != history.Failed || a.sentAll {
+		op.Hash = j.expectedHash()
+	} else {
+		op.Hash = j.hash
+	}
 	if a.err != nil {
 		op.Error = a.err.Error()
 	}

@@ -28,14 +28,15 @@ const (
 // reporter samples, so progress costs the upload path one atomic add per
 // block.
 type tracker struct {
+	name  func(i int) string // label of package i
 	size  int64
 	cur   []atomic.Int64 // payload bytes of each package's current attempt
 	state []atomic.Int32
 	prev  atomic.Int64 // payload bytes of abandoned attempts
 }
 
-func newTracker(count int, size int64) *tracker {
-	return &tracker{size: size, cur: make([]atomic.Int64, count), state: make([]atomic.Int32, count)}
+func newTracker(count int, size int64, name func(int) string) *tracker {
+	return &tracker{name: name, size: size, cur: make([]atomic.Int64, count), state: make([]atomic.Int32, count)}
 }
 
 func (t *tracker) counter(i int) *atomic.Int64 { return &t.cur[i] }
@@ -121,9 +122,9 @@ func startLines(ctx context.Context, w io.Writer, interval time.Duration, t *tra
 		if final {
 			label = "in " + now.Sub(began).Round(100*time.Millisecond).String()
 		}
-		fmt.Fprintf(w, "upload: %d/%d done (%d not ok), %d running, %s sent of %s, %.1f MB/s, %s\n",
-			s.ok+s.notOK, s.count, s.notOK, s.running, payload.FormatSize(s.sent),
-			payload.FormatSize(s.total), rate/1e6, label)
+		fmt.Fprintf(w, "upload: %d/%d done (%d not ok), %d running, %s of %s, %s sent, %.1f MB/s, %s\n",
+			s.ok+s.notOK, s.count, s.notOK, s.running, payload.FormatSize(s.progress),
+			payload.FormatSize(s.total), payload.FormatSize(s.sent), rate/1e6, label)
 		return s
 	}
 	wg.Go(func() {
@@ -174,7 +175,7 @@ func startBars(ctx context.Context, w io.Writer, t *tracker) func() {
 			b, has := bars[i]
 			if !has && st == stateRunning && t.size > 0 {
 				b = p.AddBar(t.size, mpb.BarRemoveOnComplete(), mpb.BarPriority(i),
-					mpb.PrependDecorators(decor.Name(fmt.Sprintf("#%d", i), decor.WC{C: decor.DindentRight | decor.DextraSpace}),
+					mpb.PrependDecorators(decor.Name(t.name(i), decor.WC{C: decor.DindentRight | decor.DextraSpace}),
 						decor.CountersKibiByte("% .1f / % .1f")),
 					mpb.AppendDecorators(decor.EwmaSpeed(decor.SizeB1024(0), "% .1f", 30), decor.Name(" ETA "),
 						decor.EwmaETA(decor.ET_STYLE_GO, 30)))

@@ -87,7 +87,8 @@ type UploadOptions struct {
 // PackageResult is what became of one package.
 type PackageResult struct {
 	Spec payload.Spec
-	// Hash is the SHA-1 of the package's bytes (empty if never attempted).
+	// Hash is the SHA-1 of the package's bytes; empty for a failed package
+	// whose bytes were never all sent (not worth generating them again).
 	Hash string
 	// Outcome is ok when the server acknowledged the package and reported
 	// our hash and size; unknown when an attempt may have stored it but
@@ -255,7 +256,9 @@ func Upload(ctx context.Context, opts UploadOptions) (*UploadSummary, error) {
 		nonce:     newNonce(),
 		began:     time.Now(),
 	}
-	u.prog = newTracker(o.Count, o.Size)
+	u.prog = newTracker(o.Count, o.Size, func(i int) string {
+		return PackageSpec(o.PackageIDPrefix, o.Seed, i, o.Size).FileName()
+	})
 	stopProgress := startProgress(ctx, o.Progress, o.ProgressInterval, u.prog)
 
 	o.Logger.Info("upload starting", "url", u.uploadURL, "count", o.Count, "size", o.Size,
@@ -368,8 +371,10 @@ func (u *uploader) uploadOne(ctx context.Context, client string, index int, spec
 		res.Outcome = history.Unknown
 		res.Note = strings.TrimPrefix(res.Note+"; an earlier attempt's outcome is unknown", "; ")
 	}
-	if res.Attempts > 0 {
+	if res.Outcome != history.Failed {
 		res.Hash = j.expectedHash()
+	} else {
+		res.Hash = j.hash // known if an attempt sent it all
 	}
 	res.End = time.Now()
 	u.prog.end(index, res.Outcome == history.OK)

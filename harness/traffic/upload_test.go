@@ -521,3 +521,15 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+func TestUploadEmptyPackage(t *testing.T) {
+	node := newTestNode(t, "Node1")
+	s, h, _ := run(t, t.Context(), UploadOptions{URL: node.URL(), Size: 0, Count: 1})
+	p := s.Packages[0]
+	if p.Outcome != history.OK || p.Hash != "da39a3ee5e6b4b0d3255bfef95601890afd80709" || node.get(p.Spec).size != 0 {
+		t.Fatalf("package: %+v", p)
+	}
+	if h.Ops[0].Bytes == 0 {
+		t.Fatal("an empty package still has a multipart body; Bytes is 0")
+	}
+}
