@@ -80,6 +80,12 @@ type DB struct {
 //	sqlite:PATH                  modernc.org/sqlite, a file shared by processes (WAL, busy timeout)
 //	postgres://… postgresql://…  pgx
 //	sqlserver://…                github.com/microsoft/go-mssqldb
+//
+// SQLite runs with synchronous=NORMAL in WAL mode: a killed node process
+// loses no committed row (only a machine crash could). "sqlite::memory:"
+// is a private in-memory database on a single connection. Open fails if the
+// database cannot be reached within the connect timeout; it does not wait
+// for one that is still starting.
 func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 	o := options{
 		connectTimeout: DefaultConnectTimeout,
