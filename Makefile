@@ -39,3 +39,11 @@ bench: deps build
 
 clean:
 	rm -rf bin reports/out
+
+# Container images for the docker provider, built locally (no registry
+# needed): see docker/README.md. Set OCTOHA_IMAGE_PREFIX to change their
+# names, FORCE=1 to rebuild the ones that exist.
+OCTOHA_IMAGE_PREFIX ?= octoha-local/
+.PHONY: images
+images:
+	@GO="$(GO)" OCTOHA_IMAGE_PREFIX="$(OCTOHA_IMAGE_PREFIX)" ./scripts/images.sh build
