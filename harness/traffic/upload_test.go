@@ -212,7 +212,10 @@ func TestUploadConnectionDroppedMidBody(t *testing.T) {
 		dropConn(t, w)
 		return true
 	}
-	const size = 3 << 20
+	// Bigger than what loopback socket buffers can hold, so the client
+	// cannot have handed the whole body to the kernel when the server
+	// drops the connection.
+	const size = 48 << 20
 	s, h, rs := run(t, t.Context(), UploadOptions{URL: node.URL(), Size: size, Count: 1, Retries: 2, Backoff: time.Millisecond})
 	p := s.Packages[0]
 	if p.Outcome != history.OK || p.Attempts != 2 {
