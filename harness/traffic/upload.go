@@ -66,7 +66,9 @@ type UploadOptions struct {
 	// run. Default DefaultStallTimeout; negative disables it.
 	StallTimeout time.Duration
 	// Client sends the requests; nil means a fresh loopback client. Its
-	// redirect policy is replaced by "do not follow".
+	// redirect policy is replaced by "do not follow"; its Timeout, if set,
+	// bounds whole uploads, so leave it zero for big packages and rely on
+	// StallTimeout.
 	Client   *http.Client
 	Recorder *history.Recorder // every attempt becomes an Op; nil: none
 	// Results receives one vegeta Result per attempt, gob-encoded with
