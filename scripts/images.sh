@@ -330,7 +330,9 @@ build_from_debian() {
   [ -n "$baseid" ] || die "$base is missing; build it first (scripts/images.sh debian)"
   ctx=$DOCKER_DIR/$img
   [ -f "$ctx/Dockerfile" ] || die "missing $ctx/Dockerfile"
-  hash=$( { printf '%s\n' "$baseid"; inputs_hash $(find "$ctx" -type f | LC_ALL=C sort); } | sha256sum | cut -c1-16)
+  local files=()
+  mapfile -t files < <(find "$ctx" -type f | LC_ALL=C sort)
+  hash=$( { printf '%s\n' "$baseid"; inputs_hash "${files[@]}"; } | sha256sum | cut -c1-16)
   if up_to_date "$name" "$hash"; then
     say "skip $name: up to date (FORCE=1 to rebuild)"
     return 0

@@ -72,7 +72,11 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   for f in /docker-entrypoint-initdb.d/*; do
     [ -e "$f" ] || continue
     case $f in
-      *.sh) log "running $f"; if [ -x "$f" ]; then "$f"; else . "$f"; fi ;;
+      *.sh)
+        log "running $f"
+        # shellcheck disable=SC1090 # init scripts are the user's, found at run time.
+        if [ -x "$f" ]; then "$f"; else . "$f"; fi
+        ;;
       *.sql) log "running $f"; "${psql[@]}" --dbname "$db" -f "$f" >/dev/null ;;
       *.sql.gz) log "running $f"; gzip -dc "$f" | "${psql[@]}" --dbname "$db" >/dev/null ;;
       *) log "ignoring $f" ;;
