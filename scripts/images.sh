@@ -605,6 +605,6 @@ case ${1:-build} in
   list) cmd_list ;;
   verify) shift; cmd_verify "$@" ;;
   clean) cmd_clean ;;
-  -h|--help|help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h|--help|help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" ;;
   *) cmd_build "$@" ;;
 esac
