@@ -40,19 +40,24 @@ func TestMain(m *testing.M) {
 type backend struct {
 	dsn, packages string
 	env           []string
-	files         func(t *testing.T) []blob.Info
+	files         func(t testing.TB) []blob.Info
 }
 
-func sqliteLocal(t *testing.T) backend {
+func sqliteLocal(t testing.TB) backend {
 	dir := t.TempDir()
 	pk := filepath.Join(dir, "Packages")
 	return backend{
 		dsn: "sqlite:" + filepath.Join(dir, "octopus.db"), packages: pk,
-		files: func(t *testing.T) []blob.Info { return walk(t, pk, "") },
+		files: func(t testing.TB) []blob.Info { return walk(t, pk, "") },
 	}
 }
 
-func postgresSamba(t *testing.T) backend {
+func postgresSamba(t testing.TB) backend {
+	b, _ := postgresSambaWithServer(t)
+	return b
+}
+
+func postgresSambaWithServer(t testing.TB) (backend, *samba.Server) {
 	if testing.Short() {
 		t.Skip("-short: skipping the PostgreSQL + Samba processes")
 	}
@@ -78,13 +83,13 @@ func postgresSamba(t *testing.T) backend {
 	return backend{
 		dsn: pg.DSN(), packages: loc,
 		env: []string{blob.PasswordEnv + "=" + smb.Password()},
-		files: func(t *testing.T) []blob.Info {
+		files: func(t testing.TB) []blob.Info {
 			return walk(t, loc, smb.Password())
 		},
-	}
+	}, smb
 }
 
-func walk(t *testing.T, loc, password string) []blob.Info {
+func walk(t testing.TB, loc, password string) []blob.Info {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -107,7 +112,7 @@ type nodeProc struct {
 }
 
 // freePortOnBoth finds a port free on both addresses ("unique address, same port").
-func freePortOnBoth(t *testing.T, hosts ...string) int {
+func freePortOnBoth(t testing.TB, hosts ...string) int {
 	t.Helper()
 	for range 50 {
 		l, err := net.Listen("tcp", hosts[0]+":0")
@@ -133,7 +138,7 @@ func freePortOnBoth(t *testing.T, hosts ...string) int {
 	return 0
 }
 
-func startNode(t *testing.T, b backend, i, port int) *nodeProc {
+func startNode(t testing.TB, b backend, i, port int) *nodeProc {
 	t.Helper()
 	bin, err := testbin.Octoha()
 	if err != nil {
@@ -163,7 +168,7 @@ func startNode(t *testing.T, b backend, i, port int) *nodeProc {
 	return n
 }
 
-func (n *nodeProc) ping(t *testing.T) int {
+func (n *nodeProc) ping(t testing.TB) int {
 	resp, err := http.Get(n.url + api.PingPath)
 	if err != nil {
 		return 0
@@ -172,7 +177,7 @@ func (n *nodeProc) ping(t *testing.T) int {
 	return resp.StatusCode
 }
 
-func (n *nodeProc) waitPing(t *testing.T, want int, within time.Duration) time.Duration {
+func (n *nodeProc) waitPing(t testing.TB, want int, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for {
@@ -228,7 +233,7 @@ func hexSHA1(b []byte) string {
 // TestTwoNodeProcesses runs two node processes on 127.0.0.11 and .12 (same
 // port) sharing a database and a share, for both embedded and real backends.
 func TestTwoNodeProcesses(t *testing.T) {
-	for name, mk := range map[string]func(*testing.T) backend{"sqlite+local": sqliteLocal, "postgres+samba": postgresSamba} {
+	for name, mk := range map[string]func(testing.TB) backend{"sqlite+local": sqliteLocal, "postgres+samba": postgresSamba} {
 		t.Run(name, func(t *testing.T) {
 			b := mk(t)
 			port := freePortOnBoth(t, "127.0.0.11", "127.0.0.12")
