@@ -74,6 +74,13 @@ func UploadPath(spaceID, overwriteMode string) string {
 	return p
 }
 
+// WorkPath is the fake node's synthetic task endpoint (an octoha
+// extension): POST with ms=<duration> holds one task slot.
+func WorkPath(spaceID string) string { return SpacePath(spaceID) + "/octoha/work" }
+
+// NodeDetailsPath is a node's details resource.
+func NodeDetailsPath(id string) string { return NodePath(id) + "/details" }
+
 // PackageResourceID is the ID Octopus gives a built-in feed package:
 // "packages-<PackageId>.<Version>".
 func PackageResourceID(packageID, version string) string {

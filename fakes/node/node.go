@@ -87,9 +87,11 @@ type Node struct {
 	mu       sync.Mutex
 	lastDBOK time.Time
 
-	uploads activeSet // temp files being written by this process
-	tasks   atomic.Int64
-	started time.Time
+	uploads   activeSet    // temp files being written by this process
+	receiving atomic.Int64 // uploads whose body is being received
+	tasks     atomic.Int64
+	slots     taskSlots
+	started   time.Time
 }
 
 // healthState is what ping answers, precomputed so that a load balancer's

@@ -121,11 +121,14 @@ func (n *Node) nodeDetails(w http.ResponseWriter, r *http.Request, id string) {
 		n.dbError(w, "reading node "+id, err)
 		return
 	}
-	running := 0
+	// ActiveUploads is an octoha extension (real nodes do not report it):
+	// how many uploads this node is receiving right now, so a scenario can
+	// fault the node that serves one.
+	running, uploads := 0, 0
 	if id == n.cfg.ID {
-		running = int(n.tasks.Load())
+		running, uploads = int(n.tasks.Load()), int(n.receiving.Load())
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"RunningTasks": running, "Links": api.Links{"Self": api.NodePath(id) + "/details"}})
+	writeJSON(w, http.StatusOK, map[string]any{"RunningTasks": running, "ActiveUploads": uploads, "Links": api.Links{"Self": api.NodePath(id) + "/details"}})
 }
 
 // putNode sets IsInMaintenanceMode (drain) and MaxConcurrentTasks on any

@@ -163,7 +163,9 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 		return
 	}
 	h := sha1.New() //nolint:gosec
+	n.receiving.Add(1)
 	size, werr, err := copyHashed(fw, h, part)
+	n.receiving.Add(-1)
 	if err == nil && werr == nil {
 		err = drainParts(mr)
 	}

@@ -100,6 +100,14 @@ func (n *Node) routeSpace(w http.ResponseWriter, r *http.Request, space string, 
 		n.routePackages(w, r, space, seg[1:])
 	case "tasks":
 		n.routeTasks(w, r, seg[1:])
+	case "octoha":
+		if len(seg) == 2 && strings.EqualFold(seg[1], "work") {
+			if allow(w, r, http.MethodPost) {
+				n.work(w, r)
+			}
+			return
+		}
+		n.notFound(w, r)
 	default:
 		n.notFound(w, r)
 	}
