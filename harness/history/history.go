@@ -32,6 +32,7 @@ const (
 	KindPackages = "packages"
 	KindDownload = "download"
 	KindDrain    = "drain"
+	KindWork     = "work"
 )
 
 // Op is one client operation: one HTTP request and its outcome.

@@ -23,6 +23,10 @@ const (
 	TargetPing     = history.KindPing     // GET /api/octopusservernodes/ping
 	TargetNodes    = history.KindNodes    // GET /api/octopusservernodes
 	TargetPackages = history.KindPackages // GET /api/{space}/packages
+	// TargetWork is the fake node's synthetic task (POST, an octoha
+	// extension): each request holds one of the node's task slots for
+	// WorkDuration, which makes the cluster's capacity measurable.
+	TargetWork = history.KindWork
 )
 
 // DefaultAttackTimeout is the per-request timeout of an attack.
@@ -61,6 +65,9 @@ type AttackOptions struct {
 	// it runs on the collecting goroutine, so it must be quick.
 	Observe func(*vegeta.Result)
 	Logger  *slog.Logger
+	// WorkDuration is how long each TargetWork request holds a task slot
+	// (default 100ms); WorkWait how long it may wait for one (default 1s).
+	WorkDuration, WorkWait time.Duration
 }
 
 // TargetPath returns the request path of an attack target.
@@ -70,16 +77,19 @@ func TargetPath(target, spaceID string) (string, error) {
 		return api.PingPath, nil
 	case TargetNodes:
 		return api.NodesPath, nil
-	case TargetPackages:
+	case TargetPackages, TargetWork:
 		if spaceID == "" {
 			spaceID = api.DefaultSpaceID
 		}
 		if !api.ValidSpaceID(spaceID) {
 			return "", fmt.Errorf("space ID %q is not valid (e.g. Spaces-1)", spaceID)
 		}
+		if target == TargetWork {
+			return api.WorkPath(spaceID), nil
+		}
 		return api.PackagesPath(spaceID), nil
 	default:
-		return "", fmt.Errorf("target %q: use %s, %s or %s", target, TargetPing, TargetNodes, TargetPackages)
+		return "", fmt.Errorf("target %q: use %s, %s, %s or %s", target, TargetPing, TargetNodes, TargetPackages, TargetWork)
 	}
 }
 
@@ -117,6 +127,15 @@ func (o AttackOptions) withDefaults() (AttackOptions, string, error) {
 	}
 	if o.Name == "" {
 		o.Name = o.Target
+	}
+	if o.Target == TargetWork {
+		if o.WorkDuration <= 0 {
+			o.WorkDuration = 100 * time.Millisecond
+		}
+		if o.WorkWait <= 0 {
+			o.WorkWait = time.Second
+		}
+		path += fmt.Sprintf("?ms=%d&wait=%s", o.WorkDuration.Milliseconds(), o.WorkWait)
 	}
 	if o.ClientName == "" {
 		o.ClientName = o.Name
@@ -172,7 +191,11 @@ func Attack(ctx context.Context, opts AttackOptions) (*vegeta.Metrics, error) {
 	if o.APIKey != "" {
 		hdr.Set(api.HeaderAPIKey, o.APIKey)
 	}
-	targeter := vegeta.NewStaticTargeter(vegeta.Target{Method: http.MethodGet, URL: target, Header: hdr})
+	method := http.MethodGet
+	if o.Target == TargetWork {
+		method = http.MethodPost
+	}
+	targeter := vegeta.NewStaticTargeter(vegeta.Target{Method: method, URL: target, Header: hdr})
 	atk := vegeta.NewAttacker(
 		vegeta.Client(client), // first: the options below change its copy
 		vegeta.Timeout(o.Timeout),
