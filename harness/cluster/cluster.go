@@ -77,3 +77,9 @@ type FileLister interface {
 type LBController interface {
 	Balancer() lb.Balancer
 }
+
+// Partitioner can cut a node off the network and heal it (docker provider).
+type Partitioner interface {
+	PartitionNode(ctx context.Context, name string) error
+	HealNode(ctx context.Context, name string) error
+}
