@@ -1,0 +1,107 @@
+package checker
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/octoha/octoha/harness/history"
+)
+
+// Finding names a load-balancer misconfiguration seen in upload failures.
+type Finding struct {
+	Name string // stable key, e.g. "body-limit"
+	// Explanation says what it means for Octopus and what to change.
+	Explanation string
+}
+
+// Upload-path findings, keyed by what clients saw.
+var (
+	FindingBodyLimit = Finding{"body-limit", "the load balancer refuses large request bodies (413 Request Entity Too Large): Octopus has no size limit of its own and 1 GB+ packages must pass — raise or remove the limit (nginx: client_max_body_size 0; HAProxy has none by default)"}
+	FindingLBTimeout = Finding{"lb-timeout", "the load balancer timed out waiting for the node (504 Gateway Timeout): its server/proxy timeouts are shorter than a large upload needs — size them for 1 GB uploads (HAProxy: timeout server; nginx: proxy_send_timeout / proxy_read_timeout)"}
+	FindingBadGW     = Finding{"bad-gateway", "the load balancer lost the node mid-request (502 Bad Gateway): a node died or the connection to it was cut"}
+	FindingNoNode    = Finding{"no-node", "the load balancer had no healthy node (503 with no node answering)"}
+	FindingCutOff    = Finding{"connection-cut", "connections were closed without any answer during uploads (e.g. nginx client_body_timeout, or a node that died)"}
+)
+
+// DiagnoseUploads reads the upload attempts of a history and names the
+// load-balancer misconfigurations they show, the way a certification run
+// must report them: a body-size limit (413 from something that is not a
+// node), proxy timeouts (504), lost backends (502), no healthy backend (503
+// without a node), connections cut without an answer. It passes when every
+// upload attempt that reached the load balancer got an answer from a node.
+func DiagnoseUploads(h *history.History) Result {
+	r := Result{Name: "upload-path"}
+	var ev evidence
+	counts := map[string]int{}
+	examples := map[string][]string{}
+	total := 0
+	for _, op := range h.Ops {
+		if op.Kind != history.KindUpload {
+			continue
+		}
+		total++
+		var f *Finding
+		switch {
+		case op.Status == 413 && op.Node == "":
+			f = &FindingBodyLimit
+		case op.Status == 504 && op.Node == "":
+			f = &FindingLBTimeout
+		case op.Status == 502 && op.Node == "":
+			f = &FindingBadGW
+		case op.Status == 503 && op.Node == "":
+			f = &FindingNoNode
+		case op.Status == 0 && op.Outcome != history.OK && op.Error != "":
+			f = &FindingCutOff
+		}
+		if f == nil {
+			continue
+		}
+		counts[f.Name]++
+		if len(examples[f.Name]) < 3 {
+			examples[f.Name] = append(examples[f.Name], fmt.Sprintf("op %d %s %s: status %d %s", op.Seq, op.PackageID, op.Version, op.Status, op.Error))
+		}
+	}
+	r.Figures = append(r.Figures, Figure{Name: "upload-attempts", Value: float64(total), Unit: "ops"})
+	if total == 0 {
+		r.Status = Skip
+		r.Summary = "no uploads in this history"
+		return r
+	}
+	var names []string
+	for n := range counts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		r.Status = Pass
+		r.Summary = fmt.Sprintf("all %d upload attempts were answered by a node: no load-balancer limit seen", total)
+		return r
+	}
+	var found []string
+	for _, n := range names {
+		f := findingByName(n)
+		found = append(found, n)
+		r.Figures = append(r.Figures, Figure{Name: n, Value: float64(counts[n]), Unit: "ops"})
+		ev.problem("%s (%d attempts): %s", n, counts[n], f.Explanation)
+		for _, e := range examples[n] {
+			ev.problem("  %s", e)
+		}
+	}
+	r.Status = Fail
+	r.Summary = "load balancer misconfiguration for Octopus uploads: " + strings.Join(found, ", ")
+	r.Evidence = ev.lines()
+	return r
+}
+
+// HasFinding reports whether a DiagnoseUploads result names f.
+func HasFinding(r Result, f Finding) bool { return r.Value(f.Name) > 0 }
+
+func findingByName(n string) Finding {
+	for _, f := range []Finding{FindingBodyLimit, FindingLBTimeout, FindingBadGW, FindingNoNode, FindingCutOff} {
+		if f.Name == n {
+			return f
+		}
+	}
+	return Finding{Name: n}
+}

@@ -1,0 +1,39 @@
+package checker
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/octoha/octoha/harness/history"
+)
+
+func TestDiagnoseUploads(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	up := func(status int, node, errText string, outcome history.Outcome) history.Op {
+		return history.Op{Kind: history.KindUpload, Start: t0, End: t0.Add(time.Second), Status: status, Node: node, Error: errText, Outcome: outcome, PackageID: "P", Version: "1.0.0"}
+	}
+	clean := &history.History{Ops: []history.Op{up(201, "Node1", "", history.OK), up(409, "Node2", "", history.Failed)}}
+	if r := DiagnoseUploads(clean); r.Status != Pass {
+		t.Fatalf("clean: %+v", r)
+	}
+	nginx := &history.History{Ops: []history.Op{up(413, "", "", history.Failed)}}
+	r := DiagnoseUploads(nginx)
+	if r.Status != Fail || !HasFinding(r, FindingBodyLimit) || !strings.Contains(r.Summary, "body-limit") || !strings.Contains(strings.Join(r.Evidence, "\n"), "client_max_body_size") {
+		t.Fatalf("413: %+v", r)
+	}
+	// A 413 a node itself sent is not a load-balancer limit.
+	if r := DiagnoseUploads(&history.History{Ops: []history.Op{up(413, "Node1", "", history.Failed)}}); r.Status != Pass {
+		t.Fatalf("node 413: %+v", r)
+	}
+	mixed := &history.History{Ops: []history.Op{up(504, "", "", history.Unknown), up(0, "", "EOF", history.Unknown), up(502, "", "", history.Unknown)}}
+	r = DiagnoseUploads(mixed)
+	for _, f := range []Finding{FindingLBTimeout, FindingCutOff, FindingBadGW} {
+		if !HasFinding(r, f) {
+			t.Errorf("missing %s in %+v", f.Name, r)
+		}
+	}
+	if r := DiagnoseUploads(&history.History{}); r.Status != Skip {
+		t.Fatalf("empty: %+v", r)
+	}
+}
