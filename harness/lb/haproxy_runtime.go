@@ -15,8 +15,13 @@ import (
 // and returns the reply. Without `prompt`, HAProxy answers one command and
 // closes, so the reply is everything up to EOF.
 func runtimeCommand(ctx context.Context, socket, cmd string) (string, error) {
+	return runtimeCommandAt(ctx, "unix", socket, cmd)
+}
+
+// runtimeCommandAt is runtimeCommand on any stream network ("unix", "tcp").
+func runtimeCommandAt(ctx context.Context, network, socket, cmd string) (string, error) {
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", socket)
+	c, err := d.DialContext(ctx, network, socket)
 	if err != nil {
 		return "", fmt.Errorf("haproxy runtime API %s: %w", socket, err)
 	}
