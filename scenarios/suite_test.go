@@ -1,0 +1,89 @@
+package scenarios_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/octoha/octoha/harness/payload"
+	"github.com/octoha/octoha/internal/testbin"
+)
+
+// Labels users pick scenarios with (--label-filter / make chaos LABELS=…).
+const (
+	LHealth   = "health"
+	LDrain    = "drain"
+	LFailover = "failover"
+	LUpload   = "upload"
+	LDatabase = "database"
+	LStorage  = "storage"
+	LLB       = "lb"
+	LCapacity = "capacity"
+	LChaos    = "chaos"
+	LBroken   = "broken"
+	LSlow     = "slow"
+	LDocker   = "docker"
+)
+
+// config is the suite's configuration, from the environment.
+type config struct {
+	provider   string
+	uploadSize int64
+	seed       int64
+	reportDir  string
+	binary     string
+}
+
+var cfg config
+
+func TestScenarios(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "octoha chaos catalogue")
+}
+
+var _ = BeforeSuite(func() {
+	cfg.provider = envOr("OCTOHA_PROVIDER", "local")
+	Expect(cfg.provider).To(BeElementOf("local", "docker"), "OCTOHA_PROVIDER must be local or docker")
+	size := envOr("OCTOHA_UPLOAD_SIZE", "1GiB")
+	var err error
+	cfg.uploadSize, err = payload.ParseSize(size)
+	Expect(err).NotTo(HaveOccurred(), "OCTOHA_UPLOAD_SIZE=%q", size)
+	Expect(cfg.uploadSize).To(BeNumerically(">", 0), "OCTOHA_UPLOAD_SIZE must be positive")
+	cfg.seed = time.Now().UnixNano() % 1_000_000_000
+	if s := os.Getenv("OCTOHA_SEED"); s != "" {
+		cfg.seed, err = strconv.ParseInt(s, 10, 64)
+		Expect(err).NotTo(HaveOccurred(), "OCTOHA_SEED=%q must be an integer", s)
+	}
+	cfg.reportDir = os.Getenv("OCTOHA_REPORT_DIR")
+	if cfg.reportDir == "" {
+		cfg.reportDir = filepath.Join("..", "reports", "out", time.Now().Format("20060102-150405"))
+	}
+	cfg.reportDir, err = filepath.Abs(cfg.reportDir)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(os.MkdirAll(cfg.reportDir, 0o755)).To(Succeed())
+	cfg.binary, err = testbin.Octoha()
+	Expect(err).NotTo(HaveOccurred(), "build the octoha binary")
+	fmt.Fprintf(GinkgoWriter, "octoha chaos: provider=%s upload size=%s seed=%d (replay with OCTOHA_SEED=%d) reports in %s\n",
+		cfg.provider, payload.FormatSize(cfg.uploadSize), cfg.seed, cfg.seed, cfg.reportDir)
+	AddReportEntry("seed", cfg.seed)
+	AddReportEntry("upload size", payload.FormatSize(cfg.uploadSize))
+	AddReportEntry("provider", cfg.provider)
+	AddReportEntry("reports", cfg.reportDir)
+})
+
+var _ = AfterSuite(func() {
+	testbin.Cleanup()
+})
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
