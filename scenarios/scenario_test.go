@@ -232,8 +232,8 @@ func (s *scenario) apiLoad(target string, rate int, opts ...func(*traffic.Attack
 
 // uploadOptions are the catalogue's upload defaults through the load
 // balancer: retries with backoff, as a careful client does.
-func (s *scenario) uploadOptions(count, concurrency int, size int64) traffic.UploadOptions {
-	return traffic.UploadOptions{
+func (s *scenario) uploadOptions(count, concurrency int, size int64) uploadOpts {
+	return uploadOpts{
 		URL: s.c.URL(), APIKey: s.c.APIKey(), Size: size, Count: count, Concurrency: concurrency,
 		PackageIDPrefix: "Octoha-" + strings.Trim(s.slug[:min(60, len(s.slug))], "-"),
 		Seed:            cfg.seed, Retries: 5, Backoff: 500 * time.Millisecond, StallTimeout: 20 * time.Second,
@@ -241,8 +241,12 @@ func (s *scenario) uploadOptions(count, concurrency int, size int64) traffic.Upl
 	}
 }
 
+// uploadOpts are upload options with helpers for scenarios.
+type uploadOpts traffic.UploadOptions
+
 // upload runs uploads to completion, writing their vegeta results.
-func (s *scenario) upload(o traffic.UploadOptions) *traffic.UploadSummary {
+func (s *scenario) upload(oo uploadOpts) *traffic.UploadSummary {
+	o := traffic.UploadOptions(oo)
 	out := s.resultsFile(fmt.Sprintf("upload-%d", len(s.results)))
 	defer out.Close()
 	o.Results = out
@@ -254,7 +258,8 @@ func (s *scenario) upload(o traffic.UploadOptions) *traffic.UploadSummary {
 
 // uploadInBackground starts uploads and returns a channel that yields
 // their summary.
-func (s *scenario) uploadInBackground(o traffic.UploadOptions) <-chan *traffic.UploadSummary {
+func (s *scenario) uploadInBackground(oo uploadOpts) <-chan *traffic.UploadSummary {
+	o := traffic.UploadOptions(oo)
 	ch := make(chan *traffic.UploadSummary, 1)
 	out := s.resultsFile(fmt.Sprintf("upload-%d", len(s.results)))
 	o.Results = out

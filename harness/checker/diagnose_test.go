@@ -33,6 +33,15 @@ func TestDiagnoseUploads(t *testing.T) {
 			t.Errorf("missing %s in %+v", f.Name, r)
 		}
 	}
+	// During a fault, lost backends are expected; a body limit is not.
+	faulty := &history.History{
+		Ops:    []history.Op{up(503, "", "", history.Failed), up(502, "", "", history.Unknown), up(413, "", "", history.Failed)},
+		Faults: []history.Fault{{Kind: "kill", Target: "Node1", Start: t0.Add(-time.Second), End: t0.Add(2 * time.Second)}},
+	}
+	r = DiagnoseUploads(faulty)
+	if HasFinding(r, FindingNoNode) || HasFinding(r, FindingBadGW) || !HasFinding(r, FindingBodyLimit) || r.Value("expected-during-faults") != 2 {
+		t.Fatalf("during a fault: %+v", r)
+	}
 	if r := DiagnoseUploads(&history.History{}); r.Status != Skip {
 		t.Fatalf("empty: %+v", r)
 	}
