@@ -1,0 +1,617 @@
+// Package docker is the cluster provider that runs everything as
+// containers on one private Docker network per run, through
+// testcontainers-go: a database (SQL Server, or PostgreSQL as a stand-in
+// where the SQL Server image cannot be had), a Samba share, N fake nodes
+// and HAProxy with the configuration harness/lb generates. The harness on
+// the host reaches the load balancer and each node over HTTP on ports
+// published to 127.0.0.1 only; inside the network, HAProxy reaches nodes
+// by their container alias. Faults go through the Docker API: kill, pause,
+// stop/start, and disconnecting a node from the network (a partition).
+//
+// Everything a run creates carries the label octoha.run=<run ID>; Down
+// removes it all, also after a failed Up, and Cleanup does the same from
+// another process after a crash or Ctrl-C. testcontainers' Ryuk reaper is
+// disabled unless TESTCONTAINERS_RYUK_DISABLED is set (its image cannot be
+// pulled where the engine has no registry).
+package docker
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	_ "github.com/microsoft/go-mssqldb" // driver "sqlserver", to create the database
+	"github.com/moby/moby/api/types/container"
+	mnetwork "github.com/moby/moby/api/types/network"
+	"github.com/testcontainers/testcontainers-go"
+	"github.com/testcontainers/testcontainers-go/modules/mssql"
+	"github.com/testcontainers/testcontainers-go/network"
+	"github.com/testcontainers/testcontainers-go/wait"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/octoha/octoha/fakes/blob"
+	"github.com/octoha/octoha/harness/cluster"
+	"github.com/octoha/octoha/harness/lb"
+)
+
+// Environment variables that carry secrets into node containers, so they
+// never appear in a container's command line (docker inspect, ps).
+const (
+	EnvAPIKey      = "OCTOHA_API_KEY"
+	EnvDB          = "OCTOHA_DB"
+	EnvSMBPassword = "OCTOHA_SMB_PASSWORD"
+)
+
+// Network aliases of the parts; nodes are node1, node2, ….
+const (
+	AliasDB    = "db"
+	AliasShare = "share"
+	AliasLB    = "lb"
+)
+
+// Ports inside the network.
+const (
+	PostgresPort = 5432
+	MSSQLPort    = 1433
+	SMBPort      = 445
+	// StatsPort is HAProxy's runtime API (TCP), published to 127.0.0.1.
+	StatsPort = 9999
+)
+
+// Names inside the containers.
+const (
+	smbUser        = "octoha"
+	smbShare       = "octoha"
+	dbName         = "octopus"
+	dbUser         = "octoha"
+	haproxyCfgPath = "/usr/local/etc/haproxy/haproxy.cfg"
+	// dockerDNS is Docker's embedded DNS server on user-defined networks.
+	dockerDNS = "127.0.0.11:53"
+)
+
+// Options configures Up.
+type Options struct {
+	// Logger receives progress and stand-in announcements.
+	Logger *slog.Logger
+	// Images to run; empty fields take ImagesFromEnv. Spec.Node.Image, when
+	// set, overrides Images.Node.
+	Images Images
+	// ReadyTimeout bounds the wait for each part and for the whole cluster
+	// to be ready; default 3 minutes (SQL Server's first start is slow).
+	ReadyTimeout time.Duration
+	// LogDir, when set, receives each container's log as <container>.log
+	// when the cluster goes down (also after a failed Up).
+	LogDir string
+	// RunID labels everything the run creates (LabelRun); default random.
+	RunID string
+	// NoStandIn makes Up fail instead of running PostgreSQL when SQL
+	// Server is wanted but its image is neither present nor pullable.
+	NoStandIn bool
+	// PullProbeTimeout bounds the registry lookup made when the SQL Server
+	// image is not present locally; default 15s. Negative: never pull it.
+	PullProbeTimeout time.Duration
+}
+
+// Cluster is a running docker cluster.
+type Cluster struct {
+	spec   cluster.Spec
+	runID  string
+	log    *slog.Logger
+	e      *engine
+	images Images
+	logDir string
+	ready  time.Duration
+
+	net   *testcontainers.DockerNetwork
+	db    *ctr
+	share *ctr
+	lb    *ctr
+	nodes []*nodeCtr
+
+	dbDesc      string
+	dbReadyLine string // logged once per database start
+	dsn         string // as nodes use it; holds a password: never logged
+	smbPassword string
+	statsAddr   string // HAProxy runtime API on the host, 127.0.0.1:port
+	lbURL       string
+	comps       []cluster.Component
+
+	mu       sync.Mutex
+	pkgStore blob.Store
+	down     bool
+}
+
+// ctr is one container the run started.
+type ctr struct {
+	id, name, alias, part, image string
+	ports                        map[int]int // container port → host port on 127.0.0.1
+}
+
+type nodeCtr struct {
+	ctr
+	info cluster.Node
+}
+
+var (
+	_ cluster.Cluster            = (*Cluster)(nil)
+	_ cluster.NodeController     = (*Cluster)(nil)
+	_ cluster.DatabaseController = (*Cluster)(nil)
+	_ cluster.ShareController    = (*Cluster)(nil)
+	_ cluster.FileLister         = (*Cluster)(nil)
+	_ cluster.LBController       = (*Cluster)(nil)
+	_ cluster.Partitioner        = (*Cluster)(nil)
+)
+
+// Up brings a cluster up on a new Docker network and returns once it is
+// ready: every node answers its ping with 200 on its published port,
+// HAProxy reports each UP, and HAProxy's own URL answers. On error (or when
+// ctx is cancelled, e.g. by Ctrl-C) everything the run created is removed
+// before Up returns.
+func Up(ctx context.Context, spec cluster.Spec, opts Options) (_ *Cluster, err error) {
+	spec.Provider = cluster.ProviderDocker
+	spec, err = spec.Normalize()
+	if err != nil {
+		return nil, fmt.Errorf("cluster spec: %w", err)
+	}
+	if kind, _ := lb.ParseKind(spec.LB.Kind); kind != lb.HAProxy {
+		return nil, fmt.Errorf("the docker provider runs HAProxy as the load balancer; lb.kind %q is available with the local provider", spec.LB.Kind)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = 3 * time.Minute
+	}
+	if opts.PullProbeTimeout == 0 {
+		opts.PullProbeTimeout = 15 * time.Second
+	}
+	if opts.RunID == "" {
+		opts.RunID = newRunID()
+	}
+	images := opts.Images.withDefaults()
+	if spec.Node.Image != "" {
+		images.Node = spec.Node.Image
+	}
+	log := opts.Logger.With("cluster", spec.Name, "run", opts.RunID)
+	e, err := connect(ctx, log)
+	if err != nil {
+		return nil, err
+	}
+	// Our own images are never pulled: check them before creating anything.
+	var missing []error
+	for _, img := range []string{images.Node, images.HAProxy, images.Samba} {
+		if err := e.imagePresent(ctx, img); err != nil {
+			missing = append(missing, err)
+		}
+	}
+	if len(missing) > 0 {
+		e.close()
+		return nil, errors.Join(missing...)
+	}
+	c := &Cluster{spec: spec, runID: opts.RunID, log: log, e: e, images: images, logDir: opts.LogDir}
+	start := time.Now()
+	log.Info("docker cluster starting; if this process dies, remove its leftovers with `docker rm -f $(docker ps -aq --filter label="+LabelRun+"="+c.runID+")` and `docker network prune --filter label="+LabelRun+"="+c.runID+"` (or docker.Cleanup)", "nodes", spec.Nodes)
+	defer func() {
+		if err != nil {
+			log.Error("docker cluster did not come up; removing what it created", "err", err)
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+			defer cancel()
+			if derr := c.Down(dctx); derr != nil {
+				err = errors.Join(err, derr)
+			}
+		}
+	}()
+	useMSSQL, err := c.chooseDatabase(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
+	defer cancel()
+	c.net, err = network.New(rctx, network.WithLabels(c.labels("network")))
+	if err != nil {
+		return nil, fmt.Errorf("create the run's docker network: %w", err)
+	}
+	g, gctx := errgroup.WithContext(rctx)
+	g.Go(func() error {
+		if useMSSQL {
+			return c.startMSSQL(gctx, opts.ReadyTimeout)
+		}
+		return c.startPostgres(gctx, opts.ReadyTimeout)
+	})
+	g.Go(func() error { return c.startShare(gctx, opts.ReadyTimeout) })
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := c.startNodes(rctx, opts.ReadyTimeout); err != nil {
+		return nil, err
+	}
+	if err := c.startLB(rctx, opts.ReadyTimeout); err != nil {
+		return nil, err
+	}
+	if err := cluster.WaitReady(rctx, c); err != nil {
+		return nil, fmt.Errorf("cluster not ready: %w", err)
+	}
+	c.ready = time.Since(start)
+	log.Info("docker cluster ready", "lb", c.URL(), "nodes", len(c.nodes), "database", c.dbDesc, "in", c.ready.Round(time.Millisecond))
+	return c, nil
+}
+
+func newRunID() string {
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func randomSecret(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// labels are the labels of one part of this run.
+func (c *Cluster) labels(part string) map[string]string {
+	return map[string]string{LabelRun: c.runID, LabelCluster: c.spec.Name, LabelPart: part}
+}
+
+// chooseDatabase decides between SQL Server and PostgreSQL. A spec asking
+// for sqlite (the spec default) gets a database server too: the nodes run
+// in separate containers.
+func (c *Cluster) chooseDatabase(ctx context.Context, opts Options) (useMSSQL bool, err error) {
+	if c.spec.DB.Kind == cluster.DBPostgres {
+		c.dbDesc = "PostgreSQL (container " + c.images.Postgres + ")"
+		return false, c.e.imagePresent(ctx, c.images.Postgres)
+	}
+	if c.spec.DB.Kind == cluster.DBSQLite {
+		c.log.Info("the docker provider runs a database server: SQL Server for database kind sqlite (the spec default)")
+	}
+	why := "is not present locally"
+	if c.e.imagePresent(ctx, c.images.MSSQL) == nil {
+		c.dbDesc = "SQL Server (container " + c.images.MSSQL + ")"
+		return true, nil
+	}
+	if opts.PullProbeTimeout > 0 {
+		pctx, cancel := context.WithTimeout(ctx, opts.PullProbeTimeout)
+		perr := c.e.pullable(pctx, c.images.MSSQL)
+		cancel()
+		if perr == nil {
+			c.log.Info("pulling the SQL Server image (large; only this once)", "image", c.images.MSSQL)
+			c.dbDesc = "SQL Server (container " + c.images.MSSQL + ")"
+			return true, nil
+		}
+		why += " and cannot be pulled (" + perr.Error() + ")"
+	}
+	if opts.NoStandIn {
+		return false, fmt.Errorf("SQL Server image %s %s; no stand-in wanted (NoStandIn)", c.images.MSSQL, why)
+	}
+	if err := c.e.imagePresent(ctx, c.images.Postgres); err != nil {
+		return false, fmt.Errorf("SQL Server image %s %s, and the PostgreSQL stand-in is missing too: %w", c.images.MSSQL, why, err)
+	}
+	c.log.Warn("STAND-IN: the SQL Server image "+why+"; using PostgreSQL 15 as the shared database", "mssqlImage", c.images.MSSQL, "postgresImage", c.images.Postgres)
+	c.dbDesc = "PostgreSQL 15 (stand-in: SQL Server image not available here)"
+	return false, nil
+}
+
+// freePort returns a port free on 127.0.0.1 right now. Host ports are
+// chosen here rather than by Docker so that they stay the same when a
+// container is restarted or reconnected (Docker would pick new ones), and
+// node URLs stay valid.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pick a free port on 127.0.0.1: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ctrSpec describes one container to run.
+type ctrSpec struct {
+	part, alias, image string
+	env                map[string]string
+	cmd                []string
+	// ports are the container TCP ports to publish on 127.0.0.1. At least
+	// one: without any, testcontainers publishes the image's EXPOSEd ports
+	// on all interfaces.
+	ports []int
+	files []testcontainers.ContainerFile
+	wait  wait.Strategy
+}
+
+// options turns a spec into testcontainers customizers: run network and
+// alias, labels, name, and ports published to 127.0.0.1 only.
+func (c *Cluster) options(s ctrSpec) ([]testcontainers.ContainerCustomizer, *ctr, error) {
+	if len(s.ports) == 0 {
+		return nil, nil, fmt.Errorf("internal: %s publishes no port (testcontainers would publish its image's on all interfaces)", s.part)
+	}
+	cr := &ctr{name: "octoha-" + c.runID + "-" + s.alias, alias: s.alias, part: s.part, image: s.image, ports: map[int]int{}}
+	bindings := mnetwork.PortMap{}
+	var exposed []string
+	for _, p := range s.ports {
+		hp, err := freePort()
+		if err != nil {
+			return nil, nil, err
+		}
+		cr.ports[p] = hp
+		port := strconv.Itoa(p) + "/tcp"
+		exposed = append(exposed, port)
+		bindings[mnetwork.MustParsePort(port)] = []mnetwork.PortBinding{{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: strconv.Itoa(hp)}}
+	}
+	opts := []testcontainers.ContainerCustomizer{
+		testcontainers.WithLogger(tcLogger{c.log}),
+		testcontainers.WithName(cr.name),
+		testcontainers.WithLabels(c.labels(s.part)),
+		network.WithNetwork([]string{s.alias}, c.net),
+		testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
+			hc.PortBindings = bindings
+			hc.PublishAllPorts = false
+		}),
+	}
+	if len(exposed) > 0 {
+		opts = append(opts, testcontainers.WithExposedPorts(exposed...))
+	}
+	if len(s.env) > 0 {
+		opts = append(opts, testcontainers.WithEnv(s.env))
+	}
+	if len(s.cmd) > 0 {
+		opts = append(opts, testcontainers.WithCmd(s.cmd...))
+	}
+	if len(s.files) > 0 {
+		opts = append(opts, testcontainers.WithFiles(s.files...))
+	}
+	if s.wait != nil {
+		opts = append(opts, testcontainers.WithWaitStrategy(s.wait))
+	}
+	return opts, cr, nil
+}
+
+// started records a container testcontainers started (or failed to), and
+// turns a failure into an error with the end of the container's log.
+func (c *Cluster) started(ctx context.Context, cr *ctr, id string, err error) error {
+	if id != "" {
+		cr.id = id
+	}
+	if err == nil {
+		return nil
+	}
+	return c.withLogTail(ctx, cr, fmt.Errorf("start %s (%s, image %s): %w", cr.part, cr.name, cr.image, err))
+}
+
+// withLogTail appends the end of a container's log to err.
+func (c *Cluster) withLogTail(ctx context.Context, cr *ctr, err error) error {
+	if cr.id == "" {
+		return err
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	out, lerr := c.e.logs(lctx, cr.id)
+	if lerr != nil || strings.TrimSpace(out) == "" {
+		return err
+	}
+	return fmt.Errorf("%w\n--- last lines of %s's log ---\n%s", err, cr.name, tail(out, 15))
+}
+
+func (c *Cluster) startPostgres(ctx context.Context, timeout time.Duration) error {
+	pw := randomSecret(16)
+	opts, cr, err := c.options(ctrSpec{
+		part: "database", alias: AliasDB, image: c.images.Postgres,
+		env: map[string]string{
+			"POSTGRES_USER": dbUser, "POSTGRES_PASSWORD": pw, "POSTGRES_DB": dbName,
+			// A throwaway database: no fsync. Killing the container loses
+			// no commit (the kernel still has it); only a host crash would.
+			"POSTGRES_INITDB_ARGS": "--no-sync",
+		},
+		cmd: []string{"-c", "fsync=off"},
+		// Published (to 127.0.0.1) so that testcontainers does not publish
+		// the image's EXPOSEd port on all interfaces; handy for psql too.
+		ports: []int{PostgresPort},
+		// The first start logs this twice: init server, then the real one.
+		wait: wait.ForLog("database system is ready to accept connections").WithOccurrence(2).WithStartupTimeout(timeout),
+	})
+	if err != nil {
+		return err
+	}
+	c.db = cr
+	tc, err := testcontainers.Run(ctx, c.images.Postgres, opts...)
+	if err := c.started(ctx, cr, containerID(tc), err); err != nil {
+		return err
+	}
+	c.dbReadyLine = "database system is ready to accept connections"
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(dbUser, pw), Host: net.JoinHostPort(AliasDB, strconv.Itoa(PostgresPort)), Path: "/" + dbName, RawQuery: "sslmode=disable"}
+	c.dsn = u.String()
+	c.spec.DB.Kind = cluster.DBPostgres
+	c.comps = append(c.comps, cluster.Component{Part: "database", Description: c.dbDesc, Location: cr.name + " (" + AliasDB + ":" + strconv.Itoa(PostgresPort) + " in the run's network)"})
+	return nil
+}
+
+func (c *Cluster) startMSSQL(ctx context.Context, timeout time.Duration) error {
+	// SQL Server wants upper, lower, digit and symbol.
+	pw := "Oa1!" + randomSecret(12)
+	opts, cr, err := c.options(ctrSpec{part: "database", alias: AliasDB, image: c.images.MSSQL, ports: []int{MSSQLPort}})
+	if err != nil {
+		return err
+	}
+	c.db = cr
+	opts = append(opts, mssql.WithAcceptEULA(), mssql.WithPassword(pw),
+		// Instead of the module's strategies, which dial the daemon's host.
+		testcontainers.WithWaitStrategyAndDeadline(timeout,
+			tcpWait("SQL Server", cr.ports[MSSQLPort], timeout),
+			wait.ForLog("Recovery is complete.").WithStartupTimeout(timeout)))
+	tc, err := mssql.Run(ctx, c.images.MSSQL, opts...)
+	id := ""
+	if tc != nil && tc.Container != nil {
+		id = tc.GetContainerID()
+	}
+	if err := c.started(ctx, cr, id, err); err != nil {
+		return err
+	}
+	c.dbReadyLine = "Recovery is complete."
+	// The nodes create the schema; the database itself is made here, from
+	// the host, through the published port.
+	admin := url.URL{Scheme: "sqlserver", User: url.UserPassword("sa", pw), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(cr.ports[MSSQLPort])), RawQuery: "TrustServerCertificate=true"}
+	if err := createMSSQLDatabase(ctx, admin.String()); err != nil {
+		return c.withLogTail(ctx, cr, err)
+	}
+	u := url.URL{Scheme: "sqlserver", User: url.UserPassword("sa", pw), Host: net.JoinHostPort(AliasDB, strconv.Itoa(MSSQLPort)), RawQuery: "database=" + dbName + "&TrustServerCertificate=true"}
+	c.dsn = u.String()
+	c.spec.DB.Kind = cluster.DBSQLServer
+	c.comps = append(c.comps, cluster.Component{Part: "database", Description: c.dbDesc, Location: cr.name + " (" + AliasDB + ":" + strconv.Itoa(MSSQLPort) + " in the run's network)"})
+	return nil
+}
+
+// createMSSQLDatabase creates the nodes' database, retrying while SQL
+// Server finishes starting (it logs recovery before it takes logins).
+func createMSSQLDatabase(ctx context.Context, dsn string) error {
+	db, err := sql.Open("sqlserver", dsn)
+	if err != nil {
+		return fmt.Errorf("open SQL Server admin connection: %w", err)
+	}
+	defer db.Close()
+	var last error
+	for {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, last = db.ExecContext(actx, "IF DB_ID(N'"+dbName+"') IS NULL CREATE DATABASE "+dbName)
+		cancel()
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			// The driver's errors do not carry the password.
+			return fmt.Errorf("create database %s in SQL Server: %v: %w", dbName, last, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Cluster) startShare(ctx context.Context, timeout time.Duration) error {
+	c.smbPassword = randomSecret(16)
+	opts, cr, err := c.options(ctrSpec{
+		part: "share", alias: AliasShare, image: c.images.Samba,
+		env:   map[string]string{"SMB_USER": smbUser, "SMB_PASSWORD": c.smbPassword},
+		ports: []int{SMBPort},
+		// docker-proxy accepts on the published port before smbd listens.
+		wait: wait.ForLog(sambaReadyLine).WithStartupTimeout(timeout),
+	})
+	if err != nil {
+		return err
+	}
+	c.share = cr
+	tc, err := testcontainers.Run(ctx, c.images.Samba, opts...)
+	if err := c.started(ctx, cr, containerID(tc), err); err != nil {
+		return err
+	}
+	c.comps = append(c.comps, cluster.Component{Part: "share", Description: "Samba smbd (container " + c.images.Samba + ")", Location: c.shareURL(AliasShare, SMBPort, "Packages")})
+	return nil
+}
+
+const sambaReadyLine = "octoha-samba: smbd is listening on port 445"
+
+// shareURL is a store location without the password (it travels in
+// OCTOHA_SMB_PASSWORD or blob.WithPassword).
+func (c *Cluster) shareURL(host string, port int, dir string) string {
+	u := url.URL{Scheme: "smb", User: url.User(smbUser), Host: net.JoinHostPort(host, strconv.Itoa(port)), Path: "/" + smbShare + "/" + dir}
+	return u.String()
+}
+
+func (c *Cluster) startNodes(ctx context.Context, timeout time.Duration) error {
+	port := c.spec.Port
+	all := make([][]testcontainers.ContainerCustomizer, 0, c.spec.Nodes)
+	for i := range c.spec.Nodes {
+		alias := "node" + strconv.Itoa(i+1)
+		args := []string{
+			"--id", cluster.NodeID(i), "--name", cluster.NodeName(i),
+			"--listen", "0.0.0.0:" + strconv.Itoa(port), "--url", "http://" + alias + ":" + strconv.Itoa(port),
+			"--packages", c.shareURL(AliasShare, SMBPort, "Packages"),
+			"--artifacts", c.shareURL(AliasShare, SMBPort, "Artifacts"),
+			"--tasklogs", c.shareURL(AliasShare, SMBPort, "TaskLogs"),
+			"--heartbeat", c.spec.Node.Heartbeat.String(),
+			"--unhealthy-after", c.spec.Node.UnhealthyAfter.String(),
+			"--max-concurrent-tasks", strconv.Itoa(c.spec.Node.MaxConcurrentTasks),
+			"--startup-timeout", timeout.String(),
+			"--shutdown-grace", "5s",
+		}
+		if c.spec.Node.UnsafeAckBeforeStore {
+			args = append(args, "--unsafe-ack-before-store")
+		}
+		opts, cr, err := c.options(ctrSpec{
+			part: "node:" + cluster.NodeName(i), alias: alias, image: c.images.Node,
+			env:   map[string]string{EnvAPIKey: c.spec.APIKey, EnvDB: c.dsn, EnvSMBPassword: c.smbPassword},
+			cmd:   args,
+			ports: []int{port},
+		})
+		if err != nil {
+			return err
+		}
+		c.nodes = append(c.nodes, &nodeCtr{ctr: *cr, info: cluster.Node{
+			ID: cluster.NodeID(i), Name: cluster.NodeName(i), URL: "http://127.0.0.1:" + strconv.Itoa(cr.ports[port]),
+		}})
+		// HTTP ping from the host; the image has no shell for exec checks.
+		opts = append(opts, testcontainers.WithWaitStrategy(pingWait("node "+cluster.NodeName(i), cr.ports[port], timeout,
+			func(s int) bool { return s == http.StatusOK || s == http.StatusTeapot })))
+		all = append(all, opts)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for i, n := range c.nodes {
+		g.Go(func() error {
+			tc, err := testcontainers.Run(gctx, c.images.Node, all[i]...)
+			return c.started(gctx, &n.ctr, containerID(tc), err)
+		})
+	}
+	return g.Wait()
+}
+
+// containerID is tc's ID, or "" when testcontainers returned none.
+func containerID(tc *testcontainers.DockerContainer) string {
+	if tc == nil {
+		return ""
+	}
+	return tc.GetContainerID()
+}
+
+func (c *Cluster) startLB(ctx context.Context, timeout time.Duration) error {
+	port := c.spec.Port
+	backends := make([]lb.Backend, 0, len(c.nodes))
+	for _, n := range c.nodes {
+		backends = append(backends, lb.Backend{Name: n.info.Name, Addr: net.JoinHostPort(n.alias, strconv.Itoa(port))})
+	}
+	cfg, err := lb.HAProxyConfig(lb.Options{
+		Listen: "0.0.0.0:" + strconv.Itoa(port), Backends: backends,
+		Interval: c.spec.LB.Interval, Fall: c.spec.LB.Fall, Rise: c.spec.LB.Rise, Sticky: c.spec.LB.Sticky,
+		Drain: lb.DrainMode(c.spec.LB.Drain), ShutdownSessions: c.spec.LB.ShutdownSessions,
+		ServerTimeout: c.spec.LB.ServerTimeout,
+	}, lb.HAProxyConfigOptions{StatsSocket: "ipv4@0.0.0.0:" + strconv.Itoa(StatsPort), Resolver: dockerDNS})
+	if err != nil {
+		return fmt.Errorf("configure HAProxy: %w", err)
+	}
+	opts, cr, err := c.options(ctrSpec{
+		part: "lb", alias: AliasLB, image: c.images.HAProxy,
+		ports: []int{port, StatsPort},
+		files: []testcontainers.ContainerFile{{Reader: strings.NewReader(cfg), ContainerFilePath: haproxyCfgPath, FileMode: 0o644}},
+	})
+	if err != nil {
+		return err
+	}
+	// Any HTTP answer (503 while no node is UP yet) means it serves.
+	opts = append(opts, testcontainers.WithWaitStrategy(pingWait("HAProxy", cr.ports[port], timeout, func(int) bool { return true })))
+	c.lb = cr
+	c.lbURL = "http://127.0.0.1:" + strconv.Itoa(cr.ports[port])
+	c.statsAddr = "127.0.0.1:" + strconv.Itoa(cr.ports[StatsPort])
+	tc, err := testcontainers.Run(ctx, c.images.HAProxy, opts...)
+	if err := c.started(ctx, cr, containerID(tc), err); err != nil {
+		return err
+	}
+	c.comps = append(c.comps, cluster.Component{Part: "load balancer", Description: "HAProxy (container " + c.images.HAProxy + "; runtime API on " + c.statsAddr + ")", Location: c.lbURL})
+	return nil
+}
