@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/octoha/octoha/harness/checker"
@@ -59,6 +61,24 @@ type Scenario struct {
 	// Notes are free-text findings worth showing (e.g. "nginx-defaults
 	// rejected the upload with 413: client_max_body_size").
 	Notes []string `json:"notes,omitempty"`
+	// Replay is the exact command that runs this scenario again with the
+	// same seed; empty means ReplayCommand derives one from the labels.
+	Replay string `json:"replay,omitempty"`
+}
+
+// ReplayCommand is the command that runs the scenario again with the same
+// seed: Replay when the suite set it, otherwise `make chaos` filtered to the
+// scenario's labels (all of them, so the filter is as narrow as the labels
+// allow) with its seed.
+func (s Scenario) ReplayCommand() string {
+	if s.Replay != "" {
+		return s.Replay
+	}
+	cmd := "make chaos"
+	if len(s.Labels) > 0 {
+		cmd += " LABELS='" + strings.Join(s.Labels, " && ") + "'"
+	}
+	return cmd + " OCTOHA_SEED=" + strconv.FormatInt(s.Seed, 10)
 }
 
 // WriteScenario writes s (with the spec redacted) into dir/scenario.json.

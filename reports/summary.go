@@ -1,0 +1,351 @@
+package reports
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/octoha/octoha/harness/checker"
+	"github.com/octoha/octoha/harness/cluster"
+	"github.com/octoha/octoha/harness/history"
+)
+
+// SchemaVersion names the summary.json schema (reports/schema.md). It
+// changes only when a field changes meaning or disappears; new fields may
+// be added within a version.
+const SchemaVersion = "octoha.report/v1"
+
+// Latency sources.
+const (
+	SourceHistory = "history"
+	SourceVegeta  = "vegeta"
+)
+
+// failureEvidenceLines is how many evidence lines of the first failed
+// check a Failure carries.
+const failureEvidenceLines = 5
+
+// Summary is the machine-readable summary of a run, written as
+// summary.json. Its schema is documented in reports/schema.md.
+type Summary struct {
+	Schema    string            `json:"schema"`
+	Run       RunSummary        `json:"run"`
+	Scenarios []ScenarioSummary `json:"scenarios"`
+}
+
+// RunSummary describes the whole run.
+type RunSummary struct {
+	Name            string    `json:"name"`
+	Start           time.Time `json:"start,omitzero"`
+	End             time.Time `json:"end,omitzero"`
+	DurationSeconds float64   `json:"durationSeconds"`
+	// Passed is true when no scenario failed or was left incomplete.
+	Passed bool   `json:"passed"`
+	Totals Totals `json:"totals"`
+}
+
+// Totals counts scenarios by state.
+type Totals struct {
+	Scenarios  int `json:"scenarios"`
+	Passed     int `json:"passed"`
+	Failed     int `json:"failed"`
+	Skipped    int `json:"skipped"`
+	Incomplete int `json:"incomplete"`
+}
+
+// ScenarioSummary is one scenario's outcome.
+type ScenarioSummary struct {
+	Name     string   `json:"name"`
+	Slug     string   `json:"slug"`
+	State    string   `json:"state"`
+	Labels   []string `json:"labels"`
+	Seed     int64    `json:"seed"`
+	Provider string   `json:"provider,omitempty"`
+	// Cluster is a one-line description of the cluster under test.
+	Cluster         string    `json:"cluster,omitempty"`
+	Replay          string    `json:"replay"`
+	Start           time.Time `json:"start,omitzero"`
+	End             time.Time `json:"end,omitzero"`
+	DurationSeconds float64   `json:"durationSeconds"`
+	// Failure says why a failed scenario failed; nil otherwise.
+	Failure    *Failure           `json:"failure,omitempty"`
+	SkipReason string             `json:"skipReason,omitempty"`
+	Checks     []CheckSummary     `json:"checks"`
+	Figures    []checker.Figure   `json:"figures"`
+	Components []ComponentSummary `json:"components"`
+	Traffic    TrafficSummary     `json:"traffic"`
+	Faults     []FaultSummary     `json:"faults"`
+	Latency    []LatencySummary   `json:"latency"`
+	Warnings   []string           `json:"warnings"`
+	Notes      []string           `json:"notes"`
+}
+
+// Failure is why a scenario failed: its assertion message and the first
+// failed check with its first evidence lines.
+type Failure struct {
+	Message  string   `json:"message,omitempty"`
+	Check    string   `json:"check,omitempty"`
+	Summary  string   `json:"summary,omitempty"`
+	Evidence []string `json:"evidence,omitempty"`
+}
+
+// CheckSummary is one checker verdict.
+type CheckSummary struct {
+	Name     string           `json:"name"`
+	Status   string           `json:"status"`
+	Summary  string           `json:"summary"`
+	Figures  []checker.Figure `json:"figures"`
+	Evidence []string         `json:"evidence"`
+}
+
+// ComponentSummary is one part of the cluster.
+type ComponentSummary struct {
+	Part        string `json:"part"`
+	Description string `json:"description"`
+	// Embedded is true for an in-process stand-in (e.g. the Go load
+	// balancer, SQLite, a local directory) instead of the real thing.
+	Embedded bool   `json:"embedded"`
+	Location string `json:"location,omitempty"`
+}
+
+// TrafficSummary counts the history's operations.
+type TrafficSummary struct {
+	Ops     int `json:"ops"`
+	OK      int `json:"ok"`
+	Failed  int `json:"failed"`
+	Unknown int `json:"unknown"`
+	// Uploads and UploadBytes count upload attempts and the bytes they sent.
+	Uploads     int   `json:"uploads"`
+	UploadBytes int64 `json:"uploadBytes"`
+	LBSamples   int   `json:"lbSamples"`
+}
+
+// FaultSummary is one injected fault, with times relative to the
+// scenario's start.
+type FaultSummary struct {
+	ID          string   `json:"id"`
+	Kind        string   `json:"kind"`
+	Target      string   `json:"target,omitempty"`
+	StartOffset float64  `json:"startOffsetSeconds"`
+	EndOffset   *float64 `json:"endOffsetSeconds"` // null: never recovered
+	Error       string   `json:"error,omitempty"`
+}
+
+// LatencySummary is vegeta's latency figures for one op kind of the
+// history (Source "history") or one vegeta results file (Source "vegeta").
+type LatencySummary struct {
+	Kind           string  `json:"kind"`
+	Source         string  `json:"source"`
+	File           string  `json:"file,omitempty"`
+	Count          int     `json:"count"`
+	SuccessPercent float64 `json:"successPercent"`
+	RatePerSecond  float64 `json:"ratePerSecond"`
+	MeanMs         float64 `json:"meanMs"`
+	P50Ms          float64 `json:"p50Ms"`
+	P90Ms          float64 `json:"p90Ms"`
+	P95Ms          float64 `json:"p95Ms"`
+	P99Ms          float64 `json:"p99Ms"`
+	MaxMs          float64 `json:"maxMs"`
+	// OK, Failed and Unknown count outcomes (history only).
+	OK      int `json:"ok,omitempty"`
+	Failed  int `json:"failed,omitempty"`
+	Unknown int `json:"unknown,omitempty"`
+	// StatusCodes counts responses by status code (vegeta only; "0" is a
+	// transport error).
+	StatusCodes map[string]int `json:"statusCodes,omitempty"`
+}
+
+// Failed reports whether the scenario counts as a failure.
+func (s ScenarioSummary) Failed() bool {
+	return s.State == StateFailed || s.State == StateIncomplete
+}
+
+// summarize builds the Summary of a loaded run.
+func summarize(r *run) *Summary {
+	sum := &Summary{Schema: SchemaVersion, Run: RunSummary{Name: r.Name}, Scenarios: []ScenarioSummary{}}
+	for _, l := range r.Scenarios {
+		s := summarizeScenario(l)
+		sum.Scenarios = append(sum.Scenarios, s)
+		t := &sum.Run.Totals
+		t.Scenarios++
+		switch s.State {
+		case StatePassed:
+			t.Passed++
+		case StateFailed:
+			t.Failed++
+		case StateSkipped:
+			t.Skipped++
+		case StateIncomplete:
+			t.Incomplete++
+		}
+		st, e := l.span()
+		if !st.IsZero() && (sum.Run.Start.IsZero() || st.Before(sum.Run.Start)) {
+			sum.Run.Start = st
+		}
+		if e.After(sum.Run.End) {
+			sum.Run.End = e
+		}
+	}
+	sum.Run.Passed = sum.Run.Totals.Failed == 0 && sum.Run.Totals.Incomplete == 0
+	if !sum.Run.Start.IsZero() {
+		sum.Run.DurationSeconds = secsSince(sum.Run.End, sum.Run.Start)
+	}
+	return sum
+}
+
+func summarizeScenario(l *loaded) ScenarioSummary {
+	s := ScenarioSummary{
+		Name:       Scrub(l.Name),
+		Slug:       l.Slug,
+		State:      l.State,
+		Labels:     scrubAll(l.Labels),
+		Seed:       l.Seed,
+		Provider:   l.Provider,
+		Replay:     Scrub(l.ReplayCommand()),
+		Start:      l.Start,
+		End:        l.End,
+		SkipReason: Scrub(l.SkipReason),
+		Checks:     []CheckSummary{},
+		Figures:    append([]checker.Figure{}, l.Figures...),
+		Components: []ComponentSummary{},
+		Faults:     []FaultSummary{},
+		Latency:    []LatencySummary{},
+		Warnings:   scrubAll(l.Warnings),
+		Notes:      scrubAll(l.Notes),
+	}
+	if s.Labels == nil {
+		s.Labels = []string{}
+	}
+	if s.Warnings == nil {
+		s.Warnings = []string{}
+	}
+	if s.Notes == nil {
+		s.Notes = []string{}
+	}
+	if l.Spec != nil {
+		s.Cluster = describeCluster(l.Spec)
+		if s.Provider == "" {
+			s.Provider = l.Spec.Provider
+		}
+	}
+	if st, e := l.span(); !st.IsZero() && !e.IsZero() {
+		s.DurationSeconds = secsSince(e, st)
+	}
+	base := l.base()
+	for _, c := range l.Components {
+		s.Components = append(s.Components, ComponentSummary{
+			Part: Scrub(c.Part), Description: Scrub(c.Description), Embedded: c.Embedded, Location: Scrub(c.Location),
+		})
+	}
+	if l.Checks != nil {
+		for _, res := range sortedChecks(l.Checks.Results) {
+			cs := CheckSummary{
+				Name: res.Name, Status: string(res.Status), Summary: Scrub(res.Summary),
+				Figures: res.Figures, Evidence: scrubAll(res.Evidence),
+			}
+			if cs.Figures == nil {
+				cs.Figures = []checker.Figure{}
+			}
+			if cs.Evidence == nil {
+				cs.Evidence = []string{}
+			}
+			s.Checks = append(s.Checks, cs)
+		}
+	}
+	if l.State == StateFailed || l.State == StateIncomplete {
+		f := &Failure{Message: Scrub(strings.TrimSpace(l.Failure))}
+		for _, c := range s.Checks {
+			if c.Status == string(checker.Fail) {
+				f.Check, f.Summary = c.Name, c.Summary
+				f.Evidence = c.Evidence[:min(len(c.Evidence), failureEvidenceLines)]
+				break
+			}
+		}
+		if f.Message == "" && f.Check == "" && l.State == StateIncomplete {
+			f.Message = "the scenario did not finish (no " + ScenarioFile + ")"
+		}
+		s.Failure = f
+	}
+	if h := l.History; h != nil {
+		s.Traffic = trafficSummary(h)
+		for i, f := range h.Faults {
+			fs := FaultSummary{ID: f.ID, Kind: f.Kind, Target: f.Target, StartOffset: secsSince(f.Start, base), Error: Scrub(f.Error)}
+			if fs.ID == "" {
+				fs.ID = fmt.Sprintf("fault-%d", i+1)
+			}
+			if !f.End.IsZero() {
+				e := secsSince(f.End, base)
+				fs.EndOffset = &e
+			}
+			s.Faults = append(s.Faults, fs)
+		}
+		s.Latency = append(s.Latency, latencyFromHistory(h)...)
+	}
+	s.Latency = append(s.Latency, latencyFromVegeta(l.Vegeta)...)
+	return s
+}
+
+// sortedChecks puts failed checks first, then passed, then skipped,
+// keeping the checker's order within each group.
+func sortedChecks(rs []checker.Result) []checker.Result {
+	out := append([]checker.Result{}, rs...)
+	rank := func(s checker.Status) int {
+		switch s {
+		case checker.Fail:
+			return 0
+		case checker.Pass:
+			return 1
+		default:
+			return 2
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return rank(out[i].Status) < rank(out[j].Status) })
+	return out
+}
+
+func trafficSummary(h *history.History) TrafficSummary {
+	t := TrafficSummary{Ops: len(h.Ops), LBSamples: len(h.LB)}
+	for _, o := range h.Ops {
+		switch o.Outcome {
+		case history.OK:
+			t.OK++
+		case history.Failed:
+			t.Failed++
+		default:
+			t.Unknown++
+		}
+		if o.Kind == history.KindUpload {
+			t.Uploads++
+			t.UploadBytes += o.Bytes
+		}
+	}
+	return t
+}
+
+// describeCluster says in one line what was tested.
+func describeCluster(sp *cluster.Spec) string {
+	var parts []string
+	if sp.Provider == cluster.ProviderExternal {
+		parts = append(parts, "external cluster")
+	} else if sp.Nodes > 0 {
+		parts = append(parts, fmt.Sprintf("%d nodes", sp.Nodes))
+	}
+	if sp.LB.Kind != "" {
+		lb := sp.LB.Kind + " load balancer"
+		if sp.LB.Sticky {
+			lb += " (sticky)"
+		}
+		parts = append(parts, lb)
+	}
+	if sp.DB.Kind != "" {
+		parts = append(parts, sp.DB.Kind+" database")
+	}
+	if sp.Storage.Kind != "" {
+		parts = append(parts, sp.Storage.Kind+" storage")
+	}
+	if sp.Provider != "" {
+		parts = append(parts, sp.Provider+" provider")
+	}
+	return Scrub(strings.Join(parts, ", "))
+}
