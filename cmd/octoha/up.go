@@ -68,6 +68,13 @@ func (f *specFlags) spec(fs *flag.FlagSet) (cluster.Spec, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	// Normalize reads a zero as "use the default"; a zero typed on the
+	// command line is a mistake, not a request for the default.
+	for name, v := range map[string]int64{"nodes": int64(*f.nodes), "port": int64(*f.port), "fall": int64(*f.fall), "rise": int64(*f.rise), "interval": int64(*f.interval)} {
+		if set[name] && v <= 0 {
+			return s, fmt.Errorf("%w: --%s must be positive", errUsage, name)
+		}
+	}
 	if set["name"] || *f.config == "" {
 		s.Name = *f.name
 	}
