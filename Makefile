@@ -26,9 +26,32 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-# The whole test suite: unit and integration tests of every package.
+# The whole test suite: unit and integration tests of every package, then
+# the chaos catalogue itself (with TEST_UPLOAD_SIZE uploads, to bound CI
+# time), run one after the other so timing assertions do not compete.
+TEST_UPLOAD_SIZE ?= 256MiB
 test: deps build vet
-	$(GO) test -count=1 -timeout 30m $(PKGS)
+	$(GO) test -count=1 -timeout 30m $$($(GO) list $(PKGS) | grep -v '/scenarios$$')
+	$(MAKE) --no-print-directory chaos OCTOHA_UPLOAD_SIZE=$(TEST_UPLOAD_SIZE)
+
+# The chaos catalogue (scenarios/): brings clusters up, injects faults,
+# checks, and writes JUnit, JSON, Markdown and HTML reports into a
+# timestamped directory under reports/out/. LABELS filters scenarios
+# (Ginkgo label filter), PROVIDER picks local or docker, OCTOHA_UPLOAD_SIZE
+# sizes the uploads (default 1GiB), OCTOHA_SEED replays a run.
+ifndef REPORT_DIR
+REPORT_DIR := reports/out/$(shell date +%Y%m%d-%H%M%S)
+endif
+export OCTOHA_UPLOAD_SIZE OCTOHA_SEED
+chaos: deps build
+	@mkdir -p $(REPORT_DIR)
+	@echo "octoha chaos: provider=$(PROVIDER) labels='$(LABELS)' reports in $(REPORT_DIR)"
+	@OCTOHA_BIN=$(CURDIR)/$(BIN) OCTOHA_PROVIDER=$(PROVIDER) OCTOHA_REPORT_DIR=$(abspath $(REPORT_DIR)) \
+	  $(GINKGO) --label-filter='$(LABELS)' --output-dir=$(abspath $(REPORT_DIR)) \
+	    --junit-report=junit.xml --json-report=ginkgo.json --timeout=40m \
+	    --poll-progress-after=180s --poll-progress-interval=60s ./scenarios; \
+	  rc=$$?; echo; echo "octoha chaos: reports in $(REPORT_DIR) (index.html, summary.md, junit.xml)"; \
+	  if [ $$rc -ne 0 ]; then echo "octoha chaos: FAILED (exit $$rc) — open $(REPORT_DIR)/index.html to see why"; fi; exit $$rc
 
 # Unit tests only (no real components needed).
 unit:

@@ -461,4 +461,7 @@ func (s *scenario) finish() {
 	if err := reports.WriteScenario(s.dir, sc); err != nil {
 		fmt.Fprintf(GinkgoWriter, "write scenario file: %v\n", err)
 	}
+	for _, e := range reports.Entries(sc) {
+		AddReportEntry(e.Name, e.Value, ReportEntryVisibilityNever)
+	}
 }

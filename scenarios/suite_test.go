@@ -13,6 +13,7 @@ import (
 
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/internal/testbin"
+	"github.com/octoha/octoha/reports"
 )
 
 // Labels users pick scenarios with (--label-filter / make chaos LABELS=…).
@@ -79,6 +80,21 @@ var _ = BeforeSuite(func() {
 
 var _ = AfterSuite(func() {
 	testbin.Cleanup()
+})
+
+// The reports people read are written once, after every scenario, from the
+// run directory the scenarios filled.
+var _ = ReportAfterSuite("reports", func(ctx SpecContext, _ Report) {
+	if cfg.reportDir == "" {
+		return
+	}
+	sum, err := reports.Write(ctx, cfg.reportDir, reports.Options{})
+	if err != nil {
+		fmt.Fprintf(GinkgoWriter, "octoha: no report written: %v\n", err)
+		return
+	}
+	_ = sum
+	fmt.Fprintf(os.Stdout, "\noctoha: reports in %s (index.html, summary.md, summary.json)\n", cfg.reportDir)
 })
 
 func envOr(k, def string) string {
