@@ -179,7 +179,12 @@ func Up(ctx context.Context, spec cluster.Spec, opts Options) (_ *Cluster, err e
 	}
 	if opts.RunID == "" {
 		opts.RunID = newRunID()
+	} else if !validRunID(opts.RunID) {
+		return nil, fmt.Errorf("run ID %q: want 1-32 characters of a-z A-Z 0-9 _ . - starting with a letter or digit (it names containers)", opts.RunID)
 	}
+	// The share is always Samba: nodes in separate containers need a
+	// network share (spec default "local" included).
+	spec.Storage.Kind = cluster.StorageSMB
 	images := opts.Images.withDefaults()
 	if spec.Node.Image != "" {
 		images.Node = spec.Node.Image
@@ -246,6 +251,19 @@ func Up(ctx context.Context, spec cluster.Spec, opts Options) (_ *Cluster, err e
 	c.ready = time.Since(start)
 	log.Info("docker cluster ready", "lb", c.URL(), "nodes", len(c.nodes), "database", c.dbDesc, "in", c.ready.Round(time.Millisecond))
 	return c, nil
+}
+
+func validRunID(id string) bool {
+	if id == "" || len(id) > 32 {
+		return false
+	}
+	for i, r := range id {
+		alnum := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+		if !alnum && (i == 0 || (r != '_' && r != '.' && r != '-')) {
+			return false
+		}
+	}
+	return true
 }
 
 func newRunID() string {

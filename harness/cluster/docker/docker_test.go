@@ -142,6 +142,9 @@ func TestCluster(t *testing.T) {
 			t.Errorf("node %s URL %s is not on 127.0.0.1", n.Name, n.URL)
 		}
 	}
+	if c.Spec().Storage.Kind != cluster.StorageSMB {
+		t.Errorf("storage kind %q, want smb", c.Spec().Storage.Kind)
+	}
 	if !strings.HasPrefix(c.URL(), "http://127.0.0.1:") {
 		t.Errorf("LB URL %s is not on 127.0.0.1", c.URL())
 	}
@@ -219,6 +222,17 @@ func TestCluster(t *testing.T) {
 			t.Error("StartNode of a paused node: want an error")
 		}
 		if err := c.ResumeNode(ctx, "Node2"); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, ctx, c, "Node2", lb.StateUp)
+		// A frozen node can be killed and started again.
+		if err := c.PauseNode(ctx, "Node2"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.KillNode(ctx, "Node2"); err != nil {
+			t.Fatalf("kill a paused node: %v", err)
+		}
+		if err := c.StartNode(ctx, "Node2"); err != nil {
 			t.Fatal(err)
 		}
 		waitState(t, ctx, c, "Node2", lb.StateUp)
@@ -372,7 +386,8 @@ func assertNothingLeft(t *testing.T, ctx context.Context, runID, network string)
 }
 
 // checkPublishedOnLoopbackOnly inspects every container: each published
-// port is bound to 127.0.0.1, never to all interfaces.
+// port is bound to 127.0.0.1, never to all interfaces, and no secret is on
+// a command line.
 func checkPublishedOnLoopbackOnly(t *testing.T, ctx context.Context, c *Cluster) {
 	t.Helper()
 	cs, err := c.e.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: runFilter(c.RunID())})
@@ -383,6 +398,10 @@ func checkPublishedOnLoopbackOnly(t *testing.T, ctx context.Context, c *Cluster)
 		t.Errorf("run has %d containers, want %d", len(cs.Items), 3+len(c.Nodes()))
 	}
 	for _, ct := range cs.Items {
+		// Secrets travel in the environment, never on a command line.
+		if strings.Contains(ct.Command, c.APIKey()) || strings.Contains(ct.Command, c.smbPassword) || strings.Contains(ct.Command, c.dsn) {
+			t.Errorf("container %v has a secret on its command line", ct.Names)
+		}
 		for _, p := range ct.Ports {
 			if p.PublicPort != 0 && p.IP.String() != "127.0.0.1" {
 				t.Errorf("container %v publishes %d on %s", ct.Names, p.PrivatePort, p.IP)
@@ -515,6 +534,18 @@ func TestMissingImageSaysMakeImages(t *testing.T) {
 	// Only a local inspect: no pull attempt (which would take seconds).
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("took %v: a pull was attempted?", d)
+	}
+}
+
+func TestValidRunID(t *testing.T) {
+	for id, want := range map[string]bool{"t1a2b": true, "run_1.x-y": true, "": false, "-x": false, "a b": false, "a/b": false, strings.Repeat("a", 33): false} {
+		if got := validRunID(id); got != want {
+			t.Errorf("validRunID(%q) = %v, want %v", id, got, want)
+		}
+	}
+	_, err := Up(context.Background(), cluster.Defaults(), Options{RunID: "bad id"})
+	if err == nil || !strings.Contains(err.Error(), "run ID") {
+		t.Errorf("Up with a bad run ID: %v", err)
 	}
 }
 
