@@ -22,6 +22,7 @@ import (
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/internal/proc"
+	"github.com/octoha/octoha/internal/testbin"
 )
 
 // The discard sink runs as a child process (this test binary re-executed),
@@ -42,7 +43,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	testbin.Cleanup()
+	os.Exit(code)
 }
 
 // runSink serves ping (200) and uploads: it reads the multipart body,
