@@ -60,14 +60,16 @@ const plotStatsJS = `Array.from(document.querySelectorAll(".plot")).map(p => {
   };
 })`
 
-// hoverJS moves the mouse over the middle of the first plot and returns
-// what the tooltip says.
+// hoverJS moves the mouse over the middle of the first plot, returns what
+// the tooltip says, and moves it away again.
 const hoverJS = `(() => {
   const svg = document.querySelector(".plot svg");
   const r = svg.getBoundingClientRect();
   svg.dispatchEvent(new MouseEvent("mousemove", {clientX: r.left + r.width / 2, clientY: r.top + r.height / 2, bubbles: true}));
   const tip = document.getElementById("tip");
-  return tip.hidden ? "" : tip.textContent;
+  const text = tip.hidden ? "" : tip.textContent;
+  svg.dispatchEvent(new MouseEvent("mouseleave"));
+  return tip.hidden ? text : "tooltip stays after mouseleave: " + text;
 })()`
 
 // toggleJS ticks "show failed scenarios only" and returns how many scenario
