@@ -33,11 +33,19 @@
   document.querySelectorAll("button.copy").forEach(function (b) {
     b.addEventListener("click", function () {
       var code = b.previousElementSibling;
-      if (!code || !navigator.clipboard) { return; }
+      if (!code) { return; }
+      // Select the command too, so it can be copied by hand where the
+      // clipboard API is not offered (some browsers on file:// pages).
+      var range = document.createRange();
+      range.selectNodeContents(code);
+      var sel = window.getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+      if (!navigator.clipboard) { b.textContent = "selected"; return; }
       navigator.clipboard.writeText(code.textContent).then(function () {
         b.textContent = "copied";
         setTimeout(function () { b.textContent = "copy"; }, 1500);
-      }, function () { b.textContent = "select and copy"; });
+      }, function () { b.textContent = "selected"; });
     });
   });
   var only = document.getElementById("only-failed");
