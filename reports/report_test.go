@@ -522,3 +522,31 @@ func writeJSON(t *testing.T, path string, s Scenario) {
 	}
 	writeFile(t, path, string(b))
 }
+
+// TestHistoryWithoutOps reports a scenario whose history holds only a
+// fault and load-balancer samples (the traffic never started).
+func TestHistoryWithoutOps(t *testing.T) {
+	dir := t.TempDir()
+	sc := filepath.Join(dir, ScenariosDir, "quiet")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	writeFile(t, filepath.Join(sc, HistoryFile), fmt.Sprintf(
+		`{"lb":{"time":%q,"server":"Node1","state":"UP"}}`+"\n"+
+			`{"fault":{"id":"f1","kind":"kill","target":"Node1","start":%q,"end":%q}}`+"\n"+
+			`{"lb":{"time":%q,"server":"Node1","state":"DOWN"}}`+"\n",
+		t0.Format(time.RFC3339Nano), t0.Add(time.Second).Format(time.RFC3339Nano), t0.Add(3*time.Second).Format(time.RFC3339Nano),
+		t0.Add(1500*time.Millisecond).Format(time.RFC3339Nano)))
+	writeJSON(t, filepath.Join(sc, ScenarioFile), Scenario{Name: "quiet", State: StateFailed, Failure: "no traffic", Start: t0, End: t0.Add(4 * time.Second)})
+	sum, err := Write(context.Background(), dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := sum.Scenarios[0]; s.Traffic.Ops != 0 || len(s.Faults) != 1 || s.Failure == nil || s.Failure.Message != "no traffic" {
+		t.Fatalf("summary = %+v", s)
+	}
+	page, _ := os.ReadFile(filepath.Join(dir, HTMLFile))
+	for _, want := range []string{`class="fault"`, ">DOWN<", "⚡ kill Node1", `<details open><summary>Assertion message`} {
+		if !bytes.Contains(page, []byte(want)) {
+			t.Errorf("HTML lacks %q", want)
+		}
+	}
+}

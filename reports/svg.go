@@ -446,7 +446,7 @@ func timelinePlot(l *loaded, maxPoints int) *plotInfo {
 	var w svgw
 	a.open(&w, height, "request timeline of "+l.Name)
 	info := &plotInfo{}
-	lanesBot := lanesTop + float64(len(lanes))*laneH
+	lanesBot := lanesTop + float64(max(len(lanes), 1))*laneH
 	// Backgrounds, grids and labels first, then fault bands, then points
 	// and strips on top so the bands never hide a request.
 	for i, ln := range lanes {
