@@ -8,6 +8,7 @@ PKGS      := ./...
 # Debian packages the tests and the real-component scenarios need.
 DEB_PKGS  := haproxy nginx-light samba smbclient postgresql socat chromium debootstrap
 LABELS    ?=
+FOCUS     ?=
 PROVIDER  ?= local
 GINKGO    := $(GO) run github.com/onsi/ginkgo/v2/ginkgo
 
@@ -37,7 +38,8 @@ test: deps build vet
 # The chaos catalogue (scenarios/): brings clusters up, injects faults,
 # checks, and writes JUnit, JSON, Markdown and HTML reports into a
 # timestamped directory under reports/out/. LABELS filters scenarios
-# (Ginkgo label filter), PROVIDER picks local or docker, OCTOHA_UPLOAD_SIZE
+# (Ginkgo label filter), FOCUS selects by name (a regular expression),
+# PROVIDER picks local or docker, OCTOHA_UPLOAD_SIZE
 # sizes the uploads (default 1GiB), OCTOHA_SEED replays a run.
 ifndef REPORT_DIR
 REPORT_DIR := reports/out/$(shell date +%Y%m%d-%H%M%S)
@@ -47,7 +49,7 @@ chaos: deps build
 	@mkdir -p $(REPORT_DIR)
 	@echo "octoha chaos: provider=$(PROVIDER) labels='$(LABELS)' reports in $(REPORT_DIR)"
 	@OCTOHA_BIN=$(CURDIR)/$(BIN) OCTOHA_PROVIDER=$(PROVIDER) OCTOHA_REPORT_DIR=$(abspath $(REPORT_DIR)) \
-	  $(GINKGO) --label-filter='$(LABELS)' --output-dir=$(abspath $(REPORT_DIR)) \
+	  $(GINKGO) --label-filter='$(LABELS)' $(if $(FOCUS),--focus='$(FOCUS)') --output-dir=$(abspath $(REPORT_DIR)) \
 	    --junit-report=junit.xml --json-report=ginkgo.json --timeout=40m \
 	    --poll-progress-after=180s --poll-progress-interval=60s ./scenarios; \
 	  rc=$$?; echo; echo "octoha chaos: reports in $(REPORT_DIR) (index.html, summary.md, junit.xml)"; \

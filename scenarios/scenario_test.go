@@ -450,6 +450,9 @@ func (s *scenario) finish() {
 		Name: s.name, Slug: s.slug, Labels: s.labels, Seed: cfg.seed, Provider: cfg.provider,
 		Start: s.start, End: time.Now(), Figures: s.figures, Checks: s.checks, Results: s.results, Notes: s.notes,
 		State: reports.StatePassed,
+		// Exactly this scenario, with the same seed and sizes.
+		Replay: fmt.Sprintf("make chaos FOCUS=%s OCTOHA_SEED=%d OCTOHA_UPLOAD_SIZE=%d PROVIDER=%s",
+			shellQuote(regexp.QuoteMeta(s.name)), cfg.seed, cfg.uploadSize, cfg.provider),
 	}
 	switch {
 	case rep.State.Is(types.SpecStateSkipped):
@@ -469,3 +472,6 @@ func (s *scenario) finish() {
 		AddReportEntry(e.Name, e.Value, ReportEntryVisibilityNever)
 	}
 }
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
