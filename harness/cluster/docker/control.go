@@ -102,7 +102,9 @@ func (c *Cluster) LBStates(ctx context.Context) ([]lb.ServerState, error) {
 
 // Components implements cluster.Cluster.
 func (c *Cluster) Components() []cluster.Component {
+	c.mu.Lock()
 	out := slices.Clone(c.comps)
+	c.mu.Unlock()
 	// Database and share start concurrently: list them in a fixed order.
 	rank := map[string]int{"database": 0, "share": 1, "load balancer": 2}
 	slices.SortStableFunc(out, func(a, b cluster.Component) int { return rank[a.Part] - rank[b.Part] })

@@ -128,9 +128,10 @@ type Cluster struct {
 	lbURL       string
 	comps       []cluster.Component
 
-	mu       sync.Mutex
-	pkgStore blob.Store
-	down     bool
+	mu        sync.Mutex
+	usedPorts map[int]bool
+	pkgStore  blob.Store
+	down      bool
 }
 
 // ctr is one container the run started.
@@ -224,9 +225,15 @@ func Up(ctx context.Context, spec cluster.Spec, opts Options) (_ *Cluster, err e
 	}
 	rctx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
 	defer cancel()
-	c.net, err = network.New(rctx, network.WithLabels(c.labels("network")))
+	// Not abandoned halfway either (see run).
+	nctx, ncancel := context.WithTimeout(context.WithoutCancel(rctx), createTimeout)
+	c.net, err = network.New(nctx, network.WithLabels(c.labels("network")))
+	ncancel()
 	if err != nil {
 		return nil, fmt.Errorf("create the run's docker network: %w", err)
+	}
+	if err := rctx.Err(); err != nil {
+		return nil, fmt.Errorf("start the cluster: %w", err)
 	}
 	g, gctx := errgroup.WithContext(rctx)
 	g.Go(func() error {
@@ -304,7 +311,13 @@ func (c *Cluster) chooseDatabase(ctx context.Context, opts Options) (useMSSQL bo
 		perr := c.e.pullable(pctx, c.images.MSSQL)
 		cancel()
 		if perr == nil {
+			// Before the ready timeout starts: the image is over 1 GB.
 			c.log.Info("pulling the SQL Server image (large; only this once)", "image", c.images.MSSQL)
+			start := time.Now()
+			if err := c.e.pull(ctx, c.images.MSSQL); err != nil {
+				return false, err
+			}
+			c.log.Info("SQL Server image pulled", "image", c.images.MSSQL, "in", time.Since(start).Round(time.Second))
 			c.dbDesc = "SQL Server (container " + c.images.MSSQL + ")"
 			return true, nil
 		}
@@ -334,6 +347,34 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// hostPort picks a free loopback port not yet given to another part of
+// this cluster (a closed listener's port can come round again).
+func (c *Cluster) hostPort() (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.usedPorts == nil {
+		c.usedPorts = map[int]bool{}
+	}
+	for range 20 {
+		p, err := freePort()
+		if err != nil {
+			return 0, err
+		}
+		if !c.usedPorts[p] {
+			c.usedPorts[p] = true
+			return p, nil
+		}
+	}
+	return 0, errors.New("pick a free port on 127.0.0.1: the same ports keep coming back")
+}
+
+// addComponent records a part for Components; parts start concurrently.
+func (c *Cluster) addComponent(comp cluster.Component) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.comps = append(c.comps, comp)
+}
+
 // ctrSpec describes one container to run.
 type ctrSpec struct {
 	part, alias, image string
@@ -357,7 +398,7 @@ func (c *Cluster) options(s ctrSpec) ([]testcontainers.ContainerCustomizer, *ctr
 	bindings := mnetwork.PortMap{}
 	var exposed []string
 	for _, p := range s.ports {
-		hp, err := freePort()
+		hp, err := c.hostPort()
 		if err != nil {
 			return nil, nil, err
 		}
@@ -392,6 +433,35 @@ func (c *Cluster) options(s ctrSpec) ([]testcontainers.ContainerCustomizer, *ctr
 		opts = append(opts, testcontainers.WithWaitStrategy(s.wait))
 	}
 	return opts, cr, nil
+}
+
+// createTimeout bounds creating one container (not starting it).
+const createTimeout = time.Minute
+
+// run creates a container and then starts it and waits until it is ready.
+// Creation ignores ctx's cancellation (bounded by createTimeout): a create
+// request abandoned by the client can still complete in the daemon after
+// cleanup has looked, leaving a container behind. Starting and waiting stop
+// at once when ctx is done; the container exists by then, so cleanup by
+// label finds it.
+func (c *Cluster) run(ctx context.Context, cr *ctr, create func(context.Context) (*testcontainers.DockerContainer, error)) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+	defer cancel()
+	tc, err := create(cctx)
+	if err := c.started(ctx, cr, containerID(tc), err); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("start %s (%s): %w", cr.part, cr.name, err)
+	}
+	return c.started(ctx, cr, "", tc.Start(ctx))
+}
+
+// runImage is run for a plain image.
+func (c *Cluster) runImage(ctx context.Context, cr *ctr, opts []testcontainers.ContainerCustomizer) error {
+	return c.run(ctx, cr, func(cctx context.Context) (*testcontainers.DockerContainer, error) {
+		return testcontainers.Run(cctx, cr.image, append(opts, testcontainers.WithNoStart())...)
+	})
 }
 
 // started records a container testcontainers started (or failed to), and
@@ -441,15 +511,14 @@ func (c *Cluster) startPostgres(ctx context.Context, timeout time.Duration) erro
 		return err
 	}
 	c.db = cr
-	tc, err := testcontainers.Run(ctx, c.images.Postgres, opts...)
-	if err := c.started(ctx, cr, containerID(tc), err); err != nil {
+	if err := c.runImage(ctx, cr, opts); err != nil {
 		return err
 	}
 	c.dbReadyLine = "database system is ready to accept connections"
 	u := url.URL{Scheme: "postgres", User: url.UserPassword(dbUser, pw), Host: net.JoinHostPort(AliasDB, strconv.Itoa(PostgresPort)), Path: "/" + dbName, RawQuery: "sslmode=disable"}
 	c.dsn = u.String()
 	c.spec.DB.Kind = cluster.DBPostgres
-	c.comps = append(c.comps, cluster.Component{Part: "database", Description: c.dbDesc, Location: cr.name + " (" + AliasDB + ":" + strconv.Itoa(PostgresPort) + " in the run's network)"})
+	c.addComponent(cluster.Component{Part: "database", Description: c.dbDesc, Location: cr.name + " (" + AliasDB + ":" + strconv.Itoa(PostgresPort) + " in the run's network)"})
 	return nil
 }
 
@@ -466,12 +535,15 @@ func (c *Cluster) startMSSQL(ctx context.Context, timeout time.Duration) error {
 		testcontainers.WithWaitStrategyAndDeadline(timeout,
 			tcpWait("SQL Server", cr.ports[MSSQLPort], timeout),
 			wait.ForLog("Recovery is complete.").WithStartupTimeout(timeout)))
-	tc, err := mssql.Run(ctx, c.images.MSSQL, opts...)
-	id := ""
-	if tc != nil && tc.Container != nil {
-		id = tc.GetContainerID()
-	}
-	if err := c.started(ctx, cr, id, err); err != nil {
+	err = c.run(ctx, cr, func(cctx context.Context) (*testcontainers.DockerContainer, error) {
+		tc, err := mssql.Run(cctx, c.images.MSSQL, append(opts, testcontainers.WithNoStart())...)
+		if tc == nil {
+			return nil, err
+		}
+		dc, _ := tc.Container.(*testcontainers.DockerContainer)
+		return dc, err
+	})
+	if err != nil {
 		return err
 	}
 	c.dbReadyLine = "Recovery is complete."
@@ -484,7 +556,7 @@ func (c *Cluster) startMSSQL(ctx context.Context, timeout time.Duration) error {
 	u := url.URL{Scheme: "sqlserver", User: url.UserPassword("sa", pw), Host: net.JoinHostPort(AliasDB, strconv.Itoa(MSSQLPort)), RawQuery: "database=" + dbName + "&TrustServerCertificate=true"}
 	c.dsn = u.String()
 	c.spec.DB.Kind = cluster.DBSQLServer
-	c.comps = append(c.comps, cluster.Component{Part: "database", Description: c.dbDesc, Location: cr.name + " (" + AliasDB + ":" + strconv.Itoa(MSSQLPort) + " in the run's network)"})
+	c.addComponent(cluster.Component{Part: "database", Description: c.dbDesc, Location: cr.name + " (" + AliasDB + ":" + strconv.Itoa(MSSQLPort) + " in the run's network)"})
 	return nil
 }
 
@@ -526,11 +598,10 @@ func (c *Cluster) startShare(ctx context.Context, timeout time.Duration) error {
 		return err
 	}
 	c.share = cr
-	tc, err := testcontainers.Run(ctx, c.images.Samba, opts...)
-	if err := c.started(ctx, cr, containerID(tc), err); err != nil {
+	if err := c.runImage(ctx, cr, opts); err != nil {
 		return err
 	}
-	c.comps = append(c.comps, cluster.Component{Part: "share", Description: "Samba smbd (container " + c.images.Samba + ")", Location: c.shareURL(AliasShare, SMBPort, "Packages")})
+	c.addComponent(cluster.Component{Part: "share", Description: "Samba smbd (container " + c.images.Samba + ")", Location: c.shareURL(AliasShare, SMBPort, "Packages")})
 	return nil
 }
 
@@ -582,10 +653,7 @@ func (c *Cluster) startNodes(ctx context.Context, timeout time.Duration) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for i, n := range c.nodes {
-		g.Go(func() error {
-			tc, err := testcontainers.Run(gctx, c.images.Node, all[i]...)
-			return c.started(gctx, &n.ctr, containerID(tc), err)
-		})
+		g.Go(func() error { return c.runImage(gctx, &n.ctr, all[i]) })
 	}
 	return g.Wait()
 }
@@ -626,10 +694,9 @@ func (c *Cluster) startLB(ctx context.Context, timeout time.Duration) error {
 	c.lb = cr
 	c.lbURL = "http://127.0.0.1:" + strconv.Itoa(cr.ports[port])
 	c.statsAddr = "127.0.0.1:" + strconv.Itoa(cr.ports[StatsPort])
-	tc, err := testcontainers.Run(ctx, c.images.HAProxy, opts...)
-	if err := c.started(ctx, cr, containerID(tc), err); err != nil {
+	if err := c.runImage(ctx, cr, opts); err != nil {
 		return err
 	}
-	c.comps = append(c.comps, cluster.Component{Part: "load balancer", Description: "HAProxy (container " + c.images.HAProxy + "; runtime API on " + c.statsAddr + ")", Location: c.lbURL})
+	c.addComponent(cluster.Component{Part: "load balancer", Description: "HAProxy (container " + c.images.HAProxy + "; runtime API on " + c.statsAddr + ")", Location: c.lbURL})
 	return nil
 }

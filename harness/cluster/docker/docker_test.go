@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -435,44 +436,48 @@ func TestFailedUpRemovesEverything(t *testing.T) {
 }
 
 // TestCancelledUpRemovesEverything: Ctrl-C during Up (its context
-// cancelled once containers exist) leaves nothing behind.
+// cancelled once the run has 1, 3 or 5 of its 6 containers) leaves nothing
+// behind.
 func TestCancelledUpRemovesEverything(t *testing.T) {
 	needDocker(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	runID := "t" + newRunID()
-	t.Cleanup(func() { _ = Cleanup(context.Background(), runID) })
-	upCtx, interrupt := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		spec := cluster.Defaults()
-		spec.Nodes = 1
-		_, err := Up(upCtx, spec, Options{Logger: testLogger(t), RunID: runID})
-		done <- err
-	}()
-	// Interrupt as soon as the run has a container.
-	for {
-		left, err := Leftovers(ctx, runID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(left.Containers) > 0 {
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("Up returned before any container existed: %v", err)
-		case <-ctx.Done():
-			t.Fatal("no container appeared")
-		case <-time.After(100 * time.Millisecond):
-		}
+	for _, after := range []int{1, 3, 5} {
+		t.Run(fmt.Sprintf("after %d containers", after), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			runID := "t" + newRunID()
+			t.Cleanup(func() { _ = Cleanup(context.Background(), runID) })
+			upCtx, interrupt := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() {
+				spec := cluster.Defaults()
+				spec.Nodes = 3
+				_, err := Up(upCtx, spec, Options{Logger: testLogger(t), RunID: runID})
+				done <- err
+			}()
+			for {
+				left, err := Leftovers(ctx, runID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(left.Containers) >= after {
+					break
+				}
+				select {
+				case err := <-done:
+					t.Fatalf("Up returned before %d containers existed: %v", after, err)
+				case <-ctx.Done():
+					t.Fatalf("no %d containers appeared", after)
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+			interrupt()
+			err := <-done
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("Up after interrupt: %v, want context.Canceled", err)
+			}
+			assertNothingLeft(t, ctx, runID, "")
+		})
 	}
-	interrupt()
-	err := <-done
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("Up after interrupt: %v, want context.Canceled", err)
-	}
-	assertNothingLeft(t, ctx, runID, "")
 }
 
 // TestCleanupFindsLeftovers: resources of a run that died (made here by

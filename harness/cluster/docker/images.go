@@ -135,3 +135,16 @@ func (e *engine) pullable(ctx context.Context, img string) error {
 	}
 	return nil
 }
+
+// pull pulls an image from its registry, waiting until it is complete.
+func (e *engine) pull(ctx context.Context, img string) error {
+	resp, err := e.cli.ImagePull(ctx, img, client.ImagePullOptions{})
+	if err != nil {
+		return fmt.Errorf("pull %s: %w", img, err)
+	}
+	defer resp.Close()
+	if err := resp.Wait(ctx); err != nil {
+		return fmt.Errorf("pull %s: %w", img, err)
+	}
+	return e.imagePresent(ctx, img)
+}
