@@ -194,7 +194,7 @@ func (n *nodeProc) waitPing(t testing.TB, want int, within time.Duration) time.D
 	}
 }
 
-func request(t *testing.T, method, url string, body io.Reader, hdr ...string) (int, []byte, http.Header) {
+func request(t testing.TB, method, url string, body io.Reader, hdr ...string) (int, []byte, http.Header) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, body)
 	req.Header.Set(api.HeaderAPIKey, procKey)
