@@ -124,6 +124,14 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 // host:port once it accepts connections.
 func startSink(tb testing.TB, hash string, size int64) string {
 	tb.Helper()
+	addr, _ := startSinkOn(tb, "127.0.0.1:0", hash, size)
+	return addr
+}
+
+// startSinkOn is startSink listening on listen (host:port, port 0 for
+// any); it also returns the sink's PID.
+func startSinkOn(tb testing.TB, listen, hash string, size int64) (string, int) {
+	tb.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		tb.Fatal(err)
@@ -132,7 +140,7 @@ func startSink(tb testing.TB, hash string, size int64) string {
 	first := lw.ch
 	p, err := proc.Start(proc.Spec{
 		Name: "discard sink", Path: exe, Args: []string{"-test.run=^$"},
-		Env: append(os.Environ(), sinkEnvAddr+"=127.0.0.1:0", sinkEnvHash+"="+hash, fmt.Sprintf("%s=%d", sinkEnvSize, size)),
+		Env: append(os.Environ(), sinkEnvAddr+"="+listen, sinkEnvHash+"="+hash, fmt.Sprintf("%s=%d", sinkEnvSize, size)),
 		Log: lw,
 	})
 	if err != nil {
@@ -163,7 +171,7 @@ func startSink(tb testing.TB, hash string, size int64) string {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
-			return addr
+			return addr, p.PID()
 		}
 		if time.Now().After(deadline) {
 			tb.Fatalf("sink at %s does not accept connections: %v", addr, err)
@@ -226,6 +234,13 @@ func benchSize(tb testing.TB) int64 {
 // (payload MB/s) and the peak heap in use during the upload.
 func uploadMeasured(tb testing.TB, url string, size int64) (mbps float64, peakHeap uint64) {
 	tb.Helper()
+	return measureUpload(tb, UploadOptions{URL: url, APIKey: testKey, Size: size, Count: 1, Seed: 1})
+}
+
+// measureUpload runs one Upload of a single package and returns its
+// throughput (payload MB/s) and the peak heap in use meanwhile.
+func measureUpload(tb testing.TB, opts UploadOptions) (mbps float64, peakHeap uint64) {
+	tb.Helper()
 	runtime.GC()
 	var peak atomic.Uint64
 	stop := make(chan struct{})
@@ -247,7 +262,7 @@ func uploadMeasured(tb testing.TB, url string, size int64) (mbps float64, peakHe
 		}
 	})
 	start := time.Now()
-	s, err := Upload(context.Background(), UploadOptions{URL: url, APIKey: testKey, Size: size, Count: 1, Seed: 1})
+	s, err := Upload(context.Background(), opts)
 	el := time.Since(start)
 	close(stop)
 	wg.Wait()
@@ -255,9 +270,9 @@ func uploadMeasured(tb testing.TB, url string, size int64) (mbps float64, peakHe
 		tb.Fatal(err)
 	}
 	if s.OK != 1 {
-		tb.Fatalf("upload to %s: %+v", url, s.Packages[0])
+		tb.Fatalf("upload to %s: %+v", opts.URL, s.Packages[0])
 	}
-	return float64(size) / el.Seconds() / 1e6, peak.Load()
+	return float64(opts.Size) / el.Seconds() / 1e6, peak.Load()
 }
 
 // BenchmarkUploadSinkViaHAProxy uploads one OCTOHA_BENCH_SIZE package into a
