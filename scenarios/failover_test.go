@@ -13,7 +13,7 @@ import (
 	"github.com/octoha/octoha/harness/traffic"
 )
 
-var _ = Describe("Drain under load", Label(LDrain, LUpload, LLB), func() {
+var _ = Describe("Drain under load", Label(LDrain, LUpload, LLB, LDocker), func() {
 	It("stops new requests to a drained node within the health-check bound, lets its in-flight upload finish, and takes it back on undrain", func(ctx SpecContext) {
 		s := newScenario(ctx)
 		c := s.up(catalogueSpec(3))
@@ -83,7 +83,7 @@ var _ = Describe("Drain under load", Label(LDrain, LUpload, LLB), func() {
 	}, SpecTimeout(8*time.Minute))
 })
 
-var _ = Describe("Kill mid-upload", Label(LFailover, LUpload), func() {
+var _ = Describe("Kill mid-upload", Label(LFailover, LUpload, LDocker), func() {
 	It("fails only the uploads on the killed node, retries them on another, loses nothing acknowledged and leaves no partial file", func(ctx SpecContext) {
 		s := newScenario(ctx)
 		c := s.up(catalogueSpec(3))
@@ -154,7 +154,7 @@ var _ = Describe("Kill mid-upload", Label(LFailover, LUpload), func() {
 	}, SpecTimeout(8*time.Minute))
 })
 
-var _ = Describe("Pause", Label(LFailover), func() {
+var _ = Describe("Pause", Label(LFailover, LDocker), func() {
 	It("ejects a frozen node on health-check timeouts and serves from it again once it resumes", func(ctx SpecContext) {
 		s := newScenario(ctx)
 		c := s.up(catalogueSpec(3))

@@ -15,7 +15,7 @@ import (
 	"github.com/octoha/octoha/harness/nemesis"
 )
 
-var _ = Describe("Health check", Label(LHealth), func() {
+var _ = Describe("Health check", Label(LHealth, LDocker), func() {
 	It("answers 200 when healthy, 418 when draining, 503 without the database, and the load balancer follows", Label(LDrain, LDatabase), func(ctx SpecContext) {
 		s := newScenario(ctx)
 		c := s.up(catalogueSpec(3))

@@ -17,7 +17,7 @@ import (
 // several overlap the outage.
 func outageUploadSize() int64 { return min(cfg.uploadSize, 256<<20) }
 
-var _ = Describe("Database outage", Label(LDatabase), func() {
+var _ = Describe("Database outage", Label(LDatabase, LDocker), func() {
 	It("makes every node report unhealthy, recovers by itself when the database returns, and loses no acknowledged upload", func(ctx SpecContext) {
 		s := newScenario(ctx)
 		c := s.up(catalogueSpec(3))
@@ -71,7 +71,7 @@ var _ = Describe("Database outage", Label(LDatabase), func() {
 	}, SpecTimeout(6*time.Minute))
 })
 
-var _ = Describe("Share outage", Label(LStorage, LUpload), func() {
+var _ = Describe("Share outage", Label(LStorage, LUpload, LDocker), func() {
 	It("fails uploads with a 5xx while the share is away, never records a package without its file, and stores uploads again once it returns", func(ctx SpecContext) {
 		s := newScenario(ctx)
 		c := s.up(catalogueSpec(3))

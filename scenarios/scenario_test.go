@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,6 +87,9 @@ func newScenario(ctx context.Context) *scenario {
 	Expect(err).NotTo(HaveOccurred())
 	s.rec.Meta(history.Meta{Scenario: name, Seed: cfg.seed})
 	DeferCleanup(s.finish)
+	if cfg.provider == "docker" && !slices.Contains(s.labels, LDocker) {
+		Skip("this scenario runs on the local provider only (it needs a load balancer or a process control the docker provider does not offer)")
+	}
 	By(fmt.Sprintf("scenario %q (seed %d; history in %s)", name, cfg.seed, s.dir))
 	return s
 }
@@ -116,7 +120,7 @@ func (s *scenario) up(spec cluster.Spec) cluster.Cluster {
 	var err error
 	switch cfg.provider {
 	case "docker":
-		c, err = upDocker(ctx, spec, s.log)
+		c, err = upDocker(ctx, spec, s.log, s.dir)
 	default:
 		var lc *local.Cluster
 		lc, err = local.Up(ctx, spec, local.Options{Binary: cfg.binary, Logger: s.log})
