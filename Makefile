@@ -6,13 +6,13 @@ GO        ?= go
 BIN       := bin/octoha
 PKGS      := ./...
 # Debian packages the tests and the real-component scenarios need.
-DEB_PKGS  := haproxy nginx-light samba smbclient postgresql socat chromium debootstrap
+DEB_PKGS  := haproxy nginx-light samba smbclient postgresql socat chromium debootstrap docker-compose
 LABELS    ?=
 FOCUS     ?=
 PROVIDER  ?= local
 GINKGO    := $(GO) run github.com/onsi/ginkgo/v2/ginkgo
 
-.PHONY: all build test unit deps bench chaos vet fmt clean
+.PHONY: all build test test-images unit deps bench chaos vet fmt clean
 
 all: build
 
@@ -31,9 +31,18 @@ vet:
 # the chaos catalogue itself (with TEST_UPLOAD_SIZE uploads, to bound CI
 # time), run one after the other so timing assertions do not compete.
 TEST_UPLOAD_SIZE ?= 256MiB
-test: deps build vet
+test: deps build vet test-images
 	$(GO) test -count=1 -timeout 30m $$($(GO) list $(PKGS) | grep -v '/scenarios$$')
-	$(MAKE) --no-print-directory chaos OCTOHA_UPLOAD_SIZE=$(TEST_UPLOAD_SIZE)
+	$(MAKE) --no-print-directory chaos OCTOHA_UPLOAD_SIZE=$(TEST_UPLOAD_SIZE) REPORT_DIR=reports/out/test-local-$$(date +%Y%m%d-%H%M%S)
+	@if docker info >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory chaos PROVIDER=docker LABELS=docker OCTOHA_UPLOAD_SIZE=$(TEST_UPLOAD_SIZE) REPORT_DIR=reports/out/test-docker-$$(date +%Y%m%d-%H%M%S); \
+	else echo "test: no Docker engine reachable: the docker-provider scenarios are skipped"; fi
+
+# The docker provider's tests need the locally built images; build them when
+# an engine is reachable (no registry is needed).
+test-images:
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory images; \
+	else echo "test: no Docker engine reachable: docker-provider tests will skip"; fi
 
 # The chaos catalogue (scenarios/): brings clusters up, injects faults,
 # checks, and writes JUnit, JSON, Markdown and HTML reports into a
