@@ -78,6 +78,9 @@ type localWriter struct {
 	ctx  context.Context
 	f    *os.File
 	name string
+	// written counts bytes written; hinted is where streamHint last
+	// stopped (only Write touches them).
+	written, hinted int64
 
 	mu        sync.Mutex
 	closed    bool
@@ -92,6 +95,11 @@ func (w *localWriter) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	if err != nil {
 		return n, fmt.Errorf("blob: write %s: %w", w.name, err)
+	}
+	w.written += int64(n)
+	if w.written-w.hinted >= streamWindow {
+		streamHint(w.f, w.hinted, w.written-w.hinted)
+		w.hinted = w.written
 	}
 	return n, nil
 }
