@@ -163,7 +163,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return upDetached(ctx, args, dir, *timeout, stdout, stderr)
 	}
 	start := time.Now()
-	c, err := local.Up(ctx, spec, local.Options{RunDir: dir, Logger: log, ReadyTimeout: *timeout})
+	c, err := local.Up(ctx, spec, local.Options{RunDir: dir, Binary: nodeBinary(), Logger: log, ReadyTimeout: *timeout})
 	if err != nil {
 		return err
 	}
@@ -194,6 +194,21 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\nstopping…")
 	return nil
+}
+
+// nodeBinary is the executable that runs the nodes: $OCTOHA_BIN if set
+// (left to the provider), else this very binary, whatever it is called
+// (the provider alone only trusts an executable named "octoha", since
+// under go test the current executable is a test binary).
+func nodeBinary() string {
+	if os.Getenv(local.EnvBinary) != "" {
+		return ""
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "" // the provider then says how to point it at octoha
+	}
+	return exe
 }
 
 // upDetached starts `octoha up --supervise` as a session leader that owns

@@ -458,3 +458,38 @@ func TestUpBadSpecCreatesNothing(t *testing.T) {
 		assertNoPath(t, dir)
 	}
 }
+
+// TestUpRenamedBinary: a binary not called "octoha" (e.g. a release named
+// octoha-linux-amd64) runs its own nodes: up --detach comes up, down
+// removes everything.
+func TestUpRenamedBinary(t *testing.T) {
+	bin := needUpBinary(t)
+	renamed := filepath.Join(t.TempDir(), "octoha-linux-amd64")
+	raw, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(renamed, raw, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	cleanupRun(t, dir)
+	cmd := childCmd(context.Background(), renamed, "up", "--detach", "--nodes", "1", "--network", "127.0.25", "--run-dir", dir)
+	// Without $OCTOHA_BIN, as a user would run it.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, local.EnvBinary+"=") })
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s up --detach: %v\n%s", filepath.Base(renamed), err, out)
+	}
+	st, err := local.ReadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := statePIDs(st)
+	code, stdout, stderr := runOctoha(t, renamed, 60*time.Second, "down", "--run-dir", dir)
+	if code != 0 {
+		t.Errorf("down: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	waitAllGone(t, pids, 5*time.Second)
+	assertNoPath(t, dir)
+}
