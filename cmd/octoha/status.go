@@ -14,7 +14,6 @@ import (
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/lb"
-	"github.com/octoha/octoha/internal/proc"
 )
 
 // nodeStatus is one node's line in `octoha status`.
@@ -134,7 +133,7 @@ func collectStatus(ctx context.Context, st *local.State) statusReport {
 			ns.Draining, ns.Offline, ns.LastSeen = &d, &off, r.LastSeen
 		}
 		if pid := pids["node "+n.Name]; pid > 0 {
-			alive := proc.Alive(pid)
+			alive := st.Running(pid)
 			ns.ProcessLive = &alive
 		}
 		rep.Nodes = append(rep.Nodes, ns)

@@ -8,6 +8,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -710,7 +712,12 @@ type State struct {
 	Nodes         []cluster.Node      `json:"nodes"`
 	Components    []cluster.Component `json:"components"`
 	PIDs          []int               `json:"pids"`
-	Spec          cluster.Spec        `json:"spec"`
+	// Starts holds each recorded process's start time (clock ticks since
+	// boot), so that a PID the kernel has since given to an unrelated
+	// process (pid_max is often 32768) is never taken for ours: not
+	// signalled by down, not reported alive by status.
+	Starts map[int]uint64 `json:"starts,omitempty"`
+	Spec   cluster.Spec   `json:"spec"`
 }
 
 // APIKeyFile is where the run directory keeps the API key (mode 0600).
@@ -721,6 +728,16 @@ func (c *Cluster) writeState(ready bool) error {
 		Name: c.spec.Name, RunDir: c.dir, SupervisorPID: os.Getpid(), Ready: ready, Started: time.Now().UTC(),
 		LBURL: c.URL(), LBKind: c.spec.LB.Kind, LBDir: filepath.Join(c.dir, "lb"),
 		Nodes: c.Nodes(), Components: c.Components(), PIDs: c.PIDs(), Spec: c.spec.Redacted(),
+		Starts: map[int]uint64{},
+	}
+	pids := append([]int{st.SupervisorPID}, st.PIDs...)
+	for _, comp := range st.Components {
+		pids = append(pids, comp.PID)
+	}
+	for _, pid := range pids {
+		if t, ok := procStart(pid); ok {
+			st.Starts[pid] = t
+		}
 	}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
@@ -750,15 +767,53 @@ func ReadState(dir string) (*State, error) {
 }
 
 // Alive reports whether the process that owns the cluster is running.
-func (st *State) Alive() bool { return proc.Alive(st.SupervisorPID) }
+func (st *State) Alive() bool { return st.Running(st.SupervisorPID) }
 
-// killAll kills every recorded child still alive (after the owner died).
+// Running reports whether pid is alive and still the process the state
+// file recorded (same start time), not a later process that reused the PID.
+func (st *State) Running(pid int) bool {
+	if !proc.Alive(pid) {
+		return false
+	}
+	want, recorded := st.Starts[pid]
+	if !recorded {
+		return true // a state file from before start times were kept
+	}
+	got, ok := procStart(pid)
+	return !ok || got == want
+}
+
+// killAll kills every recorded child still running (after the owner died).
 func (st *State) killAll() {
 	for _, pid := range st.PIDs {
-		if proc.Alive(pid) {
+		if st.Running(pid) {
 			_ = proc.KillPID(pid)
 		}
 	}
+}
+
+// procStart reads a process's start time (field 22 of /proc/<pid>/stat,
+// in clock ticks since boot); ok is false when it cannot be read.
+func procStart(pid int) (uint64, bool) {
+	if pid <= 0 {
+		return 0, false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// The command (field 2) may hold spaces and parentheses: count fields
+	// after the last ')', where field 3 (state) is index 0.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, false
+	}
+	t, err := strconv.ParseUint(f[19], 10, 64)
+	return t, err == nil
 }
 
 // ReadAPIKey reads the run directory's API key.
