@@ -11,8 +11,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/octoha/octoha/internal/proc"
 )
 
 // Helpers shared by the drivers that run a load-balancer binary as a child.
@@ -106,7 +107,7 @@ func checkBindable(listen string) error {
 // Dir, and a tail kept for error messages.
 type logSink struct {
 	file *os.File
-	tail *tailBuffer
+	tail *proc.Tail
 	w    io.Writer
 }
 
@@ -115,7 +116,7 @@ func openLogSink(path string, extra io.Writer) (*logSink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lb: open log %s: %w", path, err)
 	}
-	s := &logSink{file: f, tail: &tailBuffer{max: 4096}}
+	s := &logSink{file: f, tail: proc.NewTail(4096, nil)}
 	ws := []io.Writer{f, s.tail}
 	if extra != nil {
 		ws = append(ws, extra)
@@ -134,29 +135,6 @@ func (s *logSink) withTail(err error) error {
 		return fmt.Errorf("%w\n--- recent output ---\n%s", err, t)
 	}
 	return err
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if over := len(t.b) - t.max; over > 0 {
-		t.b = append(t.b[:0], t.b[over:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
 }
 
 // errNotRunning is returned by States and controls on a stopped balancer.

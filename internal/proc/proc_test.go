@@ -2,6 +2,7 @@ package proc
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 )
@@ -40,5 +41,22 @@ func TestKillGroup(t *testing.T) {
 	}
 	if Alive(p.PID()) {
 		t.Fatal("shell alive after kill")
+	}
+}
+
+func TestTailKeepsTheEnd(t *testing.T) {
+	var fwd strings.Builder
+	tl := NewTail(8, &fwd)
+	tl.Write([]byte("hello "))
+	tl.Write([]byte("world\n"))
+	if tl.String() != "o world" || fwd.String() != "hello world\n" {
+		t.Fatalf("tail %q, forwarded %q", tl.String(), fwd.String())
+	}
+	if NewTail(4, nil).Indented() != "  (no output)" {
+		t.Fatal("empty tail")
+	}
+	port, err := FreePort("127.0.0.1")
+	if err != nil || port == 0 {
+		t.Fatalf("free port %d %v", port, err)
 	}
 }

@@ -87,7 +87,7 @@ type Server struct {
 	createdDir bool // Start created opts.Dir: Close removes it
 	tempSock   bool // sockDir is a short temp dir outside Dir: Close removes it
 	cred       *syscall.Credential
-	log        *tailWriter
+	log        *proc.Tail
 
 	mu     sync.Mutex
 	p      *proc.Process
@@ -185,11 +185,11 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 			"install them with `apt-get install postgresql`", opts.BinDir)
 	}
 	if opts.Port == 0 {
-		if opts.Port, err = freePort(opts.Host); err != nil {
+		if opts.Port, err = proc.FreePort(opts.Host); err != nil {
 			return nil, err
 		}
 	}
-	s := &Server{opts: opts, log: newTailWriter(opts.Log, 8<<10)}
+	s := &Server{opts: opts, log: proc.NewTail(8<<10, opts.Log)}
 	defer func() {
 		if err != nil {
 			_ = s.Close(context.WithoutCancel(ctx))
@@ -351,7 +351,7 @@ func (s *Server) initdb(ctx context.Context) error {
 		return fmt.Errorf("postgres: initdb %s: %w", s.dataDir, err)
 	}
 	if err := p.Err(); err != nil {
-		return fmt.Errorf("postgres: initdb %s: %w; output:\n%s", s.dataDir, err, s.log.Tail())
+		return fmt.Errorf("postgres: initdb %s: %w; output:\n%s", s.dataDir, err, s.log.Indented())
 	}
 	return nil
 }
@@ -416,9 +416,9 @@ func (s *Server) poll(ctx context.Context, p *proc.Process, try func(context.Con
 		}
 		select {
 		case <-p.Done():
-			return fmt.Errorf("postgres on %s exited during startup (%v); output:\n%s", s.Addr(), p.Err(), s.log.Tail())
+			return fmt.Errorf("postgres on %s exited during startup (%v); output:\n%s", s.Addr(), p.Err(), s.log.Indented())
 		case <-ctx.Done():
-			return fmt.Errorf("postgres on %s not ready: %w (last attempt: %v); output:\n%s", s.Addr(), ctx.Err(), last, s.log.Tail())
+			return fmt.Errorf("postgres on %s not ready: %w (last attempt: %v); output:\n%s", s.Addr(), ctx.Err(), last, s.log.Indented())
 		case <-tick.C:
 		}
 	}
@@ -761,50 +761,4 @@ func (s *Server) Close(ctx context.Context) error {
 		}
 	}
 	return err
-}
-
-// freePort asks the kernel for a free TCP port on host. Another process may
-// take it before the server binds; startup then fails with the log saying so.
-func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("postgres: pick a free port on %s: %w", host, err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// tailWriter forwards to w and keeps the last max bytes for error messages.
-type tailWriter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	buf []byte
-	max int
-}
-
-func newTailWriter(w io.Writer, max int) *tailWriter { return &tailWriter{w: w, max: max} }
-
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
-	}
-	if t.w != nil {
-		// A failing log sink must not stall the server's output pipe.
-		_, _ = t.w.Write(p)
-	}
-	return len(p), nil
-}
-
-// Tail returns the last output, indented.
-func (t *tailWriter) Tail() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := strings.TrimRight(string(t.buf), "\n")
-	if s == "" {
-		return "  (no output)"
-	}
-	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
 }

@@ -8,7 +8,6 @@
 package samba
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -73,7 +72,7 @@ type Server struct {
 	smbd      string
 	confPath  string
 	sharePath string
-	tail      *tailWriter
+	tail      *proc.Tail
 
 	mu sync.Mutex
 	p  *proc.Process
@@ -151,7 +150,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	opts.Dir = dir
 	if opts.Port == 0 {
-		if opts.Port, err = freePort(opts.Host); err != nil {
+		if opts.Port, err = proc.FreePort(opts.Host); err != nil {
 			return nil, err
 		}
 	}
@@ -160,7 +159,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		smbd:      smbd,
 		confPath:  filepath.Join(dir, "smb.conf"),
 		sharePath: filepath.Join(dir, "share"),
-		tail:      &tailWriter{w: opts.Log, max: 8 << 10},
+		tail:      proc.NewTail(8<<10, opts.Log),
 	}
 	if err := s.writeConfig(); err != nil {
 		return nil, err
@@ -172,17 +171,6 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// freePort asks the kernel for a free TCP port on host. Another process may
-// take it before smbd binds it; Start then fails with smbd's own error.
-func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("samba: pick a free port on %s: %w", host, err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // unixUser is the Unix account SMB sessions run as: the current user,
@@ -514,33 +502,4 @@ func redactIn(s, password string) string {
 		return s
 	}
 	return strings.ReplaceAll(s, password, "xxxxx")
-}
-
-// tailWriter forwards to w and keeps the last max bytes for error messages.
-type tailWriter struct {
-	w   io.Writer
-	max int
-
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
-	}
-	t.mu.Unlock()
-	if t.w != nil {
-		// A failing log sink must not stall or kill smbd's output pipe.
-		_, _ = t.w.Write(p)
-	}
-	return len(p), nil
-}
-
-func (t *tailWriter) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(bytes.TrimSpace(t.buf))
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/lb"
+	"github.com/octoha/octoha/internal/proc"
 )
 
 var update = flag.Bool("update", false, "rewrite docker/compose/haproxy.cfg from harness/lb")
@@ -135,7 +136,7 @@ func TestComposeUpLocal(t *testing.T) {
 	env := os.Environ()
 	ports := map[string]int{}
 	for _, v := range []string{"OCTOHA_LB_PORT", "OCTOHA_STATS_PORT", "OCTOHA_NODE1_PORT", "OCTOHA_NODE2_PORT", "OCTOHA_NODE3_PORT"} {
-		p, err := freePort()
+		p, err := proc.FreePort("127.0.0.1")
 		if err != nil {
 			t.Fatal(err)
 		}

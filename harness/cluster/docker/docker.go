@@ -44,6 +44,7 @@ import (
 	"github.com/octoha/octoha/fakes/blob"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/lb"
+	"github.com/octoha/octoha/internal/proc"
 )
 
 // Environment variables that carry secrets into node containers, so they
@@ -334,18 +335,9 @@ func (c *Cluster) chooseDatabase(ctx context.Context, opts Options) (useMSSQL bo
 	return false, nil
 }
 
-// freePort returns a port free on 127.0.0.1 right now. Host ports are
-// chosen here rather than by Docker so that they stay the same when a
-// container is restarted or reconnected (Docker would pick new ones), and
-// node URLs stay valid.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pick a free port on 127.0.0.1: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// Host ports are chosen here (proc.FreePort) rather than by Docker so that
+// they stay the same when a container is restarted or reconnected (Docker
+// would pick new ones), and node URLs stay valid.
 
 // hostPort picks a free loopback port not yet given to another part of
 // this cluster (a closed listener's port can come round again).
@@ -356,7 +348,7 @@ func (c *Cluster) hostPort() (int, error) {
 		c.usedPorts = map[int]bool{}
 	}
 	for range 20 {
-		p, err := freePort()
+		p, err := proc.FreePort("127.0.0.1")
 		if err != nil {
 			return 0, err
 		}
