@@ -49,7 +49,8 @@ test-images:
 # checks, and writes JUnit, JSON, Markdown and HTML reports into a
 # timestamped directory under reports/out/. LABELS filters scenarios
 # (Ginkgo label filter), FOCUS selects by name (a regular expression),
-# PROVIDER picks local or docker, OCTOHA_UPLOAD_SIZE
+# PROVIDER picks local, docker, or auto (docker when an engine and the
+# images are there), OCTOHA_UPLOAD_SIZE
 # sizes the uploads (default 1GiB), OCTOHA_SEED replays a run.
 ifndef REPORT_DIR
 REPORT_DIR := reports/out/$(shell date +%Y%m%d-%H%M%S)

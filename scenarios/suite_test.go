@@ -1,6 +1,7 @@
 package scenarios_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/octoha/octoha/harness/cluster/docker"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/internal/testbin"
 	"github.com/octoha/octoha/reports"
@@ -50,7 +52,18 @@ func TestScenarios(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	cfg.provider = envOr("OCTOHA_PROVIDER", "local")
-	Expect(cfg.provider).To(BeElementOf("local", "docker"), "OCTOHA_PROVIDER must be local or docker")
+	Expect(cfg.provider).To(BeElementOf("local", "docker", "auto"), "OCTOHA_PROVIDER must be local, docker or auto")
+	if cfg.provider == "auto" {
+		// auto: containers when a Docker engine and the images are there.
+		cfg.provider = "local"
+		actx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		if err := docker.Available(actx); err == nil {
+			cfg.provider = "docker"
+		} else {
+			fmt.Fprintf(GinkgoWriter, "octoha chaos: provider auto → local (%v)\n", err)
+		}
+		cancel()
+	}
 	size := envOr("OCTOHA_UPLOAD_SIZE", "1GiB")
 	var err error
 	cfg.uploadSize, err = payload.ParseSize(size)
