@@ -48,14 +48,7 @@ var _ = Describe("Drain under load", Label(LDrain, LUpload, LLB, LDocker), func(
 		Expect(drain.Recover(ctx)).To(Succeed())
 		Eventually(func() string { return s.lbState(target) }).WithTimeout(spec.Node.Heartbeat + lbBound(spec, spec.LB.Rise)).WithPolling(20 * time.Millisecond).Should(Equal("UP"))
 		undrained := time.Now()
-		Eventually(func() bool {
-			for _, op := range s.loadHistory().Ops {
-				if op.Node == target && op.Start.After(undrained) {
-					return true
-				}
-			}
-			return false
-		}).WithTimeout(10*time.Second).WithPolling(100*time.Millisecond).Should(BeTrue(), "%s serves again after the undrain", target)
+		s.expectServesAgain(target, undrained)
 		s.stopBackground()
 
 		By("the upload in flight on the drained node completed with 201")
@@ -131,15 +124,7 @@ var _ = Describe("Kill mid-upload", Label(LFailover, LUpload, LDocker), func() {
 		s.figure("uploads-retried", float64(len(retried)), "packages")
 
 		By("no partial file survives: the restarted node sweeps its temporary files")
-		Eventually(func() []string {
-			var tmp []string
-			for _, f := range s.fileListing().Files {
-				if checker.IsTempFile(f.Name) {
-					tmp = append(tmp, f.Name)
-				}
-			}
-			return tmp
-		}).WithTimeout(30 * time.Second).WithPolling(250 * time.Millisecond).Should(BeEmpty())
+		s.expectNoTempFiles()
 
 		rep := s.check(checker.Options{
 			Convergence: checker.ConvergenceOptions{EjectWithin: lbBound(spec, spec.LB.Fall)},
@@ -177,14 +162,7 @@ var _ = Describe("Pause", Label(LFailover, LDocker), func() {
 		resumed := time.Now()
 		Eventually(func() string { return s.lbState("Node2") }).WithTimeout(lbBound(spec, spec.LB.Rise)).WithPolling(20 * time.Millisecond).Should(Equal("UP"))
 		s.figure("resume-to-lb-up", time.Since(resumed).Seconds(), "s")
-		Eventually(func() bool {
-			for _, op := range s.loadHistory().Ops {
-				if op.Node == "Node2" && op.Start.After(resumed) && op.Outcome == history.OK {
-					return true
-				}
-			}
-			return false
-		}).WithTimeout(10*time.Second).WithPolling(100*time.Millisecond).Should(BeTrue(), "Node2 serves again")
+		s.expectServesAgain("Node2", resumed)
 		s.stopBackground()
 
 		rep := s.check(checker.Options{

@@ -1,7 +1,6 @@
 package scenarios_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -92,6 +91,3 @@ var _ = Describe("Health check", Label(LHealth, LDocker), func() {
 		expectPassed(rep, "history", "min-ops:ping", "convergence", "error-window")
 	}, SpecTimeout(3*time.Minute))
 })
-
-// (context is used by helpers in this package.)
-var _ = context.Background

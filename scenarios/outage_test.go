@@ -118,15 +118,7 @@ var _ = Describe("Share outage", Label(LStorage, LUpload, LDocker), func() {
 		s.figure("upload-5xx-during-outage", float64(saw5xx), "ops")
 
 		By("no temporary file survives (the nodes sweep what the outage left)")
-		Eventually(func() []string {
-			var tmp []string
-			for _, f := range s.fileListing().Files {
-				if checker.IsTempFile(f.Name) {
-					tmp = append(tmp, f.Name)
-				}
-			}
-			return tmp
-		}).WithTimeout(30 * time.Second).WithPolling(250 * time.Millisecond).Should(BeEmpty())
+		s.expectNoTempFiles()
 
 		rep := s.check(checker.Options{
 			MinOps:      []checker.MinOpsRule{{Kind: "ping", N: 10}},

@@ -8,7 +8,6 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/octoha/octoha/harness/checker"
-	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/nemesis"
 	"github.com/octoha/octoha/harness/traffic"
 )
@@ -37,14 +36,7 @@ var _ = Describe("Partition", Label(LFailover, LDocker), func() {
 		healed := time.Now()
 		Eventually(func() string { return s.lbState("Node2") }).WithTimeout(lbBound(spec, spec.LB.Rise) + 2*time.Second).WithPolling(20 * time.Millisecond).Should(Equal("UP"))
 		s.figure("heal-to-lb-up", time.Since(healed).Seconds(), "s")
-		Eventually(func() bool {
-			for _, op := range s.loadHistory().Ops {
-				if op.Node == "Node2" && op.Start.After(healed) && op.Outcome == history.OK {
-					return true
-				}
-			}
-			return false
-		}).WithTimeout(10*time.Second).WithPolling(100*time.Millisecond).Should(BeTrue(), "Node2 serves again")
+		s.expectServesAgain("Node2", healed)
 		s.stopBackground()
 
 		rep := s.check(checker.Options{

@@ -479,3 +479,32 @@ func (s *scenario) finish() {
 
 // shellQuote quotes s for a POSIX shell.
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// expectServesAgain waits until node answers a request (acknowledged)
+// that started after t: the load balancer sends it work again.
+func (s *scenario) expectServesAgain(node string, after time.Time) {
+	GinkgoHelper()
+	Eventually(func() bool {
+		for _, op := range s.loadHistory().Ops {
+			if op.Node == node && op.Start.After(after) && op.Outcome == history.OK {
+				return true
+			}
+		}
+		return false
+	}).WithTimeout(10*time.Second).WithPolling(100*time.Millisecond).Should(BeTrue(), "%s serves requests again", node)
+}
+
+// expectNoTempFiles waits until the Packages store holds no temporary or
+// partial file (nodes sweep what a crash or an outage left).
+func (s *scenario) expectNoTempFiles() {
+	GinkgoHelper()
+	Eventually(func() []string {
+		var tmp []string
+		for _, f := range s.fileListing().Files {
+			if checker.IsTempFile(f.Name) {
+				tmp = append(tmp, f.Name)
+			}
+		}
+		return tmp
+	}).WithTimeout(30 * time.Second).WithPolling(250 * time.Millisecond).Should(BeEmpty())
+}
