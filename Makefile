@@ -55,7 +55,7 @@ test-images:
 ifndef REPORT_DIR
 REPORT_DIR := reports/out/$(shell date +%Y%m%d-%H%M%S)
 endif
-export OCTOHA_UPLOAD_SIZE OCTOHA_SEED
+export OCTOHA_UPLOAD_SIZE OCTOHA_SEED OCTOHA_CLUSTER OCTOHA_ALLOW_DESTRUCTIVE OCTOHA_API_KEY
 chaos: deps build
 	@mkdir -p $(REPORT_DIR)
 	@echo "octoha chaos: provider=$(PROVIDER) labels='$(LABELS)' reports in $(REPORT_DIR)"

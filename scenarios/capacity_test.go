@@ -32,6 +32,7 @@ var _ = Describe("Capacity", Label(LCapacity), func() {
 			spec.Nodes = nodes
 			spec.Node.MaxConcurrentTasks = taskCap
 			c := s.up(spec)
+			s.requireFault(nemesis.Kill)
 			spec = c.Spec()
 			capacity := float64(nodes*taskCap) / taskTime.Seconds()
 			s.figure("planned-capacity", capacity, "tasks/s")
@@ -48,11 +49,11 @@ var _ = Describe("Capacity", Label(LCapacity), func() {
 			waitFor(ctx, measure)
 			beforeTo := time.Now()
 
-			victim := fmt.Sprintf("Node%d", nodes)
+			victim := c.Nodes()[nodes-1].Name
 			By("SIGKILL " + victim)
 			kill, err := nemesis.Inject(ctx, s.env, nemesis.Kill, victim)
 			Expect(err).NotTo(HaveOccurred())
-			Eventually(func() string { return s.lbState(victim) }).WithTimeout(lbBound(spec, spec.LB.Fall)).WithPolling(20 * time.Millisecond).Should(Equal("DOWN"))
+			s.waitLB(victim, "DOWN", lbBound(spec, spec.LB.Fall))
 			waitFor(ctx, time.Second) // let the survivors' slots settle
 			afterFrom := time.Now()
 			waitFor(ctx, measure)

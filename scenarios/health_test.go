@@ -14,7 +14,7 @@ import (
 	"github.com/octoha/octoha/harness/nemesis"
 )
 
-var _ = Describe("Health check", Label(LHealth, LDocker), func() {
+var _ = Describe("Health check", Label(LHealth, LDocker, LExternal), func() {
 	It("answers 200 when healthy, 418 when draining, 503 without the database, and the load balancer follows", Label(LDrain, LDatabase), func(ctx SpecContext) {
 		s := newScenario(ctx)
 		c := s.up(catalogueSpec(3))
@@ -33,27 +33,27 @@ var _ = Describe("Health check", Label(LHealth, LDocker), func() {
 			Expect(json.Unmarshal(body, &pn)).To(Succeed(), "%s ping body is node JSON", n.Name)
 			Expect(pn.Id).To(Equal(n.ID))
 			Expect(pn.IsInMaintenanceMode).To(BeFalse())
-			Expect(s.lbState(n.Name)).To(Equal("UP"), "%s in the load balancer", n.Name)
+			s.waitLB(n.Name, "UP", 0)
 		}
 		Expect(ping(ctx, c.URL())).To(Equal(http.StatusOK), "load balancer ping")
 
-		By("draining Node2 through the API: its ping answers 418 and the load balancer takes it out")
-		drain, err := nemesis.Inject(ctx, s.env, nemesis.Drain, "Node2")
+		drained, other := c.Nodes()[1], c.Nodes()[0]
+		By("draining " + drained.Name + " through the API: its ping answers 418 and the load balancer takes it out")
+		drain, err := nemesis.Inject(ctx, s.env, nemesis.Drain, drained.Name)
 		Expect(err).NotTo(HaveOccurred())
-		Eventually(func() int { return ping(ctx, s.node("Node2").URL) }).WithTimeout(spec.Node.Heartbeat + time.Second).
+		Eventually(func() int { return ping(ctx, drained.URL) }).WithTimeout(spec.Node.Heartbeat + time.Second).
 			WithPolling(20 * time.Millisecond).Should(Equal(http.StatusTeapot))
 		s.figure("drain-to-418", time.Since(drain.Start()).Seconds(), "s")
-		Eventually(func() string { return s.lbState("Node2") }).WithTimeout(spec.Node.Heartbeat + lbBound(spec, spec.LB.Fall)).
-			WithPolling(20 * time.Millisecond).ShouldNot(Equal("UP"))
+		s.waitLB(drained.Name, "OUT", spec.Node.Heartbeat+lbBound(spec, spec.LB.Fall))
 		s.figure("drain-to-lb-out", time.Since(drain.Start()).Seconds(), "s")
-		Consistently(func() int { return ping(ctx, s.node("Node1").URL) }).WithTimeout(time.Second).Should(Equal(http.StatusOK), "Node1 keeps serving")
+		Consistently(func() int { return ping(ctx, other.URL) }).WithTimeout(time.Second).Should(Equal(http.StatusOK), "%s keeps serving", other.Name)
 
 		By("undraining: 200 again and back in the load balancer")
 		Expect(drain.Recover(ctx)).To(Succeed())
 		undrained := time.Now()
-		Eventually(func() string { return s.lbState("Node2") }).WithTimeout(spec.Node.Heartbeat + lbBound(spec, spec.LB.Rise)).
-			WithPolling(20 * time.Millisecond).Should(Equal("UP"))
+		s.waitLB(drained.Name, "UP", spec.Node.Heartbeat+lbBound(spec, spec.LB.Rise))
 		s.figure("undrain-to-lb-up", time.Since(undrained).Seconds(), "s")
+		s.expectServesAgain(drained.Name, undrained)
 
 		if err := nemesis.DatabaseOutage.Available(c); err != nil {
 			s.note("database step skipped: %v", err)

@@ -76,6 +76,40 @@ var _ = Describe("Load-balancer limits", Label(LLB, LUpload), func() {
 	)
 })
 
+// The same questions asked of a real cluster (OCTOHA_PROVIDER=external):
+// a certification run before an upgrade fails, naming the problem, when
+// the load balancer limits uploads or ignores the drain.
+var _ = Describe("Load-balancer certification", Label(LLB, LUpload, LExternal, LCertify), func() {
+	It("passes a large upload and stops sending new requests to a drained node", func(ctx SpecContext) {
+		if cfg.provider != "external" {
+			Skip("certifies an external cluster (OCTOHA_PROVIDER=external); the load-balancer limits table covers the simulated load balancers")
+		}
+		s := newScenario(ctx)
+		c := s.up(catalogueSpec(3))
+		spec := c.Spec()
+		drained := c.Nodes()[len(c.Nodes())-1].Name
+
+		By("uploading one package of " + payload.FormatSize(cfg.uploadSize) + " through the load balancer")
+		o := s.uploadOptions(1, 1, cfg.uploadSize)
+		o.Retries = 0
+		sum := s.upload(o)
+
+		By("draining " + drained + " under ping load")
+		s.apiLoad("ping", 20)
+		s.waitOps("ping", 20)
+		_, err := nemesis.Hold(ctx, s.env, nemesis.Drain, drained, 2*lbBound(spec, spec.LB.Fall)+spec.Node.Heartbeat)
+		Expect(err).NotTo(HaveOccurred())
+		s.stopBackground()
+
+		rep := s.check(checker.Options{
+			Convergence: checker.ConvergenceOptions{EjectWithin: spec.Node.Heartbeat + lbBound(spec, spec.LB.Fall)},
+			ErrorWindow: checker.ErrorWindowOptions{IgnoreStatus: []int{http.StatusTeapot}},
+		})
+		Expect(sum.Err()).NotTo(HaveOccurred(), "a %s upload through the load balancer", payload.FormatSize(cfg.uploadSize))
+		expectPassed(rep, "durability", "upload-path", "convergence")
+	}, SpecTimeout(10*time.Minute))
+})
+
 var _ = Describe("Broken cluster", Label(LBroken, LUpload), func() {
 	It("is caught by the durability check: a node that acknowledges uploads before storing them loses one when killed", func(ctx SpecContext) {
 		s := newScenario(ctx)
@@ -83,6 +117,7 @@ var _ = Describe("Broken cluster", Label(LBroken, LUpload), func() {
 		spec.Nodes = 2
 		spec.Node.UnsafeAckBeforeStore = true
 		c := s.up(spec)
+		s.requireFault(nemesis.Kill)
 		s.note("deliberately broken nodes: uploads are acknowledged before the file and its row are stored")
 
 		By("uploading one package; the node acknowledges it at once")

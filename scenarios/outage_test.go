@@ -17,14 +17,12 @@ import (
 // several overlap the outage.
 func outageUploadSize() int64 { return min(cfg.uploadSize, 256<<20) }
 
-var _ = Describe("Database outage", Label(LDatabase, LDocker), func() {
+var _ = Describe("Database outage", Label(LDatabase, LDocker, LExternal), func() {
 	It("makes every node report unhealthy, recovers by itself when the database returns, and loses no acknowledged upload", func(ctx SpecContext) {
 		s := newScenario(ctx)
 		c := s.up(catalogueSpec(3))
 		spec := c.Spec()
-		if err := nemesis.DatabaseOutage.Available(c); err != nil {
-			Skip("database outage cannot run here: " + err.Error())
-		}
+		s.requireFault(nemesis.DatabaseOutage)
 		s.apiLoad("ping", 30)
 		s.apiLoad("nodes", 20)
 		o := s.uploadOptions(6, 2, outageUploadSize())
@@ -71,13 +69,11 @@ var _ = Describe("Database outage", Label(LDatabase, LDocker), func() {
 	}, SpecTimeout(6*time.Minute))
 })
 
-var _ = Describe("Share outage", Label(LStorage, LUpload, LDocker), func() {
+var _ = Describe("Share outage", Label(LStorage, LUpload, LDocker, LExternal), func() {
 	It("fails uploads with a 5xx while the share is away, never records a package without its file, and stores uploads again once it returns", func(ctx SpecContext) {
 		s := newScenario(ctx)
-		c := s.up(catalogueSpec(3))
-		if err := nemesis.ShareOutage.Available(c); err != nil {
-			Skip("share outage cannot run here: " + err.Error())
-		}
+		s.up(catalogueSpec(3))
+		s.requireFault(nemesis.ShareOutage)
 		s.apiLoad("ping", 30)
 		s.waitOps("ping", 15)
 		o := s.uploadOptions(4, 2, min(cfg.uploadSize, 512<<20))

@@ -26,8 +26,10 @@ import (
 	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster"
+	"github.com/octoha/octoha/harness/cluster/external"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/nemesis"
 	"github.com/octoha/octoha/harness/traffic"
 	"github.com/octoha/octoha/reports"
@@ -54,6 +56,7 @@ type scenario struct {
 	checks  *checker.Report
 	results []string
 
+	lbNoted  bool
 	bgCancel context.CancelFunc
 	bgCtx    context.Context
 	bg       sync.WaitGroup
@@ -90,6 +93,9 @@ func newScenario(ctx context.Context) *scenario {
 	if cfg.provider == "docker" && !slices.Contains(s.labels, LDocker) {
 		Skip("this scenario runs on the local provider only (it needs a load balancer or a process control the docker provider does not offer)")
 	}
+	if cfg.provider == "external" && !slices.Contains(s.labels, LExternal) {
+		Skip("this scenario needs a simulated cluster (it chooses the load balancer or the cluster's size)")
+	}
 	By(fmt.Sprintf("scenario %q (seed %d; history in %s)", name, cfg.seed, s.dir))
 	return s
 }
@@ -119,6 +125,13 @@ func (s *scenario) up(spec cluster.Spec) cluster.Cluster {
 	var c cluster.Cluster
 	var err error
 	switch cfg.provider {
+	case "external":
+		By("connecting to the external cluster at " + cfg.external.External.LBURL)
+		var ec *external.Cluster
+		ec, err = external.Connect(ctx, cfg.external, external.Options{Logger: s.log})
+		if ec != nil {
+			c = ec
+		}
 	case "docker":
 		c, err = upDocker(ctx, spec, s.log, s.dir)
 	default:
@@ -133,6 +146,9 @@ func (s *scenario) up(spec cluster.Spec) cluster.Cluster {
 		s.stopBackground()
 		if CurrentSpecReport().Failed() {
 			s.keepLogs(c)
+		}
+		if cfg.provider == "external" {
+			s.deleteUploadedPackages(ctx)
 		}
 		Expect(c.Down(ctx)).To(Succeed(), "tear the cluster down")
 	}, NodeTimeout(2*time.Minute))
@@ -283,32 +299,44 @@ func (s *scenario) uploadInBackground(oo uploadOpts) <-chan *traffic.UploadSumma
 }
 
 // nodeWithActiveUpload polls every node's details until one is receiving
-// an upload, and returns its name.
+// an upload, and returns its name. Real Octopus nodes do not report their
+// uploads (ActiveUploads is the fake's extension): then it returns "" at
+// once and the caller picks a node without knowing what it serves.
 func (s *scenario) nodeWithActiveUpload(within time.Duration) string {
 	var found string
-	Eventually(func() string {
+	reported := false
+	Eventually(func() bool {
 		for _, n := range s.c.Nodes() {
-			if activeUploads(s.ctx, n, s.c.APIKey()) > 0 {
+			active, known := activeUploads(s.ctx, n, s.c.APIKey())
+			reported = reported || known
+			if active > 0 {
 				found = n.Name
-				return found
+				return true
 			}
 		}
-		return ""
-	}).WithTimeout(within).WithPolling(20*time.Millisecond).ShouldNot(BeEmpty(), "no node started receiving an upload")
+		return !reported
+	}).WithTimeout(within).WithPolling(20*time.Millisecond).Should(BeTrue(), "no node started receiving an upload")
+	if !reported {
+		s.note("the nodes do not report their uploads in progress: the faulted node was chosen without knowing whether it was receiving one")
+	}
 	return found
 }
 
-func activeUploads(ctx context.Context, n cluster.Node, key string) int {
+// activeUploads reads a node's ActiveUploads; known is false when the node
+// does not report it.
+func activeUploads(ctx context.Context, n cluster.Node, key string) (active int, known bool) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+api.NodeDetailsPath(n.ID), nil)
 	req.Header.Set(api.HeaderAPIKey, key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0
+		return 0, false
 	}
 	defer resp.Body.Close()
-	var d struct{ ActiveUploads int }
-	_ = json.NewDecoder(resp.Body).Decode(&d)
-	return d.ActiveUploads
+	var d struct{ ActiveUploads *int }
+	if json.NewDecoder(resp.Body).Decode(&d) != nil || d.ActiveUploads == nil {
+		return 0, false
+	}
+	return *d.ActiveUploads, true
 }
 
 // ping returns a base URL's ping status (0 if nothing answered).
@@ -326,6 +354,51 @@ func (s *scenario) node(name string) cluster.Node {
 	}
 	Fail("no node " + name)
 	return cluster.Node{}
+}
+
+// waitLB waits until the load balancer reports node as want ("OUT" means
+// anything but UP). A load balancer the harness cannot observe (an
+// external cluster's) is judged from the requests it routes by the
+// convergence check instead; the wait is then skipped with a note.
+func (s *scenario) waitLB(node, want string, within time.Duration) {
+	GinkgoHelper()
+	if !s.lbObservable() {
+		return
+	}
+	Eventually(func() string {
+		st := s.lbState(node)
+		if want == "OUT" && st != "UP" && !strings.HasPrefix(st, "ERROR") {
+			return "OUT"
+		}
+		return st
+	}).WithTimeout(within).WithPolling(20*time.Millisecond).Should(Equal(want), "load balancer state of %s", node)
+}
+
+// lbObservable reports whether the load balancer tells the harness each
+// node's state.
+func (s *scenario) lbObservable() bool {
+	states, err := s.c.LBStates(s.ctx)
+	if err != nil {
+		return true // an error is worth failing on
+	}
+	for _, st := range states {
+		if st.State != lb.StateUnknown {
+			return true
+		}
+	}
+	if !s.lbNoted {
+		s.lbNoted = true
+		s.note("the load balancer's own view is not observable here: ejection and rejoin are judged from the requests it routes")
+	}
+	return false
+}
+
+// requireFault skips the scenario, saying why, when the cluster cannot take
+// the fault (SQLite has no outage, an external cluster has no hook, …).
+func (s *scenario) requireFault(f nemesis.Fault) {
+	if err := f.Available(s.c); err != nil {
+		Skip(f.Name() + " cannot run on this cluster: " + err.Error())
+	}
 }
 
 // lbState returns the load balancer's view of one node.
@@ -507,4 +580,34 @@ func (s *scenario) expectNoTempFiles() {
 		}
 		return tmp
 	}).WithTimeout(30 * time.Second).WithPolling(250 * time.Millisecond).Should(BeEmpty())
+}
+
+// deleteUploadedPackages removes, through the API, the packages this
+// scenario stored in a real cluster's built-in feed, so certification runs
+// leave the staging feed as they found it.
+func (s *scenario) deleteUploadedPackages(ctx context.Context) {
+	h, err := history.Load(filepath.Join(s.dir, reports.HistoryFile))
+	if err != nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, op := range h.OpsOfKind(history.KindUpload) {
+		if op.Outcome == history.Failed || op.PackageID == "" {
+			continue
+		}
+		id := api.PackageResourceID(op.PackageID, op.Version)
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, s.c.URL()+api.PackagePath(api.DefaultSpaceID, id), nil)
+		if err != nil {
+			continue
+		}
+		req.Header.Set(api.HeaderAPIKey, s.c.APIKey())
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			fmt.Fprintf(GinkgoWriter, "deleted test package %s from the external cluster: %s\n", id, resp.Status)
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/docker"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/internal/testbin"
@@ -32,11 +33,14 @@ const (
 	LBroken   = "broken"
 	LSlow     = "slow"
 	LDocker   = "docker"
+	LExternal = "external"
+	LCertify  = "certify"
 )
 
 // config is the suite's configuration, from the environment.
 type config struct {
 	provider   string
+	external   cluster.Spec // provider external: the real cluster, from OCTOHA_CLUSTER
 	uploadSize int64
 	seed       int64
 	reportDir  string
@@ -52,7 +56,18 @@ func TestScenarios(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	cfg.provider = envOr("OCTOHA_PROVIDER", "local")
-	Expect(cfg.provider).To(BeElementOf("local", "docker", "auto"), "OCTOHA_PROVIDER must be local, docker or auto")
+	Expect(cfg.provider).To(BeElementOf("local", "docker", "auto", "external"), "OCTOHA_PROVIDER must be local, docker, auto or external")
+	if cfg.provider == "external" {
+		path := os.Getenv("OCTOHA_CLUSTER")
+		Expect(path).NotTo(BeEmpty(), "OCTOHA_PROVIDER=external needs OCTOHA_CLUSTER=<cluster.yaml> describing the real cluster")
+		var err error
+		cfg.external, err = cluster.LoadSpec(path)
+		Expect(err).NotTo(HaveOccurred(), "read %s", path)
+		Expect(cfg.external.External).NotTo(BeNil(), "%s has no external: section", path)
+		if os.Getenv("OCTOHA_ALLOW_DESTRUCTIVE") == "1" {
+			cfg.external.External.AllowDestructive = true
+		}
+	}
 	if cfg.provider == "auto" {
 		// auto: containers when a Docker engine and the images are there.
 		cfg.provider = "local"

@@ -73,6 +73,20 @@ var (
 	_ Fault = partition{}
 )
 
+// supporter is implemented by clusters that can run only some faults (an
+// external cluster runs those it has hooks for); Supports says why not.
+type supporter interface {
+	Supports(fault string) error
+}
+
+// supported asks a cluster that knows whether it can run a fault.
+func supported(c cluster.Cluster, fault string) error {
+	if s, ok := c.(supporter); ok {
+		return s.Supports(fault)
+	}
+	return nil
+}
+
 func nodeController(c cluster.Cluster) (cluster.NodeController, error) {
 	nc, ok := c.(cluster.NodeController)
 	if !ok {
@@ -81,11 +95,19 @@ func nodeController(c cluster.Cluster) (cluster.NodeController, error) {
 	return nc, nil
 }
 
+// nodeAvailable: the provider controls node processes and supports kind.
+func nodeAvailable(c cluster.Cluster, kind string) error {
+	if _, err := nodeController(c); err != nil {
+		return err
+	}
+	return supported(c, kind)
+}
+
 type kill struct{}
 
 func (kill) Name() string                      { return KindKill }
 func (kill) Targeted() bool                    { return true }
-func (kill) Available(c cluster.Cluster) error { _, err := nodeController(c); return err }
+func (kill) Available(c cluster.Cluster) error { return nodeAvailable(c, KindKill) }
 func (kill) Inject(ctx context.Context, env Env, target string) (Recover, error) {
 	nc, err := nodeController(env.Cluster)
 	if err != nil {
@@ -101,7 +123,7 @@ type pause struct{}
 
 func (pause) Name() string                      { return KindPause }
 func (pause) Targeted() bool                    { return true }
-func (pause) Available(c cluster.Cluster) error { _, err := nodeController(c); return err }
+func (pause) Available(c cluster.Cluster) error { return nodeAvailable(c, KindPause) }
 func (pause) Inject(ctx context.Context, env Env, target string) (Recover, error) {
 	nc, err := nodeController(env.Cluster)
 	if err != nil {
@@ -117,7 +139,7 @@ type restart struct{}
 
 func (restart) Name() string                      { return KindRestart }
 func (restart) Targeted() bool                    { return true }
-func (restart) Available(c cluster.Cluster) error { _, err := nodeController(c); return err }
+func (restart) Available(c cluster.Cluster) error { return nodeAvailable(c, KindRestart) }
 func (restart) Inject(ctx context.Context, env Env, target string) (Recover, error) {
 	nc, err := nodeController(env.Cluster)
 	if err != nil {
@@ -195,6 +217,9 @@ func (dbOutage) Available(c cluster.Cluster) error {
 	if _, ok := c.(cluster.DatabaseController); !ok {
 		return fmt.Errorf("the %s provider cannot stop the database", c.Spec().Provider)
 	}
+	if err := supported(c, KindDBOutage); err != nil {
+		return err
+	}
 	if h, ok := c.(interface{ HasDatabaseControl() bool }); ok && !h.HasDatabaseControl() {
 		return fmt.Errorf("the database is %s (embedded): database outages need PostgreSQL (--db postgres) or SQL Server", c.Spec().DB.Kind)
 	}
@@ -215,6 +240,9 @@ func (shareOutage) Targeted() bool { return false }
 func (shareOutage) Available(c cluster.Cluster) error {
 	if _, ok := c.(cluster.ShareController); !ok {
 		return fmt.Errorf("the %s provider cannot stop the share", c.Spec().Provider)
+	}
+	if err := supported(c, KindShare); err != nil {
+		return err
 	}
 	if h, ok := c.(interface{ HasShareControl() bool }); ok && !h.HasShareControl() {
 		return errors.New("the share is a local directory (embedded): share outages need Samba (--storage smb)")

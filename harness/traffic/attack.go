@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -241,7 +242,23 @@ func attackOp(r *vegeta.Result, kind, prefix, client, via string) history.Op {
 
 // NodeOf returns the node that served a result (its X-Octoha-Node header),
 // or "" when no node answered.
-func NodeOf(r *vegeta.Result) string { return r.Headers.Get(api.HeaderNode) }
+//
+// Real Octopus nodes send no such header, but their ping body always
+// describes the answering node, so a ping result is attributed from its
+// body's Name when the header is missing: that is how a drain is judged
+// through a real cluster's load balancer.
+func NodeOf(r *vegeta.Result) string {
+	if n := r.Headers.Get(api.HeaderNode); n != "" {
+		return n
+	}
+	if len(r.Body) > 0 && strings.HasSuffix(strings.SplitN(r.URL, "?", 2)[0], api.PingPath) {
+		var body struct{ Name string }
+		if json.Unmarshal(r.Body, &body) == nil {
+			return body.Name
+		}
+	}
+	return ""
+}
 
 // NoNode is the Spread key of results no node answered.
 const NoNode = "(none)"

@@ -252,3 +252,20 @@ func TestParseRate(t *testing.T) {
 		}
 	}
 }
+
+// A real Octopus node sends no X-Octoha-Node header; its ping body names
+// it, and that is enough to attribute a ping.
+func TestNodeOfFallsBackToThePingBody(t *testing.T) {
+	withHeader := &vegeta.Result{URL: "http://lb" + api.PingPath, Headers: http.Header{api.HeaderNode: {"Node1"}}, Body: []byte(`{"Name":"Other"}`)}
+	if got := NodeOf(withHeader); got != "Node1" {
+		t.Fatalf("header: %q", got)
+	}
+	fromBody := &vegeta.Result{URL: "http://lb" + api.PingPath, Headers: http.Header{}, Body: []byte(`{"Id":"OctopusServerNodes-2","Name":"OCTO-B"}`)}
+	if got := NodeOf(fromBody); got != "OCTO-B" {
+		t.Fatalf("ping body: %q", got)
+	}
+	notPing := &vegeta.Result{URL: "http://lb" + api.NodesPath, Headers: http.Header{}, Body: []byte(`{"Name":"OCTO-B"}`)}
+	if got := NodeOf(notPing); got != "" {
+		t.Fatalf("a non-ping body attributed to %q", got)
+	}
+}

@@ -1,0 +1,299 @@
+// Package external is the provider for a real Octopus HA cluster, described
+// in a YAML spec (provider: external): its load balancer URL, each node's
+// own URL, and the environment variable holding an API key. The harness
+// reaches it exactly as it reaches the simulated ones — over HTTP — so the
+// same scenarios certify a staging cluster before an upgrade. It is
+// read-only and drain-only by default: node, database and share faults run
+// only when the spec allows destructive faults AND gives a hook command for
+// each (e.g. an ssh or cloud CLI call), and they skip, saying why, when not.
+package external
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/harness/cluster"
+	"github.com/octoha/octoha/harness/lb"
+)
+
+// DefaultAPIKeyEnv is where the API key is read when the spec names none.
+const DefaultAPIKeyEnv = "OCTOHA_API_KEY"
+
+// Hook names a spec may define. "{node}" in a command is replaced by the
+// node's name.
+const (
+	HookKill       = "kill"
+	HookPause      = "pause"
+	HookResume     = "resume"
+	HookStop       = "stop"
+	HookStart      = "start"
+	HookDBStop     = "db-stop"
+	HookDBStart    = "db-start"
+	HookShareStop  = "share-stop"
+	HookShareStart = "share-start"
+)
+
+// Options configures Connect.
+type Options struct {
+	Logger *slog.Logger
+	// HookTimeout bounds each hook command; default 5 minutes.
+	HookTimeout time.Duration
+}
+
+// Cluster is a connected external cluster.
+type Cluster struct {
+	spec   cluster.Spec
+	key    string
+	nodes  []cluster.Node
+	hooks  map[string]string
+	allow  bool
+	log    *slog.Logger
+	hookTO time.Duration
+}
+
+var (
+	_ cluster.Cluster            = (*Cluster)(nil)
+	_ cluster.NodeController     = (*Cluster)(nil)
+	_ cluster.DatabaseController = (*Cluster)(nil)
+	_ cluster.ShareController    = (*Cluster)(nil)
+)
+
+// Connect checks that the cluster answers (the load balancer's API root
+// with the key, and each node's ping) and returns it. Nothing is changed
+// on the cluster.
+func Connect(ctx context.Context, spec cluster.Spec, opts Options) (*Cluster, error) {
+	spec.Provider = cluster.ProviderExternal
+	ext := spec.External
+	if ext == nil || ext.LBURL == "" {
+		return nil, errors.New("external cluster: the spec needs external.lbURL (and external.nodes with each node's URL)")
+	}
+	if len(ext.Nodes) == 0 {
+		return nil, errors.New("external cluster: list every node under external.nodes (name and direct URL): the harness pings nodes directly, as the load balancer does")
+	}
+	env := ext.APIKeyEnv
+	if env == "" {
+		env = DefaultAPIKeyEnv
+	}
+	key := os.Getenv(env)
+	if key == "" {
+		return nil, fmt.Errorf("external cluster: no API key in $%s (external.apiKeyEnv names the variable)", env)
+	}
+	spec.APIKey = key
+	spec.Nodes = len(ext.Nodes)
+	norm, err := spec.Normalize()
+	if err != nil {
+		return nil, fmt.Errorf("external cluster spec: %w", err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.HookTimeout <= 0 {
+		opts.HookTimeout = 5 * time.Minute
+	}
+	c := &Cluster{spec: norm, key: key, hooks: ext.Hooks, allow: ext.AllowDestructive, log: opts.Logger, hookTO: opts.HookTimeout}
+	for i, n := range ext.Nodes {
+		if n.Name == "" || n.URL == "" {
+			return nil, fmt.Errorf("external cluster: node %d needs a name and a url", i+1)
+		}
+		if _, err := url.ParseRequestURI(n.URL); err != nil {
+			return nil, fmt.Errorf("external cluster: node %s url %q: %w", n.Name, n.URL, err)
+		}
+		c.nodes = append(c.nodes, cluster.Node{Name: n.Name, URL: strings.TrimRight(n.URL, "/")})
+	}
+	if err := c.probe(ctx); err != nil {
+		return nil, err
+	}
+	c.log.Info("connected to an external cluster", "lb", c.URL(), "nodes", len(c.nodes), "destructive", c.allow)
+	return c, nil
+}
+
+// probe reads the API root through the load balancer with the key, learns
+// each node's ID from its ping body, and fails clearly when something does
+// not answer.
+func (c *Cluster) probe(ctx context.Context) error {
+	client := &http.Client{Timeout: 10 * time.Second}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL()+api.SpacesAllPath, nil)
+	if err != nil {
+		return fmt.Errorf("external cluster: load balancer URL %q: %w", c.URL(), err)
+	}
+	req.Header.Set(api.HeaderAPIKey, c.key)
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("external cluster: load balancer %s does not answer: %w", c.URL(), err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("external cluster: GET %s through the load balancer answered %s (is the API key right?)", api.SpacesAllPath, resp.Status)
+	}
+	for i, n := range c.nodes {
+		code, _, err := cluster.PingStatus(ctx, client, n.URL)
+		if err != nil {
+			return fmt.Errorf("external cluster: node %s (%s) does not answer its ping: %w", n.Name, n.URL, err)
+		}
+		c.log.Info("node answers", "node", n.Name, "ping", code)
+		if id, err := nodeID(ctx, client, n.URL); err == nil {
+			c.nodes[i].ID = id
+		}
+	}
+	return nil
+}
+
+// nodeID reads the node's ID from its ping body (which always describes
+// the answering node).
+func nodeID(ctx context.Context, client *http.Client, base string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+api.PingPath, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var n api.Node
+	if err := decodeJSON(resp, &n); err != nil || n.Id == "" {
+		return "", fmt.Errorf("ping body of %s names no node: %v", base, err)
+	}
+	return n.Id, nil
+}
+
+// Spec implements cluster.Cluster.
+func (c *Cluster) Spec() cluster.Spec { return c.spec }
+
+// URL implements cluster.Cluster.
+func (c *Cluster) URL() string { return strings.TrimRight(c.spec.External.LBURL, "/") }
+
+// Nodes implements cluster.Cluster.
+func (c *Cluster) Nodes() []cluster.Node { return append([]cluster.Node(nil), c.nodes...) }
+
+// APIKey implements cluster.Cluster.
+func (c *Cluster) APIKey() string { return c.key }
+
+// LBStates implements cluster.Cluster: a real cluster's load balancer is
+// not observable by the harness; the checkers judge it from requests.
+func (c *Cluster) LBStates(context.Context) ([]lb.ServerState, error) {
+	out := make([]lb.ServerState, len(c.nodes))
+	for i, n := range c.nodes {
+		out[i] = lb.ServerState{Name: n.Name, State: lb.StateUnknown, Detail: "external load balancer: judged from the requests it routes"}
+	}
+	return out, nil
+}
+
+// Components implements cluster.Cluster.
+func (c *Cluster) Components() []cluster.Component {
+	out := []cluster.Component{{Part: "load balancer", Description: "external load balancer (real cluster)", Location: c.URL()}}
+	for _, n := range c.nodes {
+		out = append(out, cluster.Component{Part: "node " + n.Name, Description: "Octopus Server node (real cluster)", Location: n.URL})
+	}
+	return out
+}
+
+// Down implements cluster.Cluster: nothing is stopped on a real cluster.
+func (c *Cluster) Down(context.Context) error { return nil }
+
+// faultHooks are the hooks each fault kind needs (kinds as the nemesis
+// names them).
+var faultHooks = map[string][]string{
+	"kill":         {HookKill, HookStart},
+	"pause":        {HookPause, HookResume},
+	"restart":      {HookStop, HookStart},
+	"db-outage":    {HookDBStop, HookDBStart},
+	"share-outage": {HookShareStop, HookShareStart},
+}
+
+// Supports says whether a fault can run on this cluster: drains always
+// (through the API); destructive faults only when allowed and hooked.
+func (c *Cluster) Supports(fault string) error {
+	hooks, destructive := faultHooks[fault]
+	if !destructive {
+		if fault == "partition" {
+			return errors.New("network partitions are not available on an external cluster")
+		}
+		return nil
+	}
+	if !c.allow {
+		return fmt.Errorf("%s on an external cluster is destructive: it needs external.allowDestructive: true and the hooks %s", fault, strings.Join(hooks, ", "))
+	}
+	var missing []string
+	for _, h := range hooks {
+		if c.hooks[h] == "" {
+			missing = append(missing, h)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%s on an external cluster needs the hooks %s in external.hooks", fault, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+func (c *Cluster) run(ctx context.Context, hook, node string) error {
+	if !c.allow {
+		return fmt.Errorf("hook %s: destructive faults on an external cluster need external.allowDestructive: true", hook)
+	}
+	cmdline := c.hooks[hook]
+	if cmdline == "" {
+		return fmt.Errorf("no %q hook in the external cluster spec", hook)
+	}
+	cmdline = strings.ReplaceAll(cmdline, "{node}", node)
+	ctx, cancel := context.WithTimeout(ctx, c.hookTO)
+	defer cancel()
+	c.log.Info("running hook", "hook", hook, "node", node)
+	out, err := exec.CommandContext(ctx, "sh", "-c", cmdline).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("hook %s for %q failed: %w: %s", hook, node, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// KillNode implements cluster.NodeController through the kill hook.
+func (c *Cluster) KillNode(ctx context.Context, name string) error { return c.run(ctx, HookKill, name) }
+
+// PauseNode implements cluster.NodeController through the pause hook.
+func (c *Cluster) PauseNode(ctx context.Context, name string) error {
+	return c.run(ctx, HookPause, name)
+}
+
+// ResumeNode implements cluster.NodeController through the resume hook.
+func (c *Cluster) ResumeNode(ctx context.Context, name string) error {
+	return c.run(ctx, HookResume, name)
+}
+
+// StopNode implements cluster.NodeController through the stop hook.
+func (c *Cluster) StopNode(ctx context.Context, name string) error { return c.run(ctx, HookStop, name) }
+
+// StartNode implements cluster.NodeController through the start hook, then
+// waits until the node answers its ping.
+func (c *Cluster) StartNode(ctx context.Context, name string) error {
+	if err := c.run(ctx, HookStart, name); err != nil {
+		return err
+	}
+	for _, n := range c.nodes {
+		if n.Name == name {
+			wctx, cancel := context.WithTimeout(ctx, c.hookTO)
+			defer cancel()
+			return cluster.WaitNodePing(wctx, n.URL, http.StatusOK)
+		}
+	}
+	return fmt.Errorf("no node named %q", name)
+}
+
+// StopDatabase implements cluster.DatabaseController through a hook.
+func (c *Cluster) StopDatabase(ctx context.Context) error { return c.run(ctx, HookDBStop, "") }
+
+// StartDatabase implements cluster.DatabaseController through a hook.
+func (c *Cluster) StartDatabase(ctx context.Context) error { return c.run(ctx, HookDBStart, "") }
+
+// StopShare implements cluster.ShareController through a hook.
+func (c *Cluster) StopShare(ctx context.Context) error { return c.run(ctx, HookShareStop, "") }
+
+// StartShare implements cluster.ShareController through a hook.
+func (c *Cluster) StartShare(ctx context.Context) error { return c.run(ctx, HookShareStart, "") }
