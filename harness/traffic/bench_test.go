@@ -242,37 +242,18 @@ func uploadMeasured(tb testing.TB, url string, size int64) (mbps float64, peakHe
 func measureUpload(tb testing.TB, opts UploadOptions) (mbps float64, peakHeap uint64) {
 	tb.Helper()
 	runtime.GC()
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tk := time.NewTicker(50 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			var m runtime.MemStats
-			runtime.ReadMemStats(&m)
-			if m.HeapInuse > peak.Load() {
-				peak.Store(m.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-tk.C:
-			}
-		}
-	})
+	stopSampling := sampleHeapPeak(50 * time.Millisecond)
 	start := time.Now()
 	s, err := Upload(context.Background(), opts)
 	el := time.Since(start)
-	close(stop)
-	wg.Wait()
+	peak := stopSampling()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	if s.OK != 1 {
 		tb.Fatalf("upload to %s: %+v", opts.URL, s.Packages[0])
 	}
-	return float64(opts.Size) / el.Seconds() / 1e6, peak.Load()
+	return float64(opts.Size) / el.Seconds() / 1e6, peak
 }
 
 // BenchmarkUploadSinkViaHAProxy uploads one OCTOHA_BENCH_SIZE package into a
@@ -349,5 +330,34 @@ func BenchmarkAttackPing(b *testing.B) {
 			b.Logf("%s for %s: %d requests, rate %.0f/s, throughput %.0f/s, success %.1f%%, p50 %s, p99 %s",
 				tc.name, dur, m.Requests, m.Rate, m.Throughput, m.Success*100, m.Latencies.P50, m.Latencies.P99)
 		})
+	}
+}
+
+// sampleHeapPeak samples the heap in use every interval until the returned
+// function is called, which stops sampling and returns the peak seen.
+func sampleHeapPeak(every time.Duration) func() uint64 {
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tk := time.NewTicker(every)
+		defer tk.Stop()
+		for {
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > peak.Load() {
+				peak.Store(m.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+			}
+		}
+	})
+	return func() uint64 {
+		close(stop)
+		wg.Wait()
+		return peak.Load()
 	}
 }

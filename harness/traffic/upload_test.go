@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -478,35 +477,16 @@ func TestUploadMemoryStaysFlat(t *testing.T) {
 	var before runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tk := time.NewTicker(20 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			var m runtime.MemStats
-			runtime.ReadMemStats(&m)
-			if m.HeapInuse > peak.Load() {
-				peak.Store(m.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-tk.C:
-			}
-		}
-	})
+	stopSampling := sampleHeapPeak(20 * time.Millisecond)
 	s, err := Upload(t.Context(), UploadOptions{URL: node.URL(), APIKey: testKey, Size: size, Count: 1})
-	close(stop)
-	wg.Wait()
+	peak := stopSampling()
 	if err != nil || s.OK != 1 {
 		t.Fatalf("upload: %v, %+v", err, s)
 	}
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
 	alloc := after.TotalAlloc - before.TotalAlloc
-	growth := int64(peak.Load()) - int64(before.HeapInuse)
+	growth := int64(peak) - int64(before.HeapInuse)
 	t.Logf("256 MiB upload (client and test server in one process): TotalAlloc +%s, peak HeapInuse +%s, %.0f MB/s",
 		payload.FormatSize(int64(alloc)), payload.FormatSize(growth), s.Throughput/1e6)
 	const limit = 16 << 20
