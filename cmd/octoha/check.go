@@ -12,13 +12,14 @@ import (
 	"time"
 
 	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/fakes/node/launch"
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/history"
 )
 
 // checkAPIKeyEnv supplies check's API key, so it need not appear on the
-// command line.
-const checkAPIKeyEnv = "OCTOHA_API_KEY"
+// command line: the same variable the nodes read.
+const checkAPIKeyEnv = launch.EnvAPIKey
 
 // checksFailed is returned when the checks ran and at least one failed; the
 // report has been printed, and the exit code is 1.

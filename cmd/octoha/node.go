@@ -11,117 +11,92 @@ import (
 
 	"github.com/octoha/octoha/fakes/blob"
 	"github.com/octoha/octoha/fakes/node"
+	"github.com/octoha/octoha/fakes/node/launch"
 	"github.com/octoha/octoha/fakes/store"
 )
 
-// envAPIKey names the environment variable that can carry API keys
-// (comma-separated), so they need not appear on a command line.
-const envAPIKey = "OCTOHA_API_KEY"
-
-// envDB can carry the database DSN (which may hold a password) instead of
-// --db.
-const envDB = "OCTOHA_DB"
-
 func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("node", stderr)
+	fs := newFlagSet(launch.Subcommand, stderr)
+	// The flags are the launch contract, shared with the providers that
+	// start nodes; secrets come from flags only when a person types them.
 	var (
-		id        = fs.String("id", "", "node ID, e.g. OctopusServerNodes-1 (required)")
-		name      = fs.String("name", "", "node name, e.g. Node1 (required)")
-		listen    = fs.String("listen", "127.0.0.11:8080", "address to serve the Octopus API on")
-		dsn       = fs.String("db", "", "shared database: sqlite:PATH, postgres://… or sqlserver://… (or $OCTOHA_DB, keeping a password off the command line)")
-		packages  = fs.String("packages", "", "Packages store: a directory or smb://user[:password]@host[:port]/share/dir (required; password may come from $OCTOHA_SMB_PASSWORD)")
-		artifacts = fs.String("artifacts", "", "Artifacts store (directory or smb:// URL); optional")
-		tasklogs  = fs.String("tasklogs", "", "TaskLogs store (directory or smb:// URL); optional")
-		maxTasks  = fs.Int("max-concurrent-tasks", node.DefaultMaxConcurrentTasks, "task cap recorded for this node when it first registers")
-		heartbeat = fs.Duration("heartbeat", node.DefaultHeartbeat, "heartbeat interval into the shared database")
-		unhealthy = fs.Duration("unhealthy-after", node.DefaultUnhealthyAfter, "how long the database may be unreachable before ping answers 503")
-		publicURL = fs.String("url", "", "URL this node is reachable at, recorded in the database (default http://<listen>)")
-		startup   = fs.Duration("startup-timeout", 30*time.Second, "how long to keep trying to reach the database at start")
-		grace     = fs.Duration("shutdown-grace", 10*time.Second, "how long in-flight requests may run on SIGTERM")
-		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
-		logJSON   = fs.Bool("log-json", false, "log JSON lines instead of text")
-		unsafeAck = fs.Bool("unsafe-ack-before-store", false, "TEST ONLY: acknowledge uploads before storing them (a deliberately broken node)")
-		unsafeDly = fs.Duration("unsafe-store-delay", 3*time.Second, "TEST ONLY: delay between the early acknowledgement and the store")
-		keys      stringsFlag
+		lc  launch.Config
+		sec launch.Secrets
 	)
-	fs.Var(&keys, "api-key", "API key to accept (repeatable; or comma-separated in $"+envAPIKey+")")
+	lc.Register(fs)
+	sec.Register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *dsn == "" {
-		*dsn = os.Getenv(envDB)
-	}
-	if env := os.Getenv(envAPIKey); env != "" {
-		for _, k := range strings.Split(env, ",") {
-			if k = strings.TrimSpace(k); k != "" {
-				keys = append(keys, k)
-			}
-		}
-	}
+	sec.FromEnv(os.Getenv)
 	switch {
-	case *id == "" || *name == "":
+	case lc.ID == "" || lc.Name == "":
 		return fmt.Errorf("%w: --id and --name are required", errUsage)
-	case !validDSN(*dsn):
-		return fmt.Errorf("%w: --db must be sqlite:PATH, postgres://… or sqlserver://… (got %q)", errUsage, store.RedactDSN(*dsn))
-	case *packages == "":
+	case !validDSN(sec.DB):
+		return fmt.Errorf("%w: --%s must be sqlite:PATH, postgres://… or sqlserver://… (got %q)", errUsage, launch.FlagDB, store.RedactDSN(sec.DB))
+	case lc.Packages == "":
 		return fmt.Errorf("%w: --packages is required (a directory or an smb:// URL)", errUsage)
-	case len(keys) == 0:
-		return fmt.Errorf("%w: at least one --api-key (or $%s) is required", errUsage, envAPIKey)
-	case *heartbeat <= 0:
+	case len(sec.APIKeys) == 0:
+		return fmt.Errorf("%w: at least one --%s (or $%s) is required", errUsage, launch.FlagAPIKey, launch.EnvAPIKey)
+	case lc.Heartbeat <= 0:
 		return fmt.Errorf("%w: --heartbeat must be positive", errUsage)
 	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("%w: --log-level %q: %v", errUsage, *logLevel, err)
+	if err := level.UnmarshalText([]byte(lc.LogLevel)); err != nil {
+		return fmt.Errorf("%w: --log-level %q: %v", errUsage, lc.LogLevel, err)
 	}
 	hopts := &slog.HandlerOptions{Level: level}
 	var handler slog.Handler = slog.NewTextHandler(stderr, hopts)
-	if *logJSON {
+	if lc.LogJSON {
 		handler = slog.NewJSONHandler(stderr, hopts)
 	}
-	log := slog.New(handler).With("node", *name)
+	log := slog.New(handler).With("node", lc.Name)
 
-	db, err := openDBWithRetry(ctx, *dsn, *startup, log)
+	db, err := openDBWithRetry(ctx, sec.DB, lc.StartupTimeout, log)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	pkgs, err := blob.Open(ctx, *packages)
+	var storeOpts []blob.Option
+	if sec.SMBPassword != "" {
+		storeOpts = append(storeOpts, blob.WithPassword(sec.SMBPassword))
+	}
+	pkgs, err := blob.Open(ctx, lc.Packages, storeOpts...)
 	if err != nil {
 		return fmt.Errorf("open Packages store: %w", err)
 	}
 	defer pkgs.Close()
 	cfg := node.Config{
-		ID: *id, Name: *name, URL: *publicURL, DB: db, Packages: pkgs, APIKeys: keys,
-		MaxConcurrentTasks: *maxTasks, Heartbeat: *heartbeat, UnhealthyAfter: *unhealthy,
-		Logger: log, UnsafeAckBeforeStore: *unsafeAck, UnsafeStoreDelay: *unsafeDly,
+		ID: lc.ID, Name: lc.Name, URL: lc.URL, DB: db, Packages: pkgs, APIKeys: sec.APIKeys,
+		MaxConcurrentTasks: lc.MaxConcurrentTasks, Heartbeat: lc.Heartbeat, UnhealthyAfter: lc.UnhealthyAfter,
+		Logger: log, UnsafeAckBeforeStore: lc.UnsafeAckBeforeStore, UnsafeStoreDelay: lc.UnsafeStoreDelay,
 	}
 	if cfg.URL == "" {
-		cfg.URL = "http://" + *listen
+		cfg.URL = "http://" + lc.Listen
 	}
 	for _, s := range []struct {
 		loc string
 		dst *blob.Store
 		nm  string
-	}{{*artifacts, &cfg.Artifacts, "Artifacts"}, {*tasklogs, &cfg.TaskLogs, "TaskLogs"}} {
+	}{{lc.Artifacts, &cfg.Artifacts, "Artifacts"}, {lc.TaskLogs, &cfg.TaskLogs, "TaskLogs"}} {
 		if s.loc == "" {
 			continue
 		}
-		st, err := blob.Open(ctx, s.loc)
+		st, err := blob.Open(ctx, s.loc, storeOpts...)
 		if err != nil {
 			return fmt.Errorf("open %s store: %w", s.nm, err)
 		}
 		defer st.Close()
 		*s.dst = st
 	}
-	if *unsafeAck {
+	if lc.UnsafeAckBeforeStore {
 		log.Warn("UNSAFE TEST MODE: uploads are acknowledged before they are stored")
 	}
 	n, err := node.New(cfg)
 	if err != nil {
 		return err
 	}
-	return n.Serve(ctx, *listen, *grace)
+	return n.Serve(ctx, lc.Listen, lc.ShutdownGrace)
 }
 
 // openDBWithRetry opens the shared database, retrying while it is not yet

@@ -15,14 +15,15 @@ import (
 	"time"
 
 	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/fakes/node/launch"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/harness/traffic"
 )
 
 // trafficAPIKeyEnv supplies the API key of upload and attack, so it need not
-// appear on the command line.
-const trafficAPIKeyEnv = "OCTOHA_API_KEY"
+// appear on the command line: the same variable the nodes read.
+const trafficAPIKeyEnv = launch.EnvAPIKey
 
 // Artefact names written by --out.
 const (

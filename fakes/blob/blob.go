@@ -23,6 +23,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/octoha/octoha/fakes/node/launch"
 )
 
 // Errors callers branch on (wrapped; test with errors.Is).
@@ -78,8 +80,8 @@ type Writer interface {
 
 // PasswordEnv names the environment variable that supplies the SMB password
 // when the location URL carries none, so it need not appear on a command
-// line.
-const PasswordEnv = "OCTOHA_SMB_PASSWORD"
+// line. It is the node's launch contract (launch.EnvSMBPassword).
+const PasswordEnv = launch.EnvSMBPassword
 
 // DefaultWritesInFlight is how many SMB WRITE requests of one file may be
 // outstanding at once (see WithWritesInFlight).

@@ -42,17 +42,19 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/octoha/octoha/fakes/blob"
+	"github.com/octoha/octoha/fakes/node/launch"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/internal/proc"
 )
 
 // Environment variables that carry secrets into node containers, so they
-// never appear in a container's command line (docker inspect, ps).
+// never appear in a container's command line (docker inspect, ps). They are
+// the node's launch contract, named in fakes/node/launch.
 const (
-	EnvAPIKey      = "OCTOHA_API_KEY"
-	EnvDB          = "OCTOHA_DB"
-	EnvSMBPassword = "OCTOHA_SMB_PASSWORD"
+	EnvAPIKey      = launch.EnvAPIKey
+	EnvDB          = launch.EnvDB
+	EnvSMBPassword = launch.EnvSMBPassword
 )
 
 // Network aliases of the parts; nodes are node1, node2, ….
@@ -611,25 +613,22 @@ func (c *Cluster) startNodes(ctx context.Context, timeout time.Duration) error {
 	all := make([][]testcontainers.ContainerCustomizer, 0, c.spec.Nodes)
 	for i := range c.spec.Nodes {
 		alias := "node" + strconv.Itoa(i+1)
-		args := []string{
-			"--id", cluster.NodeID(i), "--name", cluster.NodeName(i),
-			"--listen", "0.0.0.0:" + strconv.Itoa(port), "--url", "http://" + alias + ":" + strconv.Itoa(port),
-			"--packages", c.shareURL(AliasShare, SMBPort, "Packages"),
-			"--artifacts", c.shareURL(AliasShare, SMBPort, "Artifacts"),
-			"--tasklogs", c.shareURL(AliasShare, SMBPort, "TaskLogs"),
-			"--heartbeat", c.spec.Node.Heartbeat.String(),
-			"--unhealthy-after", c.spec.Node.UnhealthyAfter.String(),
-			"--max-concurrent-tasks", strconv.Itoa(c.spec.Node.MaxConcurrentTasks),
-			"--startup-timeout", timeout.String(),
-			"--shutdown-grace", "5s",
-		}
-		if c.spec.Node.UnsafeAckBeforeStore {
-			args = append(args, "--unsafe-ack-before-store")
-		}
+		// The image's entrypoint is `octoha node`: the command is its flags.
+		lc := launch.Default()
+		lc.ID, lc.Name = cluster.NodeID(i), cluster.NodeName(i)
+		lc.Listen, lc.URL = "0.0.0.0:"+strconv.Itoa(port), "http://"+alias+":"+strconv.Itoa(port)
+		lc.Packages = c.shareURL(AliasShare, SMBPort, "Packages")
+		lc.Artifacts = c.shareURL(AliasShare, SMBPort, "Artifacts")
+		lc.TaskLogs = c.shareURL(AliasShare, SMBPort, "TaskLogs")
+		lc.Heartbeat, lc.UnhealthyAfter = c.spec.Node.Heartbeat, c.spec.Node.UnhealthyAfter
+		lc.MaxConcurrentTasks = c.spec.Node.MaxConcurrentTasks
+		lc.StartupTimeout, lc.ShutdownGrace = timeout, 5*time.Second
+		lc.UnsafeAckBeforeStore = c.spec.Node.UnsafeAckBeforeStore
+		sec := launch.Secrets{APIKeys: []string{c.spec.APIKey}, DB: c.dsn, SMBPassword: c.smbPassword}
 		opts, cr, err := c.options(ctrSpec{
 			part: "node:" + cluster.NodeName(i), alias: alias, image: c.images.Node,
-			env:   map[string]string{EnvAPIKey: c.spec.APIKey, EnvDB: c.dsn, EnvSMBPassword: c.smbPassword},
-			cmd:   args,
+			env:   sec.Map(),
+			cmd:   lc.Args(),
 			ports: []int{port},
 		})
 		if err != nil {

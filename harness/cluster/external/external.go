@@ -21,12 +21,14 @@ import (
 	"time"
 
 	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/fakes/node/launch"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/lb"
 )
 
-// DefaultAPIKeyEnv is where the API key is read when the spec names none.
-const DefaultAPIKeyEnv = "OCTOHA_API_KEY"
+// DefaultAPIKeyEnv is where the API key is read when the spec names none:
+// the variable the fake nodes and octoha's clients read too.
+const DefaultAPIKeyEnv = launch.EnvAPIKey
 
 // Hook names a spec may define. "{node}" in a command is replaced by the
 // node's name.

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/octoha/octoha/fakes/blob"
+	"github.com/octoha/octoha/fakes/node/launch"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/internal/proc"
@@ -34,11 +35,12 @@ import (
 )
 
 // Environment variables that carry secrets to node processes, so they never
-// appear on a command line (visible to every user through ps).
+// appear on a command line (visible to every user through ps). They are the
+// node's launch contract, named in fakes/node/launch.
 const (
-	EnvAPIKey      = "OCTOHA_API_KEY"
-	EnvDB          = "OCTOHA_DB"
-	EnvSMBPassword = "OCTOHA_SMB_PASSWORD"
+	EnvAPIKey      = launch.EnvAPIKey
+	EnvDB          = launch.EnvDB
+	EnvSMBPassword = launch.EnvSMBPassword
 	// EnvBinary names the octoha binary that runs the nodes when the
 	// current executable is not octoha (e.g. under go test).
 	EnvBinary = "OCTOHA_BIN"
@@ -340,27 +342,25 @@ func (c *Cluster) startStorage(ctx context.Context, noFallback bool) error {
 }
 
 func (c *Cluster) startNodes(ctx context.Context) error {
-	env := append(os.Environ(), EnvAPIKey+"="+c.spec.APIKey, EnvDB+"="+c.dsn)
+	sec := launch.Secrets{APIKeys: []string{c.spec.APIKey}, DB: c.dsn}
 	if c.smb != nil {
-		env = append(env, EnvSMBPassword+"="+c.smb.Password())
+		sec.SMBPassword = c.smb.Password()
 	}
+	env := append(os.Environ(), sec.Env()...)
 	for i := range c.spec.Nodes {
 		n := &nodeProc{
 			info: cluster.Node{ID: cluster.NodeID(i), Name: cluster.NodeName(i), URL: "http://" + c.spec.NodeAddr(i)},
 			addr: c.spec.NodeAddr(i),
 			env:  env,
 		}
-		n.args = []string{"node",
-			"--id", n.info.ID, "--name", n.info.Name, "--listen", n.addr,
-			"--packages", c.packages, "--artifacts", c.artifacts, "--tasklogs", c.tasklogs,
-			"--heartbeat", c.spec.Node.Heartbeat.String(),
-			"--unhealthy-after", c.spec.Node.UnhealthyAfter.String(),
-			"--max-concurrent-tasks", strconv.Itoa(c.spec.Node.MaxConcurrentTasks),
-			"--shutdown-grace", "5s",
-		}
-		if c.spec.Node.UnsafeAckBeforeStore {
-			n.args = append(n.args, "--unsafe-ack-before-store")
-		}
+		lc := launch.Default()
+		lc.ID, lc.Name, lc.Listen = n.info.ID, n.info.Name, n.addr
+		lc.Packages, lc.Artifacts, lc.TaskLogs = c.packages, c.artifacts, c.tasklogs
+		lc.Heartbeat, lc.UnhealthyAfter = c.spec.Node.Heartbeat, c.spec.Node.UnhealthyAfter
+		lc.MaxConcurrentTasks = c.spec.Node.MaxConcurrentTasks
+		lc.ShutdownGrace = 5 * time.Second
+		lc.UnsafeAckBeforeStore = c.spec.Node.UnsafeAckBeforeStore
+		n.args = append([]string{launch.Subcommand}, lc.Args()...)
 		c.nodes = append(c.nodes, n)
 		if err := c.spawn(n); err != nil {
 			return err
