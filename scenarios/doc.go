@@ -1,7 +1,8 @@
-// Package scenarios is octoha's chaos catalogue: Ginkgo v2 suites, one spec
-// per scenario, each bringing up its own cluster through a provider
-// (local by default, docker with OCTOHA_PROVIDER=docker), driving traffic,
-// injecting faults and asserting through the checkers. It is the only
-// place that asserts. Run it with `make chaos` (LABELS='…' filters by
-// label); see README.md for the environment variables.
+// Package scenarios is the Ginkgo v2 suite generated from octoha's chaos
+// catalogue (harness/scenario): one Entry per scenario, labelled with the
+// scenario's labels, each run by harness/runner — the same runner
+// `octoha chaos` and `octoha certify` use — and asserting on the Result it
+// returns. It is the only place that asserts. Run it with
+// `go test ./scenarios` or the Ginkgo CLI (--label-filter); see README.md
+// for the environment variables.
 package scenarios

@@ -64,7 +64,15 @@ type Result struct {
 	// times), problems first, capped at DefaultMaxEvidence lines with a
 	// final "… and N more".
 	Evidence []string `json:"evidence,omitempty"`
+	// ExpectedFailure marks a failed check that the scenario declared must
+	// fail (a control proving the checker can fail, a misconfigured load
+	// balancer the harness must catch): it is shown as "failed as
+	// expected" and does not fail the report.
+	ExpectedFailure bool `json:"expectedFailure,omitempty"`
 }
+
+// Unexpected reports whether the result is a failure nobody planned.
+func (r Result) Unexpected() bool { return r.Status == Fail && !r.ExpectedFailure }
 
 // Figure returns the named figure.
 func (r Result) Figure(name string) (Figure, bool) {
@@ -88,23 +96,23 @@ type Report struct {
 	Results []Result `json:"results"`
 }
 
-// Passed reports whether no check failed. Skipped checks do not fail a
-// report; scenarios that need a check to apply say so with MinOps or by
-// looking at the Result.
+// Passed reports whether no check failed unexpectedly. Skipped checks and
+// expected failures do not fail a report; scenarios that need a check to
+// apply say so with MinOps or by looking at the Result.
 func (r *Report) Passed() bool {
 	for _, res := range r.Results {
-		if res.Status == Fail {
+		if res.Unexpected() {
 			return false
 		}
 	}
 	return true
 }
 
-// Failed returns the failed results.
+// Failed returns the results that failed unexpectedly.
 func (r *Report) Failed() []Result {
 	var out []Result
 	for _, res := range r.Results {
-		if res.Status == Fail {
+		if res.Unexpected() {
 			out = append(out, res)
 		}
 	}

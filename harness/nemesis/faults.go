@@ -9,20 +9,22 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/cluster"
 )
 
-// Fault kinds, as recorded in histories.
+// Fault kinds, as recorded in histories: the names of the cluster
+// capabilities they need.
 const (
-	KindKill      = "kill"
-	KindPause     = "pause"
-	KindRestart   = "restart"
-	KindDrain     = "drain"
-	KindDBOutage  = "db-outage"
-	KindShare     = "share-outage"
-	KindPartition = "partition"
+	KindKill      = string(cluster.CapKill)
+	KindPause     = string(cluster.CapPause)
+	KindRestart   = string(cluster.CapRestart)
+	KindDrain     = string(cluster.CapDrain)
+	KindDBOutage  = string(cluster.CapDBOutage)
+	KindShare     = string(cluster.CapShareOutage)
+	KindPartition = string(cluster.CapPartition)
 )
 
 // Presets.
@@ -73,94 +75,94 @@ var (
 	_ Fault = partition{}
 )
 
-// supporter is implemented by clusters that can run only some faults (an
-// external cluster runs those it has hooks for); Supports says why not.
-type supporter interface {
-	Supports(fault string) error
-}
-
-// supported asks a cluster that knows whether it can run a fault.
-func supported(c cluster.Cluster, fault string) error {
-	if s, ok := c.(supporter); ok {
-		return s.Supports(fault)
+// available asks the one place that knows (cluster.Can) and checks that
+// the provider offers the control the fault needs.
+func available[T any](c cluster.Cluster, kind string, what string) error {
+	if err := cluster.Can(c, cluster.Capability(kind)); err != nil {
+		return err
+	}
+	if _, ok := c.(T); !ok {
+		return fmt.Errorf("the %s provider cannot %s", c.Spec().Provider, what)
 	}
 	return nil
 }
 
-func nodeController(c cluster.Cluster) (cluster.NodeController, error) {
-	nc, ok := c.(cluster.NodeController)
-	if !ok {
-		return nil, fmt.Errorf("the %s provider cannot control node processes (an external cluster needs --allow-destructive and hooks)", c.Spec().Provider)
+// nodeServes reports whether a node answers its ping at all (any status):
+// a node recovery then has nothing to start.
+func nodeServes(ctx context.Context, env Env, target string) bool {
+	n, err := findNode(env.Cluster, target)
+	if err != nil {
+		return false
 	}
-	return nc, nil
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	code, _, err := cluster.PingStatus(pctx, &http.Client{Timeout: 2 * time.Second}, n.URL)
+	return err == nil && code != 0
 }
 
-// nodeAvailable: the provider controls node processes and supports kind.
-func nodeAvailable(c cluster.Cluster, kind string) error {
-	if _, err := nodeController(c); err != nil {
-		return err
+// startNode is the recovery of a kill or a stop: start the node unless it
+// already serves (the kill may never have landed).
+func startNode(ctx context.Context, env Env, target string) error {
+	if nodeServes(ctx, env, target) {
+		return nil
 	}
-	return supported(c, kind)
+	return env.Cluster.(cluster.NodeController).StartNode(ctx, target)
 }
 
 type kill struct{}
 
-func (kill) Name() string                      { return KindKill }
-func (kill) Targeted() bool                    { return true }
-func (kill) Available(c cluster.Cluster) error { return nodeAvailable(c, KindKill) }
-func (kill) Inject(ctx context.Context, env Env, target string) (Recover, error) {
-	nc, err := nodeController(env.Cluster)
-	if err != nil {
-		return nil, err
-	}
-	if err := nc.KillNode(ctx, target); err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context) error { return nc.StartNode(ctx, target) }, nil
+func (kill) Name() string   { return KindKill }
+func (kill) Targeted() bool { return true }
+func (kill) Available(c cluster.Cluster) error {
+	return available[cluster.NodeController](c, KindKill, "kill nodes")
+}
+func (kill) Inject(ctx context.Context, env Env, target string) error {
+	return env.Cluster.(cluster.NodeController).KillNode(ctx, target)
+}
+func (kill) Recover(ctx context.Context, env Env, target string) error {
+	return startNode(ctx, env, target)
 }
 
 type pause struct{}
 
-func (pause) Name() string                      { return KindPause }
-func (pause) Targeted() bool                    { return true }
-func (pause) Available(c cluster.Cluster) error { return nodeAvailable(c, KindPause) }
-func (pause) Inject(ctx context.Context, env Env, target string) (Recover, error) {
-	nc, err := nodeController(env.Cluster)
-	if err != nil {
-		return nil, err
-	}
-	if err := nc.PauseNode(ctx, target); err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context) error { return nc.ResumeNode(ctx, target) }, nil
+func (pause) Name() string   { return KindPause }
+func (pause) Targeted() bool { return true }
+func (pause) Available(c cluster.Cluster) error {
+	return available[cluster.NodeController](c, KindPause, "pause nodes")
+}
+func (pause) Inject(ctx context.Context, env Env, target string) error {
+	return env.Cluster.(cluster.NodeController).PauseNode(ctx, target)
+}
+func (pause) Recover(ctx context.Context, env Env, target string) error {
+	return env.Cluster.(cluster.NodeController).ResumeNode(ctx, target)
 }
 
 type restart struct{}
 
-func (restart) Name() string                      { return KindRestart }
-func (restart) Targeted() bool                    { return true }
-func (restart) Available(c cluster.Cluster) error { return nodeAvailable(c, KindRestart) }
-func (restart) Inject(ctx context.Context, env Env, target string) (Recover, error) {
-	nc, err := nodeController(env.Cluster)
-	if err != nil {
-		return nil, err
-	}
-	if err := nc.StopNode(ctx, target); err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context) error { return nc.StartNode(ctx, target) }, nil
+func (restart) Name() string   { return KindRestart }
+func (restart) Targeted() bool { return true }
+func (restart) Available(c cluster.Cluster) error {
+	return available[cluster.NodeController](c, KindRestart, "stop and start nodes")
+}
+func (restart) Inject(ctx context.Context, env Env, target string) error {
+	return env.Cluster.(cluster.NodeController).StopNode(ctx, target)
+}
+func (restart) Recover(ctx context.Context, env Env, target string) error {
+	return startNode(ctx, env, target)
 }
 
 type drain struct{}
 
-func (drain) Name() string                    { return KindDrain }
-func (drain) Targeted() bool                  { return true }
-func (drain) Available(cluster.Cluster) error { return nil }
-func (drain) Inject(ctx context.Context, env Env, target string) (Recover, error) {
-	if err := SetMaintenance(ctx, env, target, true); err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context) error { return SetMaintenance(ctx, env, target, false) }, nil
+func (drain) Name() string   { return KindDrain }
+func (drain) Targeted() bool { return true }
+func (drain) Available(c cluster.Cluster) error {
+	return cluster.Can(c, cluster.CapDrain)
+}
+func (drain) Inject(ctx context.Context, env Env, target string) error {
+	return SetMaintenance(ctx, env, target, true)
+}
+func (drain) Recover(ctx context.Context, env Env, target string) error {
+	return SetMaintenance(ctx, env, target, false)
 }
 
 // SetMaintenance drains (or undrains) a node through the Octopus API:
@@ -214,23 +216,13 @@ type dbOutage struct{}
 func (dbOutage) Name() string   { return KindDBOutage }
 func (dbOutage) Targeted() bool { return false }
 func (dbOutage) Available(c cluster.Cluster) error {
-	if _, ok := c.(cluster.DatabaseController); !ok {
-		return fmt.Errorf("the %s provider cannot stop the database", c.Spec().Provider)
-	}
-	if err := supported(c, KindDBOutage); err != nil {
-		return err
-	}
-	if h, ok := c.(interface{ HasDatabaseControl() bool }); ok && !h.HasDatabaseControl() {
-		return fmt.Errorf("the database is %s (embedded): database outages need PostgreSQL (--db postgres) or SQL Server", c.Spec().DB.Kind)
-	}
-	return nil
+	return available[cluster.DatabaseController](c, KindDBOutage, "stop the database")
 }
-func (dbOutage) Inject(ctx context.Context, env Env, _ string) (Recover, error) {
-	dc := env.Cluster.(cluster.DatabaseController)
-	if err := dc.StopDatabase(ctx); err != nil {
-		return nil, err
-	}
-	return dc.StartDatabase, nil
+func (dbOutage) Inject(ctx context.Context, env Env, _ string) error {
+	return env.Cluster.(cluster.DatabaseController).StopDatabase(ctx)
+}
+func (dbOutage) Recover(ctx context.Context, env Env, _ string) error {
+	return env.Cluster.(cluster.DatabaseController).StartDatabase(ctx)
 }
 
 type shareOutage struct{}
@@ -238,23 +230,13 @@ type shareOutage struct{}
 func (shareOutage) Name() string   { return KindShare }
 func (shareOutage) Targeted() bool { return false }
 func (shareOutage) Available(c cluster.Cluster) error {
-	if _, ok := c.(cluster.ShareController); !ok {
-		return fmt.Errorf("the %s provider cannot stop the share", c.Spec().Provider)
-	}
-	if err := supported(c, KindShare); err != nil {
-		return err
-	}
-	if h, ok := c.(interface{ HasShareControl() bool }); ok && !h.HasShareControl() {
-		return errors.New("the share is a local directory (embedded): share outages need Samba (--storage smb)")
-	}
-	return nil
+	return available[cluster.ShareController](c, KindShare, "stop the share")
 }
-func (shareOutage) Inject(ctx context.Context, env Env, _ string) (Recover, error) {
-	sc := env.Cluster.(cluster.ShareController)
-	if err := sc.StopShare(ctx); err != nil {
-		return nil, err
-	}
-	return sc.StartShare, nil
+func (shareOutage) Inject(ctx context.Context, env Env, _ string) error {
+	return env.Cluster.(cluster.ShareController).StopShare(ctx)
+}
+func (shareOutage) Recover(ctx context.Context, env Env, _ string) error {
+	return env.Cluster.(cluster.ShareController).StartShare(ctx)
 }
 
 type partition struct{}
@@ -262,15 +244,11 @@ type partition struct{}
 func (partition) Name() string   { return KindPartition }
 func (partition) Targeted() bool { return true }
 func (partition) Available(c cluster.Cluster) error {
-	if _, ok := c.(cluster.Partitioner); !ok {
-		return fmt.Errorf("the %s provider cannot partition nodes (the docker provider can)", c.Spec().Provider)
-	}
-	return nil
+	return available[cluster.Partitioner](c, KindPartition, "partition nodes (the docker provider can)")
 }
-func (partition) Inject(ctx context.Context, env Env, target string) (Recover, error) {
-	p := env.Cluster.(cluster.Partitioner)
-	if err := p.PartitionNode(ctx, target); err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context) error { return p.HealNode(ctx, target) }, nil
+func (partition) Inject(ctx context.Context, env Env, target string) error {
+	return env.Cluster.(cluster.Partitioner).PartitionNode(ctx, target)
+}
+func (partition) Recover(ctx context.Context, env Env, target string) error {
+	return env.Cluster.(cluster.Partitioner).HealNode(ctx, target)
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/octoha/octoha/harness/cluster"
@@ -24,6 +25,9 @@ type Env struct {
 	// Client talks to the Octopus API (drains); nil: a default client.
 	Client *http.Client
 	Logger *slog.Logger
+	// Undo, when set, receives every fault's recovery before the fault is
+	// injected (the runner's recovery stack).
+	Undo Undoer
 }
 
 func (e Env) client() *http.Client {
@@ -40,19 +44,30 @@ func (e Env) log() *slog.Logger {
 	return slog.Default()
 }
 
-// Recover undoes a fault.
-type Recover func(ctx context.Context) error
+// Undoer keeps the recoveries of injected faults so that whoever runs a
+// scenario can undo every one of them however the run ends (success, a
+// failed check, a panic, a timeout, Ctrl-C). Inject registers a fault's
+// recovery with it BEFORE injecting, so even an injection that fails half
+// way (a drain PUT that landed but whose answer was lost) is undone.
+type Undoer interface {
+	Push(what string, undo func(ctx context.Context) error)
+}
 
 // Fault is one kind of failure.
 type Fault interface {
-	// Name is the fault's kind as recorded in the history.
+	// Name is the fault's kind as recorded in the history; it is also the
+	// cluster.Capability a cluster needs to take it.
 	Name() string
 	// Available says why the fault cannot be injected into c (nil: it can),
-	// e.g. a database outage on SQLite.
+	// e.g. a database outage on SQLite. It asks cluster.Can.
 	Available(c cluster.Cluster) error
 	// Inject injects the fault on target (a node name, or "" for
-	// cluster-wide faults) and returns how to recover from it.
-	Inject(ctx context.Context, env Env, target string) (Recover, error)
+	// cluster-wide faults).
+	Inject(ctx context.Context, env Env, target string) error
+	// Recover undoes the fault on target. It is safe on a target that was
+	// never (or only partly) faulted: a node that already serves is not
+	// started again, an undrain of a node in service changes nothing.
+	Recover(ctx context.Context, env Env, target string) error
 	// Targeted reports whether the fault needs a node as its target.
 	Targeted() bool
 }
@@ -62,16 +77,21 @@ var ErrUnavailable = errors.New("fault unavailable")
 
 // Injection is a fault in progress, recorded in the history.
 type Injection struct {
-	fault   Fault
-	env     Env
-	record  history.Fault
-	recover Recover
-	done    bool
+	fault  Fault
+	env    Env
+	target string
+
+	mu        sync.Mutex
+	record    history.Fault
+	attempted bool
+	done      bool
+	err       error
 }
 
-// Inject injects f on target and records the fault's start. Call Recover on
-// the returned injection to end it (recording the end); Recover is
-// idempotent.
+// Inject injects f on target and records the fault's start. Its recovery
+// is registered with env.Undo first. Call Recover on the returned
+// injection to end it (recording the end); Recover is idempotent, so the
+// caller and the Undoer may both call it.
 func Inject(ctx context.Context, env Env, f Fault, target string) (*Injection, error) {
 	if err := f.Available(env.Cluster); err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", f.Name(), ErrUnavailable, err)
@@ -79,38 +99,72 @@ func Inject(ctx context.Context, env Env, f Fault, target string) (*Injection, e
 	if f.Targeted() && target == "" {
 		return nil, fmt.Errorf("%s: a target node is required", f.Name())
 	}
-	rec := env.Recorder.FaultStart(f.Name(), target, "")
-	env.log().Info("fault injected", "fault", f.Name(), "target", target)
-	rcv, err := f.Inject(ctx, env, target)
-	if err != nil {
-		env.Recorder.FaultEnd(rec, err)
-		return nil, fmt.Errorf("inject %s on %q: %w", f.Name(), target, err)
+	if f.Targeted() {
+		if _, err := findNode(env.Cluster, target); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.Name(), err)
+		}
 	}
-	return &Injection{fault: f, env: env, record: rec, recover: rcv}, nil
+	inj := &Injection{fault: f, env: env, target: target}
+	if env.Undo != nil {
+		what := f.Name()
+		if target != "" {
+			what += " " + target
+		}
+		env.Undo.Push(what, inj.Recover)
+	}
+	inj.mu.Lock()
+	inj.attempted = true
+	inj.record = env.Recorder.FaultStart(f.Name(), target, "")
+	inj.mu.Unlock()
+	env.log().Info("fault injected", "fault", f.Name(), "target", target)
+	if err := f.Inject(ctx, env, target); err != nil {
+		// Undo whatever part of it landed, now, and record the window.
+		rerr := inj.Recover(context.WithoutCancel(ctx))
+		return nil, errors.Join(fmt.Errorf("inject %s on %q: %w", f.Name(), target, err), rerr)
+	}
+	return inj, nil
 }
 
 // Start is when the fault was injected.
-func (i *Injection) Start() time.Time { return i.record.Start }
+func (i *Injection) Start() time.Time {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.record.Start
+}
 
 // Fault returns the recorded fault (End is set once recovered).
-func (i *Injection) Fault() history.Fault { return i.record }
+func (i *Injection) Fault() history.Fault {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.record
+}
 
-// Recover ends the fault and records its end.
+// Recovered reports whether the fault has been undone.
+func (i *Injection) Recovered() bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.done
+}
+
+// Recover ends the fault and records its end. It runs the recovery once;
+// later calls return the first call's result.
 func (i *Injection) Recover(ctx context.Context) error {
-	if i == nil || i.done {
+	if i == nil {
 		return nil
 	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.done || !i.attempted {
+		return i.err
+	}
 	i.done = true
-	var err error
-	if i.recover != nil {
-		err = i.recover(ctx)
-	}
+	err := i.fault.Recover(ctx, i.env, i.target)
 	i.record = i.env.Recorder.FaultEnd(i.record, err)
-	i.env.log().Info("fault recovered", "fault", i.fault.Name(), "target", i.record.Target, "err", err)
+	i.env.log().Info("fault recovered", "fault", i.fault.Name(), "target", i.target, "err", err)
 	if err != nil {
-		return fmt.Errorf("recover from %s on %q: %w", i.fault.Name(), i.record.Target, err)
+		i.err = fmt.Errorf("recover from %s on %q: %w", i.fault.Name(), i.target, err)
 	}
-	return nil
+	return i.err
 }
 
 // Hold injects f, keeps it for d (or until ctx is done), and recovers.
@@ -127,4 +181,14 @@ func Hold(ctx context.Context, env Env, f Fault, target string, d time.Duration)
 	}
 	err = inj.Recover(context.WithoutCancel(ctx))
 	return inj.Fault(), err
+}
+
+// findNode finds a node by name or ID.
+func findNode(c cluster.Cluster, target string) (cluster.Node, error) {
+	for _, n := range c.Nodes() {
+		if n.Name == target || n.ID == target {
+			return n, nil
+		}
+	}
+	return cluster.Node{}, fmt.Errorf("no node named %q in this cluster", target)
 }

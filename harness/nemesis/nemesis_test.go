@@ -39,6 +39,13 @@ func (f *fakeCluster) APIKey() string                                     { retu
 func (f *fakeCluster) LBStates(context.Context) ([]lb.ServerState, error) { return nil, nil }
 func (f *fakeCluster) Components() []cluster.Component                    { return nil }
 func (f *fakeCluster) Down(context.Context) error                         { return nil }
+func (f *fakeCluster) Can(cp cluster.Capability) error {
+	switch cp {
+	case cluster.CapKill, cluster.CapPause, cluster.CapRestart, cluster.CapDrain:
+		return nil
+	}
+	return errors.New("not in this fake")
+}
 func (f *fakeCluster) call(s string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

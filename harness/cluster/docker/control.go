@@ -527,3 +527,8 @@ type tcLogger struct{ log *slog.Logger }
 func (l tcLogger) Printf(format string, v ...any) {
 	l.log.Debug(strings.TrimSpace(fmt.Sprintf(format, v...)), "from", "testcontainers")
 }
+
+// Can implements cluster.Capable: containers can be killed, paused,
+// stopped and disconnected, and the database and the share are containers
+// of their own.
+func (c *Cluster) Can(cp cluster.Capability) error { return nil }

@@ -17,6 +17,8 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"regexp"
+	"runtime"
 	"strings"
 	"time"
 
@@ -202,54 +204,102 @@ func (c *Cluster) Components() []cluster.Component {
 // Down implements cluster.Cluster: nothing is stopped on a real cluster.
 func (c *Cluster) Down(context.Context) error { return nil }
 
-// faultHooks are the hooks each fault kind needs (kinds as the nemesis
-// names them).
-var faultHooks = map[string][]string{
-	"kill":         {HookKill, HookStart},
-	"pause":        {HookPause, HookResume},
-	"restart":      {HookStop, HookStart},
-	"db-outage":    {HookDBStop, HookDBStart},
-	"share-outage": {HookShareStop, HookShareStart},
+// faultHooks are the hooks each destructive fault needs.
+var faultHooks = map[cluster.Capability][]string{
+	cluster.CapKill:        {HookKill, HookStart},
+	cluster.CapPause:       {HookPause, HookResume},
+	cluster.CapRestart:     {HookStop, HookStart},
+	cluster.CapDBOutage:    {HookDBStop, HookDBStart},
+	cluster.CapShareOutage: {HookShareStop, HookShareStart},
 }
 
-// Supports says whether a fault can run on this cluster: drains always
-// (through the API); destructive faults only when allowed and hooked.
-func (c *Cluster) Supports(fault string) error {
-	hooks, destructive := faultHooks[fault]
-	if !destructive {
-		if fault == "partition" {
-			return errors.New("network partitions are not available on an external cluster")
-		}
-		return nil
+// Can implements cluster.Capable.
+func (c *Cluster) Can(cp cluster.Capability) error { return Can(c.spec.External, cp) }
+
+// Can says whether a real cluster described by ext can take cp, without
+// connecting to it: drains always (through the API); destructive faults
+// only when allowed AND hooked; never what only a simulated cluster offers
+// (choosing its shape, partitions, the load balancer's own view, the share
+// listing). Anything else is refused.
+func Can(ext *cluster.ExternalSpec, cp cluster.Capability) error {
+	if ext == nil {
+		return errors.New("no external: section in the cluster spec")
 	}
-	if !c.allow {
-		return fmt.Errorf("%s on an external cluster is destructive: it needs external.allowDestructive: true and the hooks %s", fault, strings.Join(hooks, ", "))
+	switch cp {
+	case cluster.CapDrain:
+		return nil
+	case cluster.CapSimulated:
+		return errors.New("it needs a simulated cluster (it chooses the load balancer, the cluster's size or runs deliberately broken nodes)")
+	case cluster.CapPartition:
+		return errors.New("network partitions are not available on an external cluster")
+	case cluster.CapLBView:
+		return errors.New("an external load balancer's own view of the nodes is not observable (ejection is judged from the requests it routes)")
+	case cluster.CapFileListing:
+		return errors.New("the share of an external cluster is not listed by the harness")
+	}
+	hooks, ok := faultHooks[cp]
+	if !ok {
+		return fmt.Errorf("%s is not supported on an external cluster (unknown faults are treated as destructive)", cp)
+	}
+	if !ext.AllowDestructive {
+		return fmt.Errorf("%s on an external cluster is destructive: it needs --allow-destructive (or external.allowDestructive: true) and the hooks %s", cp, strings.Join(hooks, ", "))
 	}
 	var missing []string
 	for _, h := range hooks {
-		if c.hooks[h] == "" {
+		if ext.Hooks[h] == "" {
 			missing = append(missing, h)
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%s on an external cluster needs the hooks %s in external.hooks", fault, strings.Join(missing, ", "))
+		return fmt.Errorf("%s on an external cluster needs the hooks %s in external.hooks", cp, strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+// nodeNameRE is what a node name in a hook may look like: it is put on a
+// shell command line, so nothing a shell would interpret.
+var nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// ShellQuote quotes s for a POSIX shell.
+func ShellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// HookCommand is the shell command a hook runs for node ("" for the
+// database and share hooks): {node} is replaced by the shell-quoted name,
+// which must be a plain node name.
+func HookCommand(template, node string) (string, error) {
+	if node != "" && !nodeNameRE.MatchString(node) {
+		return "", fmt.Errorf("node name %q cannot be passed to a hook (letters, digits, '.', '_' and '-' only)", node)
+	}
+	if node == "" {
+		return strings.ReplaceAll(template, "{node}", ""), nil
+	}
+	if runtime.GOOS == "windows" {
+		// cmd has no single quotes; a validated name needs none.
+		return strings.ReplaceAll(template, "{node}", node), nil
+	}
+	return strings.ReplaceAll(template, "{node}", ShellQuote(node)), nil
 }
 
 func (c *Cluster) run(ctx context.Context, hook, node string) error {
 	if !c.allow {
 		return fmt.Errorf("hook %s: destructive faults on an external cluster need external.allowDestructive: true", hook)
 	}
-	cmdline := c.hooks[hook]
-	if cmdline == "" {
+	tmpl := c.hooks[hook]
+	if tmpl == "" {
 		return fmt.Errorf("no %q hook in the external cluster spec", hook)
 	}
-	cmdline = strings.ReplaceAll(cmdline, "{node}", node)
+	cmdline, err := HookCommand(tmpl, node)
+	if err != nil {
+		return fmt.Errorf("hook %s: %w", hook, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.hookTO)
 	defer cancel()
 	c.log.Info("running hook", "hook", hook, "node", node)
-	out, err := exec.CommandContext(ctx, "sh", "-c", cmdline).CombinedOutput()
+	cmd := hookShell(ctx, cmdline)
+	// The node's name is also in the environment, for hooks that would
+	// rather not parse it from their command line.
+	cmd.Env = append(os.Environ(), "OCTOHA_NODE="+node, "OCTOHA_HOOK="+hook)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("hook %s for %q failed: %w: %s", hook, node, err, strings.TrimSpace(string(out)))
 	}
@@ -299,3 +349,15 @@ func (c *Cluster) StopShare(ctx context.Context) error { return c.run(ctx, HookS
 
 // StartShare implements cluster.ShareController through a hook.
 func (c *Cluster) StartShare(ctx context.Context) error { return c.run(ctx, HookShareStart, "") }
+
+// hookShell runs a hook's command line with the platform's shell: sh on
+// Unix, cmd on Windows (where certification runs often start).
+func hookShell(ctx context.Context, cmdline string) *exec.Cmd {
+	if runtime.GOOS == "windows" {
+		return exec.CommandContext(ctx, "cmd", "/C", cmdline)
+	}
+	return exec.CommandContext(ctx, "sh", "-c", cmdline)
+}
+
+// Hooks names the hooks a destructive fault needs (none for the others).
+func Hooks(cp cluster.Capability) []string { return append([]string(nil), faultHooks[cp]...) }

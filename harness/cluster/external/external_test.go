@@ -78,10 +78,10 @@ func TestConnectToARunningCluster(t *testing.T) {
 	}
 
 	// Destructive faults: refused until allowed, then only with hooks.
-	if err := c.Supports("kill"); err == nil || !strings.Contains(err.Error(), "allowDestructive") {
+	if err := c.Can(cluster.CapKill); err == nil || !strings.Contains(err.Error(), "allowDestructive") {
 		t.Fatalf("kill without permission: %v", err)
 	}
-	if err := c.Supports("drain"); err != nil {
+	if err := c.Can(cluster.CapDrain); err != nil {
 		t.Fatalf("drain must always be possible: %v", err)
 	}
 	ext.External.AllowDestructive = true
@@ -89,10 +89,10 @@ func TestConnectToARunningCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Supports("kill"); err != nil {
+	if err := c.Can(cluster.CapKill); err != nil {
 		t.Fatalf("kill with hooks: %v", err)
 	}
-	if err := c.Supports("db-outage"); err == nil || !strings.Contains(err.Error(), "db-stop") {
+	if err := c.Can(cluster.CapDBOutage); err == nil || !strings.Contains(err.Error(), "db-stop") {
 		t.Fatalf("db outage without hooks: %v", err)
 	}
 	if err := c.KillNode(ctx, "Node2"); err != nil {

@@ -127,6 +127,9 @@ var (
 // load balancer's own URL answers. On error everything started is torn
 // down again.
 func Up(ctx context.Context, spec cluster.Spec, opts Options) (_ *Cluster, err error) {
+	if err := Supported(); err != nil {
+		return nil, err
+	}
 	spec.Provider = cluster.ProviderLocal
 	spec, err = spec.Normalize()
 	if err != nil {
@@ -587,12 +590,6 @@ func (c *Cluster) StartShare(ctx context.Context) error {
 	return c.smb.StartAgain(ctx)
 }
 
-// HasDatabaseControl reports whether database faults are possible here.
-func (c *Cluster) HasDatabaseControl() bool { return c.pg != nil }
-
-// HasShareControl reports whether share faults are possible here.
-func (c *Cluster) HasShareControl() bool { return c.smb != nil }
-
 // PackageFiles implements cluster.FileLister: the Packages store as the
 // share holds it.
 func (c *Cluster) PackageFiles(ctx context.Context) ([]blob.Info, error) {
@@ -849,7 +846,7 @@ func DownDir(ctx context.Context, dir string) error {
 		return err
 	}
 	if st.Alive() && st.SupervisorPID != os.Getpid() {
-		_ = syscall.Kill(st.SupervisorPID, syscall.SIGTERM)
+		_ = proc.SignalPID(st.SupervisorPID, syscall.SIGTERM)
 		for st.Alive() {
 			select {
 			case <-ctx.Done():
@@ -866,6 +863,25 @@ func DownDir(ctx context.Context, dir string) error {
 	st.killAll()
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove run directory: %w", err)
+	}
+	return nil
+}
+
+// Can implements cluster.Capable: processes can be killed, paused and
+// restarted; database and share outages need the real PostgreSQL and Samba
+// (not the embedded fallbacks); loopback addresses cannot be partitioned.
+func (c *Cluster) Can(cp cluster.Capability) error {
+	switch cp {
+	case cluster.CapDBOutage:
+		if c.pg == nil {
+			return fmt.Errorf("the database is %s (embedded): database outages need PostgreSQL (--db postgres, apt-get install postgresql) or SQL Server", c.spec.DB.Kind)
+		}
+	case cluster.CapShareOutage:
+		if c.smb == nil {
+			return errors.New("the share is a local directory (embedded): share outages need Samba (--storage smb, apt-get install samba)")
+		}
+	case cluster.CapPartition:
+		return errors.New("the local provider cannot partition nodes (they share the loopback interface); the docker provider can")
 	}
 	return nil
 }

@@ -29,8 +29,8 @@ func TestHAProxySQLiteLocalDir(t *testing.T) {
 func TestHAProxyPostgresSamba(t *testing.T) {
 	bin := needLocal(t, lb.HAProxy, cluster.DBPostgres, cluster.StorageSMB)
 	c := exerciseCluster(t, bin, testSpec("127.0.21", lb.HAProxy, cluster.DBPostgres, cluster.StorageSMB))
-	if !c.HasDatabaseControl() || !c.HasShareControl() {
-		t.Errorf("cluster fell back to embedded parts: database control %v, share control %v", c.HasDatabaseControl(), c.HasShareControl())
+	if err := cluster.CanAll(c, cluster.CapDBOutage, cluster.CapShareOutage); err != nil {
+		t.Errorf("cluster fell back to embedded parts: %v", err)
 	}
 }
 

@@ -1,0 +1,36 @@
+package scenario
+
+// Requirement is one thing the seed document asks of an Octopus HA
+// cluster; `octoha certify` writes one certificate row per requirement,
+// decided by the scenarios that name it in Certifies.
+type Requirement struct {
+	ID   string `json:"id"`
+	Text string `json:"text"`
+	// Optional requirements are reported as present or absent, never as
+	// a failure of the cluster.
+	Optional bool `json:"optional,omitempty"`
+}
+
+// Requirement IDs.
+const (
+	ReqHealthCheckPath = "lb-health-check"
+	ReqDrainEjects     = "drain-ejects"
+	ReqLargeUpload     = "large-upload"
+	ReqSamePackages    = "same-packages"
+	ReqFailover        = "failover"
+	ReqDatabaseOutage  = "database-outage"
+	ReqStickiness      = "stickiness"
+)
+
+// Requirements lists the certificate's rows, in order.
+func Requirements() []Requirement {
+	return []Requirement{
+		{ID: ReqHealthCheckPath, Text: "The load balancer's health check uses /api/octopusservernodes/ping: a node answering 418 or 503 is taken out, and back in on 200"},
+		{ID: ReqDrainEjects, Text: "A drained node (418) is out of rotation within the load balancer's interval × fall, and its in-flight upload completes"},
+		{ID: ReqLargeUpload, Text: "A large package upload passes the load balancer (no body limit, no proxy timeout)"},
+		{ID: ReqSamePackages, Text: "Every node serves the same packages (uploaded through one node, read back byte-identical through every other)"},
+		{ID: ReqFailover, Text: "When a node is lost the cluster fails over within the bound and loses no acknowledged upload"},
+		{ID: ReqDatabaseOutage, Text: "The cluster recovers by itself from a database outage and loses no acknowledged upload"},
+		{ID: ReqStickiness, Text: "Session stickiness (optional): a client keeping its session cookie stays on one node", Optional: true},
+	}
+}
