@@ -20,7 +20,8 @@ type Entry struct {
 }
 
 // Entries returns what a JUnit reader needs to know about a scenario
-// without the HTML report: state, seed and replay command, the failure,
+// without the HTML report: state, the claim it proves, seed and replay
+// command, the failure,
 // the scenario's own figures ("figure <name>"), each check's verdict
 // ("check <name>") and each check figure ("<check>.<figure>"). Values are
 // scrubbed of secrets and figures rendered with their units.
@@ -29,6 +30,9 @@ func Entries(s Scenario) []Entry {
 		{"state", s.State},
 		{"seed", strconv.FormatInt(s.Seed, 10)},
 		{"replay", Scrub(s.ReplayCommand())},
+	}
+	if s.Claim != "" {
+		out = append(out, Entry{"claim", Scrub(s.Claim)})
 	}
 	if s.Spec != nil {
 		out = append(out, Entry{"cluster", describeCluster(s.Spec)})
@@ -59,7 +63,11 @@ func Entries(s Scenario) []Entry {
 	}
 	if s.Checks != nil {
 		for _, r := range s.Checks.Results {
-			out = append(out, Entry{"check " + r.Name, string(r.Status) + ": " + Scrub(r.Summary)})
+			verdict := string(r.Status)
+			if r.Status == checker.Fail && r.ExpectedFailure {
+				verdict = "failed as expected"
+			}
+			out = append(out, Entry{"check " + r.Name, verdict + ": " + Scrub(r.Summary)})
 			for _, f := range r.Figures {
 				out = append(out, Entry{r.Name + "." + f.Name, figureValue(f)})
 			}

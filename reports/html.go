@@ -79,7 +79,9 @@ type scenarioView struct {
 	HasHistory bool
 	HasBlame   bool
 	Logs       []link
-	CheckCount struct{ Pass, Fail, Skip int }
+	CheckCount CheckCounts
+	// Expected lists the checks that failed as the scenario declared.
+	Expected   []CheckSummary
 	Components []ComponentSummary
 	Embedded   int
 }
@@ -103,14 +105,10 @@ func writeHTML(w io.Writer, r *run, sum *Summary, htmlDir string, opts Options) 
 				v.Embedded++
 			}
 		}
+		v.CheckCount = s.CountChecks()
 		for _, c := range s.Checks {
-			switch c.Status {
-			case string(checker.Pass):
-				v.CheckCount.Pass++
-			case string(checker.Fail):
-				v.CheckCount.Fail++
-			default:
-				v.CheckCount.Skip++
+			if c.Expected() {
+				v.Expected = append(v.Expected, c)
 			}
 		}
 		if l.Spec != nil {

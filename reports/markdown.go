@@ -56,21 +56,28 @@ func WriteMarkdown(w io.Writer, s *Summary) error {
 
 	b.WriteString("| | Scenario | Duration | Seed | Result |\n|---|---|---|---|---|\n")
 	for _, sc := range s.Scenarios {
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s |\n", stateIcon(sc.State), mdCell(sc.Name), fmtSeconds(sc.DurationSeconds), sc.Seed, mdCell(resultLine(sc)))
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s |\n", stateIcon(sc.State), mdScenarioCell(sc), fmtSeconds(sc.DurationSeconds), sc.Seed, mdCell(resultLine(sc)))
 	}
 
 	for _, sc := range s.Scenarios {
 		if !sc.Failed() {
 			continue
 		}
-		fmt.Fprintf(&b, "\n### %s %s\n\n", stateIcon(sc.State), mdText(sc.Name))
+		fmt.Fprintf(&b, "\n### %s %s\n\n", stateIcon(sc.State), mdText(sc.Heading()))
+		if sc.Claim != "" {
+			fmt.Fprintf(&b, "*%s*\n\n", mdText(sc.Claim))
+		}
 		if sc.Cluster != "" {
 			fmt.Fprintf(&b, "Cluster: %s. ", mdText(sc.Cluster))
 		}
 		fmt.Fprintf(&b, "Replay: `%s`\n\n", strings.ReplaceAll(sc.Replay, "`", "'"))
 		failedChecks := 0
 		for _, c := range sc.Checks {
-			if c.Status != string(checker.Fail) {
+			if c.Expected() {
+				fmt.Fprintf(&b, "**%s** failed as expected ✓ (the scenario declares it must): %s\n\n", mdText(c.Name), mdText(c.Summary))
+				continue
+			}
+			if !c.Unexpected() {
 				continue
 			}
 			fmt.Fprintf(&b, "**%s** failed: %s\n\n", mdText(c.Name), mdText(c.Summary))
@@ -121,7 +128,7 @@ func WriteMarkdown(w io.Writer, s *Summary) error {
 			}
 		}
 		ops := fmt.Sprintf("%d (%d ok, %d failed, %d unknown)", sc.Traffic.Ops, sc.Traffic.OK, sc.Traffic.Failed, sc.Traffic.Unknown)
-		rows = append(rows, fmt.Sprintf("| %s | %s | %s |", mdCell(sc.Name), ops, mdCell(figureList(figs))))
+		rows = append(rows, fmt.Sprintf("| %s | %s | %s |", mdCell(sc.Heading()), ops, mdCell(figureList(figs))))
 	}
 	if len(rows) > 0 {
 		b.WriteString("\n### Key figures\n\n| Scenario | Operations | Figures |\n|---|---|---|\n")
@@ -142,31 +149,42 @@ func resultLine(sc ScenarioSummary) string {
 	case StateIncomplete:
 		return "did not finish"
 	}
-	pass, fail, skip := 0, 0, 0
-	for _, c := range sc.Checks {
-		switch c.Status {
-		case string(checker.Pass):
-			pass++
-		case string(checker.Fail):
-			fail++
-		default:
-			skip++
-		}
-	}
+	n := sc.CountChecks()
 	if sc.Failure != nil {
 		if sc.Failure.Check != "" {
 			return fmt.Sprintf("%s: %s", sc.Failure.Check, sc.Failure.Summary)
 		}
 		return firstLines(sc.Failure.Message, 1)
 	}
-	out := fmt.Sprintf("%d of %d checks passed", pass, len(sc.Checks))
-	if skip > 0 {
-		out += fmt.Sprintf(", %d skipped", skip)
+	out := fmt.Sprintf("%d of %d checks passed", n.Pass, len(sc.Checks))
+	if n.Expected > 0 {
+		var names []string
+		for _, c := range sc.Checks {
+			if c.Expected() {
+				names = append(names, c.Name)
+			}
+		}
+		out += ", " + strings.Join(names, ", ") + " failed as expected ✓"
+	}
+	if n.Fail > 0 {
+		out += fmt.Sprintf(", %d failed", n.Fail)
+	}
+	if n.Skip > 0 {
+		out += fmt.Sprintf(", %d skipped", n.Skip)
 	}
 	if len(sc.Checks) == 0 {
 		out = "passed (no checker verdicts)"
 	}
 	return out
+}
+
+// mdScenarioCell is the scenario's table cell: its heading, and its claim
+// on a second line when it has one.
+func mdScenarioCell(sc ScenarioSummary) string {
+	if sc.Claim == "" {
+		return mdCell(sc.Heading())
+	}
+	return "**" + mdCell(sc.Heading()) + "**<br>*" + mdCell(sc.Claim) + "*"
 }
 
 // codeBlock fences text, keeping fences inside it from closing the block.

@@ -191,6 +191,15 @@ func TestHTMLShowsWhyAScenarioFailed(t *testing.T) {
 		`href="scenarios/unsafe-ack-loses-uploads/logs/Node1.log"`,
 		"⚡ kill Node2",
 		">DOWN<",
+		// Title over Name, the claim beneath it; Name without a title.
+		`</span> Kill mid-upload</h2>
+  <p class="claim">Killing a node fails only the uploads it was receiving;`,
+		"</span> unsafe node acknowledges before storing</h2>",
+		// The skipped scenario, with its reason, and the counts.
+		"Database outage — PostgreSQL",
+		"⏭ Skipped: needs PostgreSQL: initdb not found",
+		`<span class="c-passed">1 passed</span>,`,
+		`<span class="c-skipped">1 skipped</span>`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("HTML lacks %q", want)
@@ -548,5 +557,204 @@ func TestHistoryWithoutOps(t *testing.T) {
 		if !bytes.Contains(page, []byte(want)) {
 			t.Errorf("HTML lacks %q", want)
 		}
+	}
+}
+
+// expectedFailureRun writes a run directory through WriteScenario, as the
+// runner does: "broken-cluster-control" passed, its durability check
+// failing as the scenario declared it must; with failed, also
+// "lb-misconfigured", which failed on an unexpected error-window failure
+// after a check that failed as expected.
+func expectedFailureRun(t *testing.T, failed bool) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "20261126-090000")
+	t0 := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	control := Scenario{
+		Name:  "Broken cluster control",
+		Title: "Broken cluster control",
+		Claim: "The durability check catches a node that acknowledges an upload before storing it and is killed: the check must fail, naming the lost package.",
+		Slug:  "broken-cluster-control", Labels: []string{"chaos", "control"}, Seed: 11, Provider: "local",
+		Start: t0, End: t0.Add(5 * time.Second), State: StatePassed,
+		Checks: &checker.Report{Results: []checker.Result{
+			{Name: "history", Status: checker.Pass, Summary: "40 ops"},
+			{Name: "durability", Status: checker.Fail, ExpectedFailure: true, Summary: "uploads lost: 1 missing (of 5 acknowledged)",
+				Evidence: []string{"Acme.Api@1.0.4 LOST: absent via lb, Node1, Node2 (acknowledged by op #9)"},
+				Figures:  []checker.Figure{{Name: "missing", Value: 1, Unit: "packages"}}},
+			{Name: "convergence", Status: checker.Pass, Summary: "ejected within 0.5s"},
+			{Name: "no-leftovers", Status: checker.Skip, Summary: "no listing"},
+		}},
+	}
+	if err := WriteScenario(filepath.Join(dir, ScenariosDir, control.Slug), control); err != nil {
+		t.Fatal(err)
+	}
+	if failed {
+		lb := Scenario{
+			Name: "LB misconfigured", Title: "LB misconfigured", Claim: "The harness catches a load balancer without health checks.",
+			Slug: "lb-misconfigured", Seed: 12, Start: t0.Add(6 * time.Second), End: t0.Add(9 * time.Second), State: StateFailed,
+			Failure: "error-window: 3 failures outside fault windows",
+			Checks: &checker.Report{Results: []checker.Result{
+				{Name: "convergence", Status: checker.Fail, ExpectedFailure: true, Summary: "Node1 never ejected"},
+				{Name: "history", Status: checker.Pass, Summary: "30 ops"},
+				{Name: "error-window", Status: checker.Fail, Summary: "3 failures outside fault windows", Evidence: []string{"op #4 ping failed"}},
+			}},
+		}
+		if err := WriteScenario(filepath.Join(dir, ScenariosDir, lb.Slug), lb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestExpectedFailureIsNotARedMark(t *testing.T) {
+	dir := expectedFailureRun(t, false)
+	sum, err := Write(context.Background(), dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sum.Run.Passed || sum.Run.Totals != (Totals{Scenarios: 1, Passed: 1}) {
+		t.Errorf("run = %+v", sum.Run)
+	}
+
+	// summary.json, read as a reader without the Go types would.
+	var raw struct {
+		Scenarios []struct {
+			Title, Claim, State string
+			Failure             any
+			Checks              []struct {
+				Name            string
+				Status          string
+				ExpectedFailure *bool `json:"expectedFailure"`
+			}
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, JSONFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	sc := raw.Scenarios[0]
+	if sc.State != StatePassed || sc.Failure != nil || sc.Title != "Broken cluster control" || !strings.HasPrefix(sc.Claim, "The durability check catches") {
+		t.Errorf("scenario = %+v", sc)
+	}
+	var names []string
+	for _, c := range sc.Checks {
+		names = append(names, c.Name)
+		if c.ExpectedFailure == nil {
+			t.Errorf("check %s has no expectedFailure field", c.Name)
+			continue
+		}
+		if want := c.Name == "durability"; *c.ExpectedFailure != want || (want && c.Status != "fail") {
+			t.Errorf("check %s: status %s, expectedFailure %v", c.Name, c.Status, *c.ExpectedFailure)
+		}
+	}
+	if got := strings.Join(names, " "); got != "durability history convergence no-leftovers" {
+		t.Errorf("checks in order %s, want the expected failure first, then passed, then skipped", got)
+	}
+
+	page, err := os.ReadFile(filepath.Join(dir, HTMLFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	html := string(page)
+	for _, want := range []string{
+		"Broken cluster control",
+		`<p class="claim">The durability check catches a node`,
+		`<span class="verdict expected">failed as expected ✓</span>`,
+		`<tr class="check-expected">`,
+		`<span class="c-expected" title="failed as expected">✓1 expected</span>`,
+		`<div class="box expected">✓ <b>durability</b> failed as expected`,
+		"all checks passed; <b>durability</b> failed as expected ✓",
+		"Acme.Api@1.0.4 LOST", // the control's evidence is still there to read
+	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("HTML lacks %q", want)
+		}
+	}
+	// Nothing red: no fail verdict, row, box, badge or count; the page's
+	// own stylesheet is the only place the classes are named.
+	for _, bad := range []string{`"verdict fail"`, `"check-fail"`, `"c-failed"`, `"box fail"`, `badge failed`, `run failed`, "Why the run failed", `class="blame"`} {
+		if strings.Contains(html, bad) {
+			i := strings.Index(html, bad)
+			t.Errorf("HTML marks the expected failure red with %s: …%s…", bad, html[max(0, i-120):min(len(html), i+80)])
+		}
+	}
+
+	md, err := os.ReadFile(filepath.Join(dir, MarkdownFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"## octoha run 20261126-090000: ✅ passed",
+		"1 scenarios: 1 passed, 0 failed, 0 skipped",
+		"| ✅ | **Broken cluster control**<br>*The durability check catches a node",
+		"| 2 of 4 checks passed, durability failed as expected ✓, 1 skipped |",
+	} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("Markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(string(md), "❌") {
+		t.Errorf("Markdown marks the expected failure red:\n%s", md)
+	}
+
+	got := map[string]string{}
+	s, err := ReadScenario(filepath.Join(dir, ScenariosDir, "broken-cluster-control"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range Entries(*s) {
+		got[e.Name] = e.Value
+	}
+	if got["check durability"] != "failed as expected: uploads lost: 1 missing (of 5 acknowledged)" || got["first failed check"] != "" ||
+		!strings.HasPrefix(got["claim"], "The durability check catches") {
+		t.Errorf("entries = %q", got)
+	}
+}
+
+func TestFailureSkipsExpectedFailures(t *testing.T) {
+	dir := expectedFailureRun(t, true)
+	sum, err := Write(context.Background(), dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Run.Passed || sum.Run.Totals != (Totals{Scenarios: 2, Passed: 1, Failed: 1}) {
+		t.Errorf("run = %+v", sum.Run)
+	}
+	lb := sum.Scenarios[1]
+	if lb.Failure == nil || lb.Failure.Check != "error-window" {
+		t.Fatalf("failure = %+v, want the unexpected error-window failure, not the expected convergence one", lb.Failure)
+	}
+	if lb.Checks[0].Name != "error-window" || lb.Checks[1].Name != "convergence" || !lb.Checks[1].ExpectedFailure {
+		t.Errorf("checks = %+v, want the unexpected failure first", lb.Checks)
+	}
+	if n := lb.CountChecks(); n != (CheckCounts{Pass: 1, Expected: 1, Fail: 1}) {
+		t.Errorf("counts = %+v", n)
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, MarkdownFile))
+	for _, want := range []string{
+		"### ❌ LB misconfigured\n\n*The harness catches a load balancer without health checks.*\n",
+		"**error-window** failed: 3 failures outside fault windows",
+		"**convergence** failed as expected ✓ (the scenario declares it must): Node1 never ejected",
+	} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("Markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(string(md), "**convergence** failed:") {
+		t.Errorf("Markdown lists the expected failure as a failure:\n%s", md)
+	}
+	page, _ := os.ReadFile(filepath.Join(dir, HTMLFile))
+	for _, want := range []string{
+		"First failed check: <b>error-window</b>",
+		`<span class="c-expected" title="failed as expected">✓1 expected</span> <span class="c-failed" title="failed">✗1</span>`,
+	} {
+		if !bytes.Contains(page, []byte(want)) {
+			t.Errorf("HTML lacks %q", want)
+		}
+	}
+	if bytes.Contains(page, []byte("First failed check: <b>convergence</b>")) {
+		t.Error("HTML names the expected failure as the first failed check")
 	}
 }

@@ -37,7 +37,13 @@ const (
 // Scenario describes one scenario's run: what was tested, how to replay it,
 // and what came out. It never holds secrets (the spec is redacted).
 type Scenario struct {
-	Name     string    `json:"name"`
+	Name string `json:"name"`
+	// Title is the scenario's short heading ("Kill mid-upload"); reports
+	// show it instead of Name when set.
+	Title string `json:"title,omitempty"`
+	// Claim is the one sentence the scenario proves, shown beneath the
+	// title.
+	Claim    string    `json:"claim,omitempty"`
 	Slug     string    `json:"slug"` // directory name
 	Labels   []string  `json:"labels,omitempty"`
 	Seed     int64     `json:"seed"`

@@ -56,7 +56,11 @@ type Totals struct {
 
 // ScenarioSummary is one scenario's outcome.
 type ScenarioSummary struct {
-	Name     string   `json:"name"`
+	Name string `json:"name"`
+	// Title is the short heading reports show (absent: use Name); Claim is
+	// the one sentence the scenario proves.
+	Title    string   `json:"title,omitempty"`
+	Claim    string   `json:"claim,omitempty"`
 	Slug     string   `json:"slug"`
 	State    string   `json:"state"`
 	Labels   []string `json:"labels"`
@@ -92,11 +96,68 @@ type Failure struct {
 
 // CheckSummary is one checker verdict.
 type CheckSummary struct {
-	Name     string           `json:"name"`
-	Status   string           `json:"status"`
-	Summary  string           `json:"summary"`
-	Figures  []checker.Figure `json:"figures"`
-	Evidence []string         `json:"evidence"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	// ExpectedFailure is true for a failed check the scenario declared
+	// must fail (a control proving the checker can fail): it is shown as
+	// "failed as expected" and does not fail the scenario.
+	ExpectedFailure bool             `json:"expectedFailure"`
+	Summary         string           `json:"summary"`
+	Figures         []checker.Figure `json:"figures"`
+	Evidence        []string         `json:"evidence"`
+}
+
+// Unexpected reports whether the check failed without the scenario
+// declaring it must.
+func (c CheckSummary) Unexpected() bool {
+	return c.Status == string(checker.Fail) && !c.ExpectedFailure
+}
+
+// Expected reports whether the check failed as the scenario declared it
+// must.
+func (c CheckSummary) Expected() bool {
+	return c.Status == string(checker.Fail) && c.ExpectedFailure
+}
+
+// Verdict is how reports word the check's status: "pass", "fail", "skip",
+// or "failed as expected ✓".
+func (c CheckSummary) Verdict() string {
+	if c.Expected() {
+		return "failed as expected ✓"
+	}
+	return c.Status
+}
+
+// Heading is what reports show as the scenario's heading: its Title, or
+// its Name when it has none.
+func (s ScenarioSummary) Heading() string {
+	if s.Title != "" {
+		return s.Title
+	}
+	return s.Name
+}
+
+// CheckCounts counts a scenario's checks by verdict; Expected counts the
+// checks that failed as the scenario declared they must, which Fail does
+// not.
+type CheckCounts struct{ Pass, Expected, Fail, Skip int }
+
+// CountChecks counts the scenario's checks by verdict.
+func (s ScenarioSummary) CountChecks() CheckCounts {
+	var n CheckCounts
+	for _, c := range s.Checks {
+		switch {
+		case c.Status == string(checker.Pass):
+			n.Pass++
+		case c.Expected():
+			n.Expected++
+		case c.Status == string(checker.Fail):
+			n.Fail++
+		default:
+			n.Skip++
+		}
+	}
+	return n
 }
 
 // ComponentSummary is one part of the cluster.
@@ -197,6 +258,8 @@ func summarize(r *run) *Summary {
 func summarizeScenario(l *loaded) ScenarioSummary {
 	s := ScenarioSummary{
 		Name:       Scrub(l.Name),
+		Title:      Scrub(l.Title),
+		Claim:      Scrub(l.Claim),
 		Slug:       l.Slug,
 		State:      l.State,
 		Labels:     scrubAll(l.Labels),
@@ -241,8 +304,8 @@ func summarizeScenario(l *loaded) ScenarioSummary {
 	if l.Checks != nil {
 		for _, res := range sortedChecks(l.Checks.Results) {
 			cs := CheckSummary{
-				Name: res.Name, Status: string(res.Status), Summary: Scrub(res.Summary),
-				Figures: res.Figures, Evidence: scrubAll(res.Evidence),
+				Name: res.Name, Status: string(res.Status), ExpectedFailure: res.ExpectedFailure && res.Status == checker.Fail,
+				Summary: Scrub(res.Summary), Figures: res.Figures, Evidence: scrubAll(res.Evidence),
 			}
 			if cs.Figures == nil {
 				cs.Figures = []checker.Figure{}
@@ -256,7 +319,7 @@ func summarizeScenario(l *loaded) ScenarioSummary {
 	if l.State == StateFailed || l.State == StateIncomplete {
 		f := &Failure{Message: Scrub(strings.TrimSpace(l.Failure))}
 		for _, c := range s.Checks {
-			if c.Status == string(checker.Fail) {
+			if c.Unexpected() {
 				f.Check, f.Summary = c.Name, c.Summary
 				f.Evidence = c.Evidence[:min(len(c.Evidence), failureEvidenceLines)]
 				break
@@ -286,21 +349,24 @@ func summarizeScenario(l *loaded) ScenarioSummary {
 	return s
 }
 
-// sortedChecks puts failed checks first, then passed, then skipped,
-// keeping the checker's order within each group.
+// sortedChecks puts unexpectedly failed checks first, then the ones that
+// failed as expected, then passed, then skipped, keeping the checker's
+// order within each group.
 func sortedChecks(rs []checker.Result) []checker.Result {
 	out := append([]checker.Result{}, rs...)
-	rank := func(s checker.Status) int {
-		switch s {
-		case checker.Fail:
+	rank := func(r checker.Result) int {
+		switch {
+		case r.Unexpected():
 			return 0
-		case checker.Pass:
+		case r.Status == checker.Fail:
 			return 1
-		default:
+		case r.Status == checker.Pass:
 			return 2
+		default:
+			return 3
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return rank(out[i].Status) < rank(out[j].Status) })
+	sort.SliceStable(out, func(i, j int) bool { return rank(out[i]) < rank(out[j]) })
 	return out
 }
 
