@@ -196,3 +196,53 @@ func TestScheduleRunsInOrder(t *testing.T) {
 		t.Fatalf("calls = %s", got)
 	}
 }
+
+// undoRecorder is an Undoer that notes when a recovery was registered,
+// relative to the cluster's calls.
+type undoRecorder struct {
+	fc    *fakeCluster
+	at    []int // len(fc.calls) at each Push
+	undos []func(context.Context) error
+}
+
+func (u *undoRecorder) Push(_ string, fn func(context.Context) error) {
+	u.at = append(u.at, len(u.fc.calls))
+	u.undos = append(u.undos, fn)
+}
+
+func TestRecoveryIsRegisteredBeforeInjection(t *testing.T) {
+	fc := &fakeCluster{}
+	u := &undoRecorder{fc: fc}
+	env := Env{Cluster: fc, Undo: u}
+	inj, err := Inject(context.Background(), env, Kill, "Node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(u.at) != 1 || u.at[0] != 0 {
+		t.Fatalf("recovery registered after %v cluster calls, want before the kill", u.at)
+	}
+	// The runner's unwind and the scenario may both recover: once only.
+	if err := u.undos[0](context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := inj.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(fc.calls, ","); got != "kill Node1,start Node1" {
+		t.Fatalf("calls = %s", got)
+	}
+
+	// An injection that fails is recovered at once, and reported.
+	fc.calls, fc.fail = nil, "pause Node2"
+	if _, err := Inject(context.Background(), env, Pause, "Node2"); err == nil {
+		t.Fatal("failed injection not reported")
+	}
+	if got := strings.Join(fc.calls, ","); got != "pause Node2,resume Node2" {
+		t.Fatalf("calls after a failed injection = %s", got)
+	}
+	// A node that is not in the cluster is refused before anything runs.
+	fc.calls = nil
+	if _, err := Inject(context.Background(), env, Kill, "Node9"); err == nil || len(fc.calls) != 0 {
+		t.Fatalf("kill of an unknown node: %v, calls %v", err, fc.calls)
+	}
+}

@@ -50,6 +50,9 @@ func Preflight(ctx context.Context, opts Options, sc scenario.Scenario) error {
 	if err := sc.RunsOn(opts.Provider); err != nil {
 		return err
 	}
+	if opts.Provide != nil {
+		return nil // the caller's provider answers after Up (cluster.Can)
+	}
 	switch opts.Provider {
 	case cluster.ProviderExternal:
 		if opts.External == nil || opts.External.External == nil {
@@ -121,8 +124,14 @@ func (r *run) up(ctx context.Context) (cluster.Cluster, error) {
 	spec.Name = fmt.Sprintf("scn-%d-%d", os.Getpid(), n)
 	r.Step("bringing up %d nodes behind %s, %s database, %s share (provider %s)", spec.Nodes, spec.LB.Kind, spec.DB.Kind, spec.Storage.Kind, r.opts.Provider)
 	var c cluster.Cluster
-	switch r.opts.Provider {
-	case cluster.ProviderDocker:
+	switch {
+	case r.opts.Provide != nil:
+		pc, err := r.opts.Provide(uctx, spec)
+		if err != nil {
+			return nil, err
+		}
+		c = pc
+	case r.opts.Provider == cluster.ProviderDocker:
 		if err := docker.Available(uctx); err != nil {
 			return nil, err
 		}

@@ -77,6 +77,10 @@ type Options struct {
 	Confirm func(ctx context.Context, plan string) error
 	// Replay is the command that replays a scenario (for reports).
 	Replay func(sc scenario.Scenario) string
+	// Provide, when set, brings clusters up instead of the named
+	// provider (tests, and programs embedding the runner). The runner
+	// still calls Down at the end.
+	Provide func(ctx context.Context, spec cluster.Spec) (cluster.Cluster, error)
 }
 
 // Result is what one scenario did.

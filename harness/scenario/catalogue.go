@@ -496,15 +496,16 @@ func outOfNetworkSteps(ctx context.Context, r Run, f nemesis.Fault, inject, heal
 // Partition: a node cut off the network (docker provider).
 func Partition() Scenario {
 	return Scenario{
-		Title:     "Partition",
-		Claim:     "A node cut off the network is ejected and taken back once the network heals.",
-		Needs:     []cluster.Capability{cluster.CapPartition},
-		Providers: []string{Docker},
-		Shape:     Shape{Nodes: 3},
-		Load:      []Load{{Target: "ping", Rate: 40}},
-		Faults:    []FaultPlan{{Fault: nemesis.KindPartition, Target: "Node2"}},
-		Checks:    checks("history", "min-ops:ping", "convergence", "error-window"),
-		Timeout:   4 * time.Minute,
+		Title:        "Partition",
+		Claim:        "A node cut off the network is ejected and taken back once the network heals.",
+		Needs:        []cluster.Capability{cluster.CapPartition},
+		Providers:    []string{Docker},
+		ProviderNote: "only containers can be cut off a network (the local provider's nodes share the loopback interface)",
+		Shape:        Shape{Nodes: 3},
+		Load:         []Load{{Target: "ping", Rate: 40}},
+		Faults:       []FaultPlan{{Fault: nemesis.KindPartition, Target: "Node2"}},
+		Checks:       checks("history", "min-ops:ping", "convergence", "error-window"),
+		Timeout:      4 * time.Minute,
 		Steps: func(ctx context.Context, r Run) error {
 			return outOfNetworkSteps(ctx, r, nemesis.Partition, "disconnecting", "reconnecting", 2*time.Second)
 		},

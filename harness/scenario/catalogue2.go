@@ -34,18 +34,17 @@ func Capacity(nodes, taskCap int) Scenario {
 		size = "small"
 	}
 	return Scenario{
-		Title:   fmt.Sprintf("Capacity — %d %s nodes", nodes, size),
-		Claim:   fmt.Sprintf("%d nodes with a task cap of %d each deliver their planned task throughput, and losing one costs about 1/%d of it.", nodes, taskCap, nodes),
-		Needs:   []cluster.Capability{cluster.CapKill, cluster.CapSimulated},
-		Shape:   Shape{Nodes: nodes, DB: cluster.DBSQLite, Storage: cluster.StorageLocal, MaxConcurrentTasks: taskCap},
-		Load:    []Load{{Target: traffic.TargetWork}},
-		Faults:  []FaultPlan{{Fault: nemesis.KindKill, Target: "the last node"}},
-		Checks:  checks("history", "min-ops:work", "error-window"),
-		Timeout: 3 * time.Minute,
-		// The local provider only: the measurement needs the host's CPU
-		// to itself.
-		Providers: []string{Local},
-		Steps:     func(ctx context.Context, r Run) error { return capacitySteps(ctx, r, nodes, taskCap) },
+		Title:        fmt.Sprintf("Capacity — %d %s nodes", nodes, size),
+		Claim:        fmt.Sprintf("%d nodes with a task cap of %d each deliver their planned task throughput, and losing one costs about 1/%d of it.", nodes, taskCap, nodes),
+		Needs:        []cluster.Capability{cluster.CapKill, cluster.CapSimulated},
+		Shape:        Shape{Nodes: nodes, DB: cluster.DBSQLite, Storage: cluster.StorageLocal, MaxConcurrentTasks: taskCap},
+		Load:         []Load{{Target: traffic.TargetWork}},
+		Faults:       []FaultPlan{{Fault: nemesis.KindKill, Target: "the last node"}},
+		Checks:       checks("history", "min-ops:work", "error-window"),
+		Timeout:      3 * time.Minute,
+		Providers:    []string{Local},
+		ProviderNote: "the measurement needs the host's CPU to itself and task slots the docker provider does not shape",
+		Steps:        func(ctx context.Context, r Run) error { return capacitySteps(ctx, r, nodes, taskCap) },
 	}
 }
 
@@ -159,17 +158,17 @@ func LBLimits(kind lb.Kind, title string, uploadPasses, honoursDrain bool) Scena
 		}
 	}
 	return Scenario{
-		Title:   title,
-		Claim:   claim,
-		Needs:   []cluster.Capability{cluster.CapDrain, cluster.CapSimulated},
-		Shape:   Shape{Nodes: 2, LB: string(kind), DB: cluster.DBSQLite, Storage: cluster.StorageLocal},
-		Load:    []Load{{Target: "ping", Rate: 40}},
-		Uploads: &Uploads{Count: 1, Concurrency: 1},
-		Faults:  []FaultPlan{{Fault: nemesis.KindDrain, Target: "Node2"}},
-		Checks:  cs,
-		// The docker provider runs HAProxy only.
-		Providers: []string{Local},
-		Timeout:   4 * time.Minute,
+		Title:        title,
+		Claim:        claim,
+		Needs:        []cluster.Capability{cluster.CapDrain, cluster.CapSimulated},
+		Shape:        Shape{Nodes: 2, LB: string(kind), DB: cluster.DBSQLite, Storage: cluster.StorageLocal},
+		Load:         []Load{{Target: "ping", Rate: 40}},
+		Uploads:      &Uploads{Count: 1, Concurrency: 1},
+		Faults:       []FaultPlan{{Fault: nemesis.KindDrain, Target: "Node2"}},
+		Checks:       cs,
+		Providers:    []string{Local},
+		ProviderNote: "it chooses the load balancer, and the docker provider runs HAProxy only",
+		Timeout:      4 * time.Minute,
 		Steps: func(ctx context.Context, r Run) error {
 			if err := lb.Available(kind); err != nil {
 				return Skip("%s is not installed here: %v", kind, err)
@@ -232,18 +231,19 @@ func lbLimitsSteps(ctx context.Context, r Run, kind lb.Kind, uploadPasses bool) 
 // limits uploads or ignores the drain.
 func LBCertification() Scenario {
 	return Scenario{
-		Title:     "LB certification",
-		Claim:     "A large upload passes the cluster's load balancer, every node serves it, and a drained node stops getting new requests.",
-		Needs:     []cluster.Capability{cluster.CapDrain},
-		Providers: []string{External},
-		Load:      []Load{{Target: "ping", Rate: 20}},
-		Uploads:   &Uploads{Count: 1, Concurrency: 1},
-		Faults:    []FaultPlan{{Fault: nemesis.KindDrain, Target: "the last node"}},
-		Checks:    checks("durability", "upload-path", "convergence"),
-		Certifies: []string{ReqLargeUpload, ReqSamePackages, ReqDrainEjects},
-		Topic:     LLB,
-		Timeout:   10 * time.Minute,
-		Steps:     lbCertSteps,
+		Title:        "LB certification",
+		Claim:        "A large upload passes the cluster's load balancer, every node serves it, and a drained node stops getting new requests.",
+		Needs:        []cluster.Capability{cluster.CapDrain},
+		Providers:    []string{External},
+		ProviderNote: "it certifies a real cluster's load balancer; the LB limits scenarios cover the simulated ones",
+		Load:         []Load{{Target: "ping", Rate: 20}},
+		Uploads:      &Uploads{Count: 1, Concurrency: 1},
+		Faults:       []FaultPlan{{Fault: nemesis.KindDrain, Target: "the last node"}},
+		Checks:       checks("durability", "upload-path", "convergence"),
+		Certifies:    []string{ReqLargeUpload, ReqSamePackages, ReqDrainEjects},
+		Topic:        LLB,
+		Timeout:      10 * time.Minute,
+		Steps:        lbCertSteps,
 	}
 }
 
@@ -286,14 +286,15 @@ func lbCertSteps(ctx context.Context, r Run) error {
 // an HA cluster; the certificate reports what it saw.
 func Stickiness() Scenario {
 	return Scenario{
-		Title:     "Session stickiness",
-		Claim:     "With cookie stickiness on, a client keeping its session cookie reaches one node every time, and clients without one are spread over every node.",
-		Topic:     LSticky,
-		Shape:     Shape{Nodes: 3, Sticky: true, DB: cluster.DBSQLite, Storage: cluster.StorageLocal},
-		Certifies: []string{ReqStickiness},
-		Providers: []string{Local, External},
-		Timeout:   time.Minute,
-		Steps:     stickySteps,
+		Title:        "Session stickiness",
+		Claim:        "With cookie stickiness on, a client keeping its session cookie reaches one node every time, and clients without one are spread over every node.",
+		Topic:        LSticky,
+		Shape:        Shape{Nodes: 3, Sticky: true, DB: cluster.DBSQLite, Storage: cluster.StorageLocal},
+		Certifies:    []string{ReqStickiness},
+		Providers:    []string{Local, External},
+		ProviderNote: "the docker provider's load balancer has no cookie stickiness",
+		Timeout:      time.Minute,
+		Steps:        stickySteps,
 	}
 }
 
@@ -362,17 +363,17 @@ func pingNodes(ctx context.Context, base string, n int, jar bool) (map[string]in
 // uploads before storing them must be caught by the durability check.
 func BrokenCluster() Scenario {
 	return Scenario{
-		Title:   "Broken cluster control",
-		Claim:   "The durability check catches a node that acknowledges an upload before storing it and is killed: the check must fail, naming the lost package.",
-		Needs:   []cluster.Capability{cluster.CapKill, cluster.CapSimulated},
-		Shape:   Shape{Nodes: 2, UnsafeAckBeforeStore: true, DB: cluster.DBSQLite, Storage: cluster.StorageLocal},
-		Uploads: &Uploads{Count: 1, Concurrency: 1, MaxSize: 16 << 20},
-		Faults:  []FaultPlan{{Fault: nemesis.KindKill, Target: "the node that acknowledged"}},
-		Checks:  []Check{{Name: "durability", ExpectFail: true}},
-		// Deliberately broken nodes exist only as local processes.
-		Providers: []string{Local},
-		Timeout:   2 * time.Minute,
-		Steps:     brokenSteps,
+		Title:        "Broken cluster control",
+		Claim:        "The durability check catches a node that acknowledges an upload before storing it and is killed: the check must fail, naming the lost package.",
+		Needs:        []cluster.Capability{cluster.CapKill, cluster.CapSimulated},
+		Shape:        Shape{Nodes: 2, UnsafeAckBeforeStore: true, DB: cluster.DBSQLite, Storage: cluster.StorageLocal},
+		Uploads:      &Uploads{Count: 1, Concurrency: 1, MaxSize: 16 << 20},
+		Faults:       []FaultPlan{{Fault: nemesis.KindKill, Target: "the node that acknowledged"}},
+		Checks:       []Check{{Name: "durability", ExpectFail: true}},
+		Providers:    []string{Local},
+		ProviderNote: "deliberately broken nodes exist only as local processes",
+		Timeout:      2 * time.Minute,
+		Steps:        brokenSteps,
 	}
 }
 
@@ -411,19 +412,18 @@ func brokenSteps(ctx context.Context, r Run) error {
 // RandomChaos: a seeded schedule of faults under load.
 func RandomChaos() Scenario {
 	return Scenario{
-		Title:   "Random chaos",
-		Claim:   "The cluster survives a seeded schedule of kills, pauses, restarts, drains and outages under load with every acknowledged upload intact.",
-		Needs:   []cluster.Capability{cluster.CapSimulated},
-		Shape:   Shape{Nodes: 3},
-		Load:    []Load{{Target: "ping", Rate: 30}, {Target: "nodes", Rate: 10}},
-		Uploads: &Uploads{Count: 8, Concurrency: 2, MaxSize: 256 << 20},
-		Faults:  []FaultPlan{{Fault: "random"}},
-		Checks:  checks("history", "min-ops:ping", "durability", "no-leftovers", "error-window"),
-		// The schedule draws from process faults the docker provider
-		// makes slow; it stays on the local provider.
-		Providers: []string{Local},
-		Timeout:   10 * time.Minute,
-		Steps:     chaosSteps,
+		Title:        "Random chaos",
+		Claim:        "The cluster survives a seeded schedule of kills, pauses, restarts, drains and outages under load with every acknowledged upload intact.",
+		Needs:        []cluster.Capability{cluster.CapSimulated},
+		Shape:        Shape{Nodes: 3},
+		Load:         []Load{{Target: "ping", Rate: 30}, {Target: "nodes", Rate: 10}},
+		Uploads:      &Uploads{Count: 8, Concurrency: 2, MaxSize: 256 << 20},
+		Faults:       []FaultPlan{{Fault: "random"}},
+		Checks:       checks("history", "min-ops:ping", "durability", "no-leftovers", "error-window"),
+		Providers:    []string{Local},
+		ProviderNote: "the schedule's process faults and outages are timed for local processes",
+		Timeout:      10 * time.Minute,
+		Steps:        chaosSteps,
 	}
 }
 

@@ -148,11 +148,13 @@ type Scenario struct {
 	// Providers it is meant for (default local, docker and external;
 	// external only when it does not need CapSimulated).
 	Providers []string
-	Shape     Shape
-	Load      []Load
-	Uploads   *Uploads
-	Faults    []FaultPlan
-	Checks    []Check
+	// ProviderNote says why the scenario runs only on its Providers.
+	ProviderNote string
+	Shape        Shape
+	Load         []Load
+	Uploads      *Uploads
+	Faults       []FaultPlan
+	Checks       []Check
 	// Certifies names the certificate requirements (Requirement IDs) whose
 	// row this scenario's verdict decides.
 	Certifies []string
@@ -168,10 +170,13 @@ func (s Scenario) RunsOn(provider string) error {
 	if slices.Contains(ps, provider) {
 		return nil
 	}
+	if s.ProviderNote != "" {
+		return fmt.Errorf("it runs on the %s provider only: %s", strings.Join(ps, " and "), s.ProviderNote)
+	}
 	if provider == External {
 		return errors.New("it needs a simulated cluster (it chooses the load balancer or the cluster's size)")
 	}
-	return fmt.Errorf("it runs on the %s provider only (it needs a load balancer or a process control the %s provider does not offer)", strings.Join(ps, " and "), provider)
+	return fmt.Errorf("it runs on the %s provider only", strings.Join(ps, " and "))
 }
 
 func (s Scenario) providers() []string {

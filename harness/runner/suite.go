@@ -1,0 +1,135 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/onsi/ginkgo/v2/reporters"
+	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/octoha/octoha/harness/payload"
+	"github.com/octoha/octoha/harness/scenario"
+)
+
+// Report file names a run writes besides the reports package's files;
+// they are the ones `make chaos` wrote through the Ginkgo CLI, so CI
+// pipelines read either alike.
+const (
+	JUnitFile      = "junit.xml"
+	GinkgoJSONFile = "ginkgo.json"
+)
+
+// Select returns the scenarios whose labels match a Ginkgo label-filter
+// expression (e.g. "health || drain", "!slow") and whose title matches
+// focus (a regular expression); empty selects all.
+func Select(all []scenario.Scenario, labels, focus string) ([]scenario.Scenario, error) {
+	var filter types.LabelFilter
+	if strings.TrimSpace(labels) != "" {
+		f, err := types.ParseLabelFilter(labels)
+		if err != nil {
+			return nil, fmt.Errorf("--labels %q: %w", labels, err)
+		}
+		filter = f
+	}
+	var re *regexp.Regexp
+	if focus != "" {
+		var err error
+		if re, err = regexp.Compile(focus); err != nil {
+			return nil, fmt.Errorf("--focus %q: %w", focus, err)
+		}
+	}
+	var out []scenario.Scenario
+	for _, sc := range all {
+		if filter != nil && !filter(sc.Labels()) {
+			continue
+		}
+		if re != nil && !re.MatchString(sc.Title) {
+			continue
+		}
+		out = append(out, sc)
+	}
+	return out, nil
+}
+
+// SizeArg renders a size the way --upload-size reads it back exactly.
+func SizeArg(n int64) string {
+	s := strings.ReplaceAll(payload.FormatSize(n), " ", "")
+	if back, err := payload.ParseSize(s); err == nil && back == n {
+		return s
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// ShellQuote quotes s for a POSIX shell.
+func ShellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// Replay is the command line that runs one scenario again exactly: the
+// same seed, upload size and provider. command is "chaos" or "certify";
+// clusterFile the --cluster argument, if any.
+func Replay(command string, sc scenario.Scenario, opts Options, clusterFile string) string {
+	cmd := "octoha " + command
+	if clusterFile != "" {
+		cmd += " --cluster " + ShellQuote(clusterFile)
+	}
+	cmd += " --focus " + ShellQuote("^"+regexp.QuoteMeta(sc.Title)+"$")
+	cmd += fmt.Sprintf(" --seed %d --upload-size %s", opts.Seed, SizeArg(opts.UploadSize))
+	if command == "chaos" {
+		cmd += " --provider " + opts.Provider
+	}
+	return cmd
+}
+
+// WriteSuiteReports writes junit.xml and ginkgo.json for a run of the
+// catalogue, in the format the Ginkgo CLI writes them.
+func WriteSuiteReports(ctx context.Context, dir, suite string, start time.Time, all []scenario.Scenario, results []*Result) error {
+	rep := types.Report{
+		SuitePath:        "octoha",
+		SuiteDescription: suite,
+		SuiteSucceeded:   true,
+		StartTime:        start,
+		EndTime:          time.Now(),
+		PreRunStats:      types.PreRunStats{TotalSpecs: len(all), SpecsThatWillRun: len(results)},
+	}
+	rep.RunTime = rep.EndTime.Sub(rep.StartTime)
+	byTitle := map[string]scenario.Scenario{}
+	for _, sc := range all {
+		byTitle[sc.Title] = sc
+	}
+	for _, res := range results {
+		sr := types.SpecReport{
+			ContainerHierarchyTexts: []string{"Catalogue", "scenario"},
+			LeafNodeType:            types.NodeTypeIt,
+			LeafNodeText:            res.Title,
+			LeafNodeLabels:          byTitle[res.Title].Labels(),
+			StartTime:               res.Start,
+			EndTime:                 res.End,
+			RunTime:                 res.Duration(),
+			State:                   types.SpecStatePassed,
+		}
+		switch res.State {
+		case Failed:
+			sr.State = types.SpecStateFailed
+			sr.Failure = types.Failure{Message: res.Reason, FailureNodeType: types.NodeTypeIt}
+			rep.SuiteSucceeded = false
+		case Skipped:
+			sr.State = types.SpecStateSkipped
+			sr.Failure = types.Failure{Message: res.Reason, FailureNodeType: types.NodeTypeIt}
+		}
+		for _, f := range res.Figures {
+			sr.ReportEntries = append(sr.ReportEntries, types.ReportEntry{Name: f.Name, Value: types.WrapEntryValue(f.String()), Time: res.End, Visibility: types.ReportEntryVisibilityFailureOrVerbose})
+		}
+		rep.SpecReports = append(rep.SpecReports, sr)
+	}
+	if err := reporters.GenerateJUnitReport(rep, filepath.Join(dir, JUnitFile)); err != nil {
+		return fmt.Errorf("write %s: %w", JUnitFile, err)
+	}
+	if err := reporters.GenerateJSONReport(rep, filepath.Join(dir, GinkgoJSONFile)); err != nil {
+		return fmt.Errorf("write %s: %w", GinkgoJSONFile, err)
+	}
+	return nil
+}
