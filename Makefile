@@ -12,12 +12,37 @@ FOCUS     ?=
 PROVIDER  ?= local
 GINKGO    := $(GO) run github.com/onsi/ginkgo/v2/ginkgo
 
-.PHONY: all build test test-images unit deps bench chaos vet fmt clean
+.PHONY: all build release test test-images unit deps bench chaos vet fmt clean
 
 all: build
 
+# What `octoha version` reports (see cmd/octoha/version.go).
+ifndef VERSION
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+endif
+ifndef COMMIT
+COMMIT := $(shell git rev-parse HEAD 2>/dev/null)
+endif
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/octoha
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/octoha
+
+# Release binaries: static (CGO_ENABLED=0), reproducible paths (-trimpath),
+# stripped (-s -w), one per platform, and their checksums, in dist/. Only
+# Linux runs local clusters; elsewhere octoha drives an external cluster
+# (certify) and runs upload, attack, check and report.
+DIST            := dist
+RELEASE_TARGETS := linux/amd64 linux/arm64 windows/amd64 darwin/arm64
+release:
+	@rm -rf $(DIST) && mkdir -p $(DIST)
+	@for t in $(RELEASE_TARGETS); do \
+	  os=$${t%/*}; arch=$${t#*/}; ext=; if [ $$os = windows ]; then ext=.exe; fi; \
+	  out=$(DIST)/octoha-$$os-$$arch$$ext; echo "release: $$out ($(VERSION))"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $$out ./cmd/octoha || exit 1; \
+	done
+	@cd $(DIST) && if command -v sha256sum >/dev/null; then sha256sum octoha-*; else shasum -a 256 octoha-*; fi > SHA256SUMS
+	@ls -l $(DIST)
 
 deps:
 	@./scripts/deps.sh $(DEB_PKGS)
@@ -74,7 +99,7 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./fakes/... ./harness/...
 
 clean:
-	rm -rf bin reports/out
+	rm -rf bin $(DIST) reports/out
 
 # Container images for the docker provider, built locally (no registry
 # needed): see docker/README.md. Set OCTOHA_IMAGE_PREFIX to change their

@@ -18,6 +18,9 @@ func runDown(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if err := local.Supported(); err != nil {
+		return err
+	}
 	dir := *runDir
 	if dir == "" {
 		dir = local.DefaultRunDir(*name)

@@ -52,6 +52,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if err := local.Supported(); err != nil {
+		return err
+	}
 	dir := *runDir
 	if dir == "" {
 		dir = local.DefaultRunDir(*name)

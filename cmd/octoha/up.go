@@ -139,6 +139,9 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if err := local.Supported(); err != nil {
+		return err
+	}
 	spec, err := sf.spec(fs)
 	if err != nil {
 		return err

@@ -262,7 +262,7 @@ func (n *nginxLB) reloadLocked(ctx context.Context) error {
 	}
 	// To the master only: the group would include workers, which must not
 	// act on it.
-	if err := syscall.Kill(master, syscall.SIGHUP); err != nil {
+	if err := proc.SignalPID(master, syscall.SIGHUP); err != nil {
 		return fmt.Errorf("reload nginx (SIGHUP pid %d): %w", master, err)
 	}
 	ctx, cancel := withStartDeadline(ctx)

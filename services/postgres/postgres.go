@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -86,7 +85,7 @@ type Server struct {
 	sockDir    string
 	createdDir bool // Start created opts.Dir: Close removes it
 	tempSock   bool // sockDir is a short temp dir outside Dir: Close removes it
-	cred       *syscall.Credential
+	cred       *proc.Credential
 	log        *proc.Tail
 
 	mu     sync.Mutex
@@ -260,7 +259,7 @@ func (s *Server) prepareDirs() error {
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	s.cred = &proc.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	for _, d := range []string{s.dataDir, s.sockDir} {
 		if err := chownTree(d, uid, gid); err != nil {
 			return err
@@ -270,56 +269,6 @@ func (s *Server) prepareDirs() error {
 		}
 	}
 	return nil
-}
-
-// chownTree gives dir and everything in it to uid:gid. A reused data
-// directory is normally already theirs; this is cheap then.
-func chownTree(dir string, uid, gid int) error {
-	return filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if ok && int(st.Uid) == uid && int(st.Gid) == gid {
-			return nil
-		}
-		if err := os.Lchown(p, uid, gid); err != nil {
-			return fmt.Errorf("postgres: chown %s to the %s user: %w", p, osUser, err)
-		}
-		return nil
-	})
-}
-
-// ensureSearchable lets uid:gid traverse dir and each of its parents by
-// adding only the search (x) bit where it lacks one: temp directories
-// (t.TempDir, os.MkdirTemp) are 0700 root, and the server must reach its
-// data directory below them. Nothing becomes listable or writable.
-func ensureSearchable(dir string, uid, gid int) error {
-	for d := dir; ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil {
-			return fmt.Errorf("postgres: stat %s: %w", d, err)
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		mode := fi.Mode().Perm()
-		var bit os.FileMode = 0o001
-		switch {
-		case int(st.Uid) == uid:
-			bit = 0o100
-		case int(st.Gid) == gid:
-			bit = 0o010
-		}
-		if mode&bit == 0 {
-			if err := os.Chmod(d, fi.Mode()&os.ModePerm|fi.Mode()&(os.ModeSticky|os.ModeSetgid)|bit); err != nil {
-				return fmt.Errorf("postgres: let the %s user traverse %s: %w", osUser, d, err)
-			}
-			slog.Info("postgres: added search permission so the server's OS user can reach its data directory",
-				"dir", d, "user", osUser)
-		}
-		if d == filepath.Dir(d) {
-			return nil
-		}
-	}
 }
 
 // env is the children's whole environment: nothing from ours (PGDATA,
@@ -535,7 +484,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		return nil
 	}
 	// Only the postmaster gets SIGINT: it shuts its children down in order.
-	if err := syscall.Kill(p.PID(), syscall.SIGINT); err != nil && !errors.Is(err, syscall.ESRCH) {
+	if err := proc.SignalPID(p.PID(), syscall.SIGINT); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("postgres: stop %s: %w", s.Addr(), err)
 	}
 	resumeTree(p)
@@ -572,7 +521,7 @@ func (s *Server) Kill(ctx context.Context) error {
 	freeze(p.PID())
 	kids := descendants(p.PID())
 	for _, k := range kids {
-		_ = syscall.Kill(k, syscall.SIGKILL)
+		_ = proc.SignalPID(k, syscall.SIGKILL)
 	}
 	if err := p.Kill(ctx); err != nil {
 		return fmt.Errorf("postgres: kill %s: %w", s.Addr(), err)
@@ -635,7 +584,7 @@ func (s *Server) Pause() error {
 		return fmt.Errorf("postgres: pause %s: postmaster pid %d did not stop", s.Addr(), p.PID())
 	}
 	for _, k := range descendants(p.PID()) {
-		_ = syscall.Kill(k, syscall.SIGSTOP)
+		_ = proc.StopPID(k)
 	}
 	return nil
 }
@@ -653,7 +602,7 @@ func (s *Server) Resume() error {
 // resumeTree continues the postmaster's children, then the postmaster.
 func resumeTree(p *proc.Process) {
 	for _, k := range descendants(p.PID()) {
-		_ = syscall.Kill(k, syscall.SIGCONT)
+		_ = proc.ContinuePID(k)
 	}
 	_ = p.Resume()
 }
@@ -662,7 +611,7 @@ func resumeTree(p *proc.Process) {
 // kill(2) returns before the signal is acted on. It reports whether the
 // process stopped (or is gone).
 func freeze(pid int) bool {
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+	if err := proc.StopPID(pid); err != nil {
 		return errors.Is(err, syscall.ESRCH)
 	}
 	deadline := time.Now().Add(2 * time.Second)

@@ -1,0 +1,144 @@
+//go:build linux
+
+package proc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// Credential is the user and group a child runs as (Spec.Credential).
+type Credential = syscall.Credential
+
+// Start starts the child in its own process group.
+func Start(spec Spec) (*Process, error) {
+	cmd := exec.Command(spec.Path, spec.Args...)
+	cmd.Dir = spec.Dir
+	cmd.Env = spec.Env
+	if spec.Log != nil {
+		cmd.Stdout = spec.Log
+		cmd.Stderr = spec.Log
+	}
+	attr := &syscall.SysProcAttr{Setpgid: true, Credential: spec.Credential}
+	if !spec.Detached {
+		attr.Pdeathsig = syscall.SIGKILL
+	} else {
+		attr.Setpgid = false
+		attr.Setsid = true
+	}
+	cmd.SysProcAttr = attr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s (%s): %w", spec.Name, spec.Path, err)
+	}
+	p := &Process{Name: spec.Name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		err := cmd.Wait()
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// Signal sends sig to the child's whole process group.
+func (p *Process) Signal(sig syscall.Signal) error {
+	if p.Exited() {
+		return nil
+	}
+	if err := syscall.Kill(-p.PID(), sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("signal %v to %s (pgid %d): %w", sig, p.Name, p.PID(), err)
+	}
+	return nil
+}
+
+// Kill sends SIGKILL to the group and waits for the child to be reaped.
+func (p *Process) Kill(ctx context.Context) error {
+	// A stopped group must be continued after the kill so it can die promptly.
+	if err := p.Signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	_ = p.Signal(syscall.SIGCONT)
+	return p.Wait(ctx)
+}
+
+// Pause stops the group with SIGSTOP (a frozen, not dead, process).
+func (p *Process) Pause() error { return p.Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused group.
+func (p *Process) Resume() error { return p.Signal(syscall.SIGCONT) }
+
+// Stop asks the group to exit with SIGTERM and kills it if it has not
+// exited within grace.
+func (p *Process) Stop(ctx context.Context, grace time.Duration) error {
+	if p.Exited() {
+		return nil
+	}
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	_ = p.Signal(syscall.SIGCONT) // a paused child cannot act on SIGTERM
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return nil
+	case <-t.C:
+		return p.Kill(ctx)
+	case <-ctx.Done():
+		_ = p.Signal(syscall.SIGKILL)
+		return ctx.Err()
+	}
+}
+
+// Alive reports whether a process with this PID exists (and is not a zombie
+// we could see).
+func Alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	if err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	// A zombie still answers kill(0); look at its state.
+	b, rerr := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if rerr != nil {
+		return true
+	}
+	for i := len(b) - 1; i > 0; i-- {
+		if b[i] == ')' && i+2 < len(b) {
+			return b[i+2] != 'Z' && b[i+2] != 'X'
+		}
+	}
+	return true
+}
+
+// KillPID sends SIGKILL to a process group we started earlier (known by PID
+// from a state file) and to the process itself.
+func KillPID(pid int) error {
+	if pid <= 0 {
+		return nil
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("kill pid %d: %w", pid, err)
+	}
+	return nil
+}
+
+// SignalPID sends sig to the single process pid (not its group), e.g. a
+// reload (SIGHUP) to a server's master process, or SIGTERM to a detached
+// cluster owner known from a state file.
+func SignalPID(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) }
+
+// StopPID freezes the single process pid (SIGSTOP).
+func StopPID(pid int) error { return syscall.Kill(pid, syscall.SIGSTOP) }
+
+// ContinuePID continues the single process pid (SIGCONT).
+func ContinuePID(pid int) error { return syscall.Kill(pid, syscall.SIGCONT) }
