@@ -33,6 +33,7 @@ var commands = map[string]command{
 	"report":  {"write HTML, JSON and Markdown reports for a run", runReport},
 	"version": {"print the version, commit, Go version and platform", runVersion},
 	"chaos":   {"run the chaos catalogue (no Go toolchain needed) and write reports", runChaos},
+	"fault":   {"kill, pause, stop, start, drain… a node of a running cluster; stop or start its database or share", runFault},
 	"certify": {"certify a real cluster (YAML) against the seed's HA requirements", runCertify},
 }
 

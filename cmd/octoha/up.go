@@ -177,6 +177,17 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "octoha up: teardown: %v\n", err)
 		}
 	}()
+	// octoha fault (and certification hooks) reach the nodes through the
+	// owner, which alone can start them again.
+	ctlCtx, stopCtl := context.WithCancel(context.WithoutCancel(ctx))
+	ctlDone := make(chan struct{})
+	go func() {
+		defer close(ctlDone)
+		if err := c.ServeControl(ctlCtx); err != nil {
+			log.Warn("control socket unavailable: octoha fault cannot reach this cluster", "err", err)
+		}
+	}()
+	defer func() { stopCtl(); <-ctlDone }()
 	if *supervise {
 		if *supLog != "" {
 			_ = os.MkdirAll(filepath.Join(dir, "logs"), 0o755)

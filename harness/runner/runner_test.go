@@ -19,6 +19,7 @@ import (
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/nemesis"
+	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/harness/scenario"
 	"github.com/octoha/octoha/reports"
 )
@@ -377,5 +378,18 @@ func TestStackUnwindsLastFirstAndBoundsEachRecovery(t *testing.T) {
 	}
 	if s.Len() != 0 {
 		t.Fatal("stack not empty")
+	}
+}
+
+func TestSizeArgRoundTrips(t *testing.T) {
+	for _, n := range []int64{1 << 30, 256 << 20, 16 << 20, 1536 << 20, 1000, 3 << 10, 1} {
+		s := SizeArg(n)
+		back, err := payload.ParseSize(s)
+		if err != nil || back != n || strings.Contains(s, " ") {
+			t.Errorf("SizeArg(%d) = %q → %d, %v", n, s, back, err)
+		}
+	}
+	if SizeArg(1<<30) != "1GiB" || SizeArg(16<<20) != "16MiB" {
+		t.Errorf("SizeArg: %s, %s", SizeArg(1<<30), SizeArg(16<<20))
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/onsi/ginkgo/v2/reporters"
 	"github.com/onsi/ginkgo/v2/types"
 
-	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/harness/scenario"
 )
 
@@ -56,11 +55,16 @@ func Select(all []scenario.Scenario, labels, focus string) ([]scenario.Scenario,
 	return out, nil
 }
 
-// SizeArg renders a size the way --upload-size reads it back exactly.
+// SizeArg renders a size the way --upload-size reads it back exactly:
+// whole GiB, MiB or KiB where it is one, bytes otherwise.
 func SizeArg(n int64) string {
-	s := strings.ReplaceAll(payload.FormatSize(n), " ", "")
-	if back, err := payload.ParseSize(s); err == nil && back == n {
-		return s
+	for _, u := range []struct {
+		size int64
+		name string
+	}{{1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
+		if n >= u.size && n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + u.name
+		}
 	}
 	return strconv.FormatInt(n, 10)
 }

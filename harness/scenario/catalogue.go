@@ -229,6 +229,9 @@ func drainSteps(ctx context.Context, r Run) error {
 	if err != nil {
 		return err
 	}
+	if err := Eventually(ctx, target+" answers 418", spec.Node.Heartbeat+time.Second, 20*time.Millisecond, PingIs(ctx, nodeURL(c, target), http.StatusTeapot)); err != nil {
+		return err
+	}
 	bound := spec.Node.Heartbeat + LBBound(spec, spec.LB.Fall)
 	if err := r.WaitLB(ctx, target, "OUT", bound); err != nil {
 		return err

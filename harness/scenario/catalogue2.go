@@ -497,6 +497,9 @@ func dbOutageSteps(ctx context.Context, r Run) error {
 	if err := r.Attack("nodes", 20); err != nil {
 		return err
 	}
+	if err := r.WaitOps(ctx, "ping", 15); err != nil {
+		return err
+	}
 	o := r.UploadOptions(6, 2, min(r.UploadSize(), 256<<20))
 	o.Retries, o.Backoff = 8, 500*time.Millisecond
 	uploads := r.UploadInBackground(o)

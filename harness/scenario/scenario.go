@@ -305,8 +305,8 @@ type Run interface {
 	// History reads the history so far.
 	History() (*history.History, error)
 	// WaitLB waits until the load balancer reports node as want ("OUT":
-	// anything but UP); where the balancer is not observable it returns
-	// nil at once (the convergence check judges from requests instead).
+	// anything but UP); where the balancer is not observable it lets
+	// within pass (the convergence check judges from requests instead).
 	WaitLB(ctx context.Context, node, want string, within time.Duration) error
 	// NodeWithActiveUpload returns a node receiving an upload, or "" when
 	// nodes do not report uploads (real Octopus does not).
