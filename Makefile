@@ -10,9 +10,8 @@ DEB_PKGS  := haproxy nginx-light samba smbclient postgresql socat chromium deboo
 LABELS    ?=
 FOCUS     ?=
 PROVIDER  ?= local
-GINKGO    := $(GO) run github.com/onsi/ginkgo/v2/ginkgo
 
-.PHONY: all build release test test-images unit deps bench chaos vet fmt clean
+.PHONY: all build release test test-images unit deps bench chaos chaos-ginkgo vet fmt clean
 
 all: build
 
@@ -53,15 +52,17 @@ vet:
 	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
 # The whole test suite: unit and integration tests of every package (one
-# package at a time: many measure timings on a 2-core machine), then
-# the chaos catalogue itself (with TEST_UPLOAD_SIZE uploads, to bound CI
-# time), run one after the other so timing assertions do not compete.
+# package at a time: many measure timings on a 2-core machine), then the
+# chaos catalogue itself from the built binary (`make chaos`, with
+# TEST_UPLOAD_SIZE uploads to bound CI time), then — where a Docker engine
+# answers — the Ginkgo suite generated from the same catalogue
+# (scenarios/) on the docker provider, so both entry points run.
 TEST_UPLOAD_SIZE ?= 256MiB
 test: deps build vet test-images
 	$(GO) test -count=1 -p 1 -timeout 30m $$($(GO) list $(PKGS) | grep -v '/scenarios$$')
 	$(MAKE) --no-print-directory chaos OCTOHA_UPLOAD_SIZE=$(TEST_UPLOAD_SIZE) REPORT_DIR=reports/out/test-local-$$(date +%Y%m%d-%H%M%S)
 	@if docker info >/dev/null 2>&1; then \
-	  $(MAKE) --no-print-directory chaos PROVIDER=docker LABELS=docker OCTOHA_UPLOAD_SIZE=$(TEST_UPLOAD_SIZE) REPORT_DIR=reports/out/test-docker-$$(date +%Y%m%d-%H%M%S); \
+	  $(MAKE) --no-print-directory chaos-ginkgo PROVIDER=docker LABELS=docker OCTOHA_UPLOAD_SIZE=$(TEST_UPLOAD_SIZE) REPORT_DIR=reports/out/test-docker-$$(date +%Y%m%d-%H%M%S); \
 	else echo "test: no Docker engine reachable: the docker-provider scenarios are skipped"; fi
 
 # The docker provider's tests need the locally built images; build them when
@@ -70,26 +71,34 @@ test-images:
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory images; \
 	else echo "test: no Docker engine reachable: docker-provider tests will skip"; fi
 
-# The chaos catalogue (scenarios/): brings clusters up, injects faults,
-# checks, and writes JUnit, JSON, Markdown and HTML reports into a
-# timestamped directory under reports/out/. LABELS filters scenarios
-# (Ginkgo label filter), FOCUS selects by name (a regular expression),
-# PROVIDER picks local, docker, or auto (docker when an engine and the
-# images are there), OCTOHA_UPLOAD_SIZE
-# sizes the uploads (default 1GiB), OCTOHA_SEED replays a run.
+# The chaos catalogue, run by the built binary (`octoha chaos`; no Ginkgo
+# CLI to compile): brings clusters up, injects faults, undoes them, checks,
+# and writes junit.xml, ginkgo.json, index.html, summary.json and
+# summary.md into a timestamped directory under reports/out/. LABELS
+# filters scenarios (Ginkgo label-filter syntax), FOCUS selects by title (a
+# regular expression), PROVIDER picks local, docker, auto (docker when an
+# engine and the images are there) or external (with OCTOHA_CLUSTER),
+# OCTOHA_UPLOAD_SIZE sizes the uploads (default 1GiB), OCTOHA_SEED replays
+# a run.
 ifndef REPORT_DIR
 REPORT_DIR := reports/out/$(shell date +%Y%m%d-%H%M%S)
 endif
-export OCTOHA_UPLOAD_SIZE OCTOHA_SEED OCTOHA_CLUSTER OCTOHA_ALLOW_DESTRUCTIVE OCTOHA_API_KEY
+OCTOHA_UPLOAD_SIZE ?= 1GiB
+CHAOS_ARGS = --provider '$(PROVIDER)' --upload-size '$(OCTOHA_UPLOAD_SIZE)' --out '$(REPORT_DIR)' \
+	$(if $(LABELS),--labels '$(LABELS)') $(if $(FOCUS),--focus '$(FOCUS)') $(if $(OCTOHA_SEED),--seed '$(OCTOHA_SEED)') \
+	$(if $(OCTOHA_CLUSTER),--cluster '$(OCTOHA_CLUSTER)') $(if $(filter 1 true yes,$(OCTOHA_ALLOW_DESTRUCTIVE)),--allow-destructive)
 chaos: deps build
+	@./$(BIN) chaos $(CHAOS_ARGS)
+
+# The same catalogue through its Ginkgo suite (go test ./scenarios), for
+# those who want Ginkgo's own output; same variables as chaos.
+export OCTOHA_UPLOAD_SIZE OCTOHA_SEED OCTOHA_CLUSTER OCTOHA_ALLOW_DESTRUCTIVE OCTOHA_API_KEY
+chaos-ginkgo: deps build
 	@mkdir -p $(REPORT_DIR)
-	@echo "octoha chaos: provider=$(PROVIDER) labels='$(LABELS)' reports in $(REPORT_DIR)"
-	@OCTOHA_BIN=$(CURDIR)/$(BIN) OCTOHA_PROVIDER=$(PROVIDER) OCTOHA_REPORT_DIR=$(abspath $(REPORT_DIR)) \
-	  $(GINKGO) --label-filter='$(LABELS)' $(if $(FOCUS),--focus='$(FOCUS)') --output-dir=$(abspath $(REPORT_DIR)) \
-	    --junit-report=junit.xml --json-report=ginkgo.json --timeout=40m \
-	    --poll-progress-after=180s --poll-progress-interval=60s ./scenarios; \
-	  rc=$$?; echo; echo "octoha chaos: reports in $(REPORT_DIR) (index.html, summary.md, junit.xml)"; \
-	  if [ $$rc -ne 0 ]; then echo "octoha chaos: FAILED (exit $$rc) — open $(REPORT_DIR)/index.html to see why"; fi; exit $$rc
+	OCTOHA_BIN=$(CURDIR)/$(BIN) OCTOHA_PROVIDER=$(PROVIDER) OCTOHA_REPORT_DIR=$(abspath $(REPORT_DIR)) \
+	  $(GO) test -count=1 -timeout 60m ./scenarios -ginkgo.label-filter='$(LABELS)' $(if $(FOCUS),-ginkgo.focus='$(FOCUS)') \
+	    -ginkgo.junit-report=$(abspath $(REPORT_DIR))/junit.xml -ginkgo.json-report=$(abspath $(REPORT_DIR))/ginkgo.json \
+	    -ginkgo.poll-progress-after=180s -ginkgo.poll-progress-interval=60s
 
 # Unit tests only (no real components needed).
 unit:
@@ -99,7 +108,7 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./fakes/... ./harness/...
 
 clean:
-	rm -rf bin $(DIST) reports/out
+	rm -rf bin $(DIST) reports/out octoha-runs
 
 # Container images for the docker provider, built locally (no registry
 # needed): see docker/README.md. Set OCTOHA_IMAGE_PREFIX to change their

@@ -131,7 +131,8 @@ func runCatalogue(ctx context.Context, command string, f catalogueFlags, stdout,
 	if seed == 0 {
 		seed = time.Now().UnixNano() % 1_000_000_000
 	}
-	opts := runner.Options{UploadSize: size, Seed: seed, AbortErrorRate: rate}
+	// Nodes run as this very binary, whatever the release calls it.
+	opts := runner.Options{UploadSize: size, Seed: seed, AbortErrorRate: rate, Binary: nodeBinary()}
 	var ext *cluster.Spec
 	if f.clusterFile != "" {
 		spec, err := cluster.LoadSpec(f.clusterFile)
