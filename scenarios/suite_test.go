@@ -60,7 +60,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	}
 	dir := os.Getenv("OCTOHA_REPORT_DIR")
 	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "octoha-scenarios-"+time.Now().Format("20060102-150405"))
+		dir = filepath.Join("..", "reports", "out", time.Now().Format("20060102-150405")) // git-ignored
 	}
 	opts.OutDir, err = filepath.Abs(dir)
 	Expect(err).NotTo(HaveOccurred())
