@@ -96,7 +96,7 @@ export OCTOHA_UPLOAD_SIZE OCTOHA_SEED OCTOHA_CLUSTER OCTOHA_ALLOW_DESTRUCTIVE OC
 chaos-ginkgo: deps build
 	@mkdir -p $(REPORT_DIR)
 	OCTOHA_BIN=$(CURDIR)/$(BIN) OCTOHA_PROVIDER=$(PROVIDER) OCTOHA_REPORT_DIR=$(abspath $(REPORT_DIR)) \
-	  $(GO) test -count=1 -timeout 60m ./scenarios -ginkgo.label-filter='$(LABELS)' $(if $(FOCUS),-ginkgo.focus='$(FOCUS)') \
+	  $(GO) test -v -count=1 -timeout 60m ./scenarios -ginkgo.label-filter='$(LABELS)' $(if $(FOCUS),-ginkgo.focus='$(FOCUS)') \
 	    -ginkgo.junit-report=$(abspath $(REPORT_DIR))/junit.xml -ginkgo.json-report=$(abspath $(REPORT_DIR))/ginkgo.json \
 	    -ginkgo.poll-progress-after=180s -ginkgo.poll-progress-interval=60s
 
