@@ -69,7 +69,7 @@ func (s *syncBuffer) String() string {
 // childCmd returns the binary run with args; it dies with the test process.
 func childCmd(ctx context.Context, bin string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childSysProcAttr()
 	cmd.Env = os.Environ()
 	return cmd
 }
@@ -353,7 +353,7 @@ func TestUpDetachStatusDown(t *testing.T) {
 	if node3 == 0 {
 		t.Fatalf("no PID for Node3 in %+v", st.Components)
 	}
-	if err := syscall.Kill(node3, syscall.SIGKILL); err != nil {
+	if err := proc.SignalPID(node3, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(20 * time.Second)

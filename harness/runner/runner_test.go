@@ -21,6 +21,7 @@ import (
 	"github.com/octoha/octoha/harness/nemesis"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/harness/scenario"
+	"github.com/octoha/octoha/internal/proc"
 	"github.com/octoha/octoha/reports"
 )
 
@@ -229,7 +230,7 @@ func TestFaultUndoneAfterSIGINT(t *testing.T) {
 		if _, err := r.Inject(ctx, nemesis.Kill, "Node2"); err != nil {
 			return err
 		}
-		if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		if err := proc.SignalPID(os.Getpid(), syscall.SIGINT); err != nil {
 			return err
 		}
 		return scenario.Sleep(ctx, time.Minute)
