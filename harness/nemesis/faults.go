@@ -162,8 +162,34 @@ func (drain) Inject(ctx context.Context, env Env, target string) error {
 	return SetMaintenance(ctx, env, target, true)
 }
 func (drain) Recover(ctx context.Context, env Env, target string) error {
-	return SetMaintenance(ctx, env, target, false)
+	if err := SetMaintenance(ctx, env, target, false); err != nil {
+		return err
+	}
+	// The node reads its drain flag from the shared database on its next
+	// heartbeat: the drain is undone once its ping stops answering 418.
+	n, err := findNode(env.Cluster, target)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, undrainWithin)
+	defer cancel()
+	client := &http.Client{Timeout: 2 * time.Second}
+	for {
+		code, _, _ := cluster.PingStatus(wctx, client, n.URL)
+		if code != http.StatusTeapot {
+			return nil
+		}
+		select {
+		case <-wctx.Done():
+			return fmt.Errorf("undrained %s through the API, but its ping still answers 418 after %s", target, undrainWithin)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
+
+// undrainWithin bounds the wait for an undrained node to leave 418: a few
+// heartbeats of any sane configuration.
+const undrainWithin = 30 * time.Second
 
 // SetMaintenance drains (or undrains) a node through the Octopus API:
 // PUT /api/octopusservernodes/{id} with IsInMaintenanceMode, sent to the
