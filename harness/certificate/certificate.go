@@ -119,6 +119,9 @@ func Build(in Input) Certificate {
 		case len(passed) > 0:
 			row.Status = Pass
 			for _, r := range passed {
+				row.Evidence = append(row.Evidence, headline(r, req.Key)...)
+			}
+			for _, r := range passed {
 				row.Evidence = append(row.Evidence, evidence(r)...)
 			}
 			if req.ID == scenario.ReqStickiness && !sticky(passed) {
@@ -161,6 +164,26 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// headline is what a row's key checks and figures say, first.
+func headline(r *runner.Result, keys []string) []string {
+	var out []string
+	for _, k := range keys {
+		if r.Checks != nil {
+			if ck, ok := r.Checks.Result(k); ok {
+				out = append(out, fmt.Sprintf("%s %s: %s", k, ck.Status, ck.Summary))
+				continue
+			}
+		}
+		for _, f := range r.Figures {
+			if f.Name == k {
+				out = append(out, f.String())
+				break
+			}
+		}
+	}
+	return out
 }
 
 // evidence is a result's verdict line, its figures and its checks.
@@ -221,8 +244,16 @@ func (c Certificate) Markdown() string {
 	b.WriteString("| Requirement | Status | Why / evidence |\n|---|---|---|\n")
 	for _, r := range c.Rows {
 		why := r.Why
-		if why == "" && len(r.Evidence) > 0 {
-			why = r.Evidence[0]
+		if why == "" {
+			// The headline: the key checks' and figures' lines.
+			var head []string
+			for _, e := range r.Evidence {
+				if strings.Contains(e, ": PASSED in") || strings.Contains(e, ": FAILED in") {
+					break
+				}
+				head = append(head, e)
+			}
+			why = strings.Join(head, "; ")
 		}
 		fmt.Fprintf(&b, "| %s | **%s** | %s |\n", cell(r.Requirement), r.Status, cell(why))
 	}

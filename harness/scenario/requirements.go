@@ -9,6 +9,9 @@ type Requirement struct {
 	// Optional requirements are reported as present or absent, never as
 	// a failure of the cluster.
 	Optional bool `json:"optional,omitempty"`
+	// Key names the checks and figures whose verdicts are this row's
+	// headline evidence.
+	Key []string `json:"key,omitempty"`
 }
 
 // Requirement IDs.
@@ -25,12 +28,12 @@ const (
 // Requirements lists the certificate's rows, in order.
 func Requirements() []Requirement {
 	return []Requirement{
-		{ID: ReqHealthCheckPath, Text: "The load balancer's health check uses /api/octopusservernodes/ping: a node answering 418 or 503 is taken out, and back in on 200"},
-		{ID: ReqDrainEjects, Text: "A drained node (418) is out of rotation within the load balancer's interval × fall, and its in-flight upload completes"},
-		{ID: ReqLargeUpload, Text: "A large package upload passes the load balancer (no body limit, no proxy timeout)"},
-		{ID: ReqSamePackages, Text: "Every node serves the same packages (uploaded through one node, read back byte-identical through every other)"},
-		{ID: ReqFailover, Text: "When a node is lost the cluster fails over within the bound and loses no acknowledged upload"},
-		{ID: ReqDatabaseOutage, Text: "The cluster recovers by itself from a database outage and loses no acknowledged upload"},
-		{ID: ReqStickiness, Text: "Session stickiness (optional): a client keeping its session cookie stays on one node", Optional: true},
+		{ID: ReqHealthCheckPath, Text: "The load balancer's health check uses /api/octopusservernodes/ping: a node answering 418 or 503 is taken out, and back in on 200", Key: []string{"convergence"}},
+		{ID: ReqDrainEjects, Text: "A drained node (418) is out of rotation within the load balancer's interval × fall, and its in-flight upload completes", Key: []string{"convergence", "uploads-in-flight-at-drain"}},
+		{ID: ReqLargeUpload, Text: "A large package upload passes the load balancer (no body limit, no proxy timeout)", Key: []string{"upload-path", "upload-throughput"}},
+		{ID: ReqSamePackages, Text: "Every node serves the same packages (uploaded through one node, read back byte-identical through every other)", Key: []string{"durability"}},
+		{ID: ReqFailover, Text: "When a node is lost the cluster fails over within the bound and loses no acknowledged upload", Key: []string{"convergence", "durability"}},
+		{ID: ReqDatabaseOutage, Text: "The cluster recovers by itself from a database outage and loses no acknowledged upload", Key: []string{"db-up-to-cluster-serving", "durability"}},
+		{ID: ReqStickiness, Text: "Session stickiness (optional): a client keeping its session cookie stays on one node", Optional: true, Key: []string{StickyFigure}},
 	}
 }
