@@ -127,15 +127,35 @@ func WriteMarkdown(w io.Writer, s *Summary) error {
 				}
 			}
 		}
-		ops := fmt.Sprintf("%d (%d ok, %d failed, %d unknown)", sc.Traffic.Ops, sc.Traffic.OK, sc.Traffic.Failed, sc.Traffic.Unknown)
+		ops := mdOperations(sc.Traffic)
 		rows = append(rows, fmt.Sprintf("| %s | %s | %s |", mdCell(sc.Heading()), ops, mdCell(figureList(figs))))
 	}
 	if len(rows) > 0 {
-		b.WriteString("\n### Key figures\n\n| Scenario | Operations | Figures |\n|---|---|---|\n")
+		b.WriteString("\n### Key figures\n\nFailed or unknown operations that overlap a fault's window (its start to a few seconds after its end: the error-window check's grace) are what the fault was expected to cause; only the others are unexpected.\n\n| Scenario | Operations | Figures |\n|---|---|---|\n")
 		b.WriteString(strings.Join(rows, "\n") + "\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// mdOperations is the Key figures cell for a scenario's operations: the
+// failed and unknown ones split into those inside fault windows
+// (expected) and the unexpected rest, which alone are marked.
+func mdOperations(t TrafficSummary) string {
+	out := fmt.Sprintf("%d (%d ok", t.Ops, t.OK)
+	if t.Failures() == 0 {
+		return out + ")"
+	}
+	if t.InFaultWindows > 0 {
+		out += fmt.Sprintf("; %d failed inside fault windows, expected", t.InFaultWindows)
+	}
+	if t.AcceptedOutsideFaultWindows > 0 {
+		out += fmt.Sprintf("; %d outside them with a status the scenario declares is not a failure", t.AcceptedOutsideFaultWindows)
+	}
+	if t.Unexpected > 0 {
+		return out + fmt.Sprintf("; ❗ **%d failed unexpectedly**)", t.Unexpected)
+	}
+	return out + "; 0 unexpected)"
 }
 
 // resultLine is the one-line outcome of a scenario in the table.

@@ -7,9 +7,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"html"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +25,7 @@ import (
 )
 
 // update regenerates the fixture's vegeta results file and the golden
-// summaries: go test ./reports -run Golden -update
+// summaries: go test ./reports -run ReportGolden -update
 var update = flag.Bool("update", false, "regenerate testdata/run's vegeta results and the golden summary.json and summary.md")
 
 const (
@@ -63,7 +66,7 @@ func writeFixtureResults(t *testing.T) {
 	}
 }
 
-func TestGoldenSummaries(t *testing.T) {
+func TestReportGoldenSummaries(t *testing.T) {
 	if *update {
 		writeFixtureResults(t)
 	}
@@ -169,7 +172,7 @@ func containsSub(ss []string, sub string) bool {
 	return false
 }
 
-func TestHTMLShowsWhyAScenarioFailed(t *testing.T) {
+func TestReportHTMLShowsWhyAScenarioFailed(t *testing.T) {
 	dir := copyFixture(t)
 	if _, err := Write(context.Background(), dir, Options{}); err != nil {
 		t.Fatal(err)
@@ -215,7 +218,7 @@ func TestHTMLShowsWhyAScenarioFailed(t *testing.T) {
 	}
 }
 
-func TestWriteSingleScenarioDirAndOut(t *testing.T) {
+func TestReportWriteSingleScenarioDirAndOut(t *testing.T) {
 	dir := copyFixture(t)
 	sc := filepath.Join(dir, ScenariosDir, "unsafe-ack-loses-uploads")
 	out := filepath.Join(t.TempDir(), "elsewhere", "report.html")
@@ -242,7 +245,7 @@ func TestWriteSingleScenarioDirAndOut(t *testing.T) {
 	}
 }
 
-func TestBadInputIsAClearError(t *testing.T) {
+func TestReportBadInputIsAClearError(t *testing.T) {
 	ctx := context.Background()
 	empty := t.TempDir()
 	corruptScenario := t.TempDir()
@@ -314,7 +317,7 @@ func TestInterruptedScenarioIsReportedIncomplete(t *testing.T) {
 	}
 }
 
-func TestSecretsNeverAppear(t *testing.T) {
+func TestReportSecretsNeverAppear(t *testing.T) {
 	const (
 		key      = "API-ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 		key2     = "API-ZZZZZZZZZZZZZZZZZZZZ9999"
@@ -397,7 +400,7 @@ func TestSecretsNeverAppear(t *testing.T) {
 	}
 }
 
-func TestScrub(t *testing.T) {
+func TestReportScrub(t *testing.T) {
 	for in, want := range map[string]string{
 		"GET /api?apikey=API-ABCDEFGHIJKLMNOP&x=1":     "GET /api?apikey=API-(redacted)&x=1",
 		"X-Octopus-ApiKey: API-ABCDEFGHIJKLMNOP":       "X-Octopus-ApiKey: API-(redacted)",
@@ -417,7 +420,7 @@ func TestScrub(t *testing.T) {
 	}
 }
 
-func TestReplayCommand(t *testing.T) {
+func TestReportReplayCommand(t *testing.T) {
 	s := Scenario{Labels: []string{"chaos", "fault:kill"}, Seed: 42}
 	if got, want := s.ReplayCommand(), "make chaos LABELS='chaos && fault:kill' OCTOHA_SEED=42"; got != want {
 		t.Errorf("ReplayCommand = %q, want %q", got, want)
@@ -428,7 +431,7 @@ func TestReplayCommand(t *testing.T) {
 	}
 }
 
-func TestEntries(t *testing.T) {
+func TestReportEntries(t *testing.T) {
 	s, err := ReadScenario(filepath.Join(fixtureRun, ScenariosDir, "unsafe-ack-loses-uploads"))
 	if err != nil {
 		t.Fatal(err)
@@ -459,7 +462,7 @@ func TestEntries(t *testing.T) {
 
 // TestLargeRunStaysSmall builds a 100k-op history and checks that the
 // HTML stays a reasonable size, says it downsampled, and keeps failures.
-func TestLargeRunStaysSmall(t *testing.T) {
+func TestReportLargeRunStaysSmall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds a 100k-op history")
 	}
@@ -534,7 +537,7 @@ func writeJSON(t *testing.T, path string, s Scenario) {
 
 // TestHistoryWithoutOps reports a scenario whose history holds only a
 // fault and load-balancer samples (the traffic never started).
-func TestHistoryWithoutOps(t *testing.T) {
+func TestReportHistoryWithoutOps(t *testing.T) {
 	dir := t.TempDir()
 	sc := filepath.Join(dir, ScenariosDir, "quiet")
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -605,7 +608,7 @@ func expectedFailureRun(t *testing.T, failed bool) string {
 	return dir
 }
 
-func TestExpectedFailureIsNotARedMark(t *testing.T) {
+func TestReportExpectedFailureIsNotARedMark(t *testing.T) {
 	dir := expectedFailureRun(t, false)
 	sum, err := Write(context.Background(), dir, Options{})
 	if err != nil {
@@ -713,7 +716,7 @@ func TestExpectedFailureIsNotARedMark(t *testing.T) {
 	}
 }
 
-func TestFailureSkipsExpectedFailures(t *testing.T) {
+func TestReportFailureSkipsExpectedFailures(t *testing.T) {
 	dir := expectedFailureRun(t, true)
 	sum, err := Write(context.Background(), dir, Options{})
 	if err != nil {
@@ -757,4 +760,187 @@ func TestFailureSkipsExpectedFailures(t *testing.T) {
 	if bytes.Contains(page, []byte("First failed check: <b>convergence</b>")) {
 		t.Error("HTML names the expected failure as the first failed check")
 	}
+}
+
+// splitRun writes a one-scenario run whose history has a fault from t+2s
+// to t+4s and failures before it, inside it, in its grace, after the
+// grace, after a short grace, and one the scenario's error-window check
+// does not count.
+func splitRun(t *testing.T, grace *float64) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "20261126-100000")
+	sc := filepath.Join(dir, ScenariosDir, "split")
+	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	at := func(s float64) string {
+		return t0.Add(time.Duration(s * float64(time.Second))).Format(time.RFC3339Nano)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"meta":{"time":%q,"scenario":"split","seed":1}}`+"\n", at(0))
+	seq := 0
+	op := func(kind string, start, end float64, outcome string, status int) {
+		seq++
+		fmt.Fprintf(&b, `{"op":{"seq":%d,"kind":%q,"start":%q,"end":%q,"outcome":%q,"status":%d,"node":"Node1"}}`+"\n", seq, kind, at(start), at(end), outcome, status)
+	}
+	op("ping", 0, 0.1, "ok", 200)
+	op("ping", 1, 1.1, "failed", 500)    // before the fault: unexpected
+	op("ping", 1.95, 2.05, "unknown", 0) // ends inside: expected
+	op("upload", 3, 3.5, "failed", 503)  // inside: expected
+	op("ping", 5.5, 5.6, "failed", 503)  // in a 2s grace, not in a 1s one
+	op("ping", 7, 7.1, "failed", 413)    // outside a 1s or 2s grace: accepted by the check below
+	op("upload", 8, 9, "ok", 201)
+	fmt.Fprintf(&b, `{"fault":{"id":"f1","kind":"kill","target":"Node1","start":%q,"end":%q}}`+"\n", at(2), at(4))
+	writeFile(t, filepath.Join(sc, HistoryFile), b.String())
+	s := Scenario{Name: "split", Slug: "split", Seed: 1, Start: t0, End: t0.Add(10 * time.Second), State: StatePassed}
+	if grace != nil {
+		outside := 2.0 // the check counts the 500 and, with a 1s grace, the 503 at t+5.5s
+		if *grace >= 2 {
+			outside = 1
+		}
+		s.Checks = &checker.Report{Results: []checker.Result{{Name: "error-window", Status: checker.Pass, Summary: "…",
+			Figures: []checker.Figure{{Name: "outside-failures", Value: outside, Unit: "ops"}, {Name: "grace", Value: *grace, Unit: "s"}}}}}
+	}
+	writeJSON(t, filepath.Join(sc, ScenarioFile), s)
+	return dir
+}
+
+func TestReportFailuresSplitByFaultWindow(t *testing.T) {
+	one, two := 1.0, 2.0
+	for _, tc := range []struct {
+		name                         string
+		grace                        *float64
+		wantGrace                    float64
+		inside, accepted, unexpected int
+	}{
+		// Without an error-window check: the default 5s grace, nothing accepted.
+		{"default grace", nil, 5, 4, 0, 1},
+		{"check's 1s grace", &one, 1, 2, 1, 2},
+		{"check's 2s grace", &two, 2, 3, 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := splitRun(t, tc.grace)
+			sum, err := Write(context.Background(), dir, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := sum.Scenarios[0].Traffic
+			if tr.Failed+tr.Unknown != 5 || tr.InFaultWindows != tc.inside || tr.AcceptedOutsideFaultWindows != tc.accepted ||
+				tr.Unexpected != tc.unexpected || tr.FaultGraceSeconds != tc.wantGrace {
+				t.Errorf("traffic = %+v; want %d inside, %d accepted, %d unexpected with a %gs grace", tr, tc.inside, tc.accepted, tc.unexpected, tc.wantGrace)
+			}
+			if tr.UploadsAcknowledged != 1 || tr.UploadMBPerSecond != 0 {
+				t.Errorf("uploads: %d acknowledged at %v MB/s (no bytes recorded)", tr.UploadsAcknowledged, tr.UploadMBPerSecond)
+			}
+			page, err := os.ReadFile(filepath.Join(dir, HTMLFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			html := string(page)
+			wantIn := fmt.Sprintf(`>%d failed inside fault windows (expected)</div>`, tc.inside)
+			wantOut := fmt.Sprintf(`<div class="c-failed small" title="failed or unknown operations outside every fault window">%d failed unexpectedly</div>`, tc.unexpected)
+			for _, want := range []string{wantIn, wantOut, `<span class="c-infault">` + fmt.Sprint(tc.inside) + ` failed or unknown inside fault windows`} {
+				if !strings.Contains(html, want) {
+					t.Errorf("HTML lacks %q", want)
+				}
+			}
+			md, err := os.ReadFile(filepath.Join(dir, MarkdownFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf("%d failed inside fault windows, expected", tc.inside); !strings.Contains(string(md), want) {
+				t.Errorf("summary.md lacks %q:\n%s", want, md)
+			}
+		})
+	}
+
+	// The fixture's kill scenario passed with all 4 failures inside its
+	// fault's window: its row shows them, and nothing in it is red.
+	fixture := copyFixture(t)
+	if _, err := Write(context.Background(), fixture, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	page, err := os.ReadFile(filepath.Join(fixture, HTMLFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	html := string(page)
+	i := strings.Index(html, `<tr class="row-passed">`)
+	if i < 0 {
+		t.Fatal("no passed row")
+	}
+	row := html[i : i+strings.Index(html[i:], "</tr>")]
+	if !strings.Contains(row, ">4 failed inside fault windows (expected)</div>") || !strings.Contains(row, `<div class="c-zero small">0 unexpected</div>`) || strings.Contains(row, "c-failed") {
+		t.Errorf("the passed kill scenario's row:\n%s", row)
+	}
+}
+
+// TestUploadLabelsKeepClear places upload bars where their labels cannot
+// go after them: near the right edge (the label goes before the bar),
+// near both edges with a package name too long for any side (the label
+// drops the package), and checks that no label leaves the plot, enters
+// the lane's name column or runs over another bar.
+func TestReportUploadLabelsKeepClear(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 11, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	long := strings.Repeat("Very.Long.Package.Name.", 12)
+	h := &history.History{Ops: []history.Op{
+		{Seq: 1, Kind: history.KindUpload, Start: at(0), End: at(0.3), Outcome: history.OK, Status: 201, Bytes: 30e6, PackageID: "Acme.Web", Version: "1.0.0"},
+		{Seq: 2, Kind: history.KindUpload, Start: at(9.7), End: at(9.9), Outcome: history.OK, Status: 201, Bytes: 20e6, PackageID: "Acme.Web", Version: "1.0.1"},
+		{Seq: 3, Kind: history.KindUpload, Start: at(0.2), End: at(9.8), Outcome: history.OK, Status: 201, Bytes: 900e6, PackageID: long, Version: "1.0.2"},
+		{Seq: 4, Kind: history.KindUpload, Start: at(0.01), End: at(9.99), Outcome: history.Failed, Status: 413, Bytes: 1e6, PackageID: long, Version: "1.0.3"},
+	}}
+	l := &loaded{Scenario: Scenario{Name: "labels", Start: t0, End: at(10)}, History: h}
+	p := uploadPlot(l, DefaultMaxUploadRows)
+	type box struct{ x0, x1, y float64 }
+	var bars, labels []box
+	var texts []string
+	barRE := regexp.MustCompile(`<rect class="bar[^"]*" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)"`)
+	for _, m := range barRE.FindAllStringSubmatch(p.SVG, -1) {
+		x, y, w := atof(t, m[1]), atof(t, m[2]), atof(t, m[3])
+		bars = append(bars, box{x, x + w, y})
+	}
+	labelRE := regexp.MustCompile(`<text class="bar-label([^"]*)" x="([\d.]+)" y="([\d.]+)"( text-anchor="end")?>([^<]*)</text>`)
+	for _, m := range labelRE.FindAllStringSubmatch(p.SVG, -1) {
+		x, y := atof(t, m[2]), atof(t, m[3])
+		w := float64(len([]rune(html.UnescapeString(m[5])))) * charW
+		b := box{x, x + w, y - 11 + 3}
+		if m[4] != "" {
+			b = box{x - w, x, y - 11 + 3}
+		}
+		if strings.Contains(m[1], "inside") {
+			continue // inside its own bar by construction; the browser test measures it
+		}
+		labels = append(labels, b)
+		texts = append(texts, m[5])
+	}
+	if len(bars) != 4 || len(labels)+strings.Count(p.SVG, `class="bar-label inside"`) != 4 {
+		t.Fatalf("%d bars, %d outside labels, %d inside:\n%s", len(bars), len(labels), strings.Count(p.SVG, "bar-label inside"), p.SVG)
+	}
+	for i, lb := range labels {
+		if lb.x0 < plotLeft || lb.x1 > plotW {
+			t.Errorf("label %q spans %v–%v, outside the plot area %v–%v", texts[i], lb.x0, lb.x1, plotLeft, plotW)
+		}
+		for _, b := range bars {
+			if b.y == lb.y && lb.x0 < b.x1 && b.x0 < lb.x1 {
+				t.Errorf("label %q (%v–%v) runs over a bar (%v–%v) in its row", texts[i], lb.x0, lb.x1, b.x0, b.x1)
+			}
+		}
+	}
+	if !strings.Contains(p.SVG, `text-anchor="end">Acme.Web@1.0.1`) {
+		t.Errorf("the bar at the right edge is not labelled before it:\n%s", p.SVG)
+	}
+	if strings.Contains(p.SVG, ">"+long) || !strings.Contains(p.SVG, "900.0 MB · 93.8 MB/s</text>") {
+		t.Errorf("the long-named upload's label did not drop the package:\n%s", p.SVG)
+	}
+	if !strings.Contains(p.SVG, "4 attempts") {
+		t.Errorf("lane count missing")
+	}
+}
+
+func atof(t *testing.T, s string) float64 {
+	t.Helper()
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

@@ -40,13 +40,14 @@ func statusClass(o history.Op) string {
 // with vegeta's own Metrics (each op fed in as a vegeta Result), so they
 // match what `vegeta report` prints for the same requests. Kinds are
 // sorted.
-func latencyFromHistory(h *history.History) []LatencySummary {
+func latencyFromHistory(h *history.History, grace time.Duration) []LatencySummary {
 	if h == nil || len(h.Ops) == 0 {
 		return nil
 	}
 	type acc struct {
 		m                   vegeta.Metrics
 		ok, failed, unknown int
+		inFaults, unexpect  int
 	}
 	byKind := map[string]*acc{}
 	for i := range h.Ops {
@@ -72,6 +73,13 @@ func latencyFromHistory(h *history.History) []LatencySummary {
 		default:
 			a.unknown++
 		}
+		if o.Outcome != history.OK {
+			if inFaultWindow(h, *o, grace) {
+				a.inFaults++
+			} else {
+				a.unexpect++
+			}
+		}
 	}
 	kinds := make([]string, 0, len(byKind))
 	for k := range byKind {
@@ -85,6 +93,7 @@ func latencyFromHistory(h *history.History) []LatencySummary {
 		ls := latencySummary(&a.m)
 		ls.Kind, ls.Source = k, SourceHistory
 		ls.OK, ls.Failed, ls.Unknown = a.ok, a.failed, a.unknown
+		ls.InFaultWindows, ls.OutsideFaultWindows = a.inFaults, a.unexpect
 		out = append(out, ls)
 	}
 	return out

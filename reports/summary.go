@@ -180,7 +180,29 @@ type TrafficSummary struct {
 	Uploads     int   `json:"uploads"`
 	UploadBytes int64 `json:"uploadBytes"`
 	LBSamples   int   `json:"lbSamples"`
+	// InFaultWindows and Unexpected split the failed and unknown ops:
+	// those overlapping a fault's window (its start to its end plus
+	// FaultGraceSeconds, or to the end of the history for a fault that
+	// never recovered) are what the fault was expected to cause; the rest
+	// are unexpected, and only they are shown as failures.
+	// AcceptedOutsideFaultWindows counts failed ops outside every fault
+	// window that the scenario's error-window check does not count as
+	// failures: statuses or op kinds the scenario declares are not
+	// failures of the cluster (503 from a node shedding load at capacity,
+	// 413 from the body limit a scenario is there to catch).
+	InFaultWindows              int     `json:"inFaultWindows"`
+	AcceptedOutsideFaultWindows int     `json:"acceptedOutsideFaultWindows"`
+	Unexpected                  int     `json:"unexpected"`
+	FaultGraceSeconds           float64 `json:"faultGraceSeconds"`
+	// UploadsAcknowledged counts acknowledged upload attempts and
+	// UploadMBPerSecond is their throughput: their bytes over their
+	// summed durations, in MB (10^6 bytes) per second; 0 without one.
+	UploadsAcknowledged int     `json:"uploadsAcknowledged"`
+	UploadMBPerSecond   float64 `json:"uploadMBPerSecond"`
 }
+
+// Failures is the number of failed and unknown ops.
+func (t TrafficSummary) Failures() int { return t.Failed + t.Unknown }
 
 // FaultSummary is one injected fault, with times relative to the
 // scenario's start.
@@ -208,10 +230,14 @@ type LatencySummary struct {
 	P95Ms          float64 `json:"p95Ms"`
 	P99Ms          float64 `json:"p99Ms"`
 	MaxMs          float64 `json:"maxMs"`
-	// OK, Failed and Unknown count outcomes (history only).
-	OK      int `json:"ok,omitempty"`
-	Failed  int `json:"failed,omitempty"`
-	Unknown int `json:"unknown,omitempty"`
+	// OK, Failed and Unknown count outcomes (history only);
+	// InFaultWindows and OutsideFaultWindows split the failed and unknown
+	// ones by TrafficSummary's rule.
+	OK                  int `json:"ok,omitempty"`
+	Failed              int `json:"failed,omitempty"`
+	Unknown             int `json:"unknown,omitempty"`
+	InFaultWindows      int `json:"inFaultWindows,omitempty"`
+	OutsideFaultWindows int `json:"outsideFaultWindows,omitempty"`
 	// StatusCodes counts responses by status code (vegeta only; "0" is a
 	// transport error).
 	StatusCodes map[string]int `json:"statusCodes,omitempty"`
@@ -331,7 +357,9 @@ func summarizeScenario(l *loaded) ScenarioSummary {
 		s.Failure = f
 	}
 	if h := l.History; h != nil {
-		s.Traffic = trafficSummary(h)
+		grace := faultGrace(s.Checks)
+		s.Traffic = trafficSummary(h, grace)
+		acceptOutside(&s.Traffic, s.Checks)
 		for i, f := range h.Faults {
 			fs := FaultSummary{ID: f.ID, Kind: f.Kind, Target: f.Target, StartOffset: secsSince(f.Start, base), Error: Scrub(f.Error)}
 			if fs.ID == "" {
@@ -343,7 +371,7 @@ func summarizeScenario(l *loaded) ScenarioSummary {
 			}
 			s.Faults = append(s.Faults, fs)
 		}
-		s.Latency = append(s.Latency, latencyFromHistory(h)...)
+		s.Latency = append(s.Latency, latencyFromHistory(h, grace)...)
 	}
 	s.Latency = append(s.Latency, latencyFromVegeta(l.Vegeta)...)
 	return s
@@ -370,8 +398,10 @@ func sortedChecks(rs []checker.Result) []checker.Result {
 	return out
 }
 
-func trafficSummary(h *history.History) TrafficSummary {
-	t := TrafficSummary{Ops: len(h.Ops), LBSamples: len(h.LB)}
+func trafficSummary(h *history.History, grace time.Duration) TrafficSummary {
+	t := TrafficSummary{Ops: len(h.Ops), LBSamples: len(h.LB), FaultGraceSeconds: round3(grace.Seconds())}
+	var upBytes int64
+	var upTime time.Duration
 	for _, o := range h.Ops {
 		switch o.Outcome {
 		case history.OK:
@@ -381,12 +411,89 @@ func trafficSummary(h *history.History) TrafficSummary {
 		default:
 			t.Unknown++
 		}
+		if o.Outcome != history.OK {
+			if inFaultWindow(h, o, grace) {
+				t.InFaultWindows++
+			} else {
+				t.Unexpected++
+			}
+		}
 		if o.Kind == history.KindUpload {
 			t.Uploads++
 			t.UploadBytes += o.Bytes
+			if o.Outcome == history.OK && o.Duration() > 0 {
+				t.UploadsAcknowledged++
+				n := o.Bytes
+				if n == 0 {
+					n = o.Size
+				}
+				upBytes += n
+				upTime += o.Duration()
+			}
 		}
 	}
+	if upTime > 0 {
+		t.UploadMBPerSecond = round3(float64(upBytes) / 1e6 / upTime.Seconds())
+	}
 	return t
+}
+
+// acceptOutside moves the failures outside fault windows that the
+// error-window check does not count (its outside-failures figure is
+// lower: statuses or kinds the scenario ignores) from Unexpected to
+// AcceptedOutsideFaultWindows.
+func acceptOutside(t *TrafficSummary, checks []CheckSummary) {
+	for _, c := range checks {
+		if c.Name != "error-window" || c.Status == string(checker.Skip) {
+			continue
+		}
+		for _, f := range c.Figures {
+			if f.Name == "outside-failures" && f.Value >= 0 && int(f.Value) < t.Unexpected {
+				t.AcceptedOutsideFaultWindows = t.Unexpected - int(f.Value)
+				t.Unexpected = int(f.Value)
+			}
+		}
+	}
+}
+
+// faultGrace is how long after a fault's end its failures are still
+// expected: the error-window check's grace when its figures say, else
+// checker.DefaultGrace (5 s), the grace that check uses by default.
+func faultGrace(checks []CheckSummary) time.Duration {
+	for _, c := range checks {
+		if c.Name != "error-window" {
+			continue
+		}
+		for _, f := range c.Figures {
+			if f.Name == "grace" && f.Value >= 0 {
+				return time.Duration(f.Value * float64(time.Second))
+			}
+		}
+	}
+	return checker.DefaultGrace
+}
+
+// inFaultWindow reports whether an op overlaps a fault's window: from
+// the fault's start to its end plus grace, or to the end of the history
+// for a fault that never recovered. It is the error-window check's rule,
+// so the report and the check agree on which failures a fault explains.
+func inFaultWindow(h *history.History, o history.Op, grace time.Duration) bool {
+	end := o.End
+	if end.IsZero() {
+		end = o.Start
+	}
+	for _, f := range h.Faults {
+		if f.Start.IsZero() {
+			continue
+		}
+		if end.Before(f.Start) {
+			continue
+		}
+		if f.End.IsZero() || !o.Start.After(f.End.Add(grace)) {
+			return true
+		}
+	}
+	return false
 }
 
 // describeCluster says in one line what was tested.

@@ -135,7 +135,13 @@ func (a timeAxis) ticks(w *svgw, top, y float64) {
 	for t := 0.0; t <= a.span+1e-9; t += step {
 		x := a.xs(t)
 		w.p(`<line class="grid" x1="%s" y1="%s" x2="%s" y2="%s"/>`, num(x), num(top), num(x), num(y))
-		w.p(`<text x="%s" y="%s" text-anchor="middle">%s</text>`, num(x), num(y+15), esc(fmtTick(t, step)))
+		// The first label starts at the axis, clear of "time since start"
+		// on its left.
+		anchor := "middle"
+		if t == 0 {
+			anchor = "start"
+		}
+		w.p(`<text x="%s" y="%s" text-anchor="%s">%s</text>`, num(x), num(y+15), anchor, esc(fmtTick(t, step)))
 	}
 	w.p(`<text x="%s" y="%s" text-anchor="end">time since start</text>`, num(a.x0-8), num(y+15))
 	w.p(`</g>`)
@@ -758,27 +764,45 @@ func uploadPlot(l *loaded, maxRows int) *plotInfo {
 		inside      bool
 		left, right float64 // extent of bar and label, for packing
 		blamed      bool
+		tip         string
 	}
 	items := make([]placed, len(ups))
+	unlabelled := 0
 	for k, i := range ups {
 		o := h.Ops[i]
-		p := placed{x0: a.x(o.Start), x1: math.Max(a.x(o.End), a.x(o.Start)+2), label: uploadLabel(o)}
+		p := placed{x0: a.x(o.Start), x1: math.Max(a.x(o.End), a.x(o.Start)+2)}
+		p.left, p.right = p.x0, p.x1+3
+		prefix := ""
 		if checks, ok := l.blame[o.Seq]; ok {
 			p.blamed = true
-			p.label = "✗ " + strings.Join(checks, ", ") + ": " + p.label
+			prefix = "✗ " + strings.Join(checks, ", ") + ": "
 		}
-		lw := float64(len([]rune(p.label)))*charW + 8
-		switch {
-		case p.x1-p.x0 >= lw:
-			p.inside, p.lx = true, p.x0+4
-			p.left, p.right = p.x0, p.x1+3
-		case p.x1+lw <= plotW-4:
-			p.lx = p.x1 + 4
-			p.left, p.right = p.x0, p.x1+lw+4
-		default:
-			p.lx, p.anchorEnd = p.x0-4, true
-			p.left, p.right = p.x0-lw-4, p.x1+3
+		// The full label where it fits, else the one without the package
+		// (the tooltip keeps everything), else none: a label never runs
+		// over another bar, the plot's edge or the lane's name on the left.
+		placedLabel := false
+		for _, lbl := range []string{uploadLabel(o, true), uploadLabel(o, false)} {
+			lbl = prefix + lbl
+			lw := float64(len([]rune(lbl)))*charW + 8
+			switch {
+			case p.x1-p.x0 >= lw:
+				p.inside, p.lx = true, p.x0+4
+			case p.x1+lw <= plotW-4:
+				p.lx = p.x1 + 4
+				p.right = p.x1 + lw + 4
+			case p.x0-lw-4 >= plotLeft:
+				p.lx, p.anchorEnd = p.x0-4, true
+				p.left = p.x0 - lw - 4
+			default:
+				continue
+			}
+			p.label, placedLabel = lbl, true
+			break
 		}
+		if !placedLabel {
+			unlabelled++
+		}
+		p.tip = opTitle(o, a.base) + "; " + prefix + uploadLabel(o, true)
 		items[k] = p
 	}
 	// Pack into rows with room for labels; when that needs too many rows,
@@ -822,14 +846,27 @@ func uploadPlot(l *loaded, maxRows int) *plotInfo {
 		info.Notes = append(info.Notes, fmt.Sprintf("%d of %d upload attempts not drawn (more than %d rows)", hidden, len(ups), maxRows))
 		nrows = maxRows
 	}
+	if unlabelled > 0 {
+		info.Notes = append(info.Notes, fmt.Sprintf("%d of %d upload bars are too close to the edges for a label: hover them for the upload", unlabelled, len(ups)))
+	}
 	frows, fn := faultLabelRows(a, h.Faults)
 	top := float64(fn)*faultRowH + 8
-	bot := top + float64(nrows)*uploadRowH + 6
+	// Tall enough for the lane's name and count above the axis, whatever
+	// the number of rows.
+	bot := top + math.Max(float64(nrows)*uploadRowH+6, 40)
 	height := bot + axisH
 	var w svgw
 	a.open(&w, height, "uploads of "+l.Name)
 	w.p(`<text class="lane-name" x="8" y="%s">uploads</text>`, num(top+14))
-	w.p(`<text class="lane-count" x="8" y="%s">%d attempts</text>`, num(top+29), len(ups))
+	w.p(`<text class="lane-count" x="8" y="%s">%s</text>`, num(top+29), plural(len(ups), "attempt", "attempts"))
+	// Fault bands and grid under the bars, labels over everything.
+	faultBands(&w, a, h.Faults, top, bot)
+	a.ticks(&w, top, bot)
+	type text struct {
+		cls, anchor, label string
+		x, y               float64
+	}
+	var texts []text
 	for k, i := range ups {
 		if row[k] >= maxRows {
 			continue
@@ -845,8 +882,8 @@ func uploadPlot(l *loaded, maxRows int) *plotInfo {
 			cls = "bar blamed"
 		}
 		w.p(`<rect class="%s" x="%s" y="%s" width="%s" height="14" rx="2" fill="%s"><title>%s</title></rect>`,
-			cls, num(p.x0), num(y), num(p.x1-p.x0), col, esc(opTitle(o, a.base)+"; "+p.label))
-		if !p.inside && !withLabels {
+			cls, num(p.x0), num(y), num(p.x1-p.x0), col, esc(p.tip))
+		if p.label == "" || !p.inside && !withLabels {
 			continue
 		}
 		lcls := "bar-label"
@@ -860,21 +897,22 @@ func uploadPlot(l *loaded, maxRows int) *plotInfo {
 		if p.anchorEnd && !p.inside {
 			anchor = ` text-anchor="end"`
 		}
-		w.p(`<text class="%s" x="%s" y="%s"%s>%s</text>`, lcls, num(p.lx), num(y+11), anchor, esc(p.label))
+		texts = append(texts, text{cls: lcls, anchor: anchor, label: p.label, x: p.lx, y: y + 11})
 	}
-	faultBands(&w, a, h.Faults, top, bot)
+	for _, t := range texts {
+		w.p(`<text class="%s" x="%s" y="%s"%s>%s</text>`, t.cls, num(t.x), num(t.y), t.anchor, esc(t.label))
+	}
 	faultLabels(&w, a, h.Faults, frows, 0)
-	a.ticks(&w, top, bot)
 	w.p(`</svg>`)
 	info.SVG = w.String()
 	return info
 }
 
 // uploadLabel is "Pkg@1.0.3 · 100 MB · 85.1 MB/s" (plus the status of a
-// failure).
-func uploadLabel(o history.Op) string {
+// failure); without the package, "100 MB · 85.1 MB/s".
+func uploadLabel(o history.Op, withPackage bool) string {
 	var parts []string
-	if o.PackageID != "" {
+	if withPackage && o.PackageID != "" {
 		p := o.PackageID + "@" + o.Version
 		if o.Attempt > 1 {
 			p += fmt.Sprintf(" #%d", o.Attempt)
@@ -913,4 +951,12 @@ func fmtBytes(n int64) string {
 	default:
 		return fmt.Sprintf("%d B", n)
 	}
+}
+
+// plural is "1 attempt", "3 attempts".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
