@@ -64,6 +64,9 @@ type Op struct {
 	// Note explains an outcome the status alone does not (e.g. a 409 after
 	// an unknown attempt, verified to be this client's own package).
 	Note string `json:"note,omitempty"`
+	// Command names the command that recorded the op when several share
+	// one history (e.g. "attack-2"); see Join.
+	Command string `json:"cmd,omitempty"`
 }
 
 // Duration is End - Start.
@@ -80,6 +83,8 @@ type Fault struct {
 	End    time.Time `json:"end,omitzero"`
 	Detail string    `json:"detail,omitempty"`
 	Error  string    `json:"error,omitempty"`
+	// Command names the command that injected the fault (see Op.Command).
+	Command string `json:"cmd,omitempty"`
 }
 
 // Active reports whether t falls inside the fault's window.
@@ -94,6 +99,8 @@ type LBState struct {
 	Server string    `json:"server"` // node name
 	State  string    `json:"state"`  // UP, DOWN, DRAIN, MAINT, NOLB, ...
 	Detail string    `json:"detail,omitempty"`
+	// Command names the command that observed it (see Op.Command).
+	Command string `json:"cmd,omitempty"`
 }
 
 // Meta describes the run: what was tested and how to replay it.
@@ -104,10 +111,22 @@ type Meta struct {
 	Labels   map[string]string `json:"labels,omitempty"`
 }
 
+// Command is one command that joined a history several commands share
+// (one run directory: upload, attack, fault, …; see Join).
+type Command struct {
+	// Name is the command and its number in the history, e.g. "attack-2":
+	// its records carry it, and its vegeta results file is named after it.
+	Name   string            `json:"name"`
+	Time   time.Time         `json:"time"`
+	Seed   int64             `json:"seed,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
 // entry is one JSON line; exactly one field is set.
 type entry struct {
-	Op    *Op      `json:"op,omitempty"`
-	Fault *Fault   `json:"fault,omitempty"`
-	LB    *LBState `json:"lb,omitempty"`
-	Meta  *Meta    `json:"meta,omitempty"`
+	Op      *Op      `json:"op,omitempty"`
+	Fault   *Fault   `json:"fault,omitempty"`
+	LB      *LBState `json:"lb,omitempty"`
+	Meta    *Meta    `json:"meta,omitempty"`
+	Command *Command `json:"command,omitempty"`
 }

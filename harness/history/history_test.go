@@ -131,3 +131,93 @@ func TestFaultActive(t *testing.T) {
 		t.Fatal("open fault should stay active")
 	}
 }
+
+// Commands sharing one run directory append to one history: one header,
+// sequence numbers and fault IDs unique across them (also when they write
+// at the same time), each record tagged with its command.
+func TestJoinSharedHistory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "history.jsonl")
+	a, name, err := Join(path, "upload", Meta{Scenario: "by hand"}, Command{Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name != "upload-1" || a.Command() != "upload-1" {
+		t.Fatalf("name = %q", name)
+	}
+	b, name, err := Join(path, "attack", Meta{Scenario: "ignored"}, Command{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name != "attack-2" {
+		t.Fatalf("second name = %q", name)
+	}
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := a
+			if i%2 == 1 {
+				r = b
+			}
+			r.Op(Op{Kind: KindPing, Outcome: OK})
+		}()
+	}
+	wg.Wait()
+	fa := a.FaultStart("kill", "Node2", "")
+	fb := b.FaultStart("pause", "Node3", "")
+	if fa.ID == fb.ID || fa.Command != "upload-1" {
+		t.Fatalf("fault IDs %q %q (cmd %q)", fa.ID, fb.ID, fa.Command)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A third command ends the fault the first one left open.
+	c, name, err := Join(path, "fault", Meta{}, Command{})
+	if err != nil || name != "fault-3" {
+		t.Fatalf("third: %q %v", name, err)
+	}
+	c.Op(Op{Kind: KindPing, Outcome: OK})
+	h, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, ok := h.OpenFault("Node2", "kill", "restart")
+	if !ok || open.ID != fa.ID {
+		t.Fatalf("open fault = %+v %v", open, ok)
+	}
+	c.FaultEnd(open, nil)
+	b.Op(Op{Kind: KindPing, Outcome: OK})
+	b.Close()
+	c.Close()
+
+	h, err = Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Meta) != 1 || h.Meta[0].Scenario != "by hand" {
+		t.Fatalf("meta = %+v", h.Meta)
+	}
+	if len(h.Commands) != 3 || h.Commands[0].Seed != 7 {
+		t.Fatalf("commands = %+v", h.Commands)
+	}
+	if len(h.Ops) != 42 {
+		t.Fatalf("ops = %d", len(h.Ops))
+	}
+	tags := map[string]int{}
+	for i, o := range h.Ops {
+		if o.Seq != uint64(i+1) {
+			t.Fatalf("op %d has seq %d", i, o.Seq)
+		}
+		tags[o.Command]++
+	}
+	if tags["upload-1"] != 20 || tags["attack-2"] != 21 || tags["fault-3"] != 1 {
+		t.Fatalf("tags = %v", tags)
+	}
+	if _, ok := h.OpenFault("Node2", "kill"); ok {
+		t.Fatal("fault still open after its end was recorded")
+	}
+	if _, ok := h.OpenFault("Node3", "pause"); !ok {
+		t.Fatal("pause on Node3 should be open")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"time"
 )
@@ -19,6 +20,8 @@ type History struct {
 	Ops    []Op
 	Faults []Fault
 	LB     []LBState
+	// Commands are the commands that joined a shared history, in order.
+	Commands []Command
 	// Truncated is set when the last line was incomplete (the writer
 	// crashed mid-line); everything before it was read.
 	Truncated bool
@@ -74,6 +77,8 @@ func Decode(r io.Reader) (*History, error) {
 				h.LB = append(h.LB, *e.LB)
 			case e.Meta != nil:
 				h.Meta = append(h.Meta, *e.Meta)
+			case e.Command != nil:
+				h.Commands = append(h.Commands, *e.Command)
 			}
 		}
 		if err == io.EOF {
@@ -95,6 +100,7 @@ func Merge(hs ...*History) *History {
 		out.Ops = append(out.Ops, h.Ops...)
 		out.Faults = append(out.Faults, h.Faults...)
 		out.LB = append(out.LB, h.LB...)
+		out.Commands = append(out.Commands, h.Commands...)
 		out.Truncated = out.Truncated || h.Truncated
 	}
 	sort.SliceStable(out.Ops, func(i, j int) bool { return out.Ops[i].Start.Before(out.Ops[j].Start) })
@@ -134,4 +140,17 @@ func (h *History) OpsOfKind(kind string) []Op {
 		}
 	}
 	return out
+}
+
+// OpenFault returns the latest fault of one of kinds on target that has not
+// ended: a fault injected by one command and still waiting for the command
+// that recovers it.
+func (h *History) OpenFault(target string, kinds ...string) (Fault, bool) {
+	for i := len(h.Faults) - 1; i >= 0; i-- {
+		f := h.Faults[i]
+		if f.Target == target && f.End.IsZero() && slices.Contains(kinds, f.Kind) {
+			return f, true
+		}
+	}
+	return Fault{}, false
 }

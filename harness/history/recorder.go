@@ -1,11 +1,14 @@
 package history
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -23,6 +26,16 @@ type Recorder struct {
 	seq    uint64
 	faults uint64
 	err    error // first write error, reported by Close
+
+	// shared is the file of a history several commands append to (Join):
+	// every write locks it and first reads what others appended since
+	// (known is its size after this recorder's last look), so sequence
+	// numbers and fault IDs stay unique across commands.
+	shared   *os.File
+	known    int64
+	commands int
+	hasMeta  bool
+	command  string
 }
 
 // Create opens path for appending (creating it if needed).
@@ -34,6 +47,129 @@ func Create(path string) (*Recorder, error) {
 	return &Recorder{w: f, closer: f}, nil
 }
 
+// Join opens a history that several commands share (one run directory
+// for upload, attack, fault, …) and registers this command in it. Under a
+// lock on the file it reads how far the history got, so this recorder
+// continues the sequence numbers and fault IDs after those already there
+// (and after those other commands append meanwhile); it writes meta as the
+// history's header only when the file has none yet; and it records a
+// Command entry named name-N (N counts the commands in this history, from
+// 1), which it returns and which tags every record it writes.
+func Join(path, name string, meta Meta, cmd Command) (*Recorder, string, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, "", fmt.Errorf("open history %s: %w", path, err)
+	}
+	r := &Recorder{w: f, closer: f, shared: f}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.begin(); err != nil {
+		f.Close()
+		return nil, "", err
+	}
+	if !r.hasMeta {
+		if meta.Time.IsZero() {
+			meta.Time = time.Now()
+		}
+		r.writeLocked(entry{Meta: &meta})
+	}
+	cmd.Name = name + "-" + strconv.Itoa(r.commands+1)
+	if cmd.Time.IsZero() {
+		cmd.Time = time.Now()
+	}
+	r.command = cmd.Name
+	r.writeLocked(entry{Command: &cmd})
+	if err := r.end(); err != nil || r.err != nil {
+		f.Close()
+		return nil, "", errors.Join(err, r.err)
+	}
+	return r, cmd.Name, nil
+}
+
+// Command is the name this recorder's records are tagged with ("" unless
+// made by Join).
+func (r *Recorder) Command() string {
+	if r == nil {
+		return ""
+	}
+	return r.command
+}
+
+// begin locks a shared file and reads what other commands appended since
+// this recorder last looked. Callers hold r.mu.
+func (r *Recorder) begin() error {
+	if r.shared == nil {
+		return nil
+	}
+	if err := lockFile(r.shared); err != nil {
+		return fmt.Errorf("lock history: %w", err)
+	}
+	st, err := r.shared.Stat()
+	if err != nil {
+		unlockFile(r.shared)
+		return fmt.Errorf("read history: %w", err)
+	}
+	if st.Size() == r.known {
+		return nil
+	}
+	sc := bufio.NewScanner(io.NewSectionReader(r.shared, r.known, st.Size()-r.known))
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var e entry
+		if json.Unmarshal(sc.Bytes(), &e) != nil {
+			continue
+		}
+		switch {
+		case e.Op != nil:
+			r.seq = max(r.seq, e.Op.Seq)
+		case e.Fault != nil:
+			if i := strings.LastIndexByte(e.Fault.ID, '-'); i >= 0 {
+				if n, err := strconv.ParseUint(e.Fault.ID[i+1:], 10, 64); err == nil {
+					r.faults = max(r.faults, n)
+				}
+			}
+		case e.Meta != nil:
+			r.hasMeta = true
+		case e.Command != nil:
+			r.commands++
+		}
+	}
+	r.known = st.Size()
+	return nil
+}
+
+// end notes how far the shared file got and unlocks it.
+func (r *Recorder) end() error {
+	if r.shared == nil {
+		return nil
+	}
+	defer unlockFile(r.shared)
+	st, err := r.shared.Stat()
+	if err != nil {
+		return fmt.Errorf("read history: %w", err)
+	}
+	r.known = st.Size()
+	return nil
+}
+
+// locked runs fn with r.mu held and, for a shared history, the file locked
+// and caught up.
+func (r *Recorder) locked(fn func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.begin(); err != nil {
+		if r.err == nil {
+			r.err = err
+		}
+		fn() // still record: a lost lock must not lose the entry
+		return
+	}
+	fn()
+	if err := r.end(); err != nil && r.err == nil {
+		r.err = err
+	}
+}
+
 // NewRecorder records into w, which must take each Write whole.
 func NewRecorder(w io.Writer) *Recorder { return &Recorder{w: w} }
 
@@ -42,11 +178,14 @@ func (r *Recorder) Op(op Op) Op {
 	if r == nil {
 		return op
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.seq++
-	op.Seq = r.seq
-	r.writeLocked(entry{Op: &op})
+	r.locked(func() {
+		r.seq++
+		op.Seq = r.seq
+		if op.Command == "" {
+			op.Command = r.command
+		}
+		r.writeLocked(entry{Op: &op})
+	})
 	return op
 }
 
@@ -57,11 +196,12 @@ func (r *Recorder) FaultStart(kind, target, detail string) Fault {
 	if r == nil {
 		return f
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.faults++
-	f.ID = kind + "-" + strconv.FormatUint(r.faults, 10)
-	r.writeLocked(entry{Fault: &f})
+	r.locked(func() {
+		r.faults++
+		f.ID = kind + "-" + strconv.FormatUint(r.faults, 10)
+		f.Command = r.command
+		r.writeLocked(entry{Fault: &f})
+	})
 	return f
 }
 
@@ -75,9 +215,7 @@ func (r *Recorder) FaultEnd(f Fault, err error) Fault {
 	if r == nil {
 		return f
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.writeLocked(entry{Fault: &f})
+	r.locked(func() { r.writeLocked(entry{Fault: &f}) })
 	return f
 }
 
@@ -86,13 +224,16 @@ func (r *Recorder) Fault(f Fault) {
 	if r == nil {
 		return
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if f.ID == "" {
-		r.faults++
-		f.ID = f.Kind + "-" + strconv.FormatUint(r.faults, 10)
-	}
-	r.writeLocked(entry{Fault: &f})
+	r.locked(func() {
+		if f.ID == "" {
+			r.faults++
+			f.ID = f.Kind + "-" + strconv.FormatUint(r.faults, 10)
+		}
+		if f.Command == "" {
+			f.Command = r.command
+		}
+		r.writeLocked(entry{Fault: &f})
+	})
 }
 
 // LB records a load-balancer state observation.
@@ -100,9 +241,12 @@ func (r *Recorder) LB(s LBState) {
 	if r == nil {
 		return
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.writeLocked(entry{LB: &s})
+	r.locked(func() {
+		if s.Command == "" {
+			s.Command = r.command
+		}
+		r.writeLocked(entry{LB: &s})
+	})
 }
 
 // Meta records what the run is.
@@ -113,9 +257,7 @@ func (r *Recorder) Meta(m Meta) {
 	if m.Time.IsZero() {
 		m.Time = time.Now()
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.writeLocked(entry{Meta: &m})
+	r.locked(func() { r.writeLocked(entry{Meta: &m}) })
 }
 
 func (r *Recorder) writeLocked(e entry) {
@@ -152,6 +294,7 @@ func (r *Recorder) Close() error {
 			err = fmt.Errorf("close history: %w", cerr)
 		}
 		r.closer = nil
+		r.shared = nil
 	}
 	return err
 }
