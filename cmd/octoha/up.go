@@ -236,11 +236,15 @@ func upDetached(ctx context.Context, args []string, dir string, timeout time.Dur
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	// The log sits next to the run directory (which up clears): in the
+	// checked base directory by default, else in --run-dir's parent, which
+	// may be shared (/tmp). It is created afresh, never through a link
+	// someone planted there.
+	if err := local.PrepareParent(dir); err != nil {
 		return err
 	}
 	logPath := dir + ".up.log"
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	logf, err := local.CreateFile(logPath, 0o600)
 	if err != nil {
 		return fmt.Errorf("create supervisor log: %w", err)
 	}
@@ -267,7 +271,8 @@ func upDetached(ctx context.Context, args []string, dir string, timeout time.Dur
 		}
 		select {
 		case <-p.Done():
-			b, _ := os.ReadFile(logPath)
+			// Through the open file: the owner may have moved it.
+			b, _ := io.ReadAll(io.NewSectionReader(logf, 0, 1<<30))
 			os.Remove(logPath)
 			return fmt.Errorf("cluster did not come up:\n%s", tail(string(b), 40))
 		case <-ctx.Done():

@@ -3,11 +3,14 @@
 package proc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -119,13 +122,18 @@ func Alive(pid int) bool {
 	return true
 }
 
-// KillPID sends SIGKILL to a process group we started earlier (known by PID
-// from a state file) and to the process itself.
+// KillPID sends SIGKILL to a process we started earlier (known by PID from
+// a state file) and, if it leads its own process group (as every child
+// Start makes does), to that group. A group the process does not lead was
+// not made by Start, and is never signalled. The caller must have made sure
+// pid is still the process it started (StartTime).
 func KillPID(pid int) error {
 	if pid <= 0 {
 		return nil
 	}
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("kill pid %d: %w", pid, err)
 	}
@@ -142,3 +150,29 @@ func StopPID(pid int) error { return syscall.Kill(pid, syscall.SIGSTOP) }
 
 // ContinuePID continues the single process pid (SIGCONT).
 func ContinuePID(pid int) error { return syscall.Kill(pid, syscall.SIGCONT) }
+
+// StartTime is a process's start time (field 22 of /proc/<pid>/stat, in
+// clock ticks since boot): with the PID it names one process for the life
+// of the system, where the PID alone may be reused (pid_max is often
+// 32768). ok is false when it cannot be read.
+func StartTime(pid int) (uint64, bool) {
+	if pid <= 0 {
+		return 0, false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// The command (field 2) may hold spaces and parentheses: count fields
+	// after the last ')', where field 3 (state) is index 0.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, false
+	}
+	t, err := strconv.ParseUint(f[19], 10, 64)
+	return t, err == nil
+}

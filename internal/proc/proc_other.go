@@ -64,3 +64,6 @@ func StopPID(pid int) error { return unsupported(fmt.Sprintf("stop pid %d", pid)
 
 // ContinuePID fails: see ErrUnsupported.
 func ContinuePID(pid int) error { return unsupported(fmt.Sprintf("continue pid %d", pid)) }
+
+// StartTime reports false: there is no /proc here.
+func StartTime(pid int) (uint64, bool) { return 0, false }

@@ -8,7 +8,6 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,8 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -76,11 +73,20 @@ type Options struct {
 	ReadyTimeout time.Duration
 }
 
-// DefaultRunDir is /tmp/octoha-<uid>/<name>: under /tmp because PostgreSQL
-// runs as its own user when octoha runs as root, and must reach its data
-// directory.
+// DefaultRunDir is /tmp/octoha-<uid>/<name> ($TMPDIR is honoured). The
+// base directory /tmp/octoha-<uid> is created DirMode (0700; 0711 as root),
+// and one that is a symbolic link, someone else's, or writable by others
+// is refused (CheckRunDir), since anyone could have created it first.
+//
+// It stays under /tmp rather than $XDG_RUNTIME_DIR or the user's cache
+// directory: as root, PostgreSQL runs as the postgres user and must reach
+// its data directory, which it cannot under /run/user/0 or /root (0700,
+// and octoha does not change the mode of directories it did not create);
+// $XDG_RUNTIME_DIR is unset under sudo, in CI and in containers, so up and
+// down run in different environments would disagree on the place; and it
+// is a small tmpfs where a local share of 1 GB packages does not fit.
 func DefaultRunDir(name string) string {
-	return filepath.Join(os.TempDir(), "octoha-"+strconv.Itoa(os.Getuid()), name)
+	return filepath.Join(defaultBase(), name)
 }
 
 // Cluster is a running local cluster.
@@ -219,27 +225,38 @@ func binary(explicit string) (string, error) {
 	return abs, nil
 }
 
-// claimRunDir creates the run directory, refusing one that holds a live
-// cluster and clearing one left by a dead run.
+// claimRunDir creates the run directory (DirMode), refusing an unsafe one
+// (CheckRunDir) or one that holds a live cluster, and clearing one left by
+// a dead run.
 func claimRunDir(dir string) error {
+	if err := PrepareParent(dir); err != nil {
+		return err
+	}
 	if st, err := ReadState(dir); err == nil {
 		if st.Alive() {
 			return fmt.Errorf("%w: %s (pid %d); run `octoha down --run-dir %s` first", ErrRunning, dir, st.SupervisorPID, dir)
+		}
+		if err := st.unverifiableOwner(); err != nil {
+			return err
 		}
 		// A dead run's leftovers: make sure none of its children survived.
 		st.killAll()
 		if err := os.RemoveAll(dir); err != nil {
 			return fmt.Errorf("remove stale run directory %s: %w", dir, err)
 		}
+	} else if errors.Is(err, ErrUnsafeRunDir) {
+		return err
 	} else if entries, rerr := os.ReadDir(dir); rerr == nil && len(entries) > 0 {
 		return fmt.Errorf("run directory %s exists and is not an octoha run directory (no %s); choose another --run-dir", dir, StateFile)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := mkdirPrivate(dir); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("create run directory: %w", err)
 	}
-	// PostgreSQL runs as its own user under root and must traverse here.
+	// An empty directory the user made (checked by PrepareParent) keeps its
+	// mode. PostgreSQL runs as its own user under root and must traverse
+	// the parent.
 	_ = os.Chmod(filepath.Dir(dir), 0o755)
-	return os.Chmod(dir, 0o755)
+	return nil
 }
 
 // checkAddresses fails early, and clearly, if another process holds one of
@@ -263,7 +280,7 @@ func (c *Cluster) logFile(name string) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Join(c.dir, "logs"), 0o755); err != nil {
 		return nil, err
 	}
-	return os.OpenFile(filepath.Join(c.dir, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	return openNoFollow(filepath.Join(c.dir, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 }
 
 // announce logs a fallback loudly and records it as an embedded component.
@@ -740,19 +757,25 @@ func (c *Cluster) writeState(ready bool) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(c.dir, APIKeyFile), []byte(c.spec.APIKey+"\n"), 0o600); err != nil {
+	if err := writeFile(filepath.Join(c.dir, APIKeyFile), []byte(c.spec.APIKey+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write API key file: %w", err)
 	}
 	tmp := filepath.Join(c.dir, StateFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	if err := writeFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
 	return os.Rename(tmp, filepath.Join(c.dir, StateFile))
 }
 
-// ReadState reads a run directory's state file.
+// ReadState reads a run directory's state file. It refuses (ErrUnsafeRunDir)
+// a run directory, base directory or state file that is a symbolic link,
+// someone else's, or writable by others: whoever could write the state
+// file could make down and up signal any process.
 func ReadState(dir string) (*State, error) {
-	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err := CheckRunDir(dir); err != nil {
+		return nil, err
+	}
+	b, err := readFile(filepath.Join(dir, StateFile))
 	if err != nil {
 		return nil, err
 	}
@@ -768,19 +791,32 @@ func (st *State) Alive() bool { return st.Running(st.SupervisorPID) }
 
 // Running reports whether pid is alive and still the process the state
 // file recorded (same start time), not a later process that reused the PID.
+// A PID without a recorded start time, or whose start time cannot be read,
+// is never taken for the run's.
 func (st *State) Running(pid int) bool {
-	if !proc.Alive(pid) {
+	want, recorded := st.Starts[pid]
+	if !recorded || !proc.Alive(pid) {
 		return false
 	}
-	want, recorded := st.Starts[pid]
-	if !recorded {
-		return true // a state file from before start times were kept
-	}
 	got, ok := procStart(pid)
-	return !ok || got == want
+	return ok && got == want
 }
 
-// killAll kills every recorded child still running (after the owner died).
+// unverifiableOwner is an error when the recorded owner's PID is in use but
+// the state file holds no start time to tell whether it is still the owner
+// (a state file from an older octoha, or not from octoha at all): nothing
+// is signalled, the user decides.
+func (st *State) unverifiableOwner() error {
+	if _, recorded := st.Starts[st.SupervisorPID]; recorded || st.SupervisorPID == os.Getpid() || !proc.Alive(st.SupervisorPID) {
+		return nil
+	}
+	return fmt.Errorf("the state file in %s names pid %d as the cluster's owner but records no start time, so octoha cannot tell "+
+		"whether that process is the owner or an unrelated one and signals nothing; if it is the owner, stop it yourself, then run octoha down again",
+		st.RunDir, st.SupervisorPID)
+}
+
+// killAll kills every recorded child still running (after the owner died):
+// only PIDs whose start time was recorded and matches (Running).
 func (st *State) killAll() {
 	for _, pid := range st.PIDs {
 		if st.Running(pid) {
@@ -789,33 +825,16 @@ func (st *State) killAll() {
 	}
 }
 
-// procStart reads a process's start time (field 22 of /proc/<pid>/stat,
-// in clock ticks since boot); ok is false when it cannot be read.
-func procStart(pid int) (uint64, bool) {
-	if pid <= 0 {
-		return 0, false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	// The command (field 2) may hold spaces and parentheses: count fields
-	// after the last ')', where field 3 (state) is index 0.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, false
-	}
-	t, err := strconv.ParseUint(f[19], 10, 64)
-	return t, err == nil
-}
+// procStart reads a process's start time (proc.StartTime); ok is false
+// when it cannot be read.
+func procStart(pid int) (uint64, bool) { return proc.StartTime(pid) }
 
 // ReadAPIKey reads the run directory's API key.
 func ReadAPIKey(dir string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, APIKeyFile))
+	if err := CheckRunDir(dir); err != nil {
+		return "", fmt.Errorf("read API key: %w", err)
+	}
+	b, err := readFile(filepath.Join(dir, APIKeyFile))
 	if err != nil {
 		return "", fmt.Errorf("read API key: %w", err)
 	}
@@ -843,6 +862,9 @@ func DownDir(ctx context.Context, dir string) error {
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("no cluster in %s (no %s)", dir, StateFile)
 		}
+		return err
+	}
+	if err := st.unverifiableOwner(); err != nil {
 		return err
 	}
 	if st.Alive() && st.SupervisorPID != os.Getpid() {
