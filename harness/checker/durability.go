@@ -135,11 +135,34 @@ func Durability(h *history.History, s *Snapshot) Result {
 	if len(vias) > 1 {
 		where += " and " + plural(len(vias)-1, "live node", "live nodes")
 	}
+	// Nodes known to be down (faulted and not recovered) are not read: a
+	// package absent from them is "not readable on a down node", never
+	// "lost"; lost means absent everywhere it can be read.
+	var down []string
+	for _, e := range s.Nodes {
+		if !e.Live {
+			down = append(down, e.Name)
+		}
+	}
+	if len(down) > 0 {
+		word := "node"
+		if len(down) > 1 {
+			word = "nodes"
+		}
+		where += " (not read on down " + word + " " + strings.Join(down, ", ") + ")"
+		r.Figures = append(r.Figures, Figure{"down-nodes", float64(len(down)), "count"})
+	}
 	bad := n.missing + n.corrupt + n.unreadable + unverifiable
 	if bad == 0 {
 		r.Status = Pass
 		r.Summary = fmt.Sprintf("%d of %d acknowledged packages present and intact via %s; unknown-outcome packages: %d present and intact, %d absent",
 			n.verified, n.acked, where, n.unknownPresent, n.unknownAbsent)
+	} else if n.missing+n.corrupt+unverifiable == 0 {
+		// Nothing is known lost or damaged: some view could not be read
+		// (a node that is not known to be down did not answer).
+		r.Status = Fail
+		r.Summary = fmt.Sprintf("uploads not verifiable via %s: %d unreadable, none lost or damaged where readable (of %d acknowledged, %d unknown-outcome packages)",
+			where, n.unreadable, n.acked, len(keys)-n.acked)
 	} else {
 		r.Status = Fail
 		var parts []string

@@ -1,6 +1,7 @@
 package checker
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/octoha/octoha/harness/history"
@@ -194,4 +195,34 @@ func TestDurabilitySkipsAndRefusesVacuousInput(t *testing.T) {
 	r := Durability(&d.h, snap())
 	wantStatus(t, r, Fail)
 	wantFigure(t, r, "unverifiable-ops", 1)
+}
+
+// A node known to be down (faulted, not recovered) is not read and the
+// verdict says so; a view that cannot be read is "not verifiable", never
+// "lost"; lost is absent everywhere it can be read.
+func TestDurabilitySeparatesLostFromUnreadable(t *testing.T) {
+	var b builder
+	b.upload("Acme.Web", "1.0.0", contentA, 0, 1, history.OK, 201)
+	r := Durability(&b.h, snap(everywhere("Acme.Web", "1.0.0", contentA)))
+	wantStatus(t, r, Pass)
+	wantFigure(t, r, "down-nodes", 1)
+	if want := "via the load balancer and 2 live nodes (not read on down node Node3)"; !strings.Contains(r.Summary, want) {
+		t.Fatalf("summary %q lacks %q", r.Summary, want)
+	}
+
+	p := everywhere("Acme.Web", "1.0.0", contentA)
+	p.Views[2] = View{Via: "Node2", Error: "connection refused"}
+	r = Durability(&b.h, snap(p))
+	wantStatus(t, r, Fail)
+	wantFigure(t, r, "unreadable", 1)
+	if !strings.HasPrefix(r.Summary, "uploads not verifiable via") || strings.Contains(r.Summary, "lost or damaged via") {
+		t.Fatalf("summary = %q", r.Summary)
+	}
+
+	r = Durability(&b.h, snap(nowhere("Acme.Web", "1.0.0")))
+	wantStatus(t, r, Fail)
+	if !strings.HasPrefix(r.Summary, "uploads lost or damaged via") {
+		t.Fatalf("summary = %q", r.Summary)
+	}
+	wantEvidence(t, r, "Acme.Web@1.0.0 LOST: absent via lb, Node1, Node2")
 }
