@@ -32,11 +32,16 @@ func (e inputError) Unwrap() error        { return e.err }
 func (e inputError) Is(target error) bool { return target == ErrBadInput }
 
 // Options says where Write puts the reports and how much it draws.
+//
+// With HTML, JSON and Markdown all empty, Write puts all three reports in
+// the run directory (index.html, summary.json, summary.md). As soon as one
+// of them is set, Write writes exactly the ones that are set and nothing
+// else, so `octoha report --out one.html` never overwrites a summary.json
+// an earlier call wrote beside it.
 type Options struct {
-	// HTML is the path of the HTML report; empty means <dir>/index.html.
+	// HTML is the path of the HTML report.
 	HTML string
-	// JSON and Markdown are the paths of summary.json and summary.md;
-	// empty means beside the HTML report.
+	// JSON and Markdown are the paths of summary.json and summary.md.
 	JSON     string
 	Markdown string
 	// MaxPointsPerLane bounds the request timeline's points per lane; zero
@@ -63,24 +68,18 @@ func (o Options) maxUploadRows() int {
 	return DefaultMaxUploadRows
 }
 
-// Paths returns where Write puts the three reports for dir.
+// Paths returns where Write puts the reports for dir; an empty path is a
+// report Write does not write.
 func (o Options) Paths(dir string) (html, js, md string) {
-	html = o.HTML
-	if html == "" {
-		html = filepath.Join(dir, HTMLFile)
+	if o.HTML == "" && o.JSON == "" && o.Markdown == "" {
+		return filepath.Join(dir, HTMLFile), filepath.Join(dir, JSONFile), filepath.Join(dir, MarkdownFile)
 	}
-	js, md = o.JSON, o.Markdown
-	if js == "" {
-		js = filepath.Join(filepath.Dir(html), JSONFile)
-	}
-	if md == "" {
-		md = filepath.Join(filepath.Dir(html), MarkdownFile)
-	}
-	return html, js, md
+	return o.HTML, o.JSON, o.Markdown
 }
 
 // Write reads a run directory (docs/run-layout.md) or a single scenario
-// directory and writes the HTML report, summary.json and summary.md. It
+// directory and writes the HTML report, summary.json and summary.md (all
+// three in the run directory, or only those opts names). It
 // returns the summary it wrote. Missing or corrupt inputs are errors naming
 // the file; a history cut off mid-line is reported with a warning.
 func Write(ctx context.Context, dir string, opts Options) (*Summary, error) {
@@ -93,27 +92,38 @@ func Write(ctx context.Context, dir string, opts Options) (*Summary, error) {
 	}
 	sum := summarize(r)
 	htmlPath, jsonPath, mdPath := opts.Paths(r.Dir)
-	htmlAbs, err := filepath.Abs(htmlPath)
-	if err != nil {
-		return nil, fmt.Errorf("write HTML report: %w", err)
-	}
 
-	var jb bytes.Buffer
-	if err := WriteJSON(&jb, sum); err != nil {
-		return nil, err
-	}
-	var mb bytes.Buffer
-	if err := WriteMarkdown(&mb, sum); err != nil {
-		return nil, fmt.Errorf("render Markdown summary: %w", err)
-	}
-	var hb bytes.Buffer
-	if err := writeHTML(&hb, r, sum, filepath.Dir(htmlAbs), opts); err != nil {
-		return nil, err
-	}
-	for _, f := range []struct {
+	type file struct {
 		path string
 		b    []byte
-	}{{jsonPath, jb.Bytes()}, {mdPath, mb.Bytes()}, {htmlPath, hb.Bytes()}} {
+	}
+	var files []file
+	if jsonPath != "" {
+		var jb bytes.Buffer
+		if err := WriteJSON(&jb, sum); err != nil {
+			return nil, err
+		}
+		files = append(files, file{jsonPath, jb.Bytes()})
+	}
+	if mdPath != "" {
+		var mb bytes.Buffer
+		if err := WriteMarkdown(&mb, sum); err != nil {
+			return nil, fmt.Errorf("render Markdown summary: %w", err)
+		}
+		files = append(files, file{mdPath, mb.Bytes()})
+	}
+	if htmlPath != "" {
+		htmlAbs, err := filepath.Abs(htmlPath)
+		if err != nil {
+			return nil, fmt.Errorf("write HTML report: %w", err)
+		}
+		var hb bytes.Buffer
+		if err := writeHTML(&hb, r, sum, filepath.Dir(htmlAbs), opts); err != nil {
+			return nil, err
+		}
+		files = append(files, file{htmlPath, hb.Bytes()})
+	}
+	for _, f := range files {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("write reports: %w", err)
 		}
@@ -131,12 +141,15 @@ func Write(ctx context.Context, dir string, opts Options) (*Summary, error) {
 }
 
 // WriteJSON writes the summary as indented JSON.
-func WriteJSON(w io.Writer, s *Summary) error {
+func WriteJSON(w io.Writer, s *Summary) error { return writeJSONValue(w, s) }
+
+// writeJSONValue writes v as indented JSON, HTML characters unescaped.
+func writeJSONValue(w io.Writer, s any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(s); err != nil {
-		return fmt.Errorf("encode summary: %w", err)
+		return fmt.Errorf("encode %T: %w", s, err)
 	}
 	return nil
 }

@@ -3,29 +3,23 @@ package store
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"testing"
+
+	"github.com/octoha/octoha/internal/redact"
 )
 
+// The forms themselves are table-tested in internal/redact; this checks
+// that the store uses that redactor, on the forms it accepts.
 func TestRedactDSN(t *testing.T) {
+	const R = redact.Mark
 	for _, tc := range []struct{ in, want string }{
-		{"postgres://octoha:s3cret@127.0.0.1:5432/octoha?sslmode=disable",
-			"postgres://octoha:xxxxx@127.0.0.1:5432/octoha?sslmode=disable"},
-		{"postgresql://u:p%40ss@h/db", "postgresql://u:xxxxx@h/db"},
-		// Unescaped specials in the password still go.
-		{"postgres://u:pa@ss/w:rd@h:1/db", "postgres://u:xxxxx@h:1/db"},
-		{"sqlserver://sa:Str0ng!Pass@127.0.0.1:1433?database=octoha", "sqlserver://sa:xxxxx@127.0.0.1:1433?database=octoha"},
-		{"sqlserver://127.0.0.1?user+id=sa&password=hunter2&database=x", "sqlserver://127.0.0.1?user+id=sa&password=xxxxx&database=x"},
-		{"postgres://h/db?sslmode=disable&PASSWORD=abc", "postgres://h/db?sslmode=disable&PASSWORD=xxxxx"},
-		{"host=h user=u password=abc dbname=d", "host=h user=u password=xxxxx dbname=d"},
-		{"host=h password='a b c' dbname=d", "host=h password=xxxxx dbname=d"},
-		{"server=h;user id=sa;pwd=abc;database=d", "server=h;user id=sa;pwd=xxxxx;database=d"},
-		// Nothing to redact.
-		{"postgres://u@h/db", "postgres://u@h/db"},
-		{"sqlite:/tmp/octoha.db", "sqlite:/tmp/octoha.db"},
+		{"postgres://octoha:s3cret@127.0.0.1:5432/octoha?sslmode=disable&sslpassword=abc",
+			"postgres://octoha:" + R + "@127.0.0.1:5432/octoha?sslmode=disable&sslpassword=" + R},
+		{"sqlserver://sa:Str0ng!Pass@127.0.0.1:1433?database=octoha&password=xyz",
+			"sqlserver://sa:" + R + "@127.0.0.1:1433?database=octoha&password=" + R},
+		{"postgres://u:pa?ss@h/db", "postgres://u:" + R + "@h/db"},
 		{"sqlite:/tmp/a@b:c.db", "sqlite:/tmp/a@b:c.db"},
-		{"", ""},
 	} {
 		if got := RedactDSN(tc.in); got != tc.want {
 			t.Errorf("RedactDSN(%q) = %q, want %q", tc.in, got, tc.want)
@@ -42,11 +36,6 @@ func TestScrub(t *testing.T) {
 	}
 	if !errors.Is(err, base) {
 		t.Fatal("scrub broke the error chain")
-	}
-	s := secrets("sqlserver://sa:abc@h?password=defg")
-	sort.Strings(s)
-	if fmt.Sprint(s) != "[abc defg]" {
-		t.Fatalf("secrets = %v", s)
 	}
 	if e := errors.New("x"); scrub(e, "sqlite:/x") != e {
 		t.Fatal("scrub changed an error with nothing to scrub")

@@ -21,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/octoha/octoha/harness/lb"
+	"github.com/octoha/octoha/internal/redact"
 )
 
 // Providers.
@@ -307,30 +308,24 @@ func NewAPIKey() string {
 	return "API-" + string(b)
 }
 
-// Redacted returns a copy safe to log or write into reports.
+// Redacted returns a copy safe to log or write into reports: no API key,
+// no password in the DSN in any form the drivers accept, and no user info
+// or key in an external cluster's URLs (redact.DSN, redact.URL).
 func (s Spec) Redacted() Spec {
 	if s.APIKey != "" {
-		s.APIKey = "(redacted)"
+		s.APIKey = redact.Mark
 	}
 	if s.DB.DSN != "" {
-		s.DB.DSN = redactDSN(s.DB.DSN)
+		s.DB.DSN = redact.DSN(s.DB.DSN)
+	}
+	if s.External != nil {
+		ext := *s.External
+		ext.LBURL = redact.URL(ext.LBURL)
+		ext.Nodes = append([]ExternalNode(nil), ext.Nodes...)
+		for i := range ext.Nodes {
+			ext.Nodes[i].URL = redact.URL(ext.Nodes[i].URL)
+		}
+		s.External = &ext
 	}
 	return s
-}
-
-// redactDSN hides a password in a URL-style DSN.
-func redactDSN(dsn string) string {
-	at := strings.LastIndex(dsn, "@")
-	scheme := strings.Index(dsn, "://")
-	if at < 0 || scheme < 0 || at < scheme {
-		if i := strings.Index(strings.ToLower(dsn), "password="); i >= 0 {
-			return dsn[:i] + "password=(redacted)"
-		}
-		return dsn
-	}
-	cred := dsn[scheme+3 : at]
-	if c := strings.Index(cred, ":"); c >= 0 {
-		return dsn[:scheme+3] + cred[:c] + ":(redacted)" + dsn[at:]
-	}
-	return dsn
 }
