@@ -6,11 +6,17 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/mattn/go-isatty"
+
 	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/lb"
@@ -29,6 +35,11 @@ type nodeStatus struct {
 	LastSeen    *time.Time `json:"lastSeen,omitempty"`
 	Offline     *bool      `json:"offline,omitempty"`
 	ProcessLive *bool      `json:"processAlive,omitempty"`
+	PID         int        `json:"pid,omitempty"`
+	// State sums the node up: OK (serving through the LB), DRAINING,
+	// UNHEALTHY (answers, but not 200), NOT ANSWERING (process alive),
+	// DEAD (process gone), OUT (answers 200 but the LB has it out).
+	State string `json:"state"`
 }
 
 type statusReport struct {
@@ -38,19 +49,44 @@ type statusReport struct {
 	OwnerAlive bool                `json:"ownerAlive"`
 	LBURL      string              `json:"lbURL"`
 	LBPing     int                 `json:"lbPing"`
+	LBPingErr  string              `json:"lbPingError,omitempty"`
 	LBKind     string              `json:"lbKind"`
 	Nodes      []nodeStatus        `json:"nodes"`
 	Components []cluster.Component `json:"components"`
 	Notes      []string            `json:"notes,omitempty"`
+	// Degraded lists why the cluster is not fully serving (empty: it is).
+	Degraded []string `json:"degraded,omitempty"`
 }
+
+// statusDegradedCode is status's exit code when the cluster is degraded
+// (a node not serving, the load balancer not answering 200, the owner
+// gone), so scripts can wait on it: 0 all serving, 1 error, 2 usage.
+const statusDegradedCode = 3
+
+type statusDegraded struct{ reasons []string }
+
+func (e statusDegraded) Error() string {
+	return "cluster degraded: " + strings.Join(e.reasons, "; ")
+}
+func (e statusDegraded) ExitCode() int { return statusDegradedCode }
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("status", stderr)
 	name := fs.String("name", "default", "cluster name (names the default run directory)")
 	runDir := fs.String("run-dir", "", "run directory (default /tmp/octoha-<uid>/<name>)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	watch := fs.Bool("watch", false, "refresh until Ctrl-C (or --watch-for)")
+	every := fs.Duration("interval", 2*time.Second, "refresh interval with --watch")
+	watchFor := fs.Duration("watch-for", 0, "with --watch, stop after this long (0: until Ctrl-C)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: octoha status [--name CLUSTER | --run-dir DIR] [--json] [--watch [--interval D] [--watch-for D]]\n\nExit code: 0 every node serving, %d degraded (a node not serving, the load balancer\nnot answering 200, the owner gone), 1 no cluster or another error, 2 usage.\n\nFlags:\n", statusDegradedCode)
+		fs.PrintDefaults()
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *every <= 0 || *watchFor < 0 {
+		return fmt.Errorf("%w: --interval must be positive, --watch-for not negative", errUsage)
 	}
 	if err := local.Supported(); err != nil {
 		return err
@@ -63,17 +99,76 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	st, err := local.ReadState(dir)
-	if err != nil {
-		return fmt.Errorf("no cluster in %s (start one with octoha up): %w", dir, err)
+	collect := func(ctx context.Context) (statusReport, error) {
+		st, err := local.ReadState(dir)
+		if err != nil {
+			return statusReport{}, fmt.Errorf("no cluster in %s (start one with octoha up): %w", dir, err)
+		}
+		return collectStatus(ctx, st), nil
 	}
-	rep := collectStatus(ctx, st)
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+	show := func(rep statusReport) error {
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(rep)
+		}
+		printStatus(stdout, rep)
+		return nil
 	}
-	printStatus(stdout, rep)
+	if !*watch {
+		rep, err := collect(ctx)
+		if err != nil {
+			return err
+		}
+		if err := show(rep); err != nil {
+			return err
+		}
+		if len(rep.Degraded) > 0 {
+			return statusDegraded{rep.Degraded}
+		}
+		return nil
+	}
+	if *watchFor > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *watchFor)
+		defer cancel()
+	}
+	term := false
+	if f, ok := stdout.(*os.File); ok && isatty.IsTerminal(f.Fd()) && !*asJSON {
+		term = true
+	}
+	var rep statusReport
+	for shown := false; ; shown = true {
+		r, err := collect(ctx)
+		if ctx.Err() != nil && shown {
+			break // stopped mid-refresh: the last complete view stands
+		}
+		if err != nil {
+			return err
+		}
+		rep = r
+		if term {
+			fmt.Fprint(stdout, "\033[H\033[2J")
+		}
+		if err := show(rep); err != nil {
+			return err
+		}
+		if !*asJSON {
+			fmt.Fprintf(stdout, "(%s; every %s, Ctrl-C stops)\n", time.Now().Format("15:04:05"), *every)
+			if !term {
+				fmt.Fprintln(stdout)
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(*every):
+			continue
+		}
+		break
+	}
+	if len(rep.Degraded) > 0 {
+		return statusDegraded{rep.Degraded}
+	}
 	return nil
 }
 
@@ -85,7 +180,19 @@ func collectStatus(ctx context.Context, st *local.State) statusReport {
 	if !rep.OwnerAlive {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("the cluster's owner (pid %d) is gone: the cluster is down; run octoha down to clean up", st.SupervisorPID))
 	}
-	rep.LBPing, _, _ = cluster.PingStatus(ctx, client, st.LBURL)
+	// The LB's ping: a balancer may route one attempt to a node that just
+	// died or froze; ask again before saying it does not answer.
+	for attempt := 0; attempt < 3; attempt++ {
+		code, _, err := cluster.PingStatus(ctx, client, st.LBURL)
+		rep.LBPing, rep.LBPingErr = code, ""
+		if err != nil {
+			rep.LBPingErr = err.Error()
+		}
+		if code == http.StatusOK || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 
 	names := make([]string, len(st.Nodes))
 	for i, n := range st.Nodes {
@@ -137,11 +244,39 @@ func collectStatus(ctx context.Context, st *local.State) statusReport {
 		}
 		if pid := pids["node "+n.Name]; pid > 0 {
 			alive := st.Running(pid)
-			ns.ProcessLive = &alive
+			ns.ProcessLive, ns.PID = &alive, pid
+		}
+		ns.State = nodeState(ns)
+		if ns.State != "OK" {
+			rep.Degraded = append(rep.Degraded, n.Name+" "+ns.State)
 		}
 		rep.Nodes = append(rep.Nodes, ns)
 	}
+	if rep.LBPing != http.StatusOK {
+		rep.Degraded = append(rep.Degraded, "load balancer ping "+codeText(rep.LBPing))
+	}
+	if !rep.OwnerAlive {
+		rep.Degraded = append([]string{"owner gone"}, rep.Degraded...)
+	}
 	return rep
+}
+
+// nodeState sums up one node from its process, its own ping and the
+// load balancer's view.
+func nodeState(n nodeStatus) string {
+	switch {
+	case n.ProcessLive != nil && !*n.ProcessLive:
+		return "DEAD"
+	case n.Ping == 0:
+		return "NOT ANSWERING"
+	case n.Ping == http.StatusTeapot || (n.Draining != nil && *n.Draining):
+		return "DRAINING"
+	case n.Ping != http.StatusOK:
+		return "UNHEALTHY"
+	case n.LBState != string(lb.StateUnknown) && !checker.IsUp(n.LBState):
+		return "OUT"
+	}
+	return "OK"
 }
 
 func getNodes(ctx context.Context, client *http.Client, baseURL, key string) ([]api.Node, error) {
@@ -168,9 +303,13 @@ func printStatus(w io.Writer, r statusReport) {
 		owner = "GONE"
 	}
 	fmt.Fprintf(w, "cluster %q  (owner pid %d %s, run dir %s)\n", r.Name, r.OwnerPID, owner, r.RunDir)
-	fmt.Fprintf(w, "load balancer %s (%s): ping %s\n\n", r.LBURL, r.LBKind, codeText(r.LBPing))
+	lbPing := codeText(r.LBPing)
+	if r.LBPing == 0 && r.LBPingErr != "" {
+		lbPing += " (" + r.LBPingErr + ")"
+	}
+	fmt.Fprintf(w, "load balancer %s (%s): ping %s\n\n", r.LBURL, r.LBKind, lbPing)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tURL\tPING\tLB STATE\tDRAINING\tLAST SEEN\tPROCESS")
+	fmt.Fprintln(tw, "NODE\tSTATE\tPID\tURL\tPING\tLB STATE\tDRAINING\tLAST SEEN\tPROCESS")
 	for _, n := range r.Nodes {
 		drain, seen, live := "?", "?", "?"
 		if n.Draining != nil {
@@ -189,7 +328,11 @@ func printStatus(w io.Writer, r statusReport) {
 		if n.LBCheck != "" {
 			lbs += " (" + n.LBCheck + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.URL, codeText(n.Ping), lbs, drain, seen, live)
+		pid := "-"
+		if n.PID > 0 {
+			pid = strconv.Itoa(n.PID)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.State, pid, n.URL, codeText(n.Ping), lbs, drain, seen, live)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nComponents:")
@@ -204,6 +347,11 @@ func printStatus(w io.Writer, r statusReport) {
 	tw.Flush()
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	if len(r.Degraded) > 0 {
+		fmt.Fprintf(w, "DEGRADED: %s\n", strings.Join(r.Degraded, "; "))
+	} else {
+		fmt.Fprintln(w, "OK: every node serving")
 	}
 }
 
