@@ -6,9 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/octoha/octoha/fakes/api"
@@ -21,23 +23,31 @@ import (
 func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("attack", stderr)
 	var (
-		rawURL     = fs.String("url", "", "base URL of the load balancer or a node (required)")
+		rawURL     = fs.String("url", "", "base URL of the load balancer or a node (default: the load balancer of the cluster --name)")
 		target     = fs.String("target", traffic.TargetPing, "what to request: ping, nodes or packages")
 		rateS      = fs.String("rate", "50/s", `requests per period, e.g. 200/s, 50/100ms; "0" = as fast as --max-workers allow`)
 		duration   = fs.Duration("duration", 10*time.Second, "how long to attack")
-		apiKey     = fs.String("api-key", "", "Octopus API key (default $"+trafficAPIKeyEnv+"; ping needs none)")
+		apiKey     = fs.String("api-key", "", "Octopus API key (default: the cluster's own key, else $"+trafficAPIKeyEnv+"; ping needs none)")
 		space      = fs.String("space", api.DefaultSpaceID, "space ID (target packages)")
 		workers    = fs.Uint64("workers", vegeta.DefaultWorkers, "initial workers")
 		maxWorkers = fs.Uint64("max-workers", 0, "maximum workers (default unlimited; required with --rate 0)")
 		timeout    = fs.Duration("timeout", traffic.DefaultAttackTimeout, "per-request timeout")
-		name       = fs.String("name", "", "vegeta attack name (default the target)")
+		name       = fs.String("attack-name", "", "vegeta attack name (default the target)")
 		via        = fs.String("via", "", `recorded as each op's "via" (e.g. lb or a node name)`)
-		out        = fs.String("out", "", "directory for "+historyFileName+" and "+attackResultsFileName)
+		out        = fs.String("out", "", "run directory shared with upload, fault and check: "+historyFileName+" and attack-N"+resultsSuffix+" (default "+byHandRoot()+"/<cluster>-<owner pid>)")
 		verbose    = fs.Bool("verbose", false, "log to stderr")
+		quiet      = fs.Bool("quiet", false, "no progress output")
+		every      = fs.Duration("progress-every", 5*time.Second, "progress line interval when stderr is not a terminal")
 	)
+	cf := addClusterFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	st, url, err := trafficTarget(fs, cf, *rawURL)
+	if err != nil {
+		return err
+	}
+	*rawURL = url
 	rate, err := traffic.ParseRate(*rateS)
 	if err != nil {
 		return fmt.Errorf("%w: --rate: %v", errUsage, err)
@@ -48,15 +58,13 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *timeout <= 0 {
 		return fmt.Errorf("%w: --timeout must be positive", errUsage)
 	}
-	key := *apiKey
-	if key == "" {
-		key = os.Getenv(trafficAPIKeyEnv)
-	}
+	key := clusterAPIKey(*apiKey, st)
 	spread := traffic.Spread{}
+	prog := &attackProgress{}
 	opts := traffic.AttackOptions{
 		URL: *rawURL, APIKey: key, Target: *target, SpaceID: *space, Rate: rate,
 		Duration: *duration, Workers: *workers, MaxWorkers: *maxWorkers, Timeout: *timeout,
-		Name: *name, Via: *via, Observe: spread.Add,
+		Name: *name, Via: *via, Observe: func(r *vegeta.Result) { spread.Add(r); prog.add(r) },
 	}
 	if err := opts.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -64,20 +72,28 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *verbose {
 		opts.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
-	arts, err := openArtefacts(*out, attackResultsFileName)
+	if *every <= 0 {
+		return fmt.Errorf("%w: --progress-every must be positive", errUsage)
+	}
+	if *out == "" {
+		*out = defaultOutDir(st, *cf.name)
+	}
+	arts, err := openArtefacts(*out, "attack", st, history.Command{Labels: map[string]string{
+		"url": *rawURL, "target": *target, "rate": rate.String(), "duration": duration.String(),
+	}}, true)
 	if err != nil {
 		return err
 	}
 	opts.Recorder = arts.rec
-	if arts.results != nil { // a nil *os.File in an io.Writer is not nil
-		opts.Results = arts.results
-	}
-	arts.rec.Meta(history.Meta{Scenario: "attack", Labels: map[string]string{
-		"url": *rawURL, "target": *target, "rate": rate.String(), "duration": duration.String(),
-	}})
+	opts.Results = arts.results
 
-	fmt.Fprintf(stderr, "attacking %s (%s) at %s for %s\n", *rawURL, *target, rate, *duration)
+	fmt.Fprintf(stderr, "attacking %s (%s) at %s for %s (as %s)\n", *rawURL, *target, rate, *duration, arts.name)
+	stop := func() {}
+	if !*quiet {
+		stop = prog.start(stderr, *duration, *every)
+	}
 	m, aerr := traffic.Attack(ctx, opts)
+	stop()
 	if cerr := arts.close(); aerr == nil {
 		aerr = cerr
 	}
@@ -86,9 +102,70 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("write report: %w", err)
 		}
 		fmt.Fprintf(stdout, "\nNode spread (%s header):\n%s", api.HeaderNode, spread)
-		if *out != "" {
-			fmt.Fprintf(stdout, "\nhistory: %s\nresults: %s\n", filepath.Join(*out, historyFileName), filepath.Join(*out, attackResultsFileName))
-		}
+		fmt.Fprintf(stdout, "\nhistory: %s (as %s)\nresults: %s\n", arts.historyPath(), arts.name, arts.resultsPath())
 	}
 	return aerr
+}
+
+// attackProgress shows an attack as it runs: requests, the rate achieved,
+// errors so far and the time left; one line rewritten in place on a
+// terminal, a line every few seconds otherwise.
+type attackProgress struct {
+	requests, errors atomic.Int64
+}
+
+func (p *attackProgress) add(r *vegeta.Result) {
+	p.requests.Add(1)
+	if r.Error != "" || r.Code < 200 || r.Code >= 400 {
+		p.errors.Add(1)
+	}
+}
+
+func (p *attackProgress) line(began time.Time, d time.Duration) string {
+	el := time.Since(began)
+	n := p.requests.Load()
+	rate := 0.0
+	if s := el.Seconds(); s > 0 {
+		rate = float64(n) / s
+	}
+	left := max(0, d-el).Round(time.Second)
+	return fmt.Sprintf("%d requests, %.1f/s achieved, %d errors, %s left", n, rate, p.errors.Load(), left)
+}
+
+// start reports to w until the returned stop is called (which prints a
+// last line).
+func (p *attackProgress) start(w io.Writer, d, every time.Duration) (stop func()) {
+	term := false
+	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		term, every = true, 250*time.Millisecond
+	}
+	began := time.Now()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if term {
+					fmt.Fprintf(w, "\r\033[K%s", p.line(began, d))
+				} else {
+					fmt.Fprintln(w, p.line(began, d))
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+		if term {
+			fmt.Fprint(w, "\r\033[K")
+		}
+		fmt.Fprintln(w, p.line(began, d))
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +15,9 @@ import (
 	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/node/launch"
 	"github.com/octoha/octoha/harness/checker"
+	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/harness/nemesis"
 )
 
 // checkAPIKeyEnv supplies check's API key, so it need not appear on the
@@ -38,16 +41,17 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var (
 		histories, nodeFlags, downFlags, minOpsFlags, ignoreFlags stringsFlag
 	)
-	fs.Var(&histories, "history", "history file (JSON lines; repeatable: histories from several machines are merged)")
-	fs.Var(&nodeFlags, "node", "a node as Name=URL, read directly to compare it with the load balancer (repeatable)")
-	fs.Var(&downFlags, "down", "name of a --node that is expected down (e.g. killed and not restarted): not read (repeatable)")
+	fs.Var(&histories, "history", "history file (JSON lines; repeatable: histories from several machines are merged; default --out's "+historyFileName+")")
+	fs.Var(&nodeFlags, "node", "a node as Name=URL, read directly to compare it with the load balancer (repeatable; default the nodes of the cluster --name)")
+	fs.Var(&downFlags, "down", "name of a node that is expected down: not read (repeatable; nodes the history shows faulted and not recovered are down anyway)")
 	fs.Var(&minOpsFlags, "min-ops", "anti-vacuity rule [KIND=]N: at least N acknowledged ops (of KIND) before the first fault (repeatable)")
 	fs.Var(&ignoreFlags, "ignore-status", "HTTP status that is not a cluster failure in the error-window check, e.g. 409 (repeatable)")
 	var (
-		lbURL         = fs.String("url", "", "base URL of the load balancer (required)")
-		apiKey        = fs.String("api-key", "", "Octopus API key (default $"+checkAPIKeyEnv+"; prefer the variable: flags show in process lists)")
+		lbURL         = fs.String("url", "", "base URL of the load balancer (default: that of the cluster --name)")
+		out           = fs.String("out", "", "run directory that upload, attack and fault wrote (default "+byHandRoot()+"/<cluster>-<owner pid>)")
+		apiKey        = fs.String("api-key", "", "Octopus API key (default: the cluster's own key, else $"+checkAPIKeyEnv+"; prefer those: flags show in process lists)")
 		space         = fs.String("space", api.DefaultSpaceID, "space ID")
-		filesDir      = fs.String("files-dir", "", "local Packages directory to scan for leftovers and orphans (skipped without it)")
+		filesDir      = fs.String("files-dir", "", "local Packages directory to scan for leftovers and orphans (default: the cluster's, local or the Samba share's; skipped without one)")
 		jsonOut       = fs.Bool("json", false, "print the report as JSON")
 		deepNodes     = fs.Bool("deep-nodes", false, "download and hash every package through every live node, whatever its size")
 		deepLimit     = fs.Int64("deep-limit", checker.DefaultDeepLimit, "largest package (bytes) downloaded through every live node without --deep-nodes")
@@ -60,12 +64,45 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		stall         = fs.Duration("stall-timeout", checker.DefaultStallTimeout, "abandon a read (and report its view unreadable) after this long without progress")
 		timeout       = fs.Duration("timeout", 30*time.Minute, "give up collecting after this long")
 	)
+	cf := addClusterFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 
+	// A cluster started with octoha up says where everything is, unless
+	// --url names another one.
+	var st *local.State
+	if *lbURL == "" || flagWasSet(fs, "name") || flagWasSet(fs, "run-dir") {
+		var err error
+		if st, _, err = cf.state(fs); err != nil {
+			if *lbURL == "" {
+				return fmt.Errorf("%w: --url is required when no cluster runs (%v)", errUsage, err)
+			}
+			return err
+		}
+		if *lbURL == "" {
+			*lbURL = st.LBURL
+		}
+		if len(nodeFlags) == 0 {
+			for _, n := range st.Nodes {
+				nodeFlags = append(nodeFlags, n.Name+"="+n.URL)
+			}
+		}
+		if *filesDir == "" {
+			if d, err := packagesDir(st); err == nil {
+				if _, err := os.Stat(d); err == nil {
+					*filesDir = d
+				} else {
+					fmt.Fprintf(stderr, "note: the cluster's Packages directory %s cannot be read here: leftovers not checked\n", d)
+				}
+			}
+		}
+	}
 	if len(histories) == 0 {
-		return fmt.Errorf("%w: at least one --history is required", errUsage)
+		if *out == "" {
+			*out = defaultOutDir(st, *cf.name)
+		}
+		histories = append(histories, filepath.Join(*out, historyFileName))
 	}
 	if *lbURL == "" {
 		return fmt.Errorf("%w: --url (the load balancer) is required", errUsage)
@@ -73,10 +110,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := checkBaseURL(*lbURL); err != nil {
 		return fmt.Errorf("%w: --url: %v", errUsage, err)
 	}
-	key := *apiKey
-	if key == "" {
-		key = os.Getenv(checkAPIKeyEnv)
-	}
+	key := clusterAPIKey(*apiKey, st)
 	if key == "" {
 		return fmt.Errorf("%w: an API key is required: set $%s (or --api-key)", errUsage, checkAPIKeyEnv)
 	}
@@ -89,6 +123,9 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	nodes, err := parseCheckNodes(nodeFlags, downFlags)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	for _, d := range downFlags {
+		fmt.Fprintf(stdout, "%s: treated as down (--down): not read\n", d)
 	}
 	rules, err := parseMinOps(minOpsFlags)
 	if err != nil {
@@ -110,6 +147,9 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	h, err := loadHistories(histories)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	for _, line := range markFaultedDown(h, nodes) {
+		fmt.Fprintln(stdout, line)
 	}
 	var files *checker.FileListing
 	if *filesDir != "" {
@@ -151,6 +191,30 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return checksFailed{failed: failed, total: len(rep.Results)}
 	}
 	return nil
+}
+
+// nodeDownKinds are the faults that leave a node unable to answer until
+// they are recovered (a drained node still serves reads).
+var nodeDownKinds = []string{nemesis.KindKill, nemesis.KindPause, nemesis.KindRestart, nemesis.KindPartition}
+
+// markFaultedDown marks the nodes that the history shows faulted and not
+// recovered as down (not read), and says so.
+func markFaultedDown(h *history.History, nodes []checker.Endpoint) []string {
+	var lines []string
+	for i := range nodes {
+		n := &nodes[i]
+		if !n.Live {
+			continue
+		}
+		f, ok := h.OpenFault(n.Name, nodeDownKinds...)
+		if !ok {
+			continue
+		}
+		n.Live = false
+		lines = append(lines, fmt.Sprintf("%s: treated as down: fault %s (%s at %s) was not recovered; not read",
+			n.Name, f.ID, f.Kind, f.Start.Local().Format("15:04:05")))
+	}
+	return lines
 }
 
 // checkBaseURL accepts http(s)://host[:port][/prefix].

@@ -68,13 +68,14 @@ func TestCheckFlagErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv(checkAPIKeyEnv, "")
+	t.Setenv("TMPDIR", t.TempDir()) // no cluster named default, no default run directory
 	base := []string{"--history", hist, "--url", "http://127.0.0.1:1", "--api-key", checkTestKey}
 	for name, tc := range map[string]struct {
 		args []string
 		want string
 	}{
-		"no history":       {[]string{"--url", "http://127.0.0.1:1", "--api-key", checkTestKey}, "--history is required"},
-		"no url":           {[]string{"--history", hist, "--api-key", checkTestKey}, "--url (the load balancer) is required"},
+		"no history":       {[]string{"--url", "http://127.0.0.1:1", "--api-key", checkTestKey}, "open history"},
+		"no url":           {[]string{"--history", hist, "--api-key", checkTestKey}, "--url is required when no cluster runs"},
 		"bad url":          {[]string{"--history", hist, "--url", "127.0.0.1:8080", "--api-key", checkTestKey}, "--url"},
 		"no key":           {[]string{"--history", hist, "--url", "http://127.0.0.1:1"}, "API key is required"},
 		"missing file":     {append(base[2:], "--history", filepath.Join(dir, "nope.jsonl")), "open history"},

@@ -2,20 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/node/launch"
+	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/harness/traffic"
@@ -25,11 +23,11 @@ import (
 // appear on the command line: the same variable the nodes read.
 const trafficAPIKeyEnv = launch.EnvAPIKey
 
-// Artefact names written by --out.
+// Artefact names written into --out: the shared history, and one results
+// file per command, named after it (upload-1.results.gob, …).
 const (
-	historyFileName       = "history.jsonl"
-	uploadResultsFileName = "upload.results.gob"
-	attackResultsFileName = "attack.results.gob"
+	historyFileName = "history.jsonl"
+	resultsSuffix   = ".results.gob"
 )
 
 // runUpload streams deterministic packages to a cluster and prints what
@@ -37,8 +35,8 @@ const (
 func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("upload", stderr)
 	var (
-		rawURL      = fs.String("url", "", "base URL of the load balancer or a node (required)")
-		apiKey      = fs.String("api-key", "", "Octopus API key (default $"+trafficAPIKeyEnv+"; prefer the variable: flags show in process lists)")
+		rawURL      = fs.String("url", "", "base URL of the load balancer or a node (default: the load balancer of the cluster --name)")
+		apiKey      = fs.String("api-key", "", "Octopus API key (default: the cluster's own key, else $"+trafficAPIKeyEnv+"; prefer those: flags show in process lists)")
 		space       = fs.String("space", api.DefaultSpaceID, "space ID")
 		sizeS       = fs.String("size", "64MiB", "bytes per package, e.g. 64MiB, 1GiB, 500MB")
 		count       = fs.Int("count", 1, "number of packages")
@@ -49,14 +47,20 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		backoff     = fs.Duration("backoff", traffic.DefaultBackoff, "first wait before a retry (doubles each time)")
 		stall       = fs.Duration("stall-timeout", traffic.DefaultStallTimeout, "abandon an attempt when no byte moves for this long")
 		mode        = fs.String("overwrite-mode", api.FailIfExists, "FailIfExists, OverwriteExisting or IgnoreIfExists")
-		out         = fs.String("out", "", "directory for "+historyFileName+" and "+uploadResultsFileName)
+		out         = fs.String("out", "", "run directory shared with attack, fault and check: "+historyFileName+" and upload-N"+resultsSuffix+" (default "+byHandRoot()+"/<cluster>-<owner pid>)")
 		via         = fs.String("via", "", `recorded as each op's "via" (e.g. lb or a node name)`)
 		quiet       = fs.Bool("quiet", false, "no progress output")
 		verbose     = fs.Bool("verbose", false, "log attempts and retries to stderr")
 	)
+	cf := addClusterFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	st, url, err := trafficTarget(fs, cf, *rawURL)
+	if err != nil {
+		return err
+	}
+	*rawURL = url
 	size, err := payload.ParseSize(*sizeS)
 	if err != nil {
 		return fmt.Errorf("%w: --size: %v", errUsage, err)
@@ -64,10 +68,7 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if !flagWasSet(fs, "seed") {
 		*seed = 1 + rand.Int64N(999_999)
 	}
-	key := *apiKey
-	if key == "" {
-		key = os.Getenv(trafficAPIKeyEnv)
-	}
+	key := clusterAPIKey(*apiKey, st)
 	if key == "" {
 		return fmt.Errorf("%w: an API key is required: set $%s (or --api-key)", errUsage, trafficAPIKeyEnv)
 	}
@@ -92,18 +93,18 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 
-	arts, err := openArtefacts(*out, uploadResultsFileName)
+	if *out == "" {
+		*out = defaultOutDir(st, *cf.name)
+	}
+	arts, err := openArtefacts(*out, "upload", st, history.Command{Seed: *seed, Labels: map[string]string{
+		"url": *rawURL, "size": strconv.FormatInt(size, 10), "count": strconv.Itoa(*count),
+		"concurrency": strconv.Itoa(*concurrency), "overwriteMode": *mode,
+	}}, true)
 	if err != nil {
 		return err
 	}
 	opts.Recorder = arts.rec
-	if arts.results != nil { // a nil *os.File in an io.Writer is not nil
-		opts.Results = arts.results
-	}
-	arts.rec.Meta(history.Meta{Scenario: "upload", Seed: *seed, Labels: map[string]string{
-		"url": *rawURL, "size": strconv.FormatInt(size, 10), "count": strconv.Itoa(*count),
-		"concurrency": strconv.Itoa(*concurrency), "overwriteMode": *mode,
-	}})
+	opts.Results = arts.results
 
 	fmt.Fprintf(stderr, "uploading %d × %s to %s (seed %d; replay with --seed %d)\n",
 		*count, payload.FormatSize(size), *rawURL, *seed, *seed)
@@ -113,9 +114,7 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if sum != nil {
 		printUploadSummary(stdout, sum)
-		if *out != "" {
-			fmt.Fprintf(stdout, "history: %s\nresults: %s\n", filepath.Join(*out, historyFileName), filepath.Join(*out, uploadResultsFileName))
-		}
+		fmt.Fprintf(stdout, "history: %s (as %s)\nresults: %s\n", arts.historyPath(), arts.name, arts.resultsPath())
 	}
 	if uerr != nil {
 		return uerr
@@ -137,43 +136,24 @@ func flagWasSet(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
-// artefacts are the files --out writes: the history and a vegeta results
-// stream. Without --out both are nil (discarded).
-type artefacts struct {
-	rec     *history.Recorder
-	results *os.File
-}
-
-func openArtefacts(dir, resultsName string) (*artefacts, error) {
-	a := &artefacts{}
-	if dir == "" {
-		return a, nil
+// trafficTarget is the URL upload and attack send to: --url, or the load
+// balancer of the cluster --name/--run-dir names. The cluster's state is
+// returned when there is one (for its API key and the default --out).
+func trafficTarget(fs *flag.FlagSet, cf clusterFlags, rawURL string) (*local.State, string, error) {
+	if rawURL != "" && !flagWasSet(fs, "name") && !flagWasSet(fs, "run-dir") {
+		return nil, rawURL, nil // another cluster: nothing of the local one applies
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create output directory: %w", err)
-	}
-	rec, err := history.Create(filepath.Join(dir, historyFileName))
+	st, explicit, err := cf.state(fs)
 	if err != nil {
-		return nil, err
-	}
-	f, err := os.Create(filepath.Join(dir, resultsName))
-	if err != nil {
-		rec.Close()
-		return nil, fmt.Errorf("create results file: %w", err)
-	}
-	a.rec, a.results = rec, f
-	return a, nil
-}
-
-func (a *artefacts) close() error {
-	var errs []error
-	if a.results != nil {
-		if err := a.results.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close results file: %w", err))
+		if rawURL == "" && !explicit {
+			return nil, "", fmt.Errorf("%w: --url is required when no cluster runs (%v)", errUsage, err)
 		}
+		return nil, "", err
 	}
-	errs = append(errs, a.rec.Close())
-	return errors.Join(errs...)
+	if rawURL == "" {
+		rawURL = st.LBURL
+	}
+	return st, rawURL, nil
 }
 
 // printUploadSummary prints one row per package and the totals.

@@ -86,6 +86,7 @@ func newTrafficTestServer(t *testing.T) *trafficTestServer {
 }
 
 func TestUploadCommandBadInputSendsNothing(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir()) // no cluster named default here
 	srv := newTrafficTestServer(t)
 	t.Setenv(trafficAPIKeyEnv, trafficTestKey)
 	for name, args := range map[string][]string{
@@ -150,10 +151,10 @@ func TestUploadCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(h.Meta) != 1 || h.Meta[0].Seed != 9 || len(h.OpsOfKind(history.KindUpload)) != 3 {
-		t.Fatalf("history: meta %+v, %d ops", h.Meta, len(h.Ops))
+	if len(h.Meta) != 1 || len(h.Commands) != 1 || h.Commands[0].Seed != 9 || h.Commands[0].Name != "upload-1" || len(h.OpsOfKind(history.KindUpload)) != 3 {
+		t.Fatalf("history: meta %+v, commands %+v, %d ops", h.Meta, h.Commands, len(h.Ops))
 	}
-	f, err := os.Open(filepath.Join(dir, uploadResultsFileName))
+	f, err := os.Open(filepath.Join(dir, "upload-1"+resultsSuffix))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +179,7 @@ func TestUploadCommand(t *testing.T) {
 }
 
 func TestUploadCommandFailureExitsNonZero(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir()) // the default --out
 	srv := newTrafficTestServer(t)
 	srv.refuse = http.StatusForbidden
 	var stdout, stderr bytes.Buffer

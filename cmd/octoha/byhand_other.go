@@ -1,0 +1,17 @@
+//go:build !unix
+
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// privateDir creates dir if needed (per-user temporary directories are
+// private on Windows).
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	return nil
+}
