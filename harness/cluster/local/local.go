@@ -252,10 +252,10 @@ func claimRunDir(dir string) error {
 	if err := mkdirPrivate(dir); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("create run directory: %w", err)
 	}
-	// An empty directory the user made (checked by PrepareParent) keeps its
-	// mode. PostgreSQL runs as its own user under root and must traverse
-	// the parent.
-	_ = os.Chmod(filepath.Dir(dir), 0o755)
+	// Neither the parent nor an empty run directory the user made (checked
+	// by PrepareParent) has its mode changed: a directory octoha did not
+	// create is not octoha's to open up. What octoha creates is DirMode,
+	// which lets PostgreSQL (as root, the postgres user) traverse it.
 	return nil
 }
 
