@@ -413,7 +413,7 @@ func TestReportScrub(t *testing.T) {
 		"key API-ABCDEFGHIJKLMNOP in a note":           "key API-(redacted) in a note",
 		"postgres://octoha:pw@127.0.0.5/db":            "postgres://octoha:(redacted)@127.0.0.5/db",
 		"server=s;user id=sa;password=P@ss;database=d": "server=s;user id=sa;password=(redacted);database=d",
-		`{"password":"x y"}`:                           `{"password":"(redacted) y"}`,
+		`{"password":"x y"}`:                           `{"password":(redacted)}`,
 		"apiKey: (redacted)":                           "apiKey: (redacted)",
 		"op #12 upload Acme@1.0.0 ok HTTP 201 via lb":  "op #12 upload Acme@1.0.0 ok HTTP 201 via lb",
 		"API-short stays (not a key)":                  "API-short stays (not a key)",
