@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/harness/apiclient"
 	"github.com/octoha/octoha/harness/history"
 )
 
@@ -60,8 +61,10 @@ type Target struct {
 	Nodes   []Endpoint
 	APIKey  string // sent as X-Octopus-ApiKey; never logged or reported
 	SpaceID string // default api.DefaultSpaceID
-	// Client is the HTTP client; nil means a client without an overall
-	// timeout (downloads may be large), bounded by the context instead.
+	// Client is the HTTP client to start from; nil means a client without
+	// an overall timeout (downloads may be large), bounded by the context
+	// instead. Either way Collect talks only to LBURL and the nodes' URLs
+	// (see apiclient): a redirect or a Page.Next link elsewhere is refused.
 	Client *http.Client
 }
 
@@ -210,13 +213,8 @@ func Collect(ctx context.Context, t Target, h *history.History, opts CollectOpti
 		return nil, fmt.Errorf("collect snapshot: load balancer URL: %w", err)
 	}
 	c := &collector{
-		client: t.Client,
-		apiKey: t.APIKey,
-		space:  t.SpaceID,
-		opts:   opts,
-	}
-	if c.client == nil {
-		c.client = &http.Client{}
+		space: t.SpaceID,
+		opts:  opts,
 	}
 	if c.space == "" {
 		c.space = api.DefaultSpaceID
@@ -244,6 +242,7 @@ func Collect(ctx context.Context, t Target, h *history.History, opts CollectOpti
 		base *url.URL
 	}
 	eps := []endpoint{{ViaLB, lb}}
+	origins := []string{lb.String()}
 	seen := map[string]bool{ViaLB: true}
 	for _, n := range t.Nodes {
 		if n.Name == "" || seen[n.Name] {
@@ -258,6 +257,13 @@ func Collect(ctx context.Context, t Target, h *history.History, opts CollectOpti
 		if n.Live {
 			eps = append(eps, endpoint{n.Name, base})
 		}
+		origins = append(origins, base.String())
+	}
+	// The key goes to the configured origins only: a redirect or an
+	// absolute Page.Next link to anywhere else is refused, naming it.
+	c.client, err = apiclient.New(apiclient.Options{APIKey: t.APIKey, Origins: origins, Base: t.Client})
+	if err != nil {
+		return nil, fmt.Errorf("collect snapshot: %w", err)
 	}
 
 	keys, sizes := UploadedPackages(h)
@@ -304,8 +310,7 @@ func Collect(ctx context.Context, t Target, h *history.History, opts CollectOpti
 }
 
 type collector struct {
-	client *http.Client
-	apiKey string
+	client *http.Client // from apiclient: adds the key, refuses other origins
 	space  string
 	opts   CollectOptions
 }
@@ -381,9 +386,6 @@ func (c *collector) get(ctx context.Context, rawURL, accept string) (*response, 
 		return fail(err)
 	}
 	req.Header.Set("Accept", accept)
-	if c.apiKey != "" {
-		req.Header.Set(api.HeaderAPIKey, c.apiKey)
-	}
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return fail(err)

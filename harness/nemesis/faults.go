@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/harness/apiclient"
 	"github.com/octoha/octoha/harness/cluster"
+	"github.com/octoha/octoha/internal/redact"
 )
 
 // Fault kinds, as recorded in histories: the names of the cluster
@@ -214,17 +216,22 @@ func SetMaintenance(ctx context.Context, env Env, target string, on bool) error 
 		}
 	}
 	urls = append(urls, node.URL)
+	// The key goes to the cluster's own origins only: a redirect elsewhere
+	// is refused, naming the origin.
+	client, err := apiclient.New(apiclient.Options{APIKey: env.Cluster.APIKey(), Origins: urls, Base: env.client()})
+	if err != nil {
+		return fmt.Errorf("set maintenance mode of %s: %w", target, err)
+	}
 	var errs []error
 	for _, base := range urls {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPut, strings.TrimRight(base, "/")+api.NodePath(node.ID), bytes.NewReader(body))
 		if err != nil {
 			return err
 		}
-		req.Header.Set(api.HeaderAPIKey, env.Cluster.APIKey())
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := env.client().Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("PUT via %s: %w", base, err))
+			errs = append(errs, fmt.Errorf("PUT via %s: %w", redact.URL(base), err))
 			continue
 		}
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
@@ -232,7 +239,7 @@ func SetMaintenance(ctx context.Context, env Env, target string, on bool) error 
 		if resp.StatusCode == http.StatusOK {
 			return nil
 		}
-		errs = append(errs, fmt.Errorf("PUT via %s: %s: %s", base, resp.Status, strings.TrimSpace(string(msg))))
+		errs = append(errs, fmt.Errorf("PUT via %s: %s: %s", redact.URL(base), resp.Status, strings.TrimSpace(string(msg))))
 	}
 	return fmt.Errorf("set maintenance mode of %s to %v: %w", target, on, errors.Join(errs...))
 }

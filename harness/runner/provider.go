@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/harness/apiclient"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/docker"
 	"github.com/octoha/octoha/harness/cluster/external"
@@ -188,7 +189,10 @@ func (r *run) deleteUploadedPackages(ctx context.Context) error {
 	}
 	seen := map[string]bool{}
 	var errs []error
-	client := &http.Client{Timeout: 30 * time.Second}
+	client, err := apiClient(r.c, 30*time.Second)
+	if err != nil {
+		return fmt.Errorf("delete test packages: %w", err)
+	}
 	for _, op := range h.OpsOfKind(history.KindUpload) {
 		if op.Outcome == history.Failed || op.PackageID == "" {
 			continue
@@ -203,7 +207,6 @@ func (r *run) deleteUploadedPackages(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		req.Header.Set(api.HeaderAPIKey, r.c.APIKey())
 		resp, err := client.Do(req)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("delete test package %s: %w", id, err))
@@ -217,6 +220,16 @@ func (r *run) deleteUploadedPackages(ctx context.Context) error {
 		r.log.Info("deleted test package", "package", id, "status", resp.Status)
 	}
 	return errors.Join(errs...)
+}
+
+// apiClient returns a client of c's Octopus API: the key goes to c's load
+// balancer and nodes only, and a redirect elsewhere is refused.
+func apiClient(c cluster.Cluster, timeout time.Duration) (*http.Client, error) {
+	origins := []string{c.URL()}
+	for _, n := range c.Nodes() {
+		origins = append(origins, n.URL)
+	}
+	return apiclient.New(apiclient.Options{APIKey: c.APIKey(), Origins: origins, Timeout: timeout})
 }
 
 // hookNames are the hooks a destructive capability runs on an external

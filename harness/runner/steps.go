@@ -293,9 +293,13 @@ func (r *run) WaitLB(ctx context.Context, node, want string, within time.Duratio
 func (r *run) NodeWithActiveUpload(ctx context.Context, within time.Duration) (string, error) {
 	var found string
 	reported := false
-	err := scenario.Eventually(ctx, "a node starts receiving an upload", within, 20*time.Millisecond, func() error {
+	client, err := apiClient(r.c, 2*time.Second)
+	if err != nil {
+		return "", err
+	}
+	err = scenario.Eventually(ctx, "a node starts receiving an upload", within, 20*time.Millisecond, func() error {
 		for _, n := range r.c.Nodes() {
-			active, known := activeUploads(ctx, n, r.c.APIKey())
+			active, known := activeUploads(ctx, client, n)
 			reported = reported || known
 			if active > 0 {
 				found = n.Name
@@ -316,15 +320,15 @@ func (r *run) NodeWithActiveUpload(ctx context.Context, within time.Duration) (s
 	return found, nil
 }
 
-// activeUploads reads a node's ActiveUploads (the fake's extension);
-// known is false when the node does not report it.
-func activeUploads(ctx context.Context, n cluster.Node, key string) (active int, known bool) {
+// activeUploads reads a node's ActiveUploads (the fake's extension) with
+// a client from apiClient; known is false when the node does not report
+// it.
+func activeUploads(ctx context.Context, client *http.Client, n cluster.Node) (active int, known bool) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+api.NodeDetailsPath(n.ID), nil)
 	if err != nil {
 		return 0, false
 	}
-	req.Header.Set(api.HeaderAPIKey, key)
-	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, false
 	}

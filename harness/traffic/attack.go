@@ -179,7 +179,10 @@ func Attack(ctx context.Context, opts AttackOptions) (*vegeta.Metrics, error) {
 		return nil, fmt.Errorf("attack options: %w", err)
 	}
 	prefix := o.Name + "-" + newNonce() + "-"
-	client := clientFor(o.Client, 1024)
+	client, err := clientFor(o.Client, 1024, o.URL, o.APIKey)
+	if err != nil {
+		return nil, fmt.Errorf("attack: %w", err)
+	}
 	base := client.Transport
 	if base == nil {
 		base = http.DefaultTransport

@@ -17,6 +17,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/harness/apiclient"
 )
 
 // maxResponseBody caps how much of a response is read: Octopus answers
@@ -45,19 +46,15 @@ func newTransport(idlePerHost int) *http.Transport {
 	}
 }
 
-// noRedirects keeps the client on the response it got: following a 302
-// would turn an upload into a GET and hide what the server said.
-func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-
-// clientFor returns c (or a fresh client) with redirects disabled, without
-// changing the caller's client.
-func clientFor(c *http.Client, idlePerHost int) *http.Client {
+// clientFor returns a copy of c (or a fresh loopback client) that talks to
+// base's origin only, sends key there, and does not follow redirects:
+// following a 302 would turn an upload into a GET and hide what the
+// server said. The caller's client is not changed.
+func clientFor(c *http.Client, idlePerHost int, base, key string) (*http.Client, error) {
 	if c == nil {
-		return &http.Client{Transport: newTransport(idlePerHost), CheckRedirect: noRedirects}
+		c = &http.Client{Transport: newTransport(idlePerHost)}
 	}
-	cc := *c
-	cc.CheckRedirect = noRedirects
-	return &cc
+	return apiclient.New(apiclient.Options{APIKey: key, Origins: []string{base}, Base: c, NoRedirects: true})
 }
 
 // parseBaseURL checks a base URL (a load balancer or a node, optionally with

@@ -249,11 +249,15 @@ func Upload(ctx context.Context, opts UploadOptions) (*UploadSummary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upload options: %w", err)
 	}
+	client, err := clientFor(o.Client, o.Concurrency, base, o.APIKey)
+	if err != nil {
+		return nil, fmt.Errorf("upload: %w", err)
+	}
 	u := &uploader{
 		opts:      o,
 		base:      base,
 		uploadURL: base + api.UploadPath(o.SpaceID, o.OverwriteMode),
-		client:    clientFor(o.Client, o.Concurrency),
+		client:    client,
 		results:   newResultWriter(o.Results),
 		nonce:     newNonce(),
 		began:     time.Now(),

@@ -24,8 +24,10 @@ import (
 
 	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/node/launch"
+	"github.com/octoha/octoha/harness/apiclient"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/lb"
+	"github.com/octoha/octoha/internal/redact"
 )
 
 // DefaultAPIKeyEnv is where the API key is read when the spec names none:
@@ -109,30 +111,37 @@ func Connect(ctx context.Context, spec cluster.Spec, opts Options) (*Cluster, er
 			return nil, fmt.Errorf("external cluster: node %d needs a name and a url", i+1)
 		}
 		if _, err := url.ParseRequestURI(n.URL); err != nil {
-			return nil, fmt.Errorf("external cluster: node %s url %q: %w", n.Name, n.URL, err)
+			return nil, fmt.Errorf("external cluster: node %s url %q: %w", n.Name, redact.URL(n.URL), redact.Error(err, redact.Secrets(n.URL)))
 		}
 		c.nodes = append(c.nodes, cluster.Node{Name: n.Name, URL: strings.TrimRight(n.URL, "/")})
 	}
 	if err := c.probe(ctx); err != nil {
 		return nil, err
 	}
-	c.log.Info("connected to an external cluster", "lb", c.URL(), "nodes", len(c.nodes), "destructive", c.allow)
+	c.log.Info("connected to an external cluster", "lb", redact.URL(c.URL()), "nodes", len(c.nodes), "destructive", c.allow)
 	return c, nil
 }
 
 // probe reads the API root through the load balancer with the key, learns
 // each node's ID from its ping body, and fails clearly when something does
-// not answer.
+// not answer. The key goes only to the spec's load balancer and node
+// origins: a redirect elsewhere is refused, naming the origin.
 func (c *Cluster) probe(ctx context.Context) error {
-	client := &http.Client{Timeout: 10 * time.Second}
+	origins := []string{c.URL()}
+	for _, n := range c.nodes {
+		origins = append(origins, n.URL)
+	}
+	client, err := apiclient.New(apiclient.Options{APIKey: c.key, Origins: origins, Timeout: 10 * time.Second})
+	if err != nil {
+		return fmt.Errorf("external cluster: %w", err)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL()+api.SpacesAllPath, nil)
 	if err != nil {
-		return fmt.Errorf("external cluster: load balancer URL %q: %w", c.URL(), err)
+		return fmt.Errorf("external cluster: load balancer URL %q: %w", redact.URL(c.URL()), err)
 	}
-	req.Header.Set(api.HeaderAPIKey, c.key)
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("external cluster: load balancer %s does not answer: %w", c.URL(), err)
+		return fmt.Errorf("external cluster: load balancer %s does not answer: %w", redact.URL(c.URL()), err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -141,7 +150,7 @@ func (c *Cluster) probe(ctx context.Context) error {
 	for i, n := range c.nodes {
 		code, _, err := cluster.PingStatus(ctx, client, n.URL)
 		if err != nil {
-			return fmt.Errorf("external cluster: node %s (%s) does not answer its ping: %w", n.Name, n.URL, err)
+			return fmt.Errorf("external cluster: node %s (%s) does not answer its ping: %w", n.Name, redact.URL(n.URL), err)
 		}
 		c.log.Info("node answers", "node", n.Name, "ping", code)
 		if id, err := nodeID(ctx, client, n.URL); err == nil {
@@ -165,7 +174,7 @@ func nodeID(ctx context.Context, client *http.Client, base string) (string, erro
 	defer resp.Body.Close()
 	var n api.Node
 	if err := decodeJSON(resp, &n); err != nil || n.Id == "" {
-		return "", fmt.Errorf("ping body of %s names no node: %v", base, err)
+		return "", fmt.Errorf("ping body of %s names no node: %v", redact.URL(base), err)
 	}
 	return n.Id, nil
 }
@@ -194,9 +203,9 @@ func (c *Cluster) LBStates(context.Context) ([]lb.ServerState, error) {
 
 // Components implements cluster.Cluster.
 func (c *Cluster) Components() []cluster.Component {
-	out := []cluster.Component{{Part: "load balancer", Description: "external load balancer (real cluster)", Location: c.URL()}}
+	out := []cluster.Component{{Part: "load balancer", Description: "external load balancer (real cluster)", Location: redact.URL(c.URL())}}
 	for _, n := range c.nodes {
-		out = append(out, cluster.Component{Part: "node " + n.Name, Description: "Octopus Server node (real cluster)", Location: n.URL})
+		out = append(out, cluster.Component{Part: "node " + n.Name, Description: "Octopus Server node (real cluster)", Location: redact.URL(n.URL)})
 	}
 	return out
 }
