@@ -92,6 +92,15 @@ type Node struct {
 	tasks     atomic.Int64
 	slots     taskSlots
 	started   time.Time
+
+	hooks testHooks
+}
+
+// testHooks let tests drive races deterministically; nil hooks are skipped.
+type testHooks struct {
+	// beforeRecord runs while publishing, after the file is at its final
+	// name and before its row is written (a slow database, in effect).
+	beforeRecord func(row store.Package)
 }
 
 // healthState is what ping answers, precomputed so that a load balancer's

@@ -38,7 +38,7 @@ type nodeOpt func(*Config)
 
 // newTestNode starts a node on an SQLite file and a local directory in a
 // temp dir; a second node can share them through shareWith.
-func newTestNode(t *testing.T, shareWith *testNode, opts ...nodeOpt) *testNode {
+func newTestNode(t testing.TB, shareWith *testNode, opts ...nodeOpt) *testNode {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -67,6 +67,7 @@ func newTestNode(t *testing.T, shareWith *testNode, opts ...nodeOpt) *testNode {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	db, pkgs = cfg.DB, cfg.Packages // an option may have replaced them
 	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

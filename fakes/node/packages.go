@@ -219,13 +219,21 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 	status, stored, err := n.publish(pctx, tmp, row, mode)
 	if err != nil {
 		var pe *publishError
-		if errors.As(err, &pe) {
+		if errors.As(err, &pe) && pe.status < 500 {
 			log.Warn("upload refused", "status", pe.status, "err", err)
-			writeError(w, pe.status, pe.msg, []string{err.Error()})
+			errs := []string{err.Error()}
+			if pe.status == http.StatusConflict {
+				// As when the version was there before the body arrived.
+				errs = []string{api.IssuePackageAlreadyExists}
+			}
+			writeError(w, pe.status, pe.msg, errs)
 			return
 		}
-		log.Error("publishing the package failed", "err", err)
-		writeError(w, http.StatusInternalServerError, "The package could not be stored.", []string{err.Error()})
+		if pe == nil {
+			pe = &publishError{status: http.StatusInternalServerError, msg: "The package could not be stored.", err: err}
+		}
+		log.Error("publishing the package failed", "status", pe.status, "err", err)
+		writeError(w, pe.status, pe.msg, []string{err.Error()})
 		return
 	}
 	log.Info("package stored", "status", status, "bytes", size, "hash", row.Hash)
@@ -242,41 +250,133 @@ type publishError struct {
 func (e *publishError) Error() string { return e.err.Error() }
 func (e *publishError) Unwrap() error { return e.err }
 
-// publish moves a complete temporary file to its final name and then
-// records it. It returns the HTTP status to answer and the stored row.
+// publish moves a complete temporary file to its final name and records it,
+// holding the package's lock in the shared database throughout, so that of
+// any interleaving of uploads (and deletes) of one package across the
+// cluster the row, the file and a download agree: no other node can rename
+// its file over ours between our rename and our row. Inside the lock the
+// package's existing spelling of the ID is used (IDs are case-insensitive),
+// and the outcome (201, 200 or 409) is decided on the rows as they are, not
+// on the check made before the body arrived. It returns the HTTP status to
+// answer and the stored row. tmp is gone when it returns.
 func (n *Node) publish(ctx context.Context, tmp string, row store.Package, mode string) (int, store.Package, error) {
-	replace := mode == api.OverwriteExisting
-	err := n.cfg.Packages.Publish(ctx, tmp, row.Path, replace)
-	if errors.Is(err, blob.ErrExist) {
-		// Another upload of the same version won the race.
-		_ = n.cfg.Packages.Remove(ctx, tmp)
-		if mode == api.IgnoreIfExists {
-			if existing, gerr := n.cfg.DB.Package(ctx, row.SpaceID, row.PackageID, row.Version); gerr == nil {
-				return http.StatusOK, existing, nil
+	var (
+		status    int
+		stored    store.Package
+		published bool   // tmp is at row.Path
+		stale     string // a file the version's row pointed to before, under another extension
+	)
+	err := n.cfg.DB.LockPackage(ctx, row.SpaceID, row.PackageID, func(ctx context.Context, tx *store.PackageTx) error {
+		spelling, err := tx.Spelling(ctx)
+		if err != nil {
+			return err
+		}
+		row.PackageID = spelling
+		row.Path = api.PackageFile{ID: spelling, Version: row.Version, Extension: row.Extension}.StorePath(row.SpaceID)
+		existing, err := tx.Package(ctx, row.Version)
+		exists := err == nil
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if exists && mode != api.OverwriteExisting {
+			// Another upload of the same version won the race.
+			if mode == api.IgnoreIfExists {
+				status, stored = http.StatusOK, existing
+				return nil
 			}
-			return http.StatusOK, row, nil
+			return &publishError{status: http.StatusConflict, msg: conflictMessage(existing),
+				err: fmt.Errorf("record %s: %w", row.Path, store.ErrExists)}
 		}
-		return 0, row, &publishError{status: http.StatusConflict, msg: conflictMessage(row), err: fmt.Errorf("publish %s: %w", row.Path, err)}
-	}
-	if err != nil {
+		// Under the lock nobody else publishes this package, so a file at
+		// row.Path that no row points to is a leftover of a node that died
+		// between its rename and its commit: replace it.
+		if err := n.cfg.Packages.Publish(ctx, tmp, row.Path, true); err != nil {
+			return &publishError{status: http.StatusInternalServerError, msg: "The package could not be stored.",
+				err: fmt.Errorf("publish %s: %w", row.Path, err)}
+		}
+		published = true
+		if n.hooks.beforeRecord != nil {
+			n.hooks.beforeRecord(row)
+		}
+		if _, err := tx.Add(ctx, row, exists); err != nil {
+			return err
+		}
+		if exists && existing.Path != row.Path {
+			stale = existing.Path
+		}
+		status, stored = http.StatusCreated, row
+		return nil
+	})
+	if !published {
 		_ = n.cfg.Packages.Remove(ctx, tmp)
-		return 0, row, fmt.Errorf("publish %s: %w", row.Path, err)
-	}
-	created, err := n.cfg.DB.AddPackage(ctx, row, replace)
-	if errors.Is(err, store.ErrExists) {
-		return 0, row, &publishError{status: http.StatusConflict, msg: conflictMessage(row), err: fmt.Errorf("record %s: %w", row.Path, err)}
 	}
 	if err != nil {
-		// Without its row the file must not stay: nobody acknowledged it.
-		// (An overwrite has already replaced the old file; its row keeps
-		// the old hash until the database returns and the client retries.)
-		if !replace {
-			_ = n.cfg.Packages.Remove(ctx, row.Path)
+		if published {
+			// Nothing acknowledged the file: remove it unless a row points
+			// to it. (An overwrite has already replaced the old file, which
+			// its row still describes until the database returns and the
+			// client retries.)
+			n.removeUnrecorded(ctx, row.SpaceID, row.PackageID, row.Path)
 		}
-		return 0, row, &publishError{status: http.StatusServiceUnavailable, msg: "The Octopus Server could not reach its database while recording the package.", err: fmt.Errorf("record %s: %w", row.Path, err)}
+		var pe *publishError
+		if errors.As(err, &pe) {
+			return 0, row, err
+		}
+		return 0, row, &publishError{status: http.StatusServiceUnavailable, msg: "The Octopus Server could not reach its database while recording the package.",
+			err: fmt.Errorf("record %s: %w", row.Path, err)}
 	}
-	_ = created
-	return http.StatusCreated, row, nil
+	if stale != "" {
+		n.removeUnrecorded(ctx, row.SpaceID, row.PackageID, stale)
+	}
+	return status, stored, nil
+}
+
+// removeUnrecorded removes those of a package's files (paths under the
+// Packages root) that no row of the package points to, and the package's
+// folder once it has no version left. It holds the package's lock, so it
+// cannot remove a file another node has just published and recorded under
+// the same name. Failures are logged: a leftover file is untidy, not wrong.
+func (n *Node) removeUnrecorded(ctx context.Context, space, packageID string, paths ...string) {
+	// Detached: the request may be gone, or its deadline spent on the
+	// failure being cleaned up after.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	err := n.cfg.DB.LockPackage(ctx, space, packageID, func(ctx context.Context, tx *store.PackageTx) error {
+		rows, err := tx.Versions(ctx)
+		if err != nil {
+			return err
+		}
+		recorded := map[string]bool{}
+		for _, r := range rows {
+			recorded[strings.ToLower(r.Path)] = true
+		}
+		dirs := map[string]bool{}
+		for _, p := range paths {
+			dirs[path.Dir(p)] = true
+			// Compared in lower case: on an SMB share Case/x and case/x
+			// are one file.
+			if recorded[strings.ToLower(p)] {
+				continue
+			}
+			if err := n.cfg.Packages.Remove(ctx, p); err != nil {
+				n.log.Warn("cannot remove a package file no row points to", "path", p, "err", err)
+				continue
+			}
+			n.log.Info("removed a package file no row points to", "path", p)
+		}
+		if len(rows) == 0 {
+			for d := range dirs {
+				// Fails, harmlessly, if something else is still in it.
+				if err := n.cfg.Packages.Remove(ctx, d); err != nil {
+					n.log.Debug("package folder not removed", "dir", d, "err", err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		n.log.Warn("cannot tidy up package files", "package", packageID, "paths", paths, "err", err)
+	}
 }
 
 func conflictMessage(row store.Package) string {
@@ -399,7 +499,36 @@ func (n *Node) downloadPackage(w http.ResponseWriter, r *http.Request, space, re
 	if !ok {
 		return
 	}
-	f, err := n.cfg.Packages.Open(r.Context(), row.Path)
+	// A publish renames its file before its row commits, so the file opened
+	// may be newer than the row read. Once the package has settled (no
+	// publish under way: its lock is free), the row read again tells: if
+	// it is unchanged, the open file is the row's (an open file keeps its
+	// content when another is renamed over it); if not, open the new one.
+	var f io.ReadCloser
+	var err error
+	for attempt := 1; ; attempt++ {
+		f, err = n.cfg.Packages.Open(r.Context(), row.Path)
+		if err != nil {
+			break
+		}
+		settled, serr := n.cfg.DB.SettledPackage(r.Context(), space, row.PackageID, row.Version)
+		if serr == nil && settled == row {
+			break
+		}
+		f.Close()
+		switch {
+		case errors.Is(serr, store.ErrNotFound):
+			writeError(w, http.StatusNotFound, "The package "+resID+" does not exist.", nil)
+			return
+		case serr != nil:
+			n.dbError(w, "reading package "+resID, serr)
+			return
+		case attempt == 5:
+			writeError(w, http.StatusServiceUnavailable, "The package "+resID+" is being replaced; try again.", nil)
+			return
+		}
+		row = settled
+	}
 	if errors.Is(err, blob.ErrNotExist) {
 		n.log.Error("package row points to a missing file", "path", row.Path)
 		writeError(w, http.StatusNotFound, "The package "+resID+" is recorded but its file is missing from the package store.", []string{row.Path})
@@ -446,19 +575,34 @@ func (n *Node) listPackages(w http.ResponseWriter, r *http.Request, space string
 	writeJSON(w, http.StatusOK, page)
 }
 
-// deletePackage removes the row first and then the file, so a row never
-// points to a missing file.
+// deletePackage removes the row first and then, under the package's lock,
+// its file if no row points to it any more (and the package's folder with
+// its last version), so a row never points to a missing file.
 func (n *Node) deletePackage(w http.ResponseWriter, r *http.Request, space, resID string) {
 	row, ok := n.lookup(w, r, space, resID)
 	if !ok {
 		return
 	}
-	if err := n.cfg.DB.DeletePackage(r.Context(), space, row.PackageID, row.Version); err != nil && !errors.Is(err, store.ErrNotFound) {
+	// Detached from the request, like publishing: a client that hangs up
+	// must not leave the row deleted and the file in place.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), publishTimeout)
+	defer cancel()
+	err := n.cfg.DB.LockPackage(ctx, space, row.PackageID, func(ctx context.Context, tx *store.PackageTx) error {
+		cur, err := tx.Package(ctx, row.Version)
+		if err != nil {
+			return err
+		}
+		row = cur
+		return tx.Delete(ctx, row.Version)
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "The package "+resID+" does not exist.", nil)
+		return
+	case err != nil:
 		n.dbError(w, "deleting package "+resID, err)
 		return
 	}
-	if err := n.cfg.Packages.Remove(r.Context(), row.Path); err != nil {
-		n.log.Warn("package row deleted but its file could not be removed", "path", row.Path, "err", err)
-	}
+	n.removeUnrecorded(ctx, space, row.PackageID, row.Path)
 	writeJSON(w, http.StatusOK, map[string]any{})
 }

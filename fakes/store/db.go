@@ -364,43 +364,18 @@ func (db *DB) DeleteNode(ctx context.Context, id string) error {
 // (SpaceID, PackageID, Version) makes it fail with an error wrapping
 // ErrExists; of several concurrent adders of one version exactly one
 // succeeds. With replace it inserts or overwrites the row, and created says
-// which.
+// which. Package IDs are case-insensitive, as in Octopus: the row keeps the
+// spelling the package was first recorded with, whatever p's.
 func (db *DB) AddPackage(ctx context.Context, p Package, replace bool) (created bool, err error) {
-	if p.SpaceID == "" || p.PackageID == "" || p.Version == "" {
-		return false, db.errorf("store: add package %q %q in space %q: space, package ID and version are required",
-			p.PackageID, p.Version, p.SpaceID)
-	}
-	ctx, cancel := db.op(ctx)
-	defer cancel()
-	what := p.SpaceID + "/" + p.PackageID + " " + p.Version
-	if !replace {
-		s := db.d.insertPackageStmt(p)
-		res, err := db.sql.ExecContext(ctx, s.sql, s.args...)
-		if db.d.uniqueViolation(err) {
-			return false, db.errorf("store: add package %s: %w", what, ErrExists)
-		}
-		if err != nil {
-			return false, db.errorf("store: add package %s: %w", what, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return false, db.errorf("store: add package %s: rows affected: %w", what, err)
-		}
-		if n == 0 {
-			return false, db.errorf("store: add package %s: %w", what, ErrExists)
-		}
-		return true, nil
-	}
-	s := db.d.upsertPackageStmt(p)
-	var revision int64
-	if err := db.sql.QueryRowContext(ctx, s.sql, s.args...).Scan(&revision); err != nil {
-		return false, db.errorf("store: add or replace package %s: %w", what, err)
-	}
-	return revision == 0, nil
+	err = db.LockPackage(ctx, p.SpaceID, p.PackageID, func(ctx context.Context, tx *PackageTx) error {
+		created, err = tx.Add(ctx, p, replace)
+		return err
+	})
+	return created, err
 }
 
-// Package returns one package version; the error wraps ErrNotFound if
-// there is none.
+// Package returns one package version, its ID matched in any case; the
+// error wraps ErrNotFound if there is none.
 func (db *DB) Package(ctx context.Context, spaceID, packageID, version string) (Package, error) {
 	ctx, cancel := db.op(ctx)
 	defer cancel()
@@ -451,8 +426,8 @@ func (db *DB) ListPackages(ctx context.Context, q PackageQuery) (items []Package
 	return items, total, nil
 }
 
-// DeletePackage removes a package version's row; the error wraps
-// ErrNotFound if there is none.
+// DeletePackage removes a package version's row, its ID matched in any
+// case; the error wraps ErrNotFound if there is none.
 func (db *DB) DeletePackage(ctx context.Context, spaceID, packageID, version string) error {
 	ctx, cancel := db.op(ctx)
 	defer cancel()

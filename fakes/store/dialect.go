@@ -45,6 +45,14 @@ type dialect struct {
 	// with its revision: 0 when it was inserted, >0 when it replaced one.
 	// Args: pkgCols.
 	upsertPackage string
+	// lockPackage takes one package's lock for the rest of the transaction
+	// (see DB.LockPackage); empty when BEGIN already does (SQLite). Arg:
+	// the lock key (packageLockKey, hashed where hashLockKey is set).
+	lockPackage string
+	// lockPackageShared is lockPackage in shared mode, for readers that
+	// only wait for writers; empty when BEGIN takes the lock.
+	lockPackageShared string
+	hashLockKey       bool
 	// page returns the paging clause (after ORDER BY) and its args.
 	page func(skip, take int) (string, []any)
 	// uniqueViolation reports a duplicate-key error.
@@ -133,18 +141,43 @@ func pkgArgs(p Package) []any {
 func (d *dialect) insertPackageStmt(p Package) stmt { return d.stmt(d.insertPackage, pkgArgs(p)...) }
 func (d *dialect) upsertPackageStmt(p Package) stmt { return d.stmt(d.upsertPackage, pkgArgs(p)...) }
 
+// Package IDs are case-insensitive (as in Octopus, and as file names are on
+// an SMB share): every statement that names one compares lower case. IDs are
+// ASCII word characters, where every engine's LOWER agrees with Go's. The
+// key columns keep binary collation, so a row keeps its ID's first spelling.
+const pkgIDIs = "LOWER(package_id) = LOWER(?)"
+
 func (d *dialect) packageStmt(spaceID, packageID, version string) stmt {
-	return d.stmt("SELECT "+pkgCols+" FROM octoha_package WHERE space_id = ? AND package_id = ? AND pkg_version = ?",
+	return d.stmt("SELECT "+pkgCols+" FROM octoha_package WHERE space_id = ? AND "+pkgIDIs+" AND pkg_version = ?",
 		spaceID, packageID, version)
 }
 
+// versionsStmt lists a package's versions, ordered so that the first row's
+// spelling of the ID is stable.
 func (d *dialect) versionsStmt(spaceID, packageID string) stmt {
-	return d.stmt("SELECT "+pkgCols+" FROM octoha_package WHERE space_id = ? AND package_id = ?", spaceID, packageID)
+	return d.stmt("SELECT "+pkgCols+" FROM octoha_package WHERE space_id = ? AND "+pkgIDIs+" ORDER BY "+pkgOrder, spaceID, packageID)
 }
 
 func (d *dialect) deletePackageStmt(spaceID, packageID, version string) stmt {
-	return d.stmt("DELETE FROM octoha_package WHERE space_id = ? AND package_id = ? AND pkg_version = ?",
+	return d.stmt("DELETE FROM octoha_package WHERE space_id = ? AND "+pkgIDIs+" AND pkg_version = ?",
 		spaceID, packageID, version)
+}
+
+// lockPackageStmt takes a package's lock; ok is false when beginning the
+// transaction took it.
+func (d *dialect) lockPackageStmt(spaceID, packageID string, shared bool) (s stmt, ok bool) {
+	q := d.lockPackage
+	if shared {
+		q = d.lockPackageShared
+	}
+	if q == "" {
+		return stmt{}, false
+	}
+	key := packageLockKey(spaceID, packageID)
+	if d.hashLockKey {
+		key = hashedLockKey(key)
+	}
+	return d.stmt(q, key), true
 }
 
 // listPackagesStmts returns the count and the page queries for q.
@@ -156,7 +189,7 @@ func (d *dialect) listPackagesStmts(q PackageQuery) (count, list stmt) {
 		args = append(args, q.SpaceID)
 	}
 	if q.PackageID != "" {
-		where = append(where, "package_id = ?")
+		where = append(where, pkgIDIs)
 		args = append(args, q.PackageID)
 	}
 	if q.Filter != "" {
@@ -272,6 +305,9 @@ RETURNING revision`,
 // race on PostgreSQL's catalog and fail with a unique violation.
 const schemaLockKey = 0x6f63746f6861 // "octoha"
 
+// packageLockClass is the first key of PostgreSQL's package locks.
+const packageLockClass = 0x6f6370 // "ocp"
+
 var postgresDialect = &dialect{
 	kind:       Postgres,
 	bindvar:    func(n int) string { return "$" + strconv.Itoa(n) },
@@ -317,7 +353,12 @@ RETURNING revision`,
 		}
 		return "OFFSET ?", []any{int64(skip)}
 	},
-	uniqueViolation: func(err error) bool { return pgState(err) == "23505" },
+	// A transaction-scoped advisory lock in its own key space (the two-int
+	// form never meets schemaLockKey's one-bigint form); a hash collision
+	// only serialises two packages needlessly.
+	lockPackage:       "SELECT pg_advisory_xact_lock(" + strconv.Itoa(packageLockClass) + ", hashtext(?))",
+	lockPackageShared: "SELECT pg_advisory_xact_lock_shared(" + strconv.Itoa(packageLockClass) + ", hashtext(?))",
+	uniqueViolation:   func(err error) bool { return pgState(err) == "23505" },
 	transient: func(err error) bool {
 		switch pgState(err) {
 		case "40001", "40P01", "55P03", "23505", "42P07": // serialization, deadlock, lock, duplicate key/table
@@ -330,6 +371,14 @@ RETURNING revision`,
 // SQL Server: binary collation on key columns so uniqueness, ordering and
 // equality match the other engines (the server default is case-insensitive).
 const mssqlKey = "COLLATE Latin1_General_100_BIN2 NOT NULL"
+
+// mssqlPackageLock takes a package's application lock in mode.
+func mssqlPackageLock(mode string) string {
+	return `DECLARE @rc INT;
+EXEC @rc = sp_getapplock @Resource = ?, @LockMode = N'` + mode + `',
+	@LockOwner = N'Transaction', @LockTimeout = 30000;
+IF @rc < 0 RAISERROR(N'octoha: package lock not granted (sp_getapplock returned %d)', 16, 1, @rc);`
+}
 
 var mssqlDialect = &dialect{
 	kind:    SQLServer,
@@ -386,6 +435,11 @@ WHEN NOT MATCHED THEN INSERT (` + pkgCols + `, revision)
 	VALUES (s.space_id, s.package_id, s.pkg_version, s.file_ext, s.file_hash, s.size_bytes, s.file_path,
 	s.published_ns, s.node_id, 0)
 OUTPUT inserted.revision;`,
+	// An application lock owned by the transaction; names are at most 255
+	// characters, so the key is hashed.
+	lockPackage:       mssqlPackageLock("Exclusive"),
+	lockPackageShared: mssqlPackageLock("Shared"),
+	hashLockKey:       true,
 	page: func(skip, take int) (string, []any) {
 		if take > 0 {
 			return "OFFSET ? ROWS FETCH NEXT ? ROWS ONLY", []any{int64(skip), int64(take)}

@@ -17,21 +17,25 @@ func allStmts(d *dialect) map[string]stmt {
 	p := Package{SpaceID: "Spaces-1", PackageID: "Acme", Version: "1.0.0", Extension: ".zip", Hash: "h", Size: 1,
 		Path: "x", Published: time.Unix(3, 4), NodeID: "n1"}
 	out := map[string]stmt{
-		"heartbeat":      d.heartbeatStmt(n),
-		"nodes":          d.nodesStmt(),
-		"node":           d.nodeStmt("n1"),
-		"deleteNode":     d.deleteNodeStmt("n1"),
-		"insertPackage":  d.insertPackageStmt(p),
-		"upsertPackage":  d.upsertPackageStmt(p),
-		"package":        d.packageStmt("s", "p", "v"),
-		"versions":       d.versionsStmt("s", "p"),
-		"deletePackage":  d.deletePackageStmt("s", "p", "v"),
-		"lockSchema":     {sql: d.lockSchema},
-		"updateNodeBoth": {},
-		"updateNodeOne":  {},
+		"heartbeat":         d.heartbeatStmt(n),
+		"nodes":             d.nodesStmt(),
+		"node":              d.nodeStmt("n1"),
+		"deleteNode":        d.deleteNodeStmt("n1"),
+		"insertPackage":     d.insertPackageStmt(p),
+		"upsertPackage":     d.upsertPackageStmt(p),
+		"package":           d.packageStmt("s", "p", "v"),
+		"versions":          d.versionsStmt("s", "p"),
+		"deletePackage":     d.deletePackageStmt("s", "p", "v"),
+		"lockSchema":        {sql: d.lockSchema},
+		"lockPackage":       {},
+		"lockPackageShared": {},
+		"updateNodeBoth":    {},
+		"updateNodeOne":     {},
 	}
 	out["updateNodeBoth"], _ = d.updateNodeStmt("n1", &on, &three)
 	out["updateNodeOne"], _ = d.updateNodeStmt("n1", nil, &three)
+	out["lockPackage"], _ = d.lockPackageStmt("Spaces-1", "Acme", false)
+	out["lockPackageShared"], _ = d.lockPackageStmt("Spaces-1", "Acme", true)
 	for i, s := range d.schema {
 		out[fmt.Sprint("schema", i)] = stmt{sql: s}
 	}
@@ -171,6 +175,32 @@ func TestSQLServerStatements(t *testing.T) {
 	for _, want := range []string{"sp_getapplock", "@LockOwner = N'Transaction'", "IF @rc < 0 RAISERROR("} {
 		if !strings.Contains(d.lockSchema, want) {
 			t.Errorf("schema lock lacks %q", want)
+		}
+	}
+	// The package lock (issue 11 item 7): an application lock owned by the
+	// transaction, named by a hash short enough for sp_getapplock, the same
+	// for every spelling of the ID.
+	lock := st["lockPackage"]
+	for _, want := range []string{"sp_getapplock @Resource = @p1", "@LockOwner = N'Transaction'", "IF @rc < 0 RAISERROR("} {
+		if !strings.Contains(lock.sql, want) {
+			t.Errorf("package lock lacks %q:\n%s", want, lock.sql)
+		}
+	}
+	if !strings.Contains(lock.sql, "@LockMode = N'Exclusive'") || !strings.Contains(st["lockPackageShared"].sql, "@LockMode = N'Shared'") {
+		t.Errorf("package lock modes:\n%s\n%s", lock.sql, st["lockPackageShared"].sql)
+	}
+	long, _ := d.lockPackageStmt("Spaces-1", strings.Repeat("A", 200), false)
+	upper, _ := d.lockPackageStmt("Spaces-1", "ACME", true)
+	if key := long.args[0].(string); len(key) > 255 {
+		t.Errorf("package lock name is %d characters, sp_getapplock takes 255", len(key))
+	}
+	if lock.args[0] != upper.args[0] {
+		t.Errorf("package lock names differ by case: %v, %v", lock.args, upper.args)
+	}
+	// IDs compare in lower case.
+	for _, name := range []string{"package", "versions", "deletePackage"} {
+		if !strings.Contains(st[name].sql, "LOWER(package_id) = LOWER(@p2)") {
+			t.Errorf("%s does not match the ID in any case:\n%s", name, st[name].sql)
 		}
 	}
 }

@@ -41,7 +41,9 @@ type Node struct {
 
 // Package is one built-in feed package version's row. The row is written
 // only after the file is in place on the share, so a row always points to a
-// complete file.
+// complete file. PackageID is case-insensitive (as in Octopus): lookups
+// match it in any case, and a package keeps the spelling it was first
+// recorded with.
 type Package struct {
 	SpaceID   string
 	PackageID string
@@ -57,7 +59,7 @@ type Package struct {
 // PackageQuery filters ListPackages.
 type PackageQuery struct {
 	SpaceID   string
-	PackageID string // exact match when set
+	PackageID string // match in any case when set
 	Filter    string // case-insensitive substring of the package ID when set
 	Skip      int
 	Take      int // 0 = all

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -98,6 +99,7 @@ func runSuite(t *testing.T, b backend) {
 		{"ListPackages", testListPackages},
 		{"LatestPackage", testLatestPackage},
 		{"Validation", testValidation},
+		{"PackageLock", testPackageLock},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
@@ -395,16 +397,34 @@ func testAddPackage(t *testing.T, b backend) {
 	if err != nil || !created {
 		t.Fatalf("replace-mode add of a new version: created=%v err=%v", created, err)
 	}
-	// Same ID and version in another space is another package; the key is
-	// case-sensitive.
+	// Same ID and version in another space is another package; the ID is
+	// case-insensitive (issue 11 item 8), and the row keeps its first
+	// spelling.
 	other := p
 	other.SpaceID = f.space + "0"
 	if created, err := f.db.AddPackage(ctx, other, false); err != nil || !created {
 		t.Fatalf("same package in another space: created=%v err=%v", created, err)
 	}
 	upper := f.pkg("ACME.WEB", "1.0.0")
-	if created, err := f.db.AddPackage(ctx, upper, false); err != nil || !created {
-		t.Fatalf("differently cased ID: created=%v err=%v", created, err)
+	if created, err := f.db.AddPackage(ctx, upper, false); !errors.Is(err, ErrExists) || created {
+		t.Fatalf("differently cased ID: created=%v err=%v, want ErrExists", created, err)
+	}
+	upper.Hash = "1111111111111111111111111111111111111111"
+	if created, err := f.db.AddPackage(ctx, upper, true); err != nil || created {
+		t.Fatalf("replace under a differently cased ID: created=%v err=%v, want false, nil", created, err)
+	}
+	got, err = f.db.Package(ctx, p.SpaceID, "acme.web", p.Version)
+	if err != nil || got.PackageID != "Acme.Web" || got.Hash != upper.Hash {
+		t.Fatalf("after replace as ACME.WEB, acme.web = %+v, %v; want the Acme.Web row with the new hash", got, err)
+	}
+	if created, err := f.db.AddPackage(ctx, f.pkg("ACME.web", "7.0.0"), false); err != nil || !created {
+		t.Fatalf("new version under another spelling: created=%v err=%v", created, err)
+	}
+	if got, err := f.db.Package(ctx, p.SpaceID, "Acme.Web", "7.0.0"); err != nil || got.PackageID != "Acme.Web" {
+		t.Fatalf("new version under another spelling = %+v, %v; want the first spelling Acme.Web", got, err)
+	}
+	if err := f.db.DeletePackage(ctx, p.SpaceID, "ACME.WEB", "7.0.0"); err != nil {
+		t.Fatalf("delete under another spelling: %v", err)
 	}
 
 	if _, err := f.db.Package(ctx, p.SpaceID, p.PackageID, "9.9.9"); !errors.Is(err, ErrNotFound) {
@@ -513,7 +533,7 @@ func testListPackages(t *testing.T, b backend) {
 		{"past the end", PackageQuery{SpaceID: f.space, Skip: 50, Take: 5}, nil, 7},
 		{"skip only", PackageQuery{SpaceID: f.space, Skip: 5}, []string{"My_Pkg@1.0.0", "Other@3.0.0"}, 7},
 		{"exact id", PackageQuery{SpaceID: f.space, PackageID: "Acme.Web"}, []string{"Acme.Web@1.0.0", "Acme.Web@1.10.0", "Acme.Web@2.0.0"}, 3},
-		{"exact id is case-sensitive", PackageQuery{SpaceID: f.space, PackageID: "acme.web"}, nil, 0},
+		{"exact id is case-insensitive", PackageQuery{SpaceID: f.space, PackageID: "acme.web"}, []string{"Acme.Web@1.0.0", "Acme.Web@1.10.0", "Acme.Web@2.0.0"}, 3},
 		{"filter is case-insensitive", PackageQuery{SpaceID: f.space, Filter: "ACME"}, []string{"Acme.Api@1.0.0", "Acme.Web@1.0.0", "Acme.Web@1.10.0", "Acme.Web@2.0.0"}, 4},
 		{"filter and page", PackageQuery{SpaceID: f.space, Filter: "acme.w", Skip: 2, Take: 1}, []string{"Acme.Web@2.0.0"}, 3},
 		{"underscore is literal", PackageQuery{SpaceID: f.space, Filter: "y_p"}, []string{"My_Pkg@1.0.0"}, 1},
@@ -590,5 +610,73 @@ func testValidation(t *testing.T, b backend) {
 		if _, err := f.db.AddPackage(ctx, p, false); err == nil || errors.Is(err, ErrExists) {
 			t.Fatalf("AddPackage(%+v) = %v, want a validation error", p, err)
 		}
+	}
+}
+
+// The package lock (issue 11 item 7) is held across handles, as nodes hold
+// it across processes, whatever the spelling of the ID (item 8): a second
+// holder waits until the first commits, and then sees its row.
+func testPackageLock(t *testing.T, b backend) {
+	f := newFixture(t, b)
+	ctx := testCtx(t)
+	other := openT(t, f.dsn)
+	held := make(chan struct{})
+	release := make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- f.db.LockPackage(ctx, f.space, "Lock.Me", func(ctx context.Context, tx *PackageTx) error {
+			close(held)
+			<-release
+			_, err := tx.Add(ctx, f.pkg("Lock.Me", "1.0.0"), false)
+			return err
+		})
+	}()
+	<-held
+	var acquired atomic.Bool
+	second := make(chan error, 1)
+	var seen []Package
+	go func() {
+		second <- other.LockPackage(ctx, f.space, "LOCK.ME", func(ctx context.Context, tx *PackageTx) error {
+			acquired.Store(true)
+			var err error
+			seen, err = tx.Versions(ctx)
+			return err
+		})
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if acquired.Load() {
+		t.Fatal("a second holder got the lock of LOCK.ME while Lock.Me's was held")
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 1 || seen[0].PackageID != "Lock.Me" {
+		t.Fatalf("second holder saw %+v, want the first holder's Lock.Me row", seen)
+	}
+	// An error rolls back.
+	boom := errors.New("boom")
+	err := f.db.LockPackage(ctx, f.space, "lock.me", func(ctx context.Context, tx *PackageTx) error {
+		if err := tx.Delete(ctx, "1.0.0"); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("LockPackage = %v, want fn's error", err)
+	}
+	if _, err := f.db.Package(ctx, f.space, "Lock.Me", "1.0.0"); err != nil {
+		t.Fatalf("a rolled-back delete removed the row: %v", err)
+	}
+	// Only the locked package can be changed under its lock.
+	err = f.db.LockPackage(ctx, f.space, "Lock.Me", func(ctx context.Context, tx *PackageTx) error {
+		_, err := tx.Add(ctx, f.pkg("Other", "1.0.0"), false)
+		return err
+	})
+	if err == nil {
+		t.Fatal("added another package's row under Lock.Me's lock")
 	}
 }
