@@ -108,7 +108,12 @@ func NewPage[T any](itemType string, items []T, total, skip, take int, self stri
 	}
 	pages := 1
 	if take > 0 && total > 0 {
-		pages = (total + take - 1) / take
+		// Not (total+take-1)/take: take may be as large as the client
+		// asked (int32's max), and the sum would overflow a 32-bit int.
+		pages = total / take
+		if total%take != 0 {
+			pages++
+		}
 	}
 	return Page[T]{
 		ItemType:       itemType,

@@ -35,6 +35,18 @@ const (
 	// before ping answers 503: a short grace so one slow query does not
 	// take a node out of the load balancer.
 	DefaultUnhealthyAfter = 3 * time.Second
+	// DefaultIdleTimeout closes keep-alive connections idle this long, so
+	// clients' abandoned connections do not pile up. It is longer than
+	// nginx's upstream keepalive_timeout (60s): a backend that closes an
+	// idle connection first races the proxy reusing it, and a POST lost
+	// that way is not retried but answered 502.
+	DefaultIdleTimeout = 75 * time.Second
+	// DefaultReadHeaderTimeout bounds reading a request's headers.
+	DefaultReadHeaderTimeout = 30 * time.Second
+	// DefaultUploadStallTimeout aborts an upload whose body has sent no
+	// byte for this long. It bounds silence, not duration: a slow 1 GB
+	// upload that keeps sending is never cut off.
+	DefaultUploadStallTimeout = 2 * time.Minute
 )
 
 // Config configures a node.
@@ -64,8 +76,16 @@ type Config struct {
 	TempStaleAfter time.Duration
 	// JanitorInterval is how often temporary files are swept; default 5s.
 	JanitorInterval time.Duration
-	Version         string
-	Logger          *slog.Logger
+	// IdleTimeout and ReadHeaderTimeout are the HTTP server's; defaults
+	// DefaultIdleTimeout and DefaultReadHeaderTimeout.
+	IdleTimeout       time.Duration
+	ReadHeaderTimeout time.Duration
+	// UploadStallTimeout aborts an upload (and removes its temporary file)
+	// when no body byte arrives for this long; default
+	// DefaultUploadStallTimeout.
+	UploadStallTimeout time.Duration
+	Version            string
+	Logger             *slog.Logger
 
 	// UnsafeAckBeforeStore makes the node acknowledge an upload (201) as
 	// soon as the body is received and publish the file and its row only
@@ -143,6 +163,15 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.JanitorInterval <= 0 {
 		cfg.JanitorInterval = 5 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if cfg.UploadStallTimeout <= 0 {
+		cfg.UploadStallTimeout = DefaultUploadStallTimeout
 	}
 	if cfg.Version == "" {
 		cfg.Version = DefaultVersion
@@ -288,9 +317,15 @@ func (n *Node) Serve(ctx context.Context, addr string, grace time.Duration) erro
 func (n *Node) ServeListener(ctx context.Context, ln net.Listener, grace time.Duration) error {
 	srv := &http.Server{
 		Handler:           n,
-		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ReadHeaderTimeout: n.cfg.ReadHeaderTimeout,
+		IdleTimeout:       n.cfg.IdleTimeout,
+		// No ReadTimeout or WriteTimeout: they would bound a whole upload
+		// or download, and a gigabyte may take minutes. Uploads are
+		// bounded by UploadStallTimeout instead. The server's own messages
+		// (TLS noise, superfluous WriteHeader) stay at Debug; panics are
+		// recovered and logged at Error by ServeHTTP.
+		ErrorLog:    slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRun()

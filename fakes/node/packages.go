@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -94,15 +96,24 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 		writeError(w, http.StatusBadRequest, "The package must be sent as multipart/form-data with a file part.", nil)
 		return
 	}
+	// A client that stops sending must not hold this goroutine and a
+	// temporary file forever: each read of the body may wait at most
+	// UploadStallTimeout for a byte.
+	body := n.stallGuard(w, r)
+	defer body.stop()
 	// mime/multipart reads through a 4 KiB buffer; a large one underneath
 	// turns a gigabyte upload into a few thousand read syscalls instead of
 	// a quarter of a million.
-	mr := multipart.NewReader(bufio.NewReaderSize(r.Body, bodyBufferSize), params["boundary"])
+	mr := multipart.NewReader(bufio.NewReaderSize(body, bodyBufferSize), params["boundary"])
 	var part *multipart.Part
 	for {
 		p, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
 			writeError(w, http.StatusBadRequest, "No package file was found in the request.", []string{api.IssueEmptyFile})
+			return
+		}
+		if body.stalled(err) {
+			n.answerStall(w, n.log, 0)
 			return
 		}
 		if err != nil {
@@ -141,7 +152,10 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 	if exists && mode != api.OverwriteExisting {
 		// Read the body to the end so the client sees our answer rather
 		// than a reset while it is still sending.
-		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		if _, err := io.Copy(io.Discard, body); err != nil {
+			if body.stalled(err) {
+				n.answerStall(w, log, 0)
+			}
 			return
 		}
 		n.answerExisting(w, mode, existing, log)
@@ -169,8 +183,18 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 	if err == nil && werr == nil {
 		err = drainParts(mr)
 	}
+	if err == nil && werr == nil {
+		// The whole body is in: lift the deadline before publishing, or
+		// net/http's watch for a client hang-up (a read on the idle
+		// connection) would hit it while the publish waits for the lock.
+		body.stop()
+	}
 	if err != nil || werr != nil {
 		_ = fw.Abort()
+		if body.stalled(err) {
+			n.answerStall(w, log, size)
+			return
+		}
 		if werr != nil {
 			log.Error("writing the package to the store failed", "err", werr, "bytes", size)
 			writeError(w, http.StatusInternalServerError, "The package could not be written to the package store.", []string{werr.Error()})
@@ -238,6 +262,60 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 	}
 	log.Info("package stored", "status", status, "bytes", size, "hash", row.Hash)
 	writeJSON(w, status, n.packageResource(stored))
+}
+
+// stallReader is an upload's body whose every read must see a byte within
+// the stall timeout: it moves the connection's read deadline forward before
+// each read, so it bounds silence, never the length of an upload.
+type stallReader struct {
+	body    io.Reader
+	rc      *http.ResponseController
+	timeout time.Duration
+	guarded bool // the connection supports read deadlines
+	expired bool // a read hit the deadline
+}
+
+func (n *Node) stallGuard(w http.ResponseWriter, r *http.Request) *stallReader {
+	s := &stallReader{body: r.Body, rc: http.NewResponseController(w), timeout: n.cfg.UploadStallTimeout}
+	if err := s.rc.SetReadDeadline(time.Now().Add(s.timeout)); err == nil {
+		s.guarded = true
+	} else {
+		n.log.Debug("upload stall timeout not enforced on this connection", "err", err)
+	}
+	return s
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	if s.guarded {
+		_ = s.rc.SetReadDeadline(time.Now().Add(s.timeout))
+	}
+	c, err := s.body.Read(p)
+	if s.guarded && errors.Is(err, os.ErrDeadlineExceeded) {
+		s.expired = true
+	}
+	return c, err
+}
+
+// stop lifts the deadline, so answering (and the connection's next request)
+// is not cut short by it.
+func (s *stallReader) stop() {
+	if s.guarded {
+		_ = s.rc.SetReadDeadline(time.Time{})
+	}
+}
+
+// stalled reports whether the body stalled: a read hit the deadline. It is
+// asked whatever the error at hand, since net/http cancels the request's
+// context when the read fails, and the store's write may report that first.
+func (s *stallReader) stalled(error) bool { return s.expired }
+
+// answerStall logs and answers an upload aborted for silence; its temporary
+// file has been removed by then.
+func (n *Node) answerStall(w http.ResponseWriter, log *slog.Logger, received int64) {
+	log.Warn("upload stalled: no body byte within the stall timeout; aborted and its temporary file removed",
+		"timeout", n.cfg.UploadStallTimeout, "bytes", received)
+	w.Header().Set("Connection", "close")
+	writeError(w, http.StatusRequestTimeout, fmt.Sprintf("The upload sent nothing for %v and was aborted.", n.cfg.UploadStallTimeout), nil)
 }
 
 // publishError is a publish outcome with a specific HTTP answer.
@@ -569,7 +647,7 @@ func (n *Node) listPackages(w http.ResponseWriter, r *http.Request, space string
 		items = append(items, n.packageResource(row))
 	}
 	page := api.NewPage("Package", items, total, skip, take, api.PackagesPath(space))
-	if skip+take < total {
+	if take < total-skip { // skip+take < total, which could overflow
 		page.Links["Page.Next"] = fmt.Sprintf("%s?skip=%d&take=%d", api.PackagesPath(space), skip+take, take)
 	}
 	writeJSON(w, http.StatusOK, page)

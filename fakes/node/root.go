@@ -1,11 +1,13 @@
 package node
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/fakes/store"
 )
 
 // installationID is fixed: every node of a cluster is one installation.
@@ -122,24 +124,46 @@ func (n *Node) routeTasks(w http.ResponseWriter, r *http.Request, seg []string) 
 	writeJSON(w, http.StatusOK, api.NewPage[map[string]any]("Task", nil, 0, skip, take, api.TasksPath))
 }
 
-// paging reads skip and take, defaulting take.
+// paging reads skip and take for every list endpoint, defaulting take and
+// clamping both to [0, store.MaxPage] (take to at least 1): Octopus reads
+// them as 32-bit integers, clients ask for everything with int.MaxValue,
+// and anything beyond would overflow skip+take (which once panicked).
 func paging(r *http.Request, defTake int) (skip, take int) {
 	q := r.URL.Query()
-	skip, _ = strconv.Atoi(q.Get("skip"))
-	take, err := strconv.Atoi(q.Get("take"))
-	if err != nil || take <= 0 {
+	skip = pageParam(q.Get("skip"), 0)
+	take = pageParam(q.Get("take"), defTake)
+	if take <= 0 {
 		take = defTake
 	}
-	return max(skip, 0), take
+	return skip, take
 }
 
-// window cuts items to [skip, skip+take).
+// pageParam parses one paging parameter: absent or not a number gives def,
+// a number out of range is clamped.
+func pageParam(s string, def int) int {
+	if s == "" {
+		return def
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	var ne *strconv.NumError
+	switch {
+	case err == nil:
+	case errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange):
+		// ParseInt returned the nearest int64.
+	default:
+		return def
+	}
+	return int(min(max(v, 0), store.MaxPage))
+}
+
+// window cuts items to [skip, skip+take), without computing skip+take (it
+// may not fit an int).
 func window[T any](items []T, skip, take int) []T {
-	if skip >= len(items) {
+	if skip < 0 || skip >= len(items) {
 		return nil
 	}
 	end := len(items)
-	if take > 0 && skip+take < end {
+	if take > 0 && take < end-skip {
 		end = skip + take
 	}
 	return items[skip:end]

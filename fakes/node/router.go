@@ -2,7 +2,10 @@ package node
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"runtime/debug"
 	"strings"
 
 	"github.com/octoha/octoha/fakes/api"
@@ -13,6 +16,59 @@ import (
 // (/api/{space}/packages vs /api/octopusservernodes/{id}), so routing is by
 // segments rather than through http.ServeMux patterns.
 func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	tw := &trackingWriter{ResponseWriter: w}
+	defer n.recoverPanic(tw, r)
+	n.route(tw, r)
+}
+
+// recoverPanic turns a handler's panic into a 500 (or, if the response had
+// begun, an aborted one) and logs it at Error with its stack: net/http's own
+// recovery logs through the server's ErrorLog, at Debug, where a bug hides.
+func (n *Node) recoverPanic(w *trackingWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler { //nolint:errorlint // the sentinel is panicked as is
+		panic(v)
+	}
+	n.log.Error("panic serving a request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	if w.wrote {
+		// Part of a response is out: abort the connection rather than
+		// let a truncated body look complete.
+		panic(http.ErrAbortHandler)
+	}
+	writeError(w, http.StatusInternalServerError, "The server failed to handle the request.", nil)
+}
+
+// trackingWriter notes whether a response has begun. It passes ReadFrom
+// through (downloads use sendfile) and unwraps for http.ResponseController.
+type trackingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (t *trackingWriter) WriteHeader(code int) {
+	t.wrote = true
+	t.ResponseWriter.WriteHeader(code)
+}
+
+func (t *trackingWriter) Write(b []byte) (int, error) {
+	t.wrote = true
+	return t.ResponseWriter.Write(b)
+}
+
+func (t *trackingWriter) ReadFrom(r io.Reader) (int64, error) {
+	t.wrote = true
+	if rf, ok := t.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{t.ResponseWriter}, r)
+}
+
+func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+func (n *Node) route(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(api.HeaderNode, n.cfg.Name)
 	seg := splitPath(r.URL.Path)
 	if len(seg) == 0 || !strings.EqualFold(seg[0], "api") {

@@ -203,11 +203,18 @@ func (d *dialect) listPackagesStmts(q PackageQuery) (count, list stmt) {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
 	count = d.stmt("SELECT COUNT(*) FROM octoha_package"+cond, args...)
-	pageSQL, pageArgs := d.page(max(q.Skip, 0), max(q.Take, 0))
+	pageSQL, pageArgs := d.page(clampPage(q.Skip), clampPage(q.Take))
 	list = d.stmt("SELECT "+pkgCols+" FROM octoha_package"+cond+" ORDER BY "+pkgOrder+" "+pageSQL,
 		append(append([]any{}, args...), pageArgs...)...)
 	return count, list
 }
+
+// MaxPage bounds Skip and Take: Octopus reads them as 32-bit integers, and
+// clients ask for "everything" with int.MaxValue. Anything larger (or
+// negative) is clamped, so no engine sees an out-of-range OFFSET or LIMIT.
+const MaxPage = 1<<31 - 1
+
+func clampPage(n int) int { return min(max(n, 0), MaxPage) }
 
 // escapeLike escapes LIKE's wildcards with a backslash.
 func escapeLike(s string) string {

@@ -221,6 +221,19 @@ func TestPortablePaging(t *testing.T) {
 	}
 }
 
+// Paging is clamped to [0, MaxPage] on every engine (issue 11 item 10).
+func TestPagingClampedInSQL(t *testing.T) {
+	const huge = int(^uint(0) >> 1)
+	for _, d := range []*dialect{sqliteDialect, postgresDialect, mssqlDialect} {
+		_, l := d.listPackagesStmts(PackageQuery{Skip: huge, Take: huge})
+		for _, a := range l.args {
+			if n, ok := a.(int64); ok && (n < 0 || n > MaxPage) {
+				t.Errorf("%s: paging argument %d outside [0, %d]: %s", d.kind, n, MaxPage, l.sql)
+			}
+		}
+	}
+}
+
 func TestRebindSkipsLiterals(t *testing.T) {
 	got := mssqlDialect.rebind(`SELECT '?', "a?b", x FROM t WHERE a = ? AND b LIKE ? ESCAPE '\' AND c = ?`)
 	want := `SELECT '?', "a?b", x FROM t WHERE a = @p1 AND b LIKE @p2 ESCAPE '\' AND c = @p3`

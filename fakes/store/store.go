@@ -61,6 +61,6 @@ type PackageQuery struct {
 	SpaceID   string
 	PackageID string // match in any case when set
 	Filter    string // case-insensitive substring of the package ID when set
-	Skip      int
-	Take      int // 0 = all
+	Skip      int    // clamped to [0, MaxPage]
+	Take      int    // 0 = all; clamped to MaxPage
 }

@@ -44,7 +44,8 @@ const (
 )
 
 // The node's defaults: what a flag left off means. DefaultMaxConcurrentTasks,
-// DefaultHeartbeat and DefaultUnhealthyAfter equal fakes/node's defaults
+// DefaultHeartbeat, DefaultUnhealthyAfter and DefaultUploadStallTimeout
+// equal fakes/node's defaults
 // (the package test checks it; this package must not import the node).
 const (
 	DefaultListen             = "127.0.0.11:8080"
@@ -55,6 +56,7 @@ const (
 	DefaultShutdownGrace      = 10 * time.Second
 	DefaultLogLevel           = "info"
 	DefaultUnsafeStoreDelay   = 3 * time.Second
+	DefaultUploadStallTimeout = 2 * time.Minute
 )
 
 // Config is a node's command line, secrets excepted. Start from Default and
@@ -85,6 +87,10 @@ type Config struct {
 	// LogLevel is debug, info, warn or error; LogJSON logs JSON lines.
 	LogLevel string
 	LogJSON  bool
+	// UploadStallTimeout aborts an upload whose body sends nothing for this
+	// long (and removes its temporary file); it bounds silence, not the
+	// length of an upload.
+	UploadStallTimeout time.Duration
 	// UnsafeAckBeforeStore makes a deliberately broken node that
 	// acknowledges uploads UnsafeStoreDelay before storing them. Test only.
 	UnsafeAckBeforeStore bool
@@ -102,6 +108,7 @@ func Default() Config {
 		ShutdownGrace:      DefaultShutdownGrace,
 		LogLevel:           DefaultLogLevel,
 		UnsafeStoreDelay:   DefaultUnsafeStoreDelay,
+		UploadStallTimeout: DefaultUploadStallTimeout,
 	}
 }
 
@@ -128,6 +135,7 @@ var options = []option{
 	{"shutdown-grace", "how long in-flight requests may run on SIGTERM", func(c *Config) any { return &c.ShutdownGrace }},
 	{"log-level", "debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
 	{"log-json", "log JSON lines instead of text", func(c *Config) any { return &c.LogJSON }},
+	{"upload-stall-timeout", "abort an upload whose body sends nothing for this long, removing its temporary file", func(c *Config) any { return &c.UploadStallTimeout }},
 	{"unsafe-ack-before-store", "TEST ONLY: acknowledge uploads before storing them (a deliberately broken node)", func(c *Config) any { return &c.UnsafeAckBeforeStore }},
 	{"unsafe-store-delay", "TEST ONLY: delay between the early acknowledgement and the store", func(c *Config) any { return &c.UnsafeStoreDelay }},
 }

@@ -153,6 +153,9 @@ func TestLaunchSecretsFlagsAndEnv(t *testing.T) {
 // node (the harness imports it), so the test holds them together.
 func TestLaunchDefaultsMatchNode(t *testing.T) {
 	d := launch.Default()
+	if d.UploadStallTimeout != node.DefaultUploadStallTimeout {
+		t.Errorf("launch's default upload stall timeout %v differs from fakes/node's %v", d.UploadStallTimeout, node.DefaultUploadStallTimeout)
+	}
 	if d.MaxConcurrentTasks != node.DefaultMaxConcurrentTasks || d.Heartbeat != node.DefaultHeartbeat || d.UnhealthyAfter != node.DefaultUnhealthyAfter {
 		t.Errorf("launch defaults (tasks %d, heartbeat %v, unhealthy-after %v) differ from fakes/node's (%d, %v, %v)",
 			d.MaxConcurrentTasks, d.Heartbeat, d.UnhealthyAfter, node.DefaultMaxConcurrentTasks, node.DefaultHeartbeat, node.DefaultUnhealthyAfter)
