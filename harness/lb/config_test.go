@@ -49,7 +49,7 @@ func TestHAProxyConfig(t *testing.T) {
 	for _, want := range []string{
 		"stats socket " + filepath.Join(o.Dir, "haproxy.sock") + " mode 600 level admin",
 		"log stdout format raw local0 info",
-		"option httplog",
+		"log-format " + haproxyLogFormat,
 		"timeout connect 5s", "timeout client 600s", "timeout server 900s", "timeout http-request 30s",
 		"bind 127.0.0.110:18080",
 		"balance roundrobin",
@@ -62,7 +62,7 @@ func TestHAProxyConfig(t *testing.T) {
 			t.Errorf("config lacks %q:\n%s", want, cfg)
 		}
 	}
-	for _, not := range []string{"cookie", "L7OKC", "shutdown-sessions", "http-buffer-request", "deny"} {
+	for _, not := range []string{"cookie", "L7OKC", "shutdown-sessions", "http-buffer-request", "deny", "{+Q}r", "%HU", "%HQ", "option httplog"} {
 		if strings.Contains(cfg, not) {
 			t.Errorf("default config has %q:\n%s", not, cfg)
 		}

@@ -68,10 +68,10 @@ func (e *embeddedLB) Start(ctx context.Context) error {
 			ln.Close()
 			return fmt.Errorf("start embedded proxy: %w", err)
 		}
-		logFile, err = os.OpenFile(filepath.Join(e.o.Dir, "embedded.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		logFile, err = openPrivateLog(filepath.Join(e.o.Dir, "embedded.log"))
 		if err != nil {
 			ln.Close()
-			return fmt.Errorf("start embedded proxy: open log: %w", err)
+			return fmt.Errorf("start embedded proxy: %w", err)
 		}
 		logw = logFile
 	}

@@ -15,6 +15,10 @@ const haproxyResolvers = "dns"
 
 func haproxySocketPath(dir string) string { return filepath.Join(dir, "haproxy.sock") }
 
+// haproxyLogFormat is HAProxy's httplog format with "%{+Q}r" (the request
+// line, query string included) replaced by method, path and version.
+const haproxyLogFormat = `"%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs \"%HM %HP %HV\""`
+
 // haproxyConfig renders the configuration measured in lb.md §1.
 func haproxyConfig(o Options) string {
 	return renderHAProxyConfig(o, HAProxyConfigOptions{})
@@ -51,7 +55,10 @@ func renderHAProxyConfig(o Options, x HAProxyConfigOptions) string {
 	w("defaults")
 	w("    mode http")
 	w("    log global")
-	w("    option httplog")
+	// option httplog's format without the query string (%HP is the path
+	// alone): Octopus, and the fake node, accept ?apikey=, and a key must
+	// not end up in haproxy.log.
+	w("    log-format %s", haproxyLogFormat)
 	w("    timeout connect %s", cfgDuration(o.ConnectTimeout))
 	// Not applied once a request is forwarded; timeout server covers uploads.
 	w("    timeout client %s", cfgDuration(o.ClientTimeout))

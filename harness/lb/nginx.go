@@ -115,6 +115,15 @@ func (n *nginxLB) Start(ctx context.Context) error {
 	if err := n.writeConfigLocked(ctx); err != nil {
 		return fmt.Errorf("start %s: %w", n.o.Kind, err)
 	}
+	// nginx creates its logs 0644 but keeps the mode of existing ones; its
+	// error log quotes request lines, query strings included.
+	for _, name := range []string{"access.log", "error.log"} {
+		f, err := openPrivateLog(filepath.Join(n.o.Dir, name))
+		if err != nil {
+			return fmt.Errorf("start %s: %w", n.o.Kind, err)
+		}
+		f.Close()
+	}
 	logs, err := openLogSink(filepath.Join(n.o.Dir, "nginx.log"), n.o.Log)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", n.o.Kind, err)

@@ -44,7 +44,9 @@ func nginxConfig(o Options, asRoot bool, down map[string]bool) string {
 	for _, t := range nginxTempDirs {
 		w("    %s %s;", t.directive, t.dir)
 	}
-	w(`    log_format octoha '$remote_addr [$time_local] "$request" $status $request_length $body_bytes_sent '`)
+	// "$request_method $uri $server_protocol", not "$request": no query
+	// string, which may hold ?apikey= (Octopus and the fake node take it).
+	w(`    log_format octoha '$remote_addr [$time_local] "$request_method $uri $server_protocol" $status $request_length $body_bytes_sent '`)
 	w(`                      'rt=$request_time upstream=$upstream_addr ustatus=$upstream_status urt=$upstream_response_time';`)
 	w("    access_log access.log octoha;")
 	w("    access_log /dev/stderr octoha;")

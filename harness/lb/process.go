@@ -112,9 +112,9 @@ type logSink struct {
 }
 
 func openLogSink(path string, extra io.Writer) (*logSink, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := openPrivateLog(path)
 	if err != nil {
-		return nil, fmt.Errorf("lb: open log %s: %w", path, err)
+		return nil, err
 	}
 	s := &logSink{file: f, tail: proc.NewTail(4096, nil)}
 	ws := []io.Writer{f, s.tail}
@@ -123,6 +123,22 @@ func openLogSink(path string, extra io.Writer) (*logSink, error) {
 	}
 	s.w = io.MultiWriter(ws...)
 	return s, nil
+}
+
+// openPrivateLog opens (creating) a log for appending, readable by its
+// owner only: requests may carry keys in ways the harness does not
+// control (a ?apikey= in an error line), and run directories may sit in a
+// shared /tmp. A log left by an earlier run is made private too.
+func openPrivateLog(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lb: open log %s: %w", path, err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lb: make log %s private: %w", path, err)
+	}
+	return f, nil
 }
 
 func (s *logSink) Write(p []byte) (int, error) { return s.w.Write(p) }

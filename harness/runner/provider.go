@@ -166,16 +166,18 @@ func (r *run) keepLogs(c cluster.Cluster) {
 	}
 	dst := filepath.Join(r.res.Dir, "logs")
 	_ = os.MkdirAll(dst, 0o755)
+	// Logs stay private (0600) in their copies too: request lines and
+	// errors may quote keys the harness does not control.
 	if entries, err := os.ReadDir(filepath.Join(rd.RunDir(), "logs")); err == nil {
 		for _, e := range entries {
 			if b, err := os.ReadFile(filepath.Join(rd.RunDir(), "logs", e.Name())); err == nil {
-				_ = os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644)
+				_ = os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600)
 			}
 		}
 	}
 	for _, f := range []string{"lb/haproxy.cfg", "lb/haproxy.log", "lb/nginx.conf", "lb/error.log"} {
 		if b, err := os.ReadFile(filepath.Join(rd.RunDir(), f)); err == nil {
-			_ = os.WriteFile(filepath.Join(dst, strings.ReplaceAll(f, "/", "-")), b, 0o644)
+			_ = os.WriteFile(filepath.Join(dst, strings.ReplaceAll(f, "/", "-")), b, 0o600)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/internal/redact"
 )
 
 // Attack targets: read-only API requests, named as the history kinds.
@@ -212,11 +213,22 @@ func Attack(ctx context.Context, opts AttackOptions) (*vegeta.Metrics, error) {
 	stop := context.AfterFunc(ctx, func() { atk.Stop() })
 	defer stop()
 
-	o.Logger.Info("attack starting", "url", target, "rate", o.Rate.String(), "duration", o.Duration, "name", o.Name)
+	// Results and ops carry the URL redacted: a user:password in --url
+	// must not end up in history.jsonl or the results file.
+	shown := redact.URL(target)
+	o.Logger.Info("attack starting", "url", shown, "rate", o.Rate.String(), "duration", o.Duration, "name", o.Name)
 	rw := newResultWriter(o.Results)
 	kind := o.Target
 	var m vegeta.Metrics
 	for r := range atk.Attack(targeter, o.Rate, o.Duration, o.Name) {
+		if r.URL == target {
+			r.URL = shown
+		} else {
+			r.URL = redact.URL(r.URL)
+		}
+		if r.Error != "" {
+			r.Error = redact.Text(r.Error)
+		}
 		m.Add(r)
 		rw.write(r)
 		o.Recorder.Op(attackOp(r, kind, prefix, o.ClientName, o.Via))

@@ -23,6 +23,7 @@ import (
 	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/payload"
+	"github.com/octoha/octoha/internal/redact"
 )
 
 // genBuf is the size of each generated block written into the pipe, and of
@@ -290,7 +291,7 @@ func (u *uploader) verifyExisting(ctx context.Context, j *job, a *attemptResult)
 	path := api.PackagePath(u.opts.SpaceID, api.PackageResourceID(j.spec.PackageID, j.spec.Version))
 	op := history.Op{
 		ID: a.opID + "-verify", Client: j.client, Kind: history.KindPackages, Via: u.opts.Via,
-		URL: u.base + path, PackageID: j.spec.PackageID, Version: j.spec.Version,
+		URL: redact.URL(u.base + path), PackageID: j.spec.PackageID, Version: j.spec.Version,
 		Hash: j.expectedHash(), Size: j.spec.Size, Attempt: a.n, Start: time.Now(),
 	}
 	defer func() {
@@ -309,7 +310,7 @@ func (u *uploader) verifyExisting(ctx context.Context, j *job, a *attemptResult)
 	}
 	gctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(gctx, http.MethodGet, op.URL, nil)
+	req, err := http.NewRequestWithContext(gctx, http.MethodGet, u.base+path, nil)
 	if err != nil {
 		return false, "", fmt.Errorf("build request: %w", err)
 	}
@@ -347,7 +348,7 @@ func (u *uploader) record(j *job, a *attemptResult) {
 	op := history.Op{
 		ID: a.opID, Client: j.client, Kind: history.KindUpload,
 		Start: a.start, End: a.end, Outcome: a.outcome, Status: a.status, Node: a.node,
-		Via: u.opts.Via, URL: u.uploadURL, Bytes: a.bodyBytes,
+		Via: u.opts.Via, URL: u.shownURL, Bytes: a.bodyBytes,
 		PackageID: j.spec.PackageID, Version: j.spec.Version,
 		Size: j.spec.Size, Attempt: a.n, Note: a.note,
 	}
@@ -361,7 +362,7 @@ func (u *uploader) record(j *job, a *attemptResult) {
 		op.Hash = j.hash
 	}
 	if a.err != nil {
-		op.Error = a.err.Error()
+		op.Error = redact.Text(a.err.Error())
 	}
 	u.opts.Recorder.Op(op)
 
@@ -375,12 +376,10 @@ func (u *uploader) record(j *job, a *attemptResult) {
 		BytesIn:   uint64(len(a.respBody)),
 		Body:      a.respBody,
 		Method:    http.MethodPost,
-		URL:       u.uploadURL,
+		URL:       u.shownURL,
 		Headers:   a.header,
 	}
-	if a.err != nil {
-		r.Error = a.err.Error()
-	}
+	r.Error = op.Error
 	u.results.write(&r)
 }
 

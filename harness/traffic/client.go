@@ -18,6 +18,7 @@ import (
 
 	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/apiclient"
+	"github.com/octoha/octoha/internal/redact"
 )
 
 // maxResponseBody caps how much of a response is read: Octopus answers
@@ -65,16 +66,18 @@ func parseBaseURL(raw string) (string, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", fmt.Errorf("URL %q: %w", raw, err)
+		// url.Error quotes the URL: scrub its secrets from the message.
+		return "", fmt.Errorf("URL %q: %w", redact.URL(raw), redact.Error(err, redact.Secrets(raw)))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("URL %q: scheme must be http or https", u.Redacted())
+		return "", fmt.Errorf("URL %q: scheme must be http or https", redact.URL(raw))
 	}
 	if u.Host == "" {
-		return "", fmt.Errorf("URL %q: no host", u.Redacted())
+		return "", fmt.Errorf("URL %q: no host", redact.URL(raw))
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("URL %q: a base URL takes no query or fragment", u.Redacted())
+		// Never echo the query: ?apikey= is how Octopus takes a key.
+		return "", fmt.Errorf("URL %q: a base URL takes no query or fragment", redact.URL(raw))
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }

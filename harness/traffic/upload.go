@@ -17,6 +17,7 @@ import (
 	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/payload"
+	"github.com/octoha/octoha/internal/redact"
 )
 
 // Defaults of UploadOptions.
@@ -228,6 +229,9 @@ type uploader struct {
 	opts      UploadOptions
 	base      string
 	uploadURL string
+	// shownURL is uploadURL as written to histories, results and logs:
+	// user info and secret query keys redacted.
+	shownURL string
 	client    *http.Client
 	results   *resultWriter
 	nonce     string
@@ -257,6 +261,7 @@ func Upload(ctx context.Context, opts UploadOptions) (*UploadSummary, error) {
 		opts:      o,
 		base:      base,
 		uploadURL: base + api.UploadPath(o.SpaceID, o.OverwriteMode),
+		shownURL:  redact.URL(base + api.UploadPath(o.SpaceID, o.OverwriteMode)),
 		client:    client,
 		results:   newResultWriter(o.Results),
 		nonce:     newNonce(),
@@ -267,7 +272,7 @@ func Upload(ctx context.Context, opts UploadOptions) (*UploadSummary, error) {
 	})
 	stopProgress := startProgress(ctx, o.Progress, o.ProgressInterval, u.prog)
 
-	o.Logger.Info("upload starting", "url", u.uploadURL, "count", o.Count, "size", o.Size,
+	o.Logger.Info("upload starting", "url", u.shownURL, "count", o.Count, "size", o.Size,
 		"concurrency", o.Concurrency, "seed", o.Seed, "retries", o.Retries)
 
 	out := make([]PackageResult, o.Count)
