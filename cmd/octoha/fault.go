@@ -150,6 +150,9 @@ Flags:`)
 			rec, err := nemesis.Hold(actx, env, f, *node, *hold)
 			stopWatch()
 			<-watched
+			if ctx.Err() != nil && rec.ID != "" {
+				fmt.Fprintf(stdout, "%s: interrupted, undone after %s of %s\n", what, rec.End.Sub(rec.Start).Round(time.Millisecond), *hold)
+			}
 			if rec.ID != "" {
 				fmt.Fprintf(stdout, "%s: recorded as %s, %s → %s, in %s\n", what, rec.ID, rec.Start.Format("15:04:05.000"), rec.End.Format("15:04:05.000"), arts.historyPath())
 			}

@@ -134,8 +134,73 @@ func readmeByHand(t *testing.T, bin string, lines, upArgs []string, storage stri
 	}
 	t.Logf("check after damage:\n%s", output)
 
+	faultFor(t, bin, work, env, out)
+
 	if code, stdout, stderr := runOctoha(t, bin, 90*time.Second, "down"); code != 0 {
 		t.Fatalf("down: %d\n%s\n%s", code, stdout, stderr)
+	}
+}
+
+// faultFor: `fault … --for D` undoes the fault by itself after D, and at
+// once on Ctrl-C; both windows are recorded, and the cluster serves again.
+func faultFor(t *testing.T, bin, work string, env []string, out string) {
+	t.Helper()
+	code, output := shLine(t, work, env, "bin/octoha fault pause --node Node3 --for 1s")
+	if code != 0 || !strings.Contains(output, "recorded as pause-2") {
+		t.Fatalf("fault pause --for 1s: exit %d\n%s", code, output)
+	}
+	var buf syncBuffer
+	cmd := exec.Command(bin, "fault", "kill", "--node", "Node3", "--for", "5m")
+	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = work, env, &buf, &buf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(buf.String(), "Ctrl-C undoes it") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("fault kill --for 5m printed:\n%s", buf.String())
+		}
+		time.Sleep(50 * time.Millisecond) // polling output under a deadline
+	}
+	time.Sleep(time.Second) // the node is down for a moment
+	interrupted := time.Now()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("fault kill --for 5m after Ctrl-C: %v\n%s", err, buf.String())
+		}
+	case <-time.After(90 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("fault kill --for 5m did not end after Ctrl-C:\n%s", buf.String())
+	}
+	t.Logf("Ctrl-C to exit: %s\n%s", time.Since(interrupted).Round(time.Millisecond), buf.String())
+	if !strings.Contains(buf.String(), "interrupted, undone after") {
+		t.Errorf("no interruption note:\n%s", buf.String())
+	}
+	h, err := history.Load(filepath.Join(out, historyFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var windows []string
+	for _, f := range h.Faults {
+		if f.Target == "Node3" {
+			windows = append(windows, f.Kind)
+			if f.End.IsZero() || f.End.Sub(f.Start) > time.Minute {
+				t.Errorf("fault %s: window %s → %s", f.ID, f.Start, f.End)
+			}
+		}
+	}
+	if strings.Join(windows, " ") != "pause kill" {
+		t.Errorf("Node3's faults: %v", windows)
+	}
+	if code, output := shLine(t, work, env, "bin/octoha status"); code != 0 {
+		t.Errorf("status after the faults were undone: exit %d\n%s", code, output)
 	}
 }
 
