@@ -16,6 +16,7 @@ import (
 	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/traffic"
+	"github.com/octoha/octoha/internal/redact"
 )
 
 // runAttack puts rate-based read load on a cluster with vegeta and prints
@@ -79,7 +80,7 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		*out = defaultOutDir(st, *cf.name)
 	}
 	arts, err := openArtefacts(*out, "attack", st, history.Command{Labels: map[string]string{
-		"url": *rawURL, "target": *target, "rate": rate.String(), "duration": duration.String(),
+		"url": redact.URL(*rawURL), "target": *target, "rate": rate.String(), "duration": duration.String(),
 	}}, true)
 	if err != nil {
 		return err
@@ -87,7 +88,7 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	opts.Recorder = arts.rec
 	opts.Results = arts.results
 
-	fmt.Fprintf(stderr, "attacking %s (%s) at %s for %s (as %s)\n", *rawURL, *target, rate, *duration, arts.name)
+	fmt.Fprintf(stderr, "attacking %s (%s) at %s for %s (as %s)\n", redact.URL(*rawURL), *target, rate, *duration, arts.name)
 	stop := func() {}
 	if !*quiet {
 		stop = prog.start(stderr, *duration, *every)

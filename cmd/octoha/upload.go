@@ -17,6 +17,7 @@ import (
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/harness/traffic"
+	"github.com/octoha/octoha/internal/redact"
 )
 
 // trafficAPIKeyEnv supplies the API key of upload and attack, so it need not
@@ -97,7 +98,7 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		*out = defaultOutDir(st, *cf.name)
 	}
 	arts, err := openArtefacts(*out, "upload", st, history.Command{Seed: *seed, Labels: map[string]string{
-		"url": *rawURL, "size": strconv.FormatInt(size, 10), "count": strconv.Itoa(*count),
+		"url": redact.URL(*rawURL), "size": strconv.FormatInt(size, 10), "count": strconv.Itoa(*count),
 		"concurrency": strconv.Itoa(*concurrency), "overwriteMode": *mode,
 	}}, true)
 	if err != nil {
@@ -107,7 +108,7 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	opts.Results = arts.results
 
 	fmt.Fprintf(stderr, "uploading %d × %s to %s (seed %d; replay with --seed %d)\n",
-		*count, payload.FormatSize(size), *rawURL, *seed, *seed)
+		*count, payload.FormatSize(size), redact.URL(*rawURL), *seed, *seed)
 	sum, uerr := traffic.Upload(ctx, opts)
 	if cerr := arts.close(); uerr == nil {
 		uerr = cerr
