@@ -176,3 +176,61 @@ func StartTime(pid int) (uint64, bool) {
 	t, err := strconv.ParseUint(f[19], 10, 64)
 	return t, err == nil
 }
+
+// statFields returns a process's /proc/<pid>/stat fields from field 3
+// (state) on; nil when it cannot be read.
+func statFields(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
+}
+
+// KillOrphanedGroup SIGKILLs what is left of a process group whose leader
+// (pid pgid, started at leaderStart) has died: a server's workers outlive
+// their master when the master is killed (an nginx worker survived its
+// master's SIGKILL for half an hour). It acts only when no process holds
+// the PID pgid any more — Linux never hands out a PID that is still some
+// group's ID, so the members left are the leader's own — or only by the
+// leader itself as an unreaped zombie, and only on members started after
+// the leader. It returns how many it signalled.
+func KillOrphanedGroup(pgid int, leaderStart uint64) (int, error) {
+	if pgid <= 1 {
+		return 0, nil
+	}
+	if f := statFields(pgid); f != nil {
+		// The PID is still taken: by our dead leader as a zombie nobody
+		// reaped (its start time says so), or by someone else.
+		if start, err := strconv.ParseUint(f[19], 10, 64); len(f) < 20 || f[0] != "Z" || err != nil || start != leaderStart {
+			return 0, nil
+		}
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, fmt.Errorf("list processes: %w", err)
+	}
+	n := 0
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		f := statFields(pid)
+		// f[2] is field 5 (pgrp), f[19] field 22 (starttime).
+		if len(f) < 20 || f[2] != strconv.Itoa(pgid) {
+			continue
+		}
+		if start, err := strconv.ParseUint(f[19], 10, 64); err != nil || start < leaderStart {
+			continue
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+			n++
+		}
+	}
+	return n, nil
+}

@@ -67,3 +67,8 @@ func ContinuePID(pid int) error { return unsupported(fmt.Sprintf("continue pid %
 
 // StartTime reports false: there is no /proc here.
 func StartTime(pid int) (uint64, bool) { return 0, false }
+
+// KillOrphanedGroup is Linux-only.
+func KillOrphanedGroup(pgid int, leaderStart uint64) (int, error) {
+	return 0, unsupported(fmt.Sprintf("kill the orphaned group %d", pgid))
+}

@@ -821,6 +821,13 @@ func (st *State) killAll() {
 	for _, pid := range st.PIDs {
 		if st.Running(pid) {
 			_ = proc.KillPID(pid)
+			continue
+		}
+		// A child that died before us (its owner was SIGKILLed, and
+		// Pdeathsig took it) may have left its own children in the group
+		// we created for it: nginx workers outlive their master.
+		if start, ok := st.Starts[pid]; ok {
+			_, _ = proc.KillOrphanedGroup(pid, start)
 		}
 	}
 }
