@@ -232,11 +232,11 @@ type uploader struct {
 	// shownURL is uploadURL as written to histories, results and logs:
 	// user info and secret query keys redacted.
 	shownURL string
-	client    *http.Client
-	results   *resultWriter
-	nonce     string
-	began     time.Time
-	prog      *tracker
+	client   *http.Client
+	results  *resultWriter
+	nonce    string
+	began    time.Time
+	prog     *tracker
 
 	seqMu sync.Mutex
 	seq   uint64
