@@ -70,6 +70,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		ID: lc.ID, Name: lc.Name, URL: lc.URL, DB: db, Packages: pkgs, APIKeys: sec.APIKeys,
 		MaxConcurrentTasks: lc.MaxConcurrentTasks, Heartbeat: lc.Heartbeat, UnhealthyAfter: lc.UnhealthyAfter,
 		Logger: log, UnsafeAckBeforeStore: lc.UnsafeAckBeforeStore, UnsafeStoreDelay: lc.UnsafeStoreDelay,
+		UploadStallTimeout: lc.UploadStallTimeout,
 	}
 	if cfg.URL == "" {
 		cfg.URL = "http://" + lc.Listen
