@@ -119,3 +119,39 @@ func TestConnectRefusesIncompleteSpecs(t *testing.T) {
 		}
 	}
 }
+
+// Issue 11 item 6: a node name goes into a hook's shell command only when
+// it is a plain name, and then quoted; the hook also gets it in
+// $OCTOHA_NODE.
+func TestHookCommandValidatesAndQuotesNodeNames(t *testing.T) {
+	for _, bad := range []string{"Node1; rm -rf /tmp/x", "$(id)", "a b", "`x`", "-rf", "", "Node1\n"} {
+		if bad == "" {
+			continue // "" is the database and share hooks' (no node)
+		}
+		if cmd, err := HookCommand("stop {node}", bad); err == nil {
+			t.Errorf("node name %q accepted: %q", bad, cmd)
+		}
+	}
+	cmd, err := HookCommand("ssh {node} 'sudo systemctl stop OctopusDeploy'", "octo-1.staging")
+	if err != nil || cmd != "ssh 'octo-1.staging' 'sudo systemctl stop OctopusDeploy'" {
+		t.Fatalf("HookCommand = %q, %v", cmd, err)
+	}
+	if got := ShellQuote("it's"); got != `'it'\''s'` {
+		t.Fatalf("ShellQuote = %s", got)
+	}
+	// The hook really runs with the quoted name and $OCTOHA_NODE set.
+	out := filepath.Join(t.TempDir(), "hook.out")
+	c := &Cluster{allow: true, hooks: map[string]string{HookStop: "printf '%s %s' {node} \"$OCTOHA_NODE\" > " + ShellQuote(out)}, log: slog.New(slog.DiscardHandler), hookTO: 10 * time.Second}
+	if err := c.StopNode(context.Background(), "Node2"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "Node2 Node2" {
+		t.Fatalf("hook wrote %q", b)
+	}
+	if err := c.StopNode(context.Background(), "Node2; touch "+out+".pwned"); err == nil {
+		t.Fatal("a hook ran with a name holding shell syntax")
+	}
+	if _, err := os.Stat(out + ".pwned"); err == nil {
+		t.Fatal("shell syntax in a node name was executed")
+	}
+}
