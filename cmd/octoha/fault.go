@@ -58,14 +58,16 @@ func runFault(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	node := fs.String("node", "", "the node, e.g. Node2 (for node faults)")
 	hold := fs.Duration("for", 0, "undo the fault after this long (at once on Ctrl-C); without it the fault stays until its recovery action")
 	out := fs.String("out", "", "run directory shared with upload, attack and check: the fault is recorded in its "+historyFileName+" (default "+byHandRoot()+"/<cluster>-<owner pid>)")
+	waitLB := fs.Bool("wait-lb", false, "after a recovery, wait (up to 30s) until the load balancer has the node UP again, recording its view, so check can time the readmission (an injection always waits for the ejection)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: octoha fault ACTION [--node NAME] [--for DURATION] [--name CLUSTER | --run-dir DIR] [--out DIR]\n\nACTION is one of: %s\n\n", strings.Join(faultActionOrder, ", "))
+		fmt.Fprintf(stderr, "Usage: octoha fault ACTION [--node NAME] [--for DURATION] [--wait-lb] [--name CLUSTER | --run-dir DIR] [--out DIR]\n\nACTION is one of: %s\n\n", strings.Join(faultActionOrder, ", "))
 		fmt.Fprintln(stderr, `kill, pause, stop (or restart), drain, db-stop and share-stop inject a fault into a cluster
 started with octoha up; start, resume, undrain, db-start and share-start undo it (start waits
 until the node answers its ping). Each fault is recorded with its window in the history of
 --out, as the nemesis records it in scenarios (kinds kill, pause, restart, drain, db-outage,
-share-outage), together with the load balancer's view of the nodes until it ejects or
-readmits the node. With --for the fault undoes itself.
+share-outage), together with the load balancer's view of the nodes until it ejects the
+node (and, after a recovery with --wait-lb, readmits it). With --for the fault undoes
+itself after that long, and at once on Ctrl-C.
 
 Flags:`)
 		fs.PrintDefaults()
@@ -202,7 +204,13 @@ Flags:`)
 		fmt.Fprintf(stdout, "%s: done in %s (no open %s fault in %s to end)\n", what, time.Since(start).Round(time.Millisecond),
 			strings.Join(act.recovers, "/"), arts.historyPath())
 	}
-	w.settle(actx, *node, true)
+	if *waitLB {
+		w.settle(actx, *node, true)
+	} else {
+		// One look, not a wait: whoever called a recovery (a certify hook)
+		// learns that it is over as soon as it is.
+		w.sample(actx)
+	}
 	return arts.close()
 }
 
