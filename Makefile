@@ -46,8 +46,12 @@ release:
 deps:
 	@./scripts/deps.sh $(DEB_PKGS)
 
+# go vet, staticcheck (pinned; fetched through the Go module proxy on first
+# use) and gofmt.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 

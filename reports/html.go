@@ -24,10 +24,6 @@ var (
 	pageJS string
 )
 
-// evidenceShown is how many evidence lines a check shows before the rest
-// fold away.
-const evidenceShown = 5
-
 var pageTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"secs":  fmtSeconds,
 	"fig":   func(f checker.Figure) string { return f.String() },

@@ -40,12 +40,6 @@ const maxTitledPoints = 2000
 
 // Colours, shared with the CSS legend.
 var (
-	classColour = map[string]string{
-		class2xx:       "#2f9e44",
-		class4xx:       "#f08c00",
-		class5xx:       "#e03131",
-		classTransport: "#7048e8",
-	}
 	outcomeColour = map[history.Outcome]string{
 		history.OK:      "#2f9e44",
 		history.Failed:  "#e03131",

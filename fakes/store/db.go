@@ -128,10 +128,7 @@ func driverFor(dsn string, o options) (driver, driverDSN string, d *dialect, mem
 	lower := strings.ToLower(dsn)
 	switch {
 	case strings.HasPrefix(lower, "sqlite:"):
-		path := dsn[len("sqlite:"):]
-		if strings.HasPrefix(path, "//") { // sqlite:///abs/path
-			path = path[2:]
-		}
+		path := strings.TrimPrefix(dsn[len("sqlite:"):], "//") // sqlite:///abs/path
 		if path == "" || strings.HasPrefix(path, "?") {
 			return "", "", nil, false, fmt.Errorf("store: DSN %q has no file path; want sqlite:PATH", RedactDSN(dsn))
 		}

@@ -2,7 +2,6 @@ package lb
 
 import (
 	"context"
-	"io"
 	"net"
 	"os"
 	"strings"
@@ -77,7 +76,7 @@ func TestHAProxyStatesTCP(t *testing.T) {
 		buf := make([]byte, 64)
 		n, _ := c.Read(buf)
 		got <- string(buf[:n])
-		_, _ = io.WriteString(c, string(csv))
+		_, _ = c.Write(csv)
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

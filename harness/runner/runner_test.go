@@ -181,9 +181,7 @@ func TestFaultUndoneAfterAPanic(t *testing.T) {
 		if _, err := r.Inject(ctx, nemesis.Kill, "Node1"); err != nil {
 			return err
 		}
-		var m map[string]int
-		m["boom"]++ // a bug in a scenario's steps
-		return nil
+		panic("a bug in a scenario's steps")
 	}), nil)
 	if res.State != Failed || !strings.Contains(res.Reason, "panic") {
 		t.Fatalf("result = %s: %s", res.State, res.Reason)
