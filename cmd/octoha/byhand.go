@@ -75,10 +75,19 @@ func clusterAPIKey(flagKey string, st *local.State) string {
 	return os.Getenv(trafficAPIKeyEnv)
 }
 
+// runsDirEnv moves the default by-hand output directories elsewhere.
+const runsDirEnv = "OCTOHA_RUNS_DIR"
+
 // byHandRoot is where by-hand output directories go by default: outside
 // any source tree, beside (not inside) the clusters' run directories, so
-// that octoha down keeps them.
+// that octoha down keeps them; $OCTOHA_RUNS_DIR moves them.
 func byHandRoot() string {
+	if d := os.Getenv(runsDirEnv); d != "" {
+		if abs, err := filepath.Abs(d); err == nil {
+			return abs
+		}
+		return d
+	}
 	return filepath.Join(os.TempDir(), "octoha-"+strconv.Itoa(os.Getuid())+"-runs")
 }
 

@@ -26,8 +26,17 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// By-hand run directories (fault hooks, upload, attack) of every test
+	// and child go into one temporary directory, removed at the end.
+	runs, err := os.MkdirTemp("", "octoha-test-runs-")
+	if err == nil {
+		os.Setenv(runsDirEnv, runs)
+	}
 	code := m.Run()
 	testbin.Cleanup()
+	if err == nil {
+		os.RemoveAll(runs)
+	}
 	os.Exit(code)
 }
 
