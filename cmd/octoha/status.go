@@ -16,6 +16,7 @@ import (
 	"github.com/mattn/go-isatty"
 
 	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/harness/apiclient"
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/local"
@@ -175,7 +176,15 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func collectStatus(ctx context.Context, st *local.State) statusReport {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	client := &http.Client{Timeout: 2 * time.Second}
+	// The key goes only to this cluster's own addresses (issue 11 item 3).
+	origins := []string{st.LBURL}
+	for _, n := range st.Nodes {
+		origins = append(origins, n.URL)
+	}
+	client, err := apiclient.New(apiclient.Options{Origins: origins, Timeout: 2 * time.Second})
+	if err != nil {
+		client = &http.Client{Timeout: 2 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
 	rep := statusReport{Name: st.Name, RunDir: st.RunDir, OwnerPID: st.SupervisorPID, OwnerAlive: st.Alive(), LBURL: st.LBURL, LBKind: st.LBKind, Components: st.Components}
 	if !rep.OwnerAlive {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("the cluster's owner (pid %d) is gone: the cluster is down; run octoha down to clean up", st.SupervisorPID))

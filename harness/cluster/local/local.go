@@ -280,7 +280,8 @@ func (c *Cluster) logFile(name string) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Join(c.dir, "logs"), 0o755); err != nil {
 		return nil, err
 	}
-	return openNoFollow(filepath.Join(c.dir, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	// 0600: a node or balancer may log what a client sent.
+	return openNoFollow(filepath.Join(c.dir, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 }
 
 // announce logs a fallback loudly and records it as an embedded component.
