@@ -95,14 +95,16 @@ chaos: deps build
 	@./$(BIN) chaos $(CHAOS_ARGS)
 
 # The same catalogue through its Ginkgo suite (go test ./scenarios), for
-# those who want Ginkgo's own output; same variables as chaos.
+# those who want Ginkgo's own output (verbose: each skip's reason; colour
+# only on a terminal without NO_COLOR); same variables as chaos.
 export OCTOHA_UPLOAD_SIZE OCTOHA_SEED OCTOHA_CLUSTER OCTOHA_ALLOW_DESTRUCTIVE OCTOHA_API_KEY
 chaos-ginkgo: deps build
 	@mkdir -p $(REPORT_DIR)
 	OCTOHA_BIN=$(CURDIR)/$(BIN) OCTOHA_PROVIDER=$(PROVIDER) OCTOHA_REPORT_DIR=$(abspath $(REPORT_DIR)) \
 	  $(GO) test -v -count=1 -timeout 60m ./scenarios -ginkgo.label-filter='$(LABELS)' $(if $(FOCUS),-ginkgo.focus='$(FOCUS)') \
 	    -ginkgo.junit-report=$(abspath $(REPORT_DIR))/junit.xml -ginkgo.json-report=$(abspath $(REPORT_DIR))/ginkgo.json \
-	    -ginkgo.poll-progress-after=180s -ginkgo.poll-progress-interval=60s
+	    -ginkgo.poll-progress-after=180s -ginkgo.poll-progress-interval=60s -ginkgo.v \
+	    -ginkgo.no-color=$$(if [ -t 1 ] && [ -z "$$NO_COLOR" ]; then echo false; else echo true; fi)
 
 # Unit tests only (no real components needed).
 unit:
