@@ -58,6 +58,8 @@ type smbStore struct {
 	display  string // the location without the password
 	o        options
 	dialer   *smb2.Dialer
+	// dialSession is dialer.Dial; tests replace it.
+	dialSession func(ctx context.Context, addr string) (*smb2.Session, error)
 
 	sem    chan struct{} // guards conn and dialling; a channel so waits honour ctx
 	conn   *smbConn
@@ -182,9 +184,40 @@ type redactedError struct {
 func (e redactedError) Error() string { return e.msg }
 func (e redactedError) Unwrap() error { return e.err }
 
-// dial opens a new connection, authenticates and mounts the share.
+// errLibraryPanic marks a session set-up that panicked inside go-smb2: its
+// NTLM initiator can be left without a session (a nil dereference in
+// ntlm.Session.Sum), seen under load right after a node restarted.
+var errLibraryPanic = errors.New("go-smb2 panicked during session set-up")
+
+// dialAttempts bounds the retries of a session set-up that panicked.
+const dialAttempts = 3
+
+// dial opens a new connection, authenticates and mounts the share. A set-up
+// that panics in the library is retried on a fresh connection.
 func (s *smbStore) dial(ctx context.Context) (*smbConn, error) {
-	sess, err := s.dialer.Dial(ctx, s.addr)
+	for attempt := 1; ; attempt++ {
+		c, err := s.dialOnce(ctx)
+		if err == nil || !errors.Is(err, errLibraryPanic) || attempt == dialAttempts || ctx.Err() != nil {
+			return c, err
+		}
+	}
+}
+
+// sessionDial sets up one session, turning a panic into errLibraryPanic.
+func (s *smbStore) sessionDial(ctx context.Context) (sess *smb2.Session, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			sess, err = nil, fmt.Errorf("%w: %v", errLibraryPanic, p)
+		}
+	}()
+	if s.dialSession != nil {
+		return s.dialSession(ctx, s.addr)
+	}
+	return s.dialer.Dial(ctx, s.addr)
+}
+
+func (s *smbStore) dialOnce(ctx context.Context) (*smbConn, error) {
+	sess, err := s.sessionDial(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s as %s: %w", s.addr, s.user, err)
 	}
