@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/octoha/octoha/harness/certificate"
+	"github.com/octoha/octoha/harness/cluster/external"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/lb"
-	"github.com/octoha/octoha/harness/runner"
 	"github.com/octoha/octoha/harness/scenario"
 	"github.com/octoha/octoha/services/postgres"
 	"github.com/octoha/octoha/services/samba"
@@ -51,7 +51,7 @@ func upPosing(t *testing.T, bin, network string, up ...string) *posingCluster {
 	}
 	p := &posingCluster{dir: dir, st: st, key: key, keyEnv: "OCTOHA_CERT_TEST_KEY"}
 	hook := func(action string, node bool) string {
-		cmd := fmt.Sprintf("%s fault %s --run-dir %s", runner.ShellQuote(bin), action, runner.ShellQuote(dir))
+		cmd := fmt.Sprintf("%s fault %s --run-dir %s", external.ShellQuote(bin), action, external.ShellQuote(dir))
 		if node {
 			cmd += " --node {node}"
 		}

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -93,10 +92,8 @@ func (e runFailed) Error() string { return e.msg }
 func (e runFailed) ExitCode() int { return 1 }
 
 func parseRate(s string) (float64, error) {
-	s = strings.TrimSpace(s)
-	pct := strings.HasSuffix(s, "%")
-	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
-	if err != nil || v < 0 {
+	v, pct, err := parsePercent(s)
+	if err != nil {
 		return 0, fmt.Errorf("%w: --abort-error-rate %q: want a share such as 5%% or 0.05", errUsage, s)
 	}
 	if pct || v > 1 {

@@ -203,16 +203,26 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 // parseTolerance reads "20%" (or "20": a percentage) or "0.2" (a fraction
 // below 1) as a fraction.
 func parseTolerance(s string) (float64, error) {
-	t := strings.TrimSpace(s)
-	pct := strings.HasSuffix(t, "%")
-	v, err := strconv.ParseFloat(strings.TrimSuffix(t, "%"), 64)
-	if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+	v, pct, err := parsePercent(s)
+	if err != nil {
 		return 0, fmt.Errorf("want a percentage such as 20%%, got %q", s)
 	}
 	if pct || v >= 1 {
 		v /= 100
 	}
 	return v, nil
+}
+
+// parsePercent reads "20%" or a bare number (pct false): finite and not
+// negative. Callers decide what a bare number means.
+func parsePercent(s string) (v float64, pct bool, err error) {
+	t := strings.TrimSpace(s)
+	pct = strings.HasSuffix(t, "%")
+	v, err = strconv.ParseFloat(strings.TrimSuffix(t, "%"), 64)
+	if err == nil && (v < 0 || math.IsNaN(v) || math.IsInf(v, 0)) {
+		err = errors.New("not a finite share")
+	}
+	return v, pct, err
 }
 
 // printReportSummary prints one line per scenario and, for failures, the

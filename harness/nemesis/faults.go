@@ -198,15 +198,9 @@ const undrainWithin = 30 * time.Second
 // load balancer, falling back to any other node that answers (the drained
 // node's own ping no longer routes through the balancer).
 func SetMaintenance(ctx context.Context, env Env, target string, on bool) error {
-	var node *cluster.Node
-	for _, n := range env.Cluster.Nodes() {
-		if n.Name == target || n.ID == target {
-			node = &n
-			break
-		}
-	}
-	if node == nil {
-		return fmt.Errorf("no node named %q", target)
+	node, err := findNode(env.Cluster, target)
+	if err != nil {
+		return err
 	}
 	body, _ := json.Marshal(api.NodeUpdate{Id: node.ID, IsInMaintenanceMode: &on})
 	urls := []string{env.Cluster.URL()}

@@ -234,10 +234,6 @@ func apiClient(c cluster.Cluster, timeout time.Duration) (*http.Client, error) {
 	return apiclient.New(apiclient.Options{APIKey: c.APIKey(), Origins: origins, Timeout: timeout})
 }
 
-// hookNames are the hooks a destructive capability runs on an external
-// cluster.
-func hookNames(cp cluster.Capability) []string { return external.Hooks(cp) }
-
 // finish writes scenario.json, whatever happened.
 func (r *run) finish() {
 	r.StopLoad()

@@ -28,6 +28,7 @@ import (
 
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster"
+	"github.com/octoha/octoha/harness/cluster/external"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/nemesis"
 	"github.com/octoha/octoha/harness/scenario"
@@ -387,7 +388,7 @@ func (r *run) plan(caps []cluster.Capability) string {
 	if r.opts.External != nil && r.opts.External.External != nil {
 		hooks := r.opts.External.External.Hooks
 		for _, cp := range caps {
-			for _, h := range hookNames(cp) {
+			for _, h := range external.Hooks(cp) {
 				fmt.Fprintf(&b, "  hook %-11s %s\n", h+":", hooks[h])
 			}
 		}

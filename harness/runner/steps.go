@@ -80,12 +80,7 @@ func (r *run) resultsFile(name string) (*os.File, error) {
 // background runs fn until StopLoad (or the scenario ends); its error
 // fails the scenario.
 func (r *run) background(fn func(ctx context.Context) error) {
-	r.bgMu.Lock()
-	if r.bgCancel == nil {
-		r.bgCtx, r.bgCancel = context.WithCancel(context.Background())
-	}
-	ctx := r.bgCtx
-	r.bgMu.Unlock()
+	ctx := r.loadCtx()
 	r.bg.Add(1)
 	go func() {
 		defer r.bg.Done()
@@ -193,7 +188,7 @@ func (r *run) UploadInBackground(o traffic.UploadOptions) <-chan scenario.Upload
 		defer out.Close()
 		// Uploads finish on their own and the steps wait for them; they
 		// stop early only when the scenario itself is cancelled.
-		sum, err := traffic.Upload(r.uploadCtx(), o)
+		sum, err := traffic.Upload(r.loadCtx(), o)
 		if err != nil {
 			err = fmt.Errorf("run uploads: %w", err)
 		} else {
@@ -204,9 +199,9 @@ func (r *run) UploadInBackground(o traffic.UploadOptions) <-chan scenario.Upload
 	return ch
 }
 
-// uploadCtx is cancelled when the load is stopped at the end of the
-// scenario (however it ends).
-func (r *run) uploadCtx() context.Context {
+// loadCtx is the context of background load and uploads, created on first
+// use and cancelled by StopLoad (also when the scenario ends, however).
+func (r *run) loadCtx() context.Context {
 	r.bgMu.Lock()
 	defer r.bgMu.Unlock()
 	if r.bgCancel == nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/onsi/ginkgo/v2/reporters"
 	"github.com/onsi/ginkgo/v2/types"
 
+	"github.com/octoha/octoha/harness/cluster/external"
 	"github.com/octoha/octoha/harness/scenario"
 )
 
@@ -69,18 +70,15 @@ func SizeArg(n int64) string {
 	return strconv.FormatInt(n, 10)
 }
 
-// ShellQuote quotes s for a POSIX shell.
-func ShellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
 // Replay is the command line that runs one scenario again exactly: the
 // same seed, upload size and provider. command is "chaos" or "certify";
 // clusterFile the --cluster argument, if any.
 func Replay(command string, sc scenario.Scenario, opts Options, clusterFile string) string {
 	cmd := "octoha " + command
 	if clusterFile != "" {
-		cmd += " --cluster " + ShellQuote(clusterFile)
+		cmd += " --cluster " + external.ShellQuote(clusterFile)
 	}
-	cmd += " --focus " + ShellQuote("^"+regexp.QuoteMeta(sc.Title)+"$")
+	cmd += " --focus " + external.ShellQuote("^"+regexp.QuoteMeta(sc.Title)+"$")
 	cmd += fmt.Sprintf(" --seed %d --upload-size %s", opts.Seed, SizeArg(opts.UploadSize))
 	if command == "chaos" {
 		cmd += " --provider " + opts.Provider

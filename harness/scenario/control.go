@@ -107,17 +107,10 @@ func chaosSteps(ctx context.Context, r Run) error {
 	if len(faults) != len(sched.Steps) {
 		return fmt.Errorf("the schedule ran %d of %d steps", len(faults), len(sched.Steps))
 	}
-	res, err := Receive(ctx, uploads, 8*time.Minute)
-	if err != nil {
+	if _, err := AwaitUploads(ctx, uploads, 8*time.Minute, "uploads retried through the faults must succeed"); err != nil {
 		return err
 	}
 	r.StopLoad()
-	if res.Err != nil {
-		return res.Err
-	}
-	if err := res.Summary.Err(); err != nil {
-		return fmt.Errorf("uploads retried through the faults must succeed: %w", err)
-	}
 	_, err = r.Check(ctx, checker.Options{
 		MinOps:      []checker.MinOpsRule{{Kind: "ping", N: 10}},
 		ErrorWindow: checker.ErrorWindowOptions{Grace: 6 * time.Second, IgnoreStatus: []int{http.StatusConflict, http.StatusTeapot}},

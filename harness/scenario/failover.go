@@ -64,15 +64,8 @@ func drainSteps(ctx context.Context, r Run) error {
 	}
 	r.Figure("drain-to-lb-out", time.Since(drain.Start()).Seconds(), "s")
 	r.Step("waiting for the uploads to finish")
-	res, err := Receive(ctx, uploads, 5*time.Minute)
-	if err != nil {
+	if _, err := AwaitUploads(ctx, uploads, 5*time.Minute, "every upload must succeed while a node drains"); err != nil {
 		return err
-	}
-	if res.Err != nil {
-		return res.Err
-	}
-	if err := res.Summary.Err(); err != nil {
-		return fmt.Errorf("every upload must succeed while a node drains: %w", err)
 	}
 	// Hold the drain at least one full bound so "no new requests" is
 	// measured over a meaningful window.
@@ -171,16 +164,9 @@ func killSteps(ctx context.Context, r Run) error {
 		return err
 	}
 	r.Figure("kill-to-lb-down", time.Since(kill.Start()).Seconds(), "s")
-	res, err := Receive(ctx, uploads, 5*time.Minute)
+	sum, err := AwaitUploads(ctx, uploads, 5*time.Minute, "the client's retries through the load balancer must succeed")
 	if err != nil {
 		return err
-	}
-	if res.Err != nil {
-		return res.Err
-	}
-	sum := res.Summary
-	if err := sum.Err(); err != nil {
-		return fmt.Errorf("the client's retries through the load balancer must succeed: %w", err)
 	}
 	r.Step("restarting %s", victim)
 	if err := kill.Recover(ctx); err != nil {

@@ -104,15 +104,8 @@ func dbOutageSteps(ctx context.Context, r Run) error {
 	if err := startDatabase(ctx, r, outage); err != nil {
 		return err
 	}
-	res, err := Receive(ctx, uploads, 5*time.Minute)
-	if err != nil {
+	if _, err := AwaitUploads(ctx, uploads, 5*time.Minute, "uploads retried through the outage must succeed"); err != nil {
 		return err
-	}
-	if res.Err != nil {
-		return res.Err
-	}
-	if err := res.Summary.Err(); err != nil {
-		return fmt.Errorf("uploads retried through the outage must succeed: %w", err)
 	}
 	r.StopLoad()
 	rep, err := r.Check(ctx, checker.Options{
@@ -168,15 +161,8 @@ func shareOutageSteps(ctx context.Context, r Run) error {
 	if err := outage.Recover(ctx); err != nil {
 		return err
 	}
-	res, err := Receive(ctx, uploads, 5*time.Minute)
-	if err != nil {
+	if _, err := AwaitUploads(ctx, uploads, 5*time.Minute, "uploads retried after the share returned must succeed"); err != nil {
 		return err
-	}
-	if res.Err != nil {
-		return res.Err
-	}
-	if err := res.Summary.Err(); err != nil {
-		return fmt.Errorf("uploads retried after the share returned must succeed: %w", err)
 	}
 	r.Step("uploading again after the share is back")
 	more := r.UploadOptions(1, 1, 32<<20)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/octoha/octoha/harness/cluster"
+	"github.com/octoha/octoha/harness/traffic"
 )
 
 // Eventually polls cond every poll until it returns nil, and returns the
@@ -99,18 +100,27 @@ func LBBound(spec cluster.Spec, checks int) time.Duration {
 	return time.Duration(checks+1)*spec.LB.Interval + 750*time.Millisecond
 }
 
-// Receive waits for background uploads, up to within.
-func Receive(ctx context.Context, ch <-chan UploadResult, within time.Duration) (*UploadResult, error) {
+// AwaitUploads waits up to within for background uploads and returns
+// their summary; uploads that did not all succeed are an error saying what
+// must hold ("uploads retried through the outage must succeed").
+func AwaitUploads(ctx context.Context, ch <-chan UploadResult, within time.Duration, must string) (*traffic.UploadSummary, error) {
 	t := time.NewTimer(within)
 	defer t.Stop()
+	var res UploadResult
 	select {
-	case r := <-ch:
-		return &r, nil
+	case res = <-ch:
 	case <-t.C:
 		return nil, fmt.Errorf("uploads did not finish within %s", within)
 	case <-ctx.Done():
 		return nil, context.Cause(ctx)
 	}
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	if err := res.Summary.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", must, err)
+	}
+	return res.Summary, nil
 }
 
 // ErrSkip marks an error that skips the scenario instead of failing it
