@@ -171,7 +171,10 @@ func TestCertifyAPosingCluster(t *testing.T) {
 	}
 	p := upPosing(t, bin, "127.0.92", up...)
 	start := time.Now()
-	code, stdout, stderr, out := p.certify(t, bin, "--allow-destructive", "--yes")
+	// Uploads long enough that the kill, sent through a hook, lands while
+	// one is in flight (32 MiB ones finish in about 300 ms and the Kill
+	// scenario then rightly says it tested nothing).
+	code, stdout, stderr, out := p.certify(t, bin, "--allow-destructive", "--yes", "--upload-size", "256MiB")
 	t.Logf("octoha certify (destructive, %s): exit %d in %s", strings.Join(up, " "), code, time.Since(start).Round(time.Second))
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
