@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -116,12 +117,16 @@ func (r *run) up(ctx context.Context) (cluster.Cluster, error) {
 		r.stack.Push("disconnect from the external cluster", c.Down)
 		return c, nil
 	}
-	n := networks.Add(1)
-	if n >= 200 {
-		return nil, errors.New("too many clusters in one process (loopback networks exhausted)")
+	base, err := networkBase()
+	if err != nil {
+		return nil, err
+	}
+	n := base + int(networks.Add(1))
+	if n > 254 {
+		return nil, fmt.Errorf("too many clusters in one process (loopback networks 127.0.%d-254 exhausted; see %s)", base+1, networkBaseEnv)
 	}
 	spec := r.sc.Shape.Spec()
-	spec.Network = fmt.Sprintf("127.0.%d", 40+n)
+	spec.Network = fmt.Sprintf("127.0.%d", n)
 	spec.Name = fmt.Sprintf("scn-%d-%d", os.Getpid(), n)
 	r.Step("bringing up %d nodes behind %s, %s database, %s share (provider %s)", spec.Nodes, spec.LB.Kind, spec.DB.Kind, spec.Storage.Kind, r.opts.Provider)
 	var c cluster.Cluster
@@ -279,4 +284,21 @@ func (r *run) finish() {
 	if err := reports.WriteScenario(res.Dir, sc); err != nil {
 		r.log.Error("write scenario file", "err", err)
 	}
+}
+
+// networkBaseEnv moves the loopback networks a process's clusters use
+// (127.0.BASE+1, +2, …), so two catalogue runs on one machine do not
+// collide. Default 40.
+const networkBaseEnv = "OCTOHA_NETWORK_BASE"
+
+func networkBase() (int, error) {
+	v := os.Getenv(networkBaseEnv)
+	if v == "" {
+		return 40, nil
+	}
+	b, err := strconv.Atoi(v)
+	if err != nil || b < 1 || b > 250 {
+		return 0, fmt.Errorf("%s=%q: want a number from 1 to 250 (clusters use 127.0.BASE+1 upwards)", networkBaseEnv, v)
+	}
+	return b, nil
 }
