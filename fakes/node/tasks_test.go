@@ -23,6 +23,7 @@ import (
 	"github.com/octoha/octoha/fakes/blob"
 	"github.com/octoha/octoha/fakes/store"
 	"github.com/octoha/octoha/services/postgres"
+	"github.com/octoha/octoha/services/samba"
 )
 
 // clusterNode is one in-process node of a task test cluster, running its
@@ -621,5 +622,59 @@ func TestOfficialGoClientTasks(t *testing.T) {
 	d, err := tasks.GetDetails(c, "Spaces-1", created.GetID())
 	if err != nil || d.Task.GetID() != created.GetID() || d.PhysicalLogSize == 0 {
 		t.Fatalf("details %+v %v", d, err)
+	}
+}
+
+// Task logs and artifacts on an SMB share (as the docker provider and a
+// real cluster keep them): two nodes' runs land in the share and the raw
+// log reads back through either node.
+func TestTaskLogsOnSMB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: no Samba")
+	}
+	if _, err := samba.Available(); err != nil {
+		t.Skipf("Samba not usable here: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	smb, err := samba.Start(ctx, samba.Options{Dir: t.TempDir(), Host: "127.0.110.2"})
+	if err != nil {
+		t.Fatalf("start Samba: %v", err)
+	}
+	t.Cleanup(func() { _ = smb.Close(context.Background()) })
+	openSMB := func(share string) blob.Store {
+		s, err := blob.Open(ctx, smb.URLWithoutPassword(share), blob.WithPassword(smb.Password()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	tc := startTaskCluster(t, sqliteDSN(t), 2, func(i int, c *Config) {
+		c.TaskLogs, c.Artifacts = openSMB("TaskLogs"), openSMB("Artifacts")
+		c.MaxConcurrentTasks = 1
+	})
+	a, b := tc.nodes[0], tc.nodes[1]
+	var ids []string
+	for range 4 {
+		ids = append(ids, a.create(t, api.TaskKindAdHocScript, api.TaskArguments{DurationMs: 300, Artifact: true}).Id)
+	}
+	waitUntil(t, 10*time.Second, "every task to finish", func() bool {
+		return b.listTasks(t, api.TaskListQuery([]string{api.TaskSuccess}, "", nil, 0, 0)).TotalResults == len(ids)
+	})
+	nodes := map[string]bool{}
+	arts := openSMB("Artifacts")
+	for _, id := range ids {
+		ex := executions(t, b.raw(t, id))
+		if len(ex) != 1 || ex[0].State != api.TaskSuccess {
+			t.Fatalf("%s executions %+v", id, ex)
+		}
+		nodes[ex[0].Node] = true
+		if _, err := arts.Stat(ctx, api.TaskArtifactPath(id, ex[0].Node)); err != nil {
+			t.Errorf("artifact of %s: %v", id, err)
+		}
+	}
+	if len(nodes) != 2 {
+		t.Fatalf("with a cap of 1 each, both nodes should have run tasks: %v", nodes)
 	}
 }
