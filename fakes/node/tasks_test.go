@@ -678,3 +678,22 @@ func TestTaskLogsOnSMB(t *testing.T) {
 		t.Fatalf("with a cap of 1 each, both nodes should have run tasks: %v", nodes)
 	}
 }
+
+// Octopus's distribution rule: a node takes tasks only while its load
+// stays within the cluster's, so six long tasks on three nodes of cap 5
+// run two on each, not five on whichever polled first.
+func TestTasksSpreadOverNodes(t *testing.T) {
+	tc := startTaskCluster(t, sqliteDSN(t), 3, nil)
+	a := tc.nodes[0]
+	for range 6 {
+		a.create(t, api.TaskKindHealth, api.TaskArguments{DurationMs: 30_000})
+	}
+	waitUntil(t, 3*time.Second, "all six running", func() bool {
+		return a.listTasks(t, api.TaskListQuery([]string{api.TaskExecuting}, "", nil, 0, 0)).TotalResults == 6
+	})
+	for _, n := range tc.nodes {
+		if got := a.listTasks(t, api.TaskListQuery([]string{api.TaskExecuting}, n.Name(), nil, 0, 0)).TotalResults; got != 2 {
+			t.Errorf("%s runs %d tasks, want 2", n.Name(), got)
+		}
+	}
+}
