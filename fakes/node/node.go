@@ -63,8 +63,8 @@ type Config struct {
 	// operators (informational).
 	URL string
 
-	DB        *store.DB
-	Packages  blob.Store
+	DB       *store.DB
+	Packages blob.Store
 	// Artifacts and TaskLogs are where tasks write; each defaults to a
 	// directory of the same name under Packages.
 	Artifacts blob.Store
