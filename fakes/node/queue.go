@@ -143,16 +143,19 @@ func (n *Node) pollQueue(ctx context.Context) {
 		return
 	}
 	running := n.queue.count() + int(n.tasks.Load())
-	free := n.share(pctx, row.MaxConcurrentTasks, running)
-	if free <= 0 {
+	if row.MaxConcurrentTasks-running <= 0 {
 		return
 	}
-	queued, err := n.cfg.DB.QueuedTasks(pctx, "", free)
+	// The queue first: an idle poll of an empty queue costs two queries.
+	queued, err := n.cfg.DB.QueuedTasks(pctx, "", row.MaxConcurrentTasks-running)
 	if err != nil || len(queued) == 0 {
 		if err != nil && ctx.Err() == nil {
 			n.log.Debug("task poll: cannot read the queue", "err", err)
 		}
 		return
+	}
+	if fair := n.share(pctx, row.MaxConcurrentTasks, running); fair < len(queued) {
+		queued = queued[:max(fair, 0)]
 	}
 	if n.cfg.UnsafeTaskClaim {
 		n.unsafeClaim(ctx, queued)
