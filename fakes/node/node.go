@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/blob"
 	"github.com/octoha/octoha/fakes/store"
@@ -112,6 +114,11 @@ type Node struct {
 	tasks     atomic.Int64
 	slots     taskSlots
 	started   time.Time
+
+	// sigFlight runs one signature computation per cache file at a time;
+	// sigComputed counts the computations (cache misses).
+	sigFlight   singleflight.Group
+	sigComputed atomic.Int64
 
 	hooks testHooks
 }
