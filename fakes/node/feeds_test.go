@@ -41,7 +41,8 @@ func TestBuiltInFeedThroughOfficialClient(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)
 	}
-	// Exactly the CLI's lookup (pkg/cmd/package/versions).
+	// Exactly the CLI's lookup (pkg/cmd/package/versions), deprecated or not.
+	//lint:ignore SA1019 the Octopus CLI calls this
 	found, err := c.Feeds.Get(feeds.FeedsQuery{FeedType: string(feeds.FeedTypeBuiltIn), Take: 1})
 	if err != nil || len(found.Items) != 1 {
 		t.Fatalf("Feeds.Get(BuiltIn) = %+v, %v; want the built-in feed", found, err)
@@ -74,11 +75,15 @@ func TestBuiltInFeedThroughOfficialClient(t *testing.T) {
 	if err != nil || byID.GetID() != api.BuiltInFeedID {
 		t.Fatalf("GetByID = %v, %v", byID, err)
 	}
+	byQuery, err := feeds.Get(c, "Spaces-1", feeds.FeedsQuery{IDs: []string{"Feeds-9", api.BuiltInFeedID}, PartialName: "built-in"})
+	if err != nil || len(byQuery.Items) != 1 {
+		t.Fatalf("feeds.Get(ids, partialName) = %+v, %v", byQuery, err)
+	}
 	all, err := c.Feeds.GetAll()
 	if err != nil || len(all) != 1 {
 		t.Fatalf("GetAll = %v, %v", all, err)
 	}
-	none, err := c.Feeds.Get(feeds.FeedsQuery{FeedType: string(feeds.FeedTypeDocker)})
+	none, err := feeds.Get(c, "Spaces-1", feeds.FeedsQuery{FeedType: string(feeds.FeedTypeDocker)})
 	if err != nil || len(none.Items) != 0 {
 		t.Fatalf("Feeds.Get(Docker) = %+v, %v; want none", none, err)
 	}
