@@ -1,0 +1,110 @@
+package traffic_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+
+	"github.com/octoha/octoha/fakes/blob"
+	"github.com/octoha/octoha/fakes/node"
+	"github.com/octoha/octoha/fakes/store"
+	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/harness/traffic"
+)
+
+const deltaKey = "API-DELTATEST00000000000000000001"
+
+// inProcessNode serves a fake node (SQLite and a local directory) from
+// this process.
+func inProcessNode(t *testing.T) (string, *store.DB) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "octopus.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	pkgs, err := blob.Open(ctx, filepath.Join(dir, "Packages"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pkgs.Close() })
+	n, err := node.New(node.Config{ID: "OctopusServerNodes-1", Name: "Node1", DB: db, Packages: pkgs,
+		APIKeys: []string{deltaKey}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(n)
+	t.Cleanup(srv.Close)
+	return srv.URL, db
+}
+
+// Delta uploads: the first version goes in full (the node has no earlier
+// one), each later one as a small delta against the one before; every
+// stored package has the SHA-1 of the full package the client generated,
+// and the history records the signature requests and, per upload, the
+// delta's size against the package's.
+func TestDeltaUploadsAgainstFakeNode(t *testing.T) {
+	url, db := inProcessNode(t)
+	const size = 8 << 20
+	h := filepath.Join(t.TempDir(), "history.jsonl")
+	rec, err := history.Create(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := traffic.UploadOptions{URL: url, APIKey: deltaKey, Size: size, Count: 3, Seed: 11, Delta: true, Change: 0.05, Recorder: rec}
+	sum, err := traffic.Upload(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if sum.OK != 3 || sum.Deltas != 2 {
+		t.Fatalf("summary: %d ok, %d deltas; want 3 and 2: %+v", sum.OK, sum.Deltas, sum.Packages)
+	}
+	for i, p := range sum.Packages {
+		row, err := db.Package(context.Background(), "Spaces-1", p.Spec.PackageID, p.Spec.Version)
+		if err != nil || row.Hash != p.Spec.Hash() || row.Size != size {
+			t.Fatalf("package %d stored as %+v (%v), want SHA-1 %s", i, row, err, p.Spec.Hash())
+		}
+		if i == 0 {
+			if p.DeltaBytes != 0 || p.BytesSent < size {
+				t.Fatalf("first package: delta %d bytes, sent %d; want a full upload", p.DeltaBytes, p.BytesSent)
+			}
+			continue
+		}
+		if p.BaseVersion != sum.Packages[i-1].Spec.Version || p.DeltaBytes == 0 || p.DeltaBytes > size/5 || p.BytesSent > size/5 {
+			t.Fatalf("package %d: base %q, delta %d bytes, sent %d; want a small delta against %s",
+				i, p.BaseVersion, p.DeltaBytes, p.BytesSent, sum.Packages[i-1].Spec.Version)
+		}
+	}
+	hist, err := history.Load(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sigs := hist.OpsOfKind(history.KindSignature); len(sigs) != 3 || sigs[0].Status != 404 || sigs[1].Status != 200 || sigs[1].BaseVersion == "" {
+		t.Fatalf("signature ops: %+v", sigs)
+	}
+	ups := hist.OpsOfKind(history.KindUpload)
+	if len(ups) != 3 || ups[2].DeltaBytes == 0 || ups[2].Size != size || ups[2].Hash != sum.Packages[2].Spec.Hash() || ups[2].Bytes >= size/5 {
+		t.Fatalf("upload ops: %+v", ups)
+	}
+	t.Logf("full %d bytes; deltas %d and %d bytes (%.1f%%, %.1f%%)", size, ups[1].DeltaBytes, ups[2].DeltaBytes,
+		100*float64(ups[1].DeltaBytes)/size, 100*float64(ups[2].DeltaBytes)/size)
+
+	// Continuing the lineage from its fourth version (First) works, and a
+	// delta lineage cannot run concurrently.
+	opts.First, opts.Count, opts.Recorder = 3, 1, nil
+	if sum, err := traffic.Upload(context.Background(), opts); err != nil || sum.OK != 1 || sum.Packages[0].BaseVersion != "1.11.2" {
+		t.Fatalf("continue the lineage: %+v, %v", sum, err)
+	}
+	opts.Concurrency, opts.Count = 2, 2
+	if err := opts.Validate(); err == nil {
+		t.Fatal("a concurrent delta lineage was accepted")
+	}
+}
