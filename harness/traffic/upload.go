@@ -112,6 +112,8 @@ type PackageResult struct {
 	// as (Delta uploads; empty and 0 for a full upload).
 	BaseVersion string
 	DeltaBytes  int64
+	// DeltaBuild is how long building the delta took on this machine.
+	DeltaBuild time.Duration
 	// Hash is the SHA-1 of the package's bytes; empty for a failed package
 	// whose bytes were never all sent (not worth generating them again).
 	Hash string
@@ -431,7 +433,7 @@ func (u *uploader) uploadOne(ctx context.Context, client string, index int, spec
 				break
 			}
 			if j.delta != nil {
-				res.BaseVersion, res.DeltaBytes = j.delta.base, j.delta.size
+				res.BaseVersion, res.DeltaBytes, res.DeltaBuild = j.delta.base, j.delta.size, j.delta.buildTime
 			}
 		}
 		a := u.attempt(ctx, j, n)
