@@ -89,8 +89,8 @@ func Durability(h *history.History, s *Snapshot) Result {
 	}
 	var n struct {
 		acked, verified, missing, corrupt, unreadable, unknownPresent, unknownAbsent, metaOnly int
-		deltaBuilt, deltaVerified                                                           int
-		deltaBytes, deltaFull                                                               int64
+		deltaBuilt, deltaVerified                                                              int
+		deltaBytes, deltaFull                                                                  int64
 	}
 	for _, k := range keys {
 		p := pkgs[k]

@@ -67,7 +67,7 @@ type Op struct {
 	// request body; Size is still the full package's).
 	BaseVersion string `json:"baseVersion,omitempty"`
 	DeltaBytes  int64  `json:"deltaBytes,omitempty"`
-	Error     string `json:"error,omitempty"`
+	Error       string `json:"error,omitempty"`
 	// Note explains an outcome the status alone does not (e.g. a 409 after
 	// an unknown attempt, verified to be this client's own package).
 	Note string `json:"note,omitempty"`

@@ -194,7 +194,7 @@ func BenchmarkDeltaUploadViaHAProxy(b *testing.B) {
 		// not measured): the delta's fixed costs against the full body.
 		const link = 100e6 / 8 // 100 Mbit/s in bytes per second
 		b.Logf("  on a 100 Mbit/s link (computed from the bytes and the measured signature and build times): full %.1fs, delta %.1fs",
-			float64(full.BytesSent)/link, (sigWall + delta.DeltaBuild).Seconds()+float64(delta.BytesSent)/link)
+			float64(full.BytesSent)/link, (sigWall+delta.DeltaBuild).Seconds()+float64(delta.BytesSent)/link)
 		b.Logf("  node RSS: %.1f MiB before the signature, peak %.1f MiB during signature and patch: growth %.1f MiB (limit 64 MiB)",
 			float64(base)/(1<<20), float64(peak)/(1<<20), float64(growth)/(1<<20))
 		if growth > 64<<20 {

@@ -2,11 +2,19 @@ package traffic_test
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"sync"
 	"testing"
+
+	octoclient "github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/client"
+	"github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/packages"
 
 	"github.com/octoha/octoha/fakes/blob"
 	"github.com/octoha/octoha/fakes/node"
@@ -106,5 +114,88 @@ func TestDeltaUploadsAgainstFakeNode(t *testing.T) {
 	opts.Concurrency, opts.Count = 2, 2
 	if err := opts.Validate(); err == nil {
 		t.Fatal("a concurrent delta lineage was accepted")
+	}
+}
+
+// countingTransport counts request body bytes per method and path.
+type countingTransport struct {
+	mu    sync.Mutex
+	bytes map[string]int64
+}
+
+type countedBody struct {
+	r   io.ReadCloser
+	key string
+	t   *countingTransport
+}
+
+func (c countedBody) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.t.mu.Lock()
+	c.t.bytes[c.key] += int64(n)
+	c.t.mu.Unlock()
+	return n, err
+}
+
+func (c countedBody) Close() error { return c.r.Close() }
+
+func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		r.Body = countedBody{r: r.Body, key: r.Method + " " + r.URL.Path, t: t}
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// Through HAProxy to a two-node cluster of node processes:
+// go-octopusdeploy's UploadV2 with delta compression sends the second
+// version as a small delta whose patched file has the full package's
+// SHA-1, downloadable through the load balancer; octoha's own delta
+// uploads do the same.
+func TestOfficialClientDeltaThroughHAProxy(t *testing.T) {
+	c := upLocalCluster(t, "127.0.130", 2)
+	ct := &countingTransport{bytes: map[string]int64{}}
+	u, _ := url.Parse(c.URL())
+	oc, err := octoclient.NewClient(&http.Client{Transport: ct}, u, c.APIKey(), "Spaces-1")
+	if err != nil {
+		t.Fatalf("NewClient through HAProxy: %v", err)
+	}
+	const size = 32 << 20
+	v1 := traffic.DeltaPackageSpec("Official.Delta", 3, 0, size, 0.05)
+	v2 := traffic.DeltaPackageSpec("Official.Delta", 3, 1, size, 0.05)
+	r1, err := packages.UploadV2(oc, "Spaces-1", v1.FileName(), v1.Reader(), packages.OverwriteModeFailIfExists, true)
+	if err != nil || r1.UploadInfo.DeltaBehaviour != packages.DeltaBehaviourNoPreviousFile {
+		t.Fatalf("first version: %+v, %v", r1, err)
+	}
+	r2, err := packages.UploadV2(oc, "Spaces-1", v2.FileName(), v2.Reader(), packages.OverwriteModeFailIfExists, true)
+	if err != nil || r2.UploadMethod != packages.UploadMethodDelta || r2.UploadInfo.DeltaBehaviour != packages.DeltaBehaviourUploadedDeltaFile {
+		t.Fatalf("second version: %+v, %v", r2, err)
+	}
+	sent := ct.bytes["POST /api/Spaces-1/packages/Official.Delta/"+v1.Version+"/delta"]
+	if sent == 0 || sent > size/10 {
+		t.Fatalf("bytes sent per request: %v; want a small body on the delta endpoint", ct.bytes)
+	}
+	if r2.Hash != v2.Hash() {
+		t.Fatalf("stored SHA-1 %s, want the full file's %s", r2.Hash, v2.Hash())
+	}
+	// Download it through the load balancer and hash it.
+	req, _ := http.NewRequest(http.MethodGet, c.URL()+"/api/Spaces-1/packages/packages-"+v2.PackageID+"."+v2.Version+"/raw", nil)
+	req.Header.Set("X-Octopus-ApiKey", c.APIKey())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha1.New()
+	n, err := io.Copy(h, resp.Body)
+	resp.Body.Close()
+	if err != nil || n != size || hex.EncodeToString(h.Sum(nil)) != v2.Hash() {
+		t.Fatalf("download through HAProxy: %d bytes, SHA-1 %x (%v); want %d bytes, %s", n, h.Sum(nil), err, size, v2.Hash())
+	}
+	t.Logf("through HAProxy: full %d bytes, delta body %d bytes (%.1f%%)", size, sent, 100*float64(sent)/size)
+
+	// octoha's uploader continues the same lineage as deltas.
+	sum, err := traffic.Upload(context.Background(), traffic.UploadOptions{URL: c.URL(), APIKey: c.APIKey(), Size: size,
+		First: 2, Count: 2, Seed: 3, PackageIDPrefix: "Official.Delta", Delta: true, Change: 0.05})
+	if err != nil || sum.OK != 2 || sum.Deltas != 2 || sum.Packages[0].BaseVersion != v2.Version {
+		t.Fatalf("octoha delta uploads through HAProxy: %+v, %v", sum, err)
 	}
 }
