@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -58,6 +59,8 @@ func inProcessNode(t *testing.T) (string, *store.DB) {
 // delta's size against the package's.
 func TestDeltaUploadsAgainstFakeNode(t *testing.T) {
 	url, db := inProcessNode(t)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where the deltas are built
 	const size = 8 << 20
 	h := filepath.Join(t.TempDir(), "history.jsonl")
 	rec, err := history.Create(h)
@@ -90,6 +93,9 @@ func TestDeltaUploadsAgainstFakeNode(t *testing.T) {
 			t.Fatalf("package %d: base %q, delta %d bytes, sent %d; want a small delta against %s",
 				i, p.BaseVersion, p.DeltaBytes, p.BytesSent, sum.Packages[i-1].Spec.Version)
 		}
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Fatalf("delta files left behind: %v", left)
 	}
 	hist, err := history.Load(h)
 	if err != nil {

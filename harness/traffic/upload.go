@@ -412,7 +412,7 @@ func (u *uploader) uploadOne(ctx context.Context, client string, index int, spec
 	j := &job{index: index, client: client, spec: spec}
 	res := PackageResult{Spec: spec, Start: time.Now(), Outcome: history.Failed}
 	u.prog.begin(index)
-	defer j.delta.remove()
+	defer func() { j.delta.remove() }() // j.delta is set later
 	for n := 1; n <= 1+u.opts.Retries; n++ {
 		if n > 1 {
 			d := backoff(u.opts.Backoff, n-1)
