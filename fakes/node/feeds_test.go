@@ -109,6 +109,15 @@ func TestBuiltInFeedThroughOfficialClient(t *testing.T) {
 		latest.Items[0].PackageId != "Feed.Pkg" || latest.Items[0].Version != "2.0.0-beta.1" || latest.Items[1].Version != "3.0.0" {
 		t.Fatalf("packages?latest=true = %d %s", resp.StatusCode, body)
 	}
+	// Its next page is the next page of the same query.
+	resp, body = a.do(t, http.MethodGet, "/api/Spaces-1/packages?latest=true&take=1", nil, nil)
+	if resp.StatusCode != 200 || json.Unmarshal(body, &latest) != nil || len(latest.Items) != 1 || latest.Links["Page.Next"] == "" {
+		t.Fatalf("packages?latest=true&take=1 = %d %s", resp.StatusCode, body)
+	}
+	resp, body = a.do(t, http.MethodGet, latest.Links["Page.Next"], nil, nil)
+	if resp.StatusCode != 200 || json.Unmarshal(body, &latest) != nil || len(latest.Items) != 1 || latest.Items[0].Version != "3.0.0" {
+		t.Fatalf("next page %s = %d %s", latest.Links["Page.Next"], resp.StatusCode, body)
+	}
 }
 
 func TestVersionRange(t *testing.T) {

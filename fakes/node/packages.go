@@ -705,7 +705,16 @@ func (n *Node) listPackages(w http.ResponseWriter, r *http.Request, space string
 	}
 	page := api.NewPage("Package", items, total, skip, take, api.PackagesPath(space))
 	if take < total-skip { // skip+take < total, which could overflow
-		page.Links["Page.Next"] = fmt.Sprintf("%s?skip=%d&take=%d", api.PackagesPath(space), skip+take, take)
+		// The next page of the same query.
+		next := url.Values{}
+		for _, k := range []string{"nuGetPackageId", "filter", "latest"} {
+			if v := q.Get(k); v != "" {
+				next.Set(k, v)
+			}
+		}
+		next.Set("skip", strconv.Itoa(skip+take))
+		next.Set("take", strconv.Itoa(take))
+		page.Links["Page.Next"] = api.PackagesPath(space) + "?" + next.Encode()
 	}
 	writeJSON(w, http.StatusOK, page)
 }
