@@ -1,6 +1,6 @@
 // Package node is a fake Octopus Server node: the HTTP API an HA cluster's
 // load balancer, clients and the harness see (ping, nodes, spaces, package
-// upload and download), backed by the shared database (fakes/store) and the
+// upload and download, delta uploads, the built-in feed), backed by the shared database (fakes/store) and the
 // shared file storage (fakes/blob), exactly as a real node is backed by SQL
 // Server and a file share. Several node processes sharing one database and
 // one share form a cluster; drain state lives in the database, so draining
