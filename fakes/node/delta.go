@@ -40,6 +40,10 @@ import (
 // octoha extension, like HeaderNode.
 const HeaderSignature = "X-Octoha-Signature"
 
+// signatureTimeout bounds computing one signature (about 4 s per GiB
+// here).
+const signatureTimeout = 10 * time.Minute
+
 // deltaStatus is a delta request's answer other than success.
 type deltaStatus struct {
 	status int
@@ -100,7 +104,12 @@ func (n *Node) deltaSignature(w http.ResponseWriter, r *http.Request, space, pac
 		// One computation per signature at a time in this process; the
 		// others wait for it and read the cache it leaves.
 		_, err, _ = n.sigFlight.Do(cache, func() (any, error) {
-			return nil, n.buildSignature(context.WithoutCancel(r.Context()), base, cache, log)
+			// Detached from this request (others may be waiting for the
+			// result) but bounded, so a frozen share cannot hold it
+			// forever.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), signatureTimeout)
+			defer cancel()
+			return nil, n.buildSignature(ctx, base, cache, log)
 		})
 		var ds *deltaStatus
 		if errors.As(err, &ds) {
