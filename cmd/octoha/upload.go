@@ -52,6 +52,9 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		via         = fs.String("via", "", `recorded as each op's "via" (e.g. lb or a node name)`)
 		quiet       = fs.Bool("quiet", false, "no progress output")
 		verbose     = fs.Bool("verbose", false, "log attempts and retries to stderr")
+		delta       = fs.Bool("delta", false, "upload each package as the next version of the one before, as a delta (signature, Octodiff delta, delta upload), as the Octopus CLI's delta compression does; needs --concurrency 1")
+		changeS     = fs.String("change", "", "with --delta: share of 64 KiB blocks each version rewrites, e.g. 5% or 0.05 (default 5%)")
+		first       = fs.Int("first", 0, "index of the first package, to continue the versions (and with --delta the lineage) of an earlier run with the same --seed")
 	)
 	cf := addClusterFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -73,10 +76,20 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if key == "" {
 		return fmt.Errorf("%w: an API key is required: set $%s (or --api-key)", errUsage, trafficAPIKeyEnv)
 	}
+	var change float64
+	if *changeS != "" {
+		if !*delta {
+			return fmt.Errorf("%w: --change needs --delta", errUsage)
+		}
+		if change, err = parseFraction(*changeS); err != nil {
+			return fmt.Errorf("%w: --change: %v", errUsage, err)
+		}
+	}
 	opts := traffic.UploadOptions{
 		URL: *rawURL, APIKey: key, SpaceID: *space, Size: size, Count: *count,
 		Concurrency: *concurrency, PackageIDPrefix: *prefix, Seed: *seed, Retries: *retries,
 		Backoff: *backoff, OverwriteMode: *mode, StallTimeout: *stall, Via: *via,
+		Delta: *delta, Change: change, First: *first,
 	}
 	if *backoff <= 0 {
 		return fmt.Errorf("%w: --backoff must be positive", errUsage)
@@ -100,6 +113,7 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	arts, err := openArtefacts(*out, "upload", st, history.Command{Seed: *seed, Labels: map[string]string{
 		"url": redact.URL(*rawURL), "size": strconv.FormatInt(size, 10), "count": strconv.Itoa(*count),
 		"concurrency": strconv.Itoa(*concurrency), "overwriteMode": *mode,
+		"delta": strconv.FormatBool(*delta), "change": *changeS, "first": strconv.Itoa(*first),
 	}}, true)
 	if err != nil {
 		return err
@@ -160,9 +174,12 @@ func trafficTarget(fs *flag.FlagSet, cf clusterFlags, rawURL string) (*local.Sta
 // printUploadSummary prints one row per package and the totals.
 func printUploadSummary(w io.Writer, s *traffic.UploadSummary) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PACKAGE\tSIZE\tOUTCOME\tATTEMPTS\tSTATUS\tNODE\tSHA1\tDURATION\tERROR / NOTE")
+	fmt.Fprintln(tw, "PACKAGE\tSIZE\tSENT AS\tOUTCOME\tATTEMPTS\tSTATUS\tNODE\tSHA1\tDURATION\tERROR / NOTE")
 	for _, p := range s.Packages {
-		status, node, hash, dur := "-", "-", "-", "-"
+		status, node, hash, dur, as := "-", "-", "-", "-", "full"
+		if p.DeltaBytes > 0 && p.Spec.Size > 0 {
+			as = fmt.Sprintf("delta %s (%.1f%%) on %s", payload.FormatSize(p.DeltaBytes), 100*float64(p.DeltaBytes)/float64(p.Spec.Size), p.BaseVersion)
+		}
 		if p.Status != 0 {
 			status = strconv.Itoa(p.Status)
 		}
@@ -179,13 +196,31 @@ func printUploadSummary(w io.Writer, s *traffic.UploadSummary) {
 		if p.Note != "" {
 			msg = joinNonEmpty(msg, "note: "+p.Note)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", p.Spec.FileName(), payload.FormatSize(p.Spec.Size),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", p.Spec.FileName(), payload.FormatSize(p.Spec.Size), as,
 			p.Outcome, p.Attempts, status, node, hash, dur, msg)
 	}
 	tw.Flush()
+	if s.Deltas > 0 {
+		fmt.Fprintf(w, "%d of %d packages sent as deltas\n", s.Deltas, len(s.Packages))
+	}
 	fmt.Fprintf(w, "%d packages: %d ok, %d failed, %d unknown; %d attempts; %s sent in %s (%.1f MB/s); seed %d\n",
 		len(s.Packages), s.OK, s.Failed, s.Unknown, s.Attempts, payload.FormatSize(s.BytesSent),
 		s.Duration.Round(time.Millisecond), s.Throughput/1e6, s.Seed)
+}
+
+// parseFraction reads "5%" or "0.05" as 0.05; it must be in (0, 1].
+func parseFraction(s string) (float64, error) {
+	v, pct, err := parsePercent(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a share (e.g. 5%% or 0.05): %v", s, err)
+	}
+	if pct {
+		v /= 100
+	}
+	if v <= 0 || v > 1 {
+		return 0, fmt.Errorf("%q: want more than 0 and at most 100%%", s)
+	}
+	return v, nil
 }
 
 func joinNonEmpty(a, b string) string {

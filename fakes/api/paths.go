@@ -100,3 +100,51 @@ func SplitPackageResourceID(id string) (packageID, version string, ok bool) {
 	}
 	return pid, ver, true
 }
+
+// FeedsPath returns the path of a space's feed collection.
+func FeedsPath(spaceID string) string { return SpacePath(spaceID) + "/feeds" }
+
+// FeedPath returns the path of one feed.
+func FeedPath(spaceID, feedID string) string {
+	return FeedsPath(spaceID) + "/" + url.PathEscape(feedID)
+}
+
+// FeedVersionsPath returns the path listing a feed's versions of one
+// package (packageId in the query), as go-octopusdeploy's
+// FeedSearchPackageVersions template expands it.
+func FeedVersionsPath(spaceID, feedID string) string {
+	return FeedPath(spaceID, feedID) + "/packages/versions"
+}
+
+// FeedSearchPath returns the path searching a feed's package IDs.
+func FeedSearchPath(spaceID, feedID string) string {
+	return FeedPath(spaceID, feedID) + "/packages/search"
+}
+
+// DeltaSignaturePath returns the path a client asks, before uploading
+// version of packageID, for the Octodiff signature of the nearest earlier
+// version.
+func DeltaSignaturePath(spaceID, packageID, version string) string {
+	return PackagesPath(spaceID) + "/" + url.PathEscape(packageID) + "/" + url.PathEscape(version) + "/delta-signature"
+}
+
+// DeltaUploadPath returns the path a delta against baseVersion is posted
+// to, with the overwrite mode in the query as the official clients send it.
+func DeltaUploadPath(spaceID, packageID, baseVersion, overwriteMode string) string {
+	p := PackagesPath(spaceID) + "/" + url.PathEscape(packageID) + "/" + url.PathEscape(baseVersion) + "/delta"
+	if overwriteMode != "" {
+		p += "?overwriteMode=" + url.QueryEscape(overwriteMode)
+	}
+	return p
+}
+
+// SignatureSuffix ends the name of a cached Octodiff signature, which a
+// node keeps next to the package it describes (see SignatureCachePath).
+const SignatureSuffix = ".octosig"
+
+// SignatureCachePath returns where the signature of the package file at
+// pkgPath with SHA-1 hash is cached: the hash in the name means a cache
+// never describes a replaced file.
+func SignatureCachePath(pkgPath, hash string) string {
+	return pkgPath + "." + strings.ToLower(hash) + SignatureSuffix
+}

@@ -130,3 +130,58 @@ func NewPage[T any](itemType string, items []T, total, skip, take int, self stri
 		Links:          Links{"Self": self},
 	}
 }
+
+// Feed types.
+const FeedTypeBuiltIn = "BuiltIn"
+
+// BuiltInFeedName is the built-in feed's name in every space.
+const BuiltInFeedName = "Octopus Server (built-in)"
+
+// Feed is a FeedResource, as go-octopusdeploy decodes it (fields of the
+// built-in feed only).
+type Feed struct {
+	Id                                   string //nolint:revive
+	Name                                 string
+	Slug                                 string
+	FeedType                             string
+	SpaceId                              string //nolint:revive
+	DeletePackagesAssociatedWithReleases bool
+	DeleteUnreleasedPackagesAfterDays    int
+	DownloadAttempts                     int
+	DownloadRetryBackoffSeconds          int
+	IsBuiltInRepoSyncEnabled             bool
+	PackageAcquisitionLocationOptions    []string
+	Links                                Links
+}
+
+// PackageVersion is one item of a feed's version search
+// (/feeds/{id}/packages/versions).
+type PackageVersion struct {
+	Id           string //nolint:revive
+	PackageId    string //nolint:revive
+	FeedId       string //nolint:revive
+	Version      string
+	Title        string
+	SizeBytes    int64
+	Published    time.Time
+	ReleaseNotes *string
+	Links        Links
+}
+
+// PackageDescription is one item of a feed's package search
+// (/feeds/{id}/packages/search): a package ID and its latest version.
+type PackageDescription struct {
+	Id            string //nolint:revive
+	Name          string
+	Description   string
+	LatestVersion string
+	Links         Links
+}
+
+// DeltaSignature is the answer to a delta-signature request: the Octodiff
+// signature (base64) of BaseVersion, the version the client's delta must
+// be built against.
+type DeltaSignature struct {
+	Signature   string
+	BaseVersion string
+}

@@ -48,7 +48,8 @@ type Store interface {
 	// directories as needed. Close commits the data; callers that give up
 	// call Abort instead, which closes and removes the file.
 	Create(ctx context.Context, name string) (Writer, error)
-	// Open opens a file for reading.
+	// Open opens a file for reading. The reader also implements
+	// io.Seeker (a local *os.File, or an SMB file handle).
 	Open(ctx context.Context, name string) (io.ReadCloser, error)
 	// Stat describes a file.
 	Stat(ctx context.Context, name string) (Info, error)

@@ -129,6 +129,45 @@ func runConformance(t *testing.T, open opener) {
 		}
 	})
 
+	// A delta is patched onto a base read at the offsets its copy
+	// commands name, so readers seek.
+	t.Run("Seek", func(t *testing.T) {
+		s := open(t)
+		ctx := testCtx(t)
+		data := randomBytes(2, 3<<20+777)
+		writeFile(t, s, "seek.bin", data)
+		r, err := s.Open(ctx, "seek.bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		rs, ok := r.(io.ReadSeeker)
+		if !ok {
+			t.Fatalf("%T does not seek", r)
+		}
+		p := make([]byte, 10)
+		if _, err := io.ReadFull(rs, p); err != nil || !bytes.Equal(p, data[:10]) {
+			t.Fatalf("first read: %v", err)
+		}
+		if pos, err := rs.Seek(5, io.SeekCurrent); err != nil || pos != 15 {
+			t.Fatalf("Seek(5, cur) = %d, %v; want 15 (the position read to, not read ahead)", pos, err)
+		}
+		for _, off := range []int64{15, 2<<20 + 3, 1, int64(len(data)) - 4, 1 << 20} {
+			if off != 15 {
+				if pos, err := rs.Seek(off, io.SeekStart); err != nil || pos != off {
+					t.Fatalf("Seek(%d) = %d, %v", off, pos, err)
+				}
+			}
+			q := make([]byte, 4)
+			if _, err := io.ReadFull(rs, q); err != nil || !bytes.Equal(q, data[off:off+4]) {
+				t.Fatalf("read at %d: %x, %v; want %x", off, q, err, data[off:off+4])
+			}
+		}
+		if end, err := rs.Seek(0, io.SeekEnd); err != nil || end != int64(len(data)) {
+			t.Fatalf("Seek(0, end) = %d, %v", end, err)
+		}
+	})
+
 	t.Run("EmptyFileAndTruncate", func(t *testing.T) {
 		s := open(t)
 		writeFile(t, s, "e", nil)

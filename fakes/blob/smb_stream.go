@@ -285,6 +285,8 @@ func (w *smbWriter) removeLeftover() error {
 	}
 }
 
+var _ io.ReadSeeker = (*smbReader)(nil)
+
 // smbReader reads a file over its own session, a megabyte per request.
 type smbReader struct {
 	s      *smbStore
@@ -349,6 +351,25 @@ func (r *smbReader) Read(p []byte) (int, error) {
 	}
 	n, err := r.br.Read(p)
 	return n, r.readErr(err)
+}
+
+// Seek moves the read position (patching a delta seeks in its base file).
+// Buffered bytes are dropped; SEEK_CUR counts from the position the caller
+// has read to, not from what was read ahead.
+func (r *smbReader) Seek(offset int64, whence int) (int64, error) {
+	if whence == io.SeekCurrent {
+		pos, err := r.f.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return 0, r.s.smbErr("seek", r.name, err)
+		}
+		offset, whence = pos-int64(r.br.Buffered())+offset, io.SeekStart
+	}
+	abs, err := r.f.Seek(offset, whence)
+	if err != nil {
+		return 0, r.s.smbErr("seek", r.name, err)
+	}
+	r.br.Reset(r.f)
+	return abs, nil
 }
 
 // WriteTo lets io.Copy read in whole megabytes whatever its buffer size.

@@ -1,6 +1,6 @@
 // Package node is a fake Octopus Server node: the HTTP API an HA cluster's
 // load balancer, clients and the harness see (ping, nodes, spaces, package
-// upload and download), backed by the shared database (fakes/store) and the
+// upload and download, delta uploads, the built-in feed), backed by the shared database (fakes/store) and the
 // shared file storage (fakes/blob), exactly as a real node is backed by SQL
 // Server and a file share. Several node processes sharing one database and
 // one share form a cluster; drain state lives in the database, so draining
@@ -20,6 +20,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/blob"
@@ -146,6 +148,10 @@ type Node struct {
 
 	queue queueState // server tasks this node runs (queue.go)
 	lead  leadState  // leadership (leader.go)
+	// sigFlight runs one signature computation per cache file at a time;
+	// sigComputed counts the computations (cache misses).
+	sigFlight   singleflight.Group
+	sigComputed atomic.Int64
 
 	hooks testHooks
 }

@@ -105,30 +105,9 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 	// turns a gigabyte upload into a few thousand read syscalls instead of
 	// a quarter of a million.
 	mr := multipart.NewReader(bufio.NewReaderSize(body, bodyBufferSize), params["boundary"])
-	var part *multipart.Part
-	for {
-		p, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			writeError(w, http.StatusBadRequest, "No package file was found in the request.", []string{api.IssueEmptyFile})
-			return
-		}
-		if body.stalled(err) {
-			n.answerStall(w, n.log, 0)
-			return
-		}
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "The multipart body could not be read.", []string{err.Error()})
-			return
-		}
-		if rawFileName(p) != "" {
-			part = p
-			break
-		}
-		// Any field name is accepted for the file; other fields are ignored.
-		if _, err := io.Copy(io.Discard, p); err != nil {
-			writeError(w, http.StatusBadRequest, "The multipart body could not be read.", []string{err.Error()})
-			return
-		}
+	part, ok := n.filePart(w, mr, body)
+	if !ok {
+		return
 	}
 	fileName := rawFileName(part)
 	pf, err := api.ParseFileName(fileName)
@@ -238,6 +217,13 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 		}()
 		return
 	}
+	n.publishAndAnswer(ctx, w, log, tmp, row, mode)
+}
+
+// publishAndAnswer publishes a complete temporary file as row (see
+// publish) and answers the upload: 201 or 200 with the package, 409, or
+// the error. Full and delta uploads end here alike.
+func (n *Node) publishAndAnswer(ctx context.Context, w http.ResponseWriter, log *slog.Logger, tmp string, row store.Package, mode string) {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
 	status, stored, err := n.publish(pctx, tmp, row, mode)
@@ -260,8 +246,35 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 		writeError(w, pe.status, pe.msg, []string{err.Error()})
 		return
 	}
-	log.Info("package stored", "status", status, "bytes", size, "hash", row.Hash)
+	log.Info("package stored", "status", status, "bytes", row.Size, "hash", row.Hash)
 	writeJSON(w, status, n.packageResource(stored))
+}
+
+// filePart returns the multipart body's first part with a file name
+// (any field name; other fields are skipped), or answers the error.
+func (n *Node) filePart(w http.ResponseWriter, mr *multipart.Reader, body *stallReader) (*multipart.Part, bool) {
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			writeError(w, http.StatusBadRequest, "No package file was found in the request.", []string{api.IssueEmptyFile})
+			return nil, false
+		}
+		if body.stalled(err) {
+			n.answerStall(w, n.log, 0)
+			return nil, false
+		}
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "The multipart body could not be read.", []string{err.Error()})
+			return nil, false
+		}
+		if rawFileName(p) != "" {
+			return p, true
+		}
+		if _, err := io.Copy(io.Discard, p); err != nil {
+			writeError(w, http.StatusBadRequest, "The multipart body could not be read.", []string{err.Error()})
+			return nil, false
+		}
+	}
 }
 
 // stallReader is an upload's body whose every read must see a byte within
@@ -343,6 +356,7 @@ func (n *Node) publish(ctx context.Context, tmp string, row store.Package, mode 
 		stored    store.Package
 		published bool   // tmp is at row.Path
 		stale     string // a file the version's row pointed to before, under another extension
+		replaced  bool   // the version existed and was overwritten
 	)
 	err := n.cfg.DB.LockPackage(ctx, row.SpaceID, row.PackageID, func(ctx context.Context, tx *store.PackageTx) error {
 		spelling, err := tx.Spelling(ctx)
@@ -382,6 +396,7 @@ func (n *Node) publish(ctx context.Context, tmp string, row store.Package, mode 
 		if exists && existing.Path != row.Path {
 			stale = existing.Path
 		}
+		replaced = exists
 		status, stored = http.StatusCreated, row
 		return nil
 	})
@@ -405,6 +420,9 @@ func (n *Node) publish(ctx context.Context, tmp string, row store.Package, mode 
 	}
 	if stale != "" {
 		n.removeUnrecorded(ctx, row.SpaceID, row.PackageID, stale)
+	} else if replaced {
+		// Only the replaced file's signature cache can be stale.
+		n.removeUnrecorded(ctx, row.SpaceID, row.PackageID, row.Path)
 	}
 	return status, stored, nil
 }
@@ -427,6 +445,9 @@ func (n *Node) removeUnrecorded(ctx context.Context, space, packageID string, pa
 		recorded := map[string]bool{}
 		for _, r := range rows {
 			recorded[strings.ToLower(r.Path)] = true
+			// A signature cache is kept while its file is recorded
+			// with the hash it was computed from.
+			recorded[strings.ToLower(api.SignatureCachePath(r.Path, r.Hash))] = true
 		}
 		dirs := map[string]bool{}
 		for _, p := range paths {
@@ -442,6 +463,9 @@ func (n *Node) removeUnrecorded(ctx context.Context, space, packageID string, pa
 			}
 			n.log.Info("removed a package file no row points to", "path", p)
 		}
+		for d := range dirs {
+			n.removeStaleSignatures(ctx, d, recorded)
+		}
 		if len(rows) == 0 {
 			for d := range dirs {
 				// Fails, harmlessly, if something else is still in it.
@@ -454,6 +478,29 @@ func (n *Node) removeUnrecorded(ctx context.Context, space, packageID string, pa
 	})
 	if err != nil {
 		n.log.Warn("cannot tidy up package files", "package", packageID, "paths", paths, "err", err)
+	}
+}
+
+// removeStaleSignatures removes the signature caches in dir that describe
+// no recorded file (a deleted or replaced package). Called under the
+// package's lock.
+func (n *Node) removeStaleSignatures(ctx context.Context, dir string, recorded map[string]bool) {
+	files, err := n.cfg.Packages.Walk(ctx, dir)
+	if err != nil {
+		if !errors.Is(err, blob.ErrNotExist) {
+			n.log.Debug("cannot list a package folder for stale signatures", "dir", dir, "err", err)
+		}
+		return
+	}
+	for _, f := range files {
+		if !strings.HasSuffix(f.Name, api.SignatureSuffix) || recorded[strings.ToLower(f.Name)] {
+			continue
+		}
+		if err := n.cfg.Packages.Remove(ctx, f.Name); err != nil {
+			n.log.Warn("cannot remove a stale signature cache", "path", f.Name, "err", err)
+			continue
+		}
+		n.log.Info("removed a stale signature cache", "path", f.Name)
 	}
 }
 
@@ -637,7 +684,17 @@ func (n *Node) listPackages(w http.ResponseWriter, r *http.Request, space string
 	q := r.URL.Query()
 	skip, take := paging(r, 30)
 	pq := store.PackageQuery{SpaceID: space, PackageID: q.Get("nuGetPackageId"), Filter: q.Get("filter"), Skip: skip, Take: take}
-	rows, total, err := n.cfg.DB.ListPackages(r.Context(), pq)
+	var rows []store.Package
+	var total int
+	var err error
+	if latest, _ := strconv.ParseBool(q.Get("latest")); latest {
+		// One row per package ID, its highest version.
+		rows, err = n.allPackages(r, pq)
+		rows = latestByID(rows)
+		total, rows = len(rows), window(rows, skip, take)
+	} else {
+		rows, total, err = n.cfg.DB.ListPackages(r.Context(), pq)
+	}
 	if err != nil {
 		n.dbError(w, "listing packages", err)
 		return
@@ -648,7 +705,16 @@ func (n *Node) listPackages(w http.ResponseWriter, r *http.Request, space string
 	}
 	page := api.NewPage("Package", items, total, skip, take, api.PackagesPath(space))
 	if take < total-skip { // skip+take < total, which could overflow
-		page.Links["Page.Next"] = fmt.Sprintf("%s?skip=%d&take=%d", api.PackagesPath(space), skip+take, take)
+		// The next page of the same query.
+		next := url.Values{}
+		for _, k := range []string{"nuGetPackageId", "filter", "latest"} {
+			if v := q.Get(k); v != "" {
+				next.Set(k, v)
+			}
+		}
+		next.Set("skip", strconv.Itoa(skip+take))
+		next.Set("take", strconv.Itoa(take))
+		page.Links["Page.Next"] = api.PackagesPath(space) + "?" + next.Encode()
 	}
 	writeJSON(w, http.StatusOK, page)
 }

@@ -87,6 +87,7 @@ func (n *Node) spaceRoot(w http.ResponseWriter, _ *http.Request, space string) {
 			"PackageDeltaSignature": home + "/packages/{packageId}/{version}/delta-signature",
 			"PackageDeltaUpload":    home + "/packages/{packageId}/{baseVersion}/delta{?replace,overwriteMode}",
 			"Tasks":                 home + "/tasks{/id}",
+			"Feeds":                 home + "/feeds{/id}{?skip,take,ids,partialName,feedType,name}",
 		},
 	})
 }

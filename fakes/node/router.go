@@ -156,6 +156,8 @@ func (n *Node) routeSpace(w http.ResponseWriter, r *http.Request, space string, 
 		n.routePackages(w, r, space, seg[1:])
 	case "tasks":
 		n.routeTasks(w, r, space, seg[1:])
+	case "feeds":
+		n.routeFeeds(w, r, space, seg[1:])
 	case "octoha":
 		if len(seg) == 2 && strings.EqualFold(seg[1], "work") {
 			if allow(w, r, http.MethodPost) {
@@ -193,10 +195,13 @@ func (n *Node) routePackages(w http.ResponseWriter, r *http.Request, space strin
 			n.downloadPackage(w, r, space, seg[0])
 		}
 	case len(seg) == 3 && strings.EqualFold(seg[2], "delta-signature"):
-		// No delta support: every client falls back to a full upload.
-		writeError(w, http.StatusNotFound, "No earlier version of package "+seg[0]+" is available to build a delta from.", []string{"No previous versions available"})
+		if allow(w, r, http.MethodGet) {
+			n.deltaSignature(w, r, space, seg[0], seg[1])
+		}
 	case len(seg) == 3 && strings.EqualFold(seg[2], "delta"):
-		writeError(w, http.StatusNotFound, "Delta uploads are not supported by this node.", nil)
+		if allow(w, r, http.MethodPost) {
+			n.deltaUpload(w, r, space, seg[0], seg[1])
+		}
 	default:
 		n.notFound(w, r)
 	}

@@ -16,6 +16,11 @@ func CompareVersions(a, b string) int {
 	return strings.Compare(a, b)
 }
 
+// ComparePrecedence is CompareVersions without the text tie-break: 0 for
+// versions of equal precedence ("1.0" and "1.0.0", or differing only in
+// build metadata), as version ranges compare them.
+func ComparePrecedence(a, b string) int { return comparePrecedence(a, b) }
+
 func comparePrecedence(a, b string) int {
 	an, apre := splitVersion(a)
 	bn, bpre := splitVersion(b)

@@ -89,11 +89,27 @@ func Durability(h *history.History, s *Snapshot) Result {
 	}
 	var n struct {
 		acked, verified, missing, corrupt, unreadable, unknownPresent, unknownAbsent, metaOnly int
+		deltaBuilt, deltaVerified                                                              int
+		deltaBytes, deltaFull                                                                  int64
 	}
 	for _, k := range keys {
 		p := pkgs[k]
 		if p.acked() {
 			n.acked++
+		}
+		// A package the server patched from a delta is judged like any
+		// other: its file must have the SHA-1 of the full package the
+		// client had (the op's Hash), not the delta's.
+		delta := false
+		for _, o := range p.writes {
+			if o.DeltaBytes > 0 {
+				delta = true
+				n.deltaBytes += o.DeltaBytes
+				n.deltaFull += o.Size
+			}
+		}
+		if delta {
+			n.deltaBuilt++
 		}
 		v := p.judge(states[k], vias, clk)
 		n.metaOnly += v.metaOnly
@@ -112,6 +128,9 @@ func Durability(h *history.History, s *Snapshot) Result {
 			n.unreadable++
 		case p.acked():
 			n.verified++
+			if delta {
+				n.deltaVerified++
+			}
 		case v.verdict == verdictAbsent:
 			n.unknownAbsent++
 		default:
@@ -130,6 +149,11 @@ func Durability(h *history.History, s *Snapshot) Result {
 		{"endpoints", float64(len(vias)), "count"},
 		{"node-metadata-only", float64(n.metaOnly), "views"},
 		{"bytes-read", float64(s.BytesRead), "bytes"},
+		{"delta-built", float64(n.deltaBuilt), "packages"},
+	}
+	if n.deltaBuilt > 0 {
+		ev.note("%s built on the server from deltas (%d delta bytes for %d package bytes); %d verified against the full packages' SHA-1",
+			plural(n.deltaBuilt, "acknowledged package was", "acknowledged packages were"), n.deltaBytes, n.deltaFull, n.deltaVerified)
 	}
 	where := "the load balancer"
 	if len(vias) > 1 {

@@ -226,3 +226,26 @@ func TestDurabilitySeparatesLostFromUnreadable(t *testing.T) {
 	}
 	wantEvidence(t, r, "Acme.Web@1.0.0 LOST: absent via lb, Node1, Node2")
 }
+
+// A package the server built from a delta must hold the full package's
+// bytes (the op's hash): a file with the delta's bytes, or anything else,
+// is corrupt.
+func TestDurabilityJudgesDeltaBuiltPackagesByTheFullHash(t *testing.T) {
+	delta := []byte("octodelta: copy 0..20, data")
+	for _, c := range []struct {
+		stored []byte
+		want   Status
+	}{{contentA, Pass}, {delta, Fail}} {
+		var b builder
+		b.upload("Delta.Pkg", "1.0.1", contentA, 0, 1, history.OK, 201)
+		b.h.Ops[len(b.h.Ops)-1].DeltaBytes, b.h.Ops[len(b.h.Ops)-1].BaseVersion = int64(len(delta)), "1.0.0"
+		r := Durability(&b.h, snap(everywhere("Delta.Pkg", "1.0.1", c.stored)))
+		wantStatus(t, r, c.want)
+		wantFigure(t, r, "delta-built", 1)
+		if c.want == Pass {
+			wantEvidence(t, r, "built on the server from deltas", "1 verified against the full packages' SHA-1")
+		} else {
+			wantFigure(t, r, "corrupt", 1)
+		}
+	}
+}

@@ -39,10 +39,13 @@ func NoLeftovers(s *Snapshot, opts LeftoverOptions) Result {
 	type fileKey struct{ id, version string }
 	byKey := map[fileKey][]int{}
 	var temps, other []FileInfo
+	sigs := map[string]FileInfo{} // signature caches by lower-case name
 	for i, f := range s.Files.Files {
 		switch {
 		case IsTempFile(f.Name):
 			temps = append(temps, f)
+		case strings.HasPrefix(f.Name, feedDir) && strings.HasSuffix(f.Name, api.SignatureSuffix):
+			sigs[strings.ToLower(f.Name)] = f
 		case strings.HasPrefix(f.Name, feedDir):
 			pf, err := api.ParseFileName(path.Base(f.Name))
 			if err != nil {
@@ -59,7 +62,7 @@ func NoLeftovers(s *Snapshot, opts LeftoverOptions) Result {
 	}
 
 	used := map[int]bool{}
-	var noFile, wrongSize int
+	var noFile, wrongSize, cachedSigs int
 	for _, row := range s.Rows {
 		key := PackageKey{row.PackageId, row.Version}
 		want := api.PackageFile{ID: row.PackageId, Version: row.Version, Extension: row.FileExtension}.StorePath(space)
@@ -88,6 +91,14 @@ func NoLeftovers(s *Snapshot, opts LeftoverOptions) Result {
 		}
 		used[pick] = true
 		f := s.Files.Files[pick]
+		// The node's Octodiff signature cache of this very file (same
+		// SHA-1) belongs with it.
+		if sig := strings.ToLower(api.SignatureCachePath(f.Name, row.Hash)); row.Hash != "" {
+			if _, ok := sigs[sig]; ok {
+				delete(sigs, sig)
+				cachedSigs++
+			}
+		}
 		if row.PackageSizeBytes > 0 && f.Size != row.PackageSizeBytes {
 			wrongSize++
 			ev.problem("package row %s says %d bytes but %s has %d", key, row.PackageSizeBytes, f.Name, f.Size)
@@ -96,9 +107,14 @@ func NoLeftovers(s *Snapshot, opts LeftoverOptions) Result {
 
 	var orphans []FileInfo
 	for i, f := range s.Files.Files {
-		if !used[i] && !IsTempFile(f.Name) && strings.HasPrefix(f.Name, feedDir) {
+		if !used[i] && !IsTempFile(f.Name) && strings.HasPrefix(f.Name, feedDir) && !strings.HasSuffix(f.Name, api.SignatureSuffix) {
 			orphans = append(orphans, f)
 		}
+	}
+	// A signature cache of no recorded file (its package deleted or
+	// replaced, the node gone before tidying) is an orphan too.
+	for _, f := range sigs {
+		orphans = append(orphans, f)
 	}
 	sort.Slice(orphans, func(i, j int) bool { return orphans[i].Name < orphans[j].Name })
 	for _, f := range orphans {
@@ -125,6 +141,7 @@ func NoLeftovers(s *Snapshot, opts LeftoverOptions) Result {
 		{"rows-without-file", float64(noFile), "count"},
 		{"size-mismatches", float64(wrongSize), "count"},
 		{"orphans", float64(len(orphans)), "files"},
+		{"signature-caches", float64(cachedSigs), "files"},
 		{"other-files", float64(len(other)), "files"},
 	}
 	failed := len(temps) > 0 || noFile > 0 || wrongSize > 0 || s.RowsError != "" || (opts.StrictOrphans && len(orphans) > 0)

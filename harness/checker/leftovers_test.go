@@ -153,3 +153,24 @@ func TestListDir(t *testing.T) {
 		t.Fatalf("empty dir: %+v, %v", empty, err)
 	}
 }
+
+// A node's Octodiff signature cache next to a package belongs with the
+// file whose SHA-1 its name carries; one of a deleted or replaced file is
+// an orphan.
+func TestNoLeftoversSignatureCaches(t *testing.T) {
+	s := cleanStore()
+	s.Rows[0].Hash = "ABCDEF0123"
+	web := "Spaces-1/feeds-builtin/Acme.Web/Acme.Web.1.0.0.zip"
+	s.Files.Files = append(s.Files.Files, FileInfo{api.SignatureCachePath(web, "abcdef0123"), 26})
+	r := NoLeftovers(s, LeftoverOptions{StrictOrphans: true})
+	wantStatus(t, r, Pass)
+	wantFigure(t, r, "signature-caches", 1)
+	wantFigure(t, r, "orphans", 0)
+
+	stale := api.SignatureCachePath(web, "0000000000")
+	s.Files.Files = append(s.Files.Files, FileInfo{stale, 26})
+	r = NoLeftovers(s, LeftoverOptions{StrictOrphans: true})
+	wantStatus(t, r, Fail)
+	wantFigure(t, r, "orphans", 1)
+	wantEvidence(t, r, "orphan file (no package row points to it): "+stale)
+}

@@ -33,6 +33,8 @@ const (
 	KindDownload = "download"
 	KindDrain    = "drain"
 	KindWork     = "work"
+	// KindSignature is a delta-signature request before a delta upload.
+	KindSignature = "delta-signature"
 )
 
 // Op is one client operation: one HTTP request and its outcome.
@@ -60,7 +62,12 @@ type Op struct {
 	Hash      string `json:"hash,omitempty"` // expected SHA-1, hex
 	Size      int64  `json:"size,omitempty"` // expected size in bytes
 	Attempt   int    `json:"attempt,omitempty"`
-	Error     string `json:"error,omitempty"`
+	// BaseVersion and DeltaBytes are set for a delta upload: the version
+	// the delta was built against and the delta's size (Bytes counts the
+	// request body; Size is still the full package's).
+	BaseVersion string `json:"baseVersion,omitempty"`
+	DeltaBytes  int64  `json:"deltaBytes,omitempty"`
+	Error       string `json:"error,omitempty"`
 	// Note explains an outcome the status alone does not (e.g. a 409 after
 	// an unknown attempt, verified to be this client's own package).
 	Note string `json:"note,omitempty"`

@@ -47,6 +47,7 @@ type Reader struct {
 	base uint64
 	size int64
 	off  int64
+	lin  *lineage // nil: one stream; else blocks come from generations
 }
 
 var (
@@ -78,9 +79,18 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if rem := r.size - r.off; int64(len(p)) > rem {
 		p = p[:rem]
 	}
-	fill(r.base, r.off, p)
+	r.fill(r.off, p)
 	r.off += int64(len(p))
 	return len(p), nil
+}
+
+// fill writes the reader's bytes [off, off+len(p)) into p.
+func (r *Reader) fill(off int64, p []byte) {
+	if r.lin == nil {
+		fill(r.base, off, p)
+		return
+	}
+	r.lin.fill(off, p)
 }
 
 // ReadAt fills p with the bytes at offset off, as io.ReaderAt specifies.
@@ -97,7 +107,7 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		n = int(rem)
 		err = io.EOF
 	}
-	fill(r.base, off, p[:n])
+	r.fill(off, p[:n])
 	return n, err
 }
 
@@ -196,6 +206,12 @@ type Spec struct {
 	Ext       string // e.g. ".zip"; empty means DefaultExt
 	Seed      int64
 	Size      int64
+	// Gen > 0 with Change > 0 makes the bytes generation Gen of a lineage
+	// rooted at Seed: each generation is the one before with a Change
+	// fraction of its blocks rewritten (see NewGeneration), as successive
+	// versions of a package are for delta uploads.
+	Gen    int     `json:",omitempty"`
+	Change float64 `json:",omitempty"`
 }
 
 // FileName returns "<PackageID>.<Version><Ext>", the name the package is
@@ -209,10 +225,21 @@ func (s Spec) FileName() string {
 }
 
 // Reader returns a fresh reader of the package's bytes.
-func (s Spec) Reader() *Reader { return New(s.Seed, s.Size) }
+func (s Spec) Reader() *Reader {
+	if s.Gen > 0 && s.Change > 0 {
+		return NewGeneration(s.Seed, s.Size, s.Change, s.Gen)
+	}
+	return New(s.Seed, s.Size)
+}
 
 // Hash returns the SHA-1 of the package's bytes (by generating them).
-func (s Spec) Hash() string { return Hash(s.Seed, s.Size) }
+func (s Spec) Hash() string {
+	h := sha1.New()
+	if _, err := s.Reader().WriteTo(h); err != nil {
+		panic("payload: sha1 write failed: " + err.Error()) // hash.Hash never fails
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
 
 // Validate checks that the spec names a package Octopus would accept.
 func (s Spec) Validate() error {

@@ -14,6 +14,7 @@ func Catalogue() []Scenario {
 		HealthCheck(),
 		DrainUnderLoad(),
 		KillMidUpload(),
+		KillMidDelta(),
 		Pause(),
 		Capacity(2, 20),
 		Capacity(4, 10),

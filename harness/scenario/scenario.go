@@ -47,10 +47,11 @@ const (
 	LExternal = "external"
 	LCertify  = "certify"
 	LSticky   = "sticky"
+	LDelta    = "delta"
 )
 
 // AllLabels is every label, as the README lists them.
-var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky}
+var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky, LDelta}
 
 // Providers a scenario may run on.
 const (
@@ -112,6 +113,8 @@ type Uploads struct {
 	// MaxSize caps the upload size (0: the run's --upload-size). A
 	// scenario whose uploads take the full size is labelled slow.
 	MaxSize int64
+	// Delta: the uploads are versions of one package sent as deltas.
+	Delta bool
 }
 
 // FaultPlan is one fault the scenario injects (documentation and labels;
@@ -224,6 +227,9 @@ func (s Scenario) Labels() []string {
 		add(LUpload)
 		if s.Uploads.MaxSize == 0 {
 			add(LSlow)
+		}
+		if s.Uploads.Delta {
+			add(LDelta)
 		}
 	}
 	if s.Shape.LB != "" {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -128,6 +129,47 @@ func writeBody(pw *io.PipeWriter, mw *multipart.Writer, spec payload.Spec, h has
 	return pw.Close()
 }
 
+// writeDeltaBody is writeBody for a delta upload: the part is the delta
+// file, under the new package's file name.
+func writeDeltaBody(pw *io.PipeWriter, mw *multipart.Writer, spec payload.Spec, path string, progress *atomic.Int64) error {
+	fail := func(err error) error {
+		pw.CloseWithError(err)
+		return err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fail(fmt.Errorf("open the delta: %w", err))
+	}
+	defer f.Close()
+	hdr := textproto.MIMEHeader{}
+	hdr.Set("Content-Disposition", `form-data; name="file"; filename="`+quoteEscaper.Replace(spec.FileName())+`"`)
+	hdr.Set("Content-Type", "application/octet-stream")
+	part, err := mw.CreatePart(hdr)
+	if err != nil {
+		return fail(err)
+	}
+	buf := make([]byte, genBuf)
+	for {
+		n, rerr := f.Read(buf)
+		if n > 0 {
+			if _, err := part.Write(buf[:n]); err != nil {
+				return fail(err)
+			}
+			progress.Add(int64(n))
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fail(rerr)
+		}
+	}
+	if err := mw.Close(); err != nil {
+		return fail(err)
+	}
+	return pw.Close()
+}
+
 var quoteEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 
 // attempt makes one upload attempt and records it.
@@ -150,7 +192,11 @@ func (u *uploader) attempt(ctx context.Context, j *job, n int) (a attemptResult)
 	pr, pw := io.Pipe()
 	var bodyBytes, respBytes atomic.Int64
 	mw := multipart.NewWriter(pw)
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, u.uploadURL, pipeBody{pr: pr, n: &bodyBytes})
+	target := u.uploadURL
+	if j.delta != nil {
+		target = j.delta.url
+	}
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, target, pipeBody{pr: pr, n: &bodyBytes})
 	if err != nil {
 		a.outcome, a.verdict, a.err = history.Failed, history.Failed, fmt.Errorf("build request: %w", err)
 		return a
@@ -165,7 +211,13 @@ func (u *uploader) attempt(ctx context.Context, j *job, n int) (a attemptResult)
 	h := sha1.New()
 	progress := u.prog.counter(j.index)
 	writerDone := make(chan error, 1)
-	go func() { writerDone <- writeBody(pw, mw, j.spec, h, progress) }()
+	go func() {
+		if j.delta != nil {
+			writerDone <- writeDeltaBody(pw, mw, j.spec, j.delta.path, progress)
+			return
+		}
+		writerDone <- writeBody(pw, mw, j.spec, h, progress)
+	}()
 
 	stopWatch := u.watchStall(actx, cancel, &bodyBytes, &respBytes)
 	resp, doErr := u.client.Do(req)
@@ -187,7 +239,9 @@ func (u *uploader) attempt(ctx context.Context, j *job, n int) (a attemptResult)
 	a.bodyBytes = bodyBytes.Load()
 	if werr == nil {
 		a.sentAll = true
-		j.hash = hex.EncodeToString(h.Sum(nil))
+		if j.delta == nil {
+			j.hash = hex.EncodeToString(h.Sum(nil))
+		}
 	}
 	if doErr != nil && a.status == 0 {
 		// No answer. Cancellation by the stall watchdog shows as "context
@@ -352,6 +406,11 @@ func (u *uploader) record(j *job, a *attemptResult) {
 		PackageID: j.spec.PackageID, Version: j.spec.Version,
 		Size: j.spec.Size, Attempt: a.n, Note: a.note,
 	}
+	shown := u.shownURL
+	if j.delta != nil {
+		shown = j.delta.shownURL
+		op.URL, op.BaseVersion, op.DeltaBytes = shown, j.delta.base, j.delta.size
+	}
 	// Checkers need the expected hash of every attempt that may have stored
 	// the package, also of one cut short; generating it costs about half a
 	// second per GiB, once per package. A refused attempt gets it only if
@@ -376,7 +435,7 @@ func (u *uploader) record(j *job, a *attemptResult) {
 		BytesIn:   uint64(len(a.respBody)),
 		Body:      a.respBody,
 		Method:    http.MethodPost,
-		URL:       u.shownURL,
+		URL:       shown,
 		Headers:   a.header,
 	}
 	r.Error = op.Error

@@ -85,11 +85,35 @@ type UploadOptions struct {
 	// Via is recorded in each Op's Via field ("lb" or a node name).
 	Via    string
 	Logger *slog.Logger
+	// Delta uploads the packages as successive versions of one lineage
+	// (see DeltaPackageSpec), each through the delta path the official
+	// clients use: ask for the signature of the nearest earlier version,
+	// build an Octodiff delta from it, post the delta. A package with no
+	// earlier version, or whose delta is not smaller than 95% of it, is
+	// uploaded in full, as the clients do. Versions depend on each other,
+	// so Concurrency must be 1.
+	Delta bool
+	// Change is the fraction of 64 KiB blocks each version rewrites
+	// (Delta only; default DefaultChange).
+	Change float64
+	// First is the index of the first package (default 0), so one run can
+	// continue the lineage another began.
+	First int
 }
+
+// DefaultChange is the fraction of blocks each version of a delta
+// lineage rewrites by default.
+const DefaultChange = 0.05
 
 // PackageResult is what became of one package.
 type PackageResult struct {
 	Spec payload.Spec
+	// BaseVersion and DeltaBytes describe the delta the package was sent
+	// as (Delta uploads; empty and 0 for a full upload).
+	BaseVersion string
+	DeltaBytes  int64
+	// DeltaBuild is how long building the delta took on this machine.
+	DeltaBuild time.Duration
 	// Hash is the SHA-1 of the package's bytes; empty for a failed package
 	// whose bytes were never all sent (not worth generating them again).
 	Hash string
@@ -115,6 +139,8 @@ type UploadSummary struct {
 	BytesSent           int64 // request body bytes over all attempts
 	BytesStored         int64 // payload bytes of packages that ended ok
 	Duration            time.Duration
+	// Deltas counts the packages sent as deltas.
+	Deltas int
 	// Throughput is BytesSent per second of Duration.
 	Throughput float64
 	Seed       int64
@@ -153,6 +179,24 @@ func PackageSpec(prefix string, seed int64, index int, size int64) payload.Spec 
 	}
 }
 
+// DeltaPackageSpec returns the index-th package of a delta lineage: the
+// name PackageSpec gives it, and generation index of the lineage rooted
+// at the run's first package, each generation rewriting a change
+// fraction of the one before's blocks.
+func DeltaPackageSpec(prefix string, seed int64, index int, size int64, change float64) payload.Spec {
+	s := PackageSpec(prefix, seed, index, size)
+	s.Seed, s.Gen, s.Change = payload.DeriveSeed(seed, 0), index, change
+	return s
+}
+
+// spec is the index-th package of the run.
+func (o UploadOptions) spec(index int) payload.Spec {
+	if o.Delta {
+		return DeltaPackageSpec(o.PackageIDPrefix, o.Seed, index, o.Size, o.Change)
+	}
+	return PackageSpec(o.PackageIDPrefix, o.Seed, index, o.Size)
+}
+
 // withDefaults fills in defaults and validates; it sends nothing.
 func (o UploadOptions) withDefaults() (UploadOptions, string, error) {
 	base, err := parseBaseURL(o.URL)
@@ -184,7 +228,23 @@ func (o UploadOptions) withDefaults() (UploadOptions, string, error) {
 	if o.PackageIDPrefix == "" {
 		o.PackageIDPrefix = DefaultPackageIDPrefix
 	}
-	if err := PackageSpec(o.PackageIDPrefix, o.Seed, o.Count-1, o.Size).Validate(); err != nil {
+	if o.First < 0 {
+		return o, "", fmt.Errorf("first package index %d is negative", o.First)
+	}
+	if o.Delta {
+		if o.Change == 0 {
+			o.Change = DefaultChange
+		}
+		if o.Change < 0 || o.Change > 1 {
+			return o, "", fmt.Errorf("change %v: want a fraction of blocks in (0, 1]", o.Change)
+		}
+		if o.Concurrency > 1 {
+			return o, "", fmt.Errorf("delta uploads go one version after another: concurrency %d must be 1", o.Concurrency)
+		}
+	} else if o.Change != 0 {
+		return o, "", errors.New("a change fraction needs delta uploads")
+	}
+	if err := o.spec(o.First + o.Count - 1).Validate(); err != nil {
 		return o, "", fmt.Errorf("package names: %w", err)
 	}
 	if o.Retries < 0 {
@@ -268,12 +328,12 @@ func Upload(ctx context.Context, opts UploadOptions) (*UploadSummary, error) {
 		began:     time.Now(),
 	}
 	u.prog = newTracker(o.Count, o.Size, func(i int) string {
-		return PackageSpec(o.PackageIDPrefix, o.Seed, i, o.Size).FileName()
+		return o.spec(o.First + i).FileName()
 	})
 	stopProgress := startProgress(ctx, o.Progress, o.ProgressInterval, u.prog)
 
 	o.Logger.Info("upload starting", "url", u.shownURL, "count", o.Count, "size", o.Size,
-		"concurrency", o.Concurrency, "seed", o.Seed, "retries", o.Retries)
+		"concurrency", o.Concurrency, "seed", o.Seed, "retries", o.Retries, "delta", o.Delta, "change", o.Change)
 
 	out := make([]PackageResult, o.Count)
 	var next atomic.Int64
@@ -286,7 +346,7 @@ func Upload(ctx context.Context, opts UploadOptions) (*UploadSummary, error) {
 				if i >= o.Count {
 					return
 				}
-				spec := PackageSpec(o.PackageIDPrefix, o.Seed, i, o.Size)
+				spec := o.spec(o.First + i)
 				if ctx.Err() != nil {
 					out[i] = PackageResult{Spec: spec, Outcome: history.Failed,
 						Error: "not attempted: " + context.Cause(ctx).Error()}
@@ -312,6 +372,9 @@ func Upload(ctx context.Context, opts UploadOptions) (*UploadSummary, error) {
 		}
 		s.Attempts += p.Attempts
 		s.BytesSent += p.BytesSent
+		if p.DeltaBytes > 0 {
+			s.Deltas++
+		}
 	}
 	if s.Duration > 0 {
 		s.Throughput = float64(s.BytesSent) / s.Duration.Seconds()
@@ -330,6 +393,10 @@ type job struct {
 	// hadUnknown is set once an attempt may have stored the package, so a
 	// later 409 must be checked against what the server holds.
 	hadUnknown bool
+	// deltaReady is set once a delta upload knows how it sends the
+	// package: as delta (non-nil), or in full.
+	deltaReady bool
+	delta      *deltaBody
 }
 
 // expectedHash returns the package's SHA-1, generating the bytes once if no
@@ -345,6 +412,7 @@ func (u *uploader) uploadOne(ctx context.Context, client string, index int, spec
 	j := &job{index: index, client: client, spec: spec}
 	res := PackageResult{Spec: spec, Start: time.Now(), Outcome: history.Failed}
 	u.prog.begin(index)
+	defer func() { j.delta.remove() }() // j.delta is set later
 	for n := 1; n <= 1+u.opts.Retries; n++ {
 		if n > 1 {
 			d := backoff(u.opts.Backoff, n-1)
@@ -354,6 +422,19 @@ func (u *uploader) uploadOne(ctx context.Context, client string, index int, spec
 				break
 			}
 			u.prog.retry(index)
+		}
+		if u.opts.Delta && !j.deltaReady {
+			retry, err := u.prepareDelta(ctx, j, n)
+			if err != nil {
+				res.Attempts, res.Error = n, err.Error()
+				if retry && ctx.Err() == nil {
+					continue
+				}
+				break
+			}
+			if j.delta != nil {
+				res.BaseVersion, res.DeltaBytes, res.DeltaBuild = j.delta.base, j.delta.size, j.delta.buildTime
+			}
 		}
 		a := u.attempt(ctx, j, n)
 		res.Attempts = n

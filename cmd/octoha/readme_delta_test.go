@@ -1,0 +1,52 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/octoha/octoha/harness/cluster/local"
+)
+
+// The README's "Delta uploads and the built-in feed" section, run line by
+// line as written: a cluster named delta on PostgreSQL and Samba, three
+// versions uploaded (two as deltas), check exits 0, down.
+func TestReadmeDelta(t *testing.T) {
+	bin := needUpBinary(t)
+	lines := readmeBlock(t, "Delta uploads and the built-in feed")
+	dir := local.DefaultRunDir("delta")
+	if _, err := os.Stat(dir); err == nil {
+		t.Skipf("a cluster named delta is running in %s (yours?): not touching it", dir)
+	}
+	cleanupRun(t, dir)
+	work := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(work, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(bin, filepath.Join(work, "bin", "octoha")); err != nil {
+		t.Fatal(err)
+	}
+	env := envWithout(trafficAPIKeyEnv) // the key comes from the cluster
+	sawDeltas := false
+	for _, line := range lines {
+		if strings.Contains(line, " down ") || strings.HasSuffix(line, " down --name delta") {
+			if st, err := local.ReadState(dir); err == nil {
+				t.Cleanup(func() { os.RemoveAll(defaultOutDir(st, "delta")) })
+			}
+		}
+		start := time.Now()
+		code, output := shLine(t, work, env, line)
+		if code != 0 {
+			t.Fatalf("README line %q: exit %d\n%s", line, code, output)
+		}
+		if strings.Contains(line, "upload") {
+			sawDeltas = strings.Contains(output, "2 of 3 packages sent as deltas")
+		}
+		t.Logf("%s: ok in %s", line, time.Since(start).Round(100*time.Millisecond))
+	}
+	if !sawDeltas {
+		t.Fatal("the README's upload line did not send two deltas")
+	}
+}
