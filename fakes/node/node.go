@@ -126,7 +126,7 @@ type Config struct {
 	// in OctopusDeploy/Issues#8356. A deliberately broken node for proving
 	// the double-execution checker; never use it otherwise.
 	UnsafeTaskClaim  bool
-	UnsafeClaimDelay time.Duration // default TaskPoll
+	UnsafeClaimDelay time.Duration // default two TaskPolls
 }
 
 // Node is one fake Octopus Server node.
@@ -214,7 +214,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.RetentionInterval = DefaultRetentionInterval
 	}
 	if cfg.UnsafeClaimDelay <= 0 {
-		cfg.UnsafeClaimDelay = cfg.TaskPoll
+		cfg.UnsafeClaimDelay = 2 * cfg.TaskPoll
 	}
 	if cfg.TaskLogs == nil {
 		// Octopus keeps TaskLogs next to Packages when no separate

@@ -20,6 +20,9 @@ import (
 type queueState struct {
 	mu      sync.Mutex
 	running map[string]*execution
+	// pending holds the unsafe mode's claims not yet written: a task read
+	// as queued whose claim waits out UnsafeClaimDelay.
+	pending map[string]bool
 	wg      sync.WaitGroup
 }
 
@@ -42,7 +45,7 @@ func (e *execution) signal(state string) {
 func (q *queueState) count() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.running)
+	return len(q.running) + len(q.pending)
 }
 
 func (q *queueState) snapshot() []*execution {
@@ -158,7 +161,7 @@ func (n *Node) pollQueue(ctx context.Context) {
 		queued = queued[:max(fair, 0)]
 	}
 	if n.cfg.UnsafeTaskClaim {
-		n.unsafeClaim(ctx, queued)
+		n.unsafeClaims(ctx, queued)
 		return
 	}
 	for _, t := range queued {
@@ -213,29 +216,60 @@ func (n *Node) share(ctx context.Context, cap, running int) int {
 	return max(0, min(free, fair-running))
 }
 
-// unsafeClaim is the broken claim: no conditional update, and a pause
+// unsafeClaims is the broken claim: no conditional update, and a pause
 // between reading the queue and writing the claim in which any other node
-// may claim the same tasks.
-func (n *Node) unsafeClaim(ctx context.Context, queued []store.Task) {
-	t := time.NewTimer(n.cfg.UnsafeClaimDelay)
-	select {
-	case <-ctx.Done():
-		t.Stop()
-		return
-	case <-t.C:
+// may claim the same tasks. The pause runs beside the poll loop, which
+// keeps polling, so with the default pause (two polls) every other unsafe
+// node reads the queue inside it and claims the same tasks: the race shows
+// every time, even on a loaded machine.
+func (n *Node) unsafeClaims(ctx context.Context, queued []store.Task) {
+	n.queue.mu.Lock()
+	if n.queue.pending == nil {
+		n.queue.pending = map[string]bool{}
 	}
-	for _, task := range queued {
-		at := time.Now().UTC()
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := n.cfg.DB.ForceClaimTask(cctx, task.ID, n.cfg.Name, at)
-		cancel()
-		if err != nil {
-			n.log.Debug("unsafe claim failed", "task", task.ID, "err", err)
-			return
+	var mine []store.Task
+	for _, t := range queued {
+		if _, runs := n.queue.running[t.ID]; runs || n.queue.pending[t.ID] {
+			continue
 		}
-		task.State, task.ServerNode, task.StartTime = store.TaskExecuting, n.cfg.Name, at
-		n.startTask(ctx, task, at)
+		n.queue.pending[t.ID] = true
+		mine = append(mine, t)
 	}
+	if len(mine) == 0 {
+		n.queue.mu.Unlock()
+		return
+	}
+	n.queue.wg.Add(1)
+	n.queue.mu.Unlock()
+	go func() {
+		defer n.queue.wg.Done()
+		defer func() {
+			n.queue.mu.Lock()
+			for _, t := range mine {
+				delete(n.queue.pending, t.ID)
+			}
+			n.queue.mu.Unlock()
+		}()
+		t := time.NewTimer(n.cfg.UnsafeClaimDelay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		for _, task := range mine {
+			at := time.Now().UTC()
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := n.cfg.DB.ForceClaimTask(cctx, task.ID, n.cfg.Name, at)
+			cancel()
+			if err != nil {
+				n.log.Debug("unsafe claim failed", "task", task.ID, "err", err)
+				return
+			}
+			task.State, task.ServerNode, task.StartTime = store.TaskExecuting, n.cfg.Name, at
+			n.startTask(ctx, task, at)
+		}
+	}()
 }
 
 // checkRunning reads the state of every task this node runs and stops the

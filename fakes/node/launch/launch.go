@@ -112,7 +112,7 @@ type Config struct {
 	RetentionInterval time.Duration
 	// UnsafeTaskClaim makes a deliberately broken node that claims tasks
 	// without the lock (OctopusDeploy/Issues#8356), after waiting
-	// UnsafeClaimDelay (0: one task poll) between reading the queue and
+	// UnsafeClaimDelay (0: two task polls) between reading the queue and
 	// claiming. Test only.
 	UnsafeTaskClaim  bool
 	UnsafeClaimDelay time.Duration
@@ -166,7 +166,7 @@ var options = []option{
 	{"leader-lease", "length of the leader lease, renewed every heartbeat (0: 3 heartbeats, at least 3s)", func(c *Config) any { return &c.LeaderLease }},
 	{"retention-interval", "how often the leader queues a Retention task (0 disables)", func(c *Config) any { return &c.RetentionInterval }},
 	{"unsafe-task-claim", "TEST ONLY: claim tasks without the lock, so two nodes run one task (OctopusDeploy/Issues#8356)", func(c *Config) any { return &c.UnsafeTaskClaim }},
-	{"unsafe-claim-delay", "TEST ONLY: pause between reading the queue and the unsafe claim (0: one task poll)", func(c *Config) any { return &c.UnsafeClaimDelay }},
+	{"unsafe-claim-delay", "TEST ONLY: pause between reading the queue and the unsafe claim (0: two task polls)", func(c *Config) any { return &c.UnsafeClaimDelay }},
 }
 
 // Names of the flags that carry secrets; Secrets.Register defines them for
