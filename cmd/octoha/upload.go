@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -52,6 +53,7 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		via         = fs.String("via", "", `recorded as each op's "via" (e.g. lb or a node name)`)
 		quiet       = fs.Bool("quiet", false, "no progress output")
 		verbose     = fs.Bool("verbose", false, "log attempts and retries to stderr")
+		rateS       = fs.String("rate", "", "limit each upload to this rate, e.g. 20MB/s or 2MiB/s (a slow client over a WAN); default unlimited")
 	)
 	cf := addClusterFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -66,6 +68,10 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("%w: --size: %v", errUsage, err)
 	}
+	rate, err := parseByteRate(*rateS)
+	if err != nil {
+		return fmt.Errorf("%w: --rate: %v", errUsage, err)
+	}
 	if !flagWasSet(fs, "seed") {
 		*seed = 1 + rand.Int64N(999_999)
 	}
@@ -76,7 +82,7 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	opts := traffic.UploadOptions{
 		URL: *rawURL, APIKey: key, SpaceID: *space, Size: size, Count: *count,
 		Concurrency: *concurrency, PackageIDPrefix: *prefix, Seed: *seed, Retries: *retries,
-		Backoff: *backoff, OverwriteMode: *mode, StallTimeout: *stall, Via: *via,
+		Backoff: *backoff, OverwriteMode: *mode, StallTimeout: *stall, Via: *via, Rate: rate,
 	}
 	if *backoff <= 0 {
 		return fmt.Errorf("%w: --backoff must be positive", errUsage)
@@ -193,4 +199,21 @@ func joinNonEmpty(a, b string) string {
 		return b
 	}
 	return a + "; " + b
+}
+
+// parseByteRate reads a rate such as "20MB/s" or "2MiB/s" ("/s" may be
+// left out); "" or "0" is unlimited (0).
+func parseByteRate(s string) (int64, error) {
+	t := strings.TrimSuffix(strings.TrimSpace(s), "/s")
+	if t == "" || t == "0" {
+		return 0, nil
+	}
+	n, err := payload.ParseSize(t)
+	if err != nil {
+		return 0, fmt.Errorf("%q: want bytes per second such as 20MB/s: %w", s, err)
+	}
+	if n <= 0 {
+		return 0, fmt.Errorf("%q: the rate must be positive", s)
+	}
+	return n, nil
 }

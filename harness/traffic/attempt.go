@@ -19,6 +19,7 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+	"golang.org/x/time/rate"
 
 	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
@@ -93,10 +94,21 @@ func (b pipeBody) WriteTo(w io.Writer) (int64, error) {
 
 func (b pipeBody) Close() error { return b.pr.Close() }
 
+// limiter paces one attempt's body at opts.Rate (nil: unpaced). The burst
+// is small (at most 64 KiB, a twentieth of a second's worth) so the pace is
+// even at the scale of the load balancer's timeouts.
+func (u *uploader) limiter() *rate.Limiter {
+	if u.opts.Rate <= 0 {
+		return nil
+	}
+	burst := int(max(1, min(64<<10, u.opts.Rate/20)))
+	return rate.NewLimiter(rate.Limit(u.opts.Rate), burst)
+}
+
 // writeBody writes the multipart body into pw: one part, field "file",
 // filename "<ID>.<Version><ext>", as the Octopus CLI sends it. It hashes the
 // payload on the way and reports payload progress.
-func writeBody(pw *io.PipeWriter, mw *multipart.Writer, spec payload.Spec, h hash.Hash, progress *atomic.Int64) error {
+func writeBody(ctx context.Context, pw *io.PipeWriter, mw *multipart.Writer, spec payload.Spec, h hash.Hash, progress *atomic.Int64, lim *rate.Limiter) error {
 	hdr := textproto.MIMEHeader{}
 	hdr.Set("Content-Disposition", `form-data; name="file"; filename="`+quoteEscaper.Replace(spec.FileName())+`"`)
 	hdr.Set("Content-Type", "application/octet-stream")
@@ -111,11 +123,24 @@ func writeBody(pw *io.PipeWriter, mw *multipart.Writer, spec payload.Spec, h has
 		n, rerr := r.Read(buf)
 		if n > 0 {
 			h.Write(buf[:n])
-			if _, err := part.Write(buf[:n]); err != nil {
-				pw.CloseWithError(err)
-				return err
+			// A slow client: each chunk (at most the burst) waits for
+			// its tokens before it is written.
+			for chunk := buf[:n]; len(chunk) > 0; {
+				m := len(chunk)
+				if lim != nil {
+					m = min(m, lim.Burst())
+					if err := lim.WaitN(ctx, m); err != nil {
+						pw.CloseWithError(err)
+						return err
+					}
+				}
+				if _, err := part.Write(chunk[:m]); err != nil {
+					pw.CloseWithError(err)
+					return err
+				}
+				progress.Add(int64(m))
+				chunk = chunk[m:]
 			}
-			progress.Add(int64(n))
 		}
 		if rerr == io.EOF {
 			break
@@ -165,7 +190,7 @@ func (u *uploader) attempt(ctx context.Context, j *job, n int) (a attemptResult)
 	h := sha1.New()
 	progress := u.prog.counter(j.index)
 	writerDone := make(chan error, 1)
-	go func() { writerDone <- writeBody(pw, mw, j.spec, h, progress) }()
+	go func() { writerDone <- writeBody(actx, pw, mw, j.spec, h, progress, u.limiter()) }()
 
 	stopWatch := u.watchStall(actx, cancel, &bodyBytes, &respBytes)
 	resp, doErr := u.client.Do(req)
