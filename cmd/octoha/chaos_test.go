@@ -35,6 +35,9 @@ func TestChaosUsageErrors(t *testing.T) {
 		{[]string{"fault", "melt", "--node", "Node1"}, "unknown action"},
 		{[]string{"fault", "kill"}, "needs --node"},
 		{[]string{"fault", "db-stop", "--node", "Node1"}, "takes no --node"},
+		{[]string{"fault", "latency@moon", "--node", "Node1"}, "unknown link"},
+		{[]string{"fault", "latency@db"}, "needs --node"},
+		{[]string{"fault", "reset@client", "--node", "Node1"}, "takes no --node"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(tc.args, &stdout, &stderr)

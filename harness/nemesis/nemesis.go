@@ -114,9 +114,13 @@ func Inject(ctx context.Context, env Env, f Fault, target string) (*Injection, e
 	}
 	inj.mu.Lock()
 	inj.attempted = true
-	inj.record = env.Recorder.FaultStart(f.Name(), target, "")
+	detail := ""
+	if d, ok := f.(interface{ Detail() string }); ok {
+		detail = d.Detail()
+	}
+	inj.record = env.Recorder.FaultStart(f.Name(), target, detail)
 	inj.mu.Unlock()
-	env.log().Info("fault injected", "fault", f.Name(), "target", target)
+	env.log().Info("fault injected", "fault", f.Name(), "target", target, "detail", detail)
 	if err := f.Inject(ctx, env, target); err != nil {
 		// Undo whatever part of it landed, now, and record the window.
 		rerr := inj.Recover(context.WithoutCancel(ctx))

@@ -47,10 +47,11 @@ const (
 	LExternal = "external"
 	LCertify  = "certify"
 	LSticky   = "sticky"
+	LNetwork  = "network"
 )
 
 // AllLabels is every label, as the README lists them.
-var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky}
+var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky, LNetwork}
 
 // Providers a scenario may run on.
 const (
@@ -75,6 +76,9 @@ type Shape struct {
 	MaxConcurrentTasks int
 	// UnsafeAckBeforeStore runs deliberately broken nodes.
 	UnsafeAckBeforeStore bool
+	// Toxiproxy puts the cluster's links through Toxiproxy (network
+	// faults, partitions on the local provider).
+	Toxiproxy bool
 }
 
 // Spec turns the shape into a cluster spec over the defaults.
@@ -97,6 +101,7 @@ func (s Shape) Spec() cluster.Spec {
 		spec.Node.MaxConcurrentTasks = s.MaxConcurrentTasks
 	}
 	spec.Node.UnsafeAckBeforeStore = s.UnsafeAckBeforeStore
+	spec.Toxiproxy = s.Toxiproxy
 	return spec
 }
 
@@ -214,6 +219,9 @@ func (s Scenario) Labels() []string {
 			add(LChaos)
 			add(LFailover)
 		}
+		if kind, _, _ := strings.Cut(f.Fault, "@"); nemesis.IsNetwork(strings.SplitN(kind, ",", 2)[0]) {
+			add(LNetwork)
+		}
 	}
 	for _, l := range s.Load {
 		if l.Target == traffic.TargetWork {
@@ -231,6 +239,9 @@ func (s Scenario) Labels() []string {
 	}
 	if s.Shape.Sticky {
 		add(LSticky)
+	}
+	if s.Shape.Toxiproxy {
+		add(LNetwork)
 	}
 	if s.Shape.UnsafeAckBeforeStore {
 		add(LBroken)
