@@ -84,6 +84,9 @@ type LBSpec struct {
 	Drain            string        `yaml:"drain"`
 	ShutdownSessions bool          `yaml:"shutdownSessions"`
 	ServerTimeout    time.Duration `yaml:"serverTimeout"`
+	// RequestTimeout is a total limit on reading a request (embedded LB
+	// only; see lb.Options.RequestTimeout).
+	RequestTimeout time.Duration `yaml:"requestTimeout,omitempty"`
 }
 
 // DatabaseSpec configures the shared database.

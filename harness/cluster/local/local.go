@@ -466,7 +466,7 @@ func (c *Cluster) startLB(ctx context.Context, noFallback bool) error {
 		Kind: kind, Listen: c.lbListen(), Backends: backends, Dir: filepath.Join(c.dir, "lb"),
 		Interval: c.spec.LB.Interval, Fall: c.spec.LB.Fall, Rise: c.spec.LB.Rise, Sticky: c.spec.LB.Sticky,
 		Drain: lb.DrainMode(c.spec.LB.Drain), ShutdownSessions: c.spec.LB.ShutdownSessions,
-		ServerTimeout: c.spec.LB.ServerTimeout, Log: logf,
+		ServerTimeout: c.spec.LB.ServerTimeout, RequestTimeout: c.spec.LB.RequestTimeout, Log: logf,
 	})
 	if err != nil {
 		return fmt.Errorf("configure load balancer: %w", err)
