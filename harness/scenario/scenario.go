@@ -79,6 +79,8 @@ type Shape struct {
 	// Toxiproxy puts the cluster's links through Toxiproxy (network
 	// faults, partitions on the local provider).
 	Toxiproxy bool
+	// LBRequestTimeout is a total request read limit (embedded LB only).
+	LBRequestTimeout time.Duration
 }
 
 // Spec turns the shape into a cluster spec over the defaults.
@@ -102,6 +104,7 @@ func (s Shape) Spec() cluster.Spec {
 	}
 	spec.Node.UnsafeAckBeforeStore = s.UnsafeAckBeforeStore
 	spec.Toxiproxy = s.Toxiproxy
+	spec.LB.RequestTimeout = s.LBRequestTimeout
 	return spec
 }
 
