@@ -51,3 +51,18 @@ func TestTimelineShowsNetworkFaultsOnTheirLinks(t *testing.T) {
 		}
 	}
 }
+
+func TestFaultSummaryNamesTheLink(t *testing.T) {
+	f := history.Fault{ID: "reset-1", Kind: "reset", Target: "Node2", Detail: "reset@lb,after=0s"}
+	links, what, ok := faultLinks(f)
+	if !ok || strings.Join(links, ",") != "LB → Node2" || what != "reset after=0s" {
+		t.Fatalf("faultLinks = %v %q %v", links, what, ok)
+	}
+	if _, _, ok := faultLinks(history.Fault{Kind: "kill", Target: "Node1"}); ok {
+		t.Fatal("a kill has no link")
+	}
+	// A detail that names another kind is not taken for a network fault's.
+	if _, _, ok := faultLinks(history.Fault{Kind: "drain", Detail: "latency@db"}); ok {
+		t.Fatal("mismatched detail taken for a link")
+	}
+}
