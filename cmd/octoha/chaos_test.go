@@ -62,8 +62,8 @@ func TestChaosListShowsEveryScenarioAndWhy(t *testing.T) {
 			t.Errorf("--list lacks %q", sc.Title)
 		}
 	}
-	if !strings.Contains(out, "Partition") || !strings.Contains(out, "no: it runs on the docker provider only") {
-		t.Errorf("--list does not say why Partition cannot run here:\n%s", out)
+	if !strings.Contains(out, "LB certification") || !strings.Contains(out, "no: it runs on the external provider only") {
+		t.Errorf("--list does not say why LB certification cannot run here:\n%s", out)
 	}
 	stdout.Reset()
 	if code := run([]string{"chaos", "--list", "--labels", "capacity"}, &stdout, &stderr); code != 0 {

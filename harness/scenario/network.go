@@ -23,6 +23,11 @@ import (
 // The network scenarios run on clusters whose links go through Toxiproxy
 // (Shape.Toxiproxy), or with clients slowed to a WAN rate.
 
+// Where links go through Toxiproxy.
+var toxiproxyProviders = []string{Local}
+
+const toxiproxyNote = "only the local provider puts a cluster's links through Toxiproxy"
+
 // SlowClientRate is the rate of the slow-client uploads: a fast office
 // link to a cloud region; a 1 GiB package takes 54 s at it.
 const SlowClientRate = 20_000_000
@@ -108,11 +113,13 @@ func slowClientSteps(ctx context.Context, r Run, passes bool) error {
 // AzureFilesShare: the share is as far away as Azure Files over SMB 3.
 func AzureFilesShare() Scenario {
 	return Scenario{
-		Title:   "Share with Azure Files latency",
-		Claim:   "With the share a few milliseconds and a bandwidth limit away (as Azure Files is), uploads still succeed; their throughput and the nodes' memory are reported.",
-		Topic:   LNetwork,
-		Needs:   []cluster.Capability{cluster.CapNetwork},
-		Shape:   Shape{Nodes: 2, Toxiproxy: true},
+		Title: "Share with Azure Files latency",
+		Claim: "With the share a few milliseconds and a bandwidth limit away (as Azure Files is), uploads still succeed; their throughput and the nodes' memory are reported.",
+		Topic: LNetwork,
+		Needs: []cluster.Capability{cluster.CapNetwork},
+		Shape: Shape{Nodes: 2, Toxiproxy: true},
+		// The docker provider does not put its links through Toxiproxy.
+		Providers: toxiproxyProviders, ProviderNote: toxiproxyNote,
 		Uploads: &Uploads{Count: 2, Concurrency: 2, MaxSize: 128 << 20},
 		Faults:  []FaultPlan{{Fault: azureShareLatency, Target: "every node"}, {Fault: azureShareBandwidth, Target: "every node"}},
 		Checks:  checks("history", "durability", "no-leftovers", "upload-path"),
@@ -208,11 +215,12 @@ func rss(pid int) int64 {
 // database links.
 func FlakyDatabase() Scenario {
 	return Scenario{
-		Title:   "Flaky database link",
-		Claim:   "A little database latency leaves every ping 200; a latency spike past the heartbeat's timeout, or connection resets, turn the affected nodes' pings non-200; the cluster recovers by itself and nothing acknowledged is lost.",
-		Topic:   LNetwork,
-		Needs:   []cluster.Capability{cluster.CapNetwork},
-		Shape:   Shape{Nodes: 3, Toxiproxy: true},
+		Title:     "Flaky database link",
+		Claim:     "A little database latency leaves every ping 200; a latency spike past the heartbeat's timeout, or connection resets, turn the affected nodes' pings non-200; the cluster recovers by itself and nothing acknowledged is lost.",
+		Topic:     LNetwork,
+		Needs:     []cluster.Capability{cluster.CapNetwork},
+		Shape:     Shape{Nodes: 3, Toxiproxy: true},
+		Providers: toxiproxyProviders, ProviderNote: toxiproxyNote,
 		Load:    []Load{{Target: "ping", Rate: 30}},
 		Uploads: &Uploads{Count: 4, Concurrency: 2, MaxSize: 32 << 20},
 		Faults: []FaultPlan{{Fault: "latency@db", Target: "every node (20ms, then a 1.5s spike)"},
@@ -333,11 +341,12 @@ func flakyDBSteps(ctx context.Context, r Run) error {
 // reset while it receives an upload.
 func ResetMidUpload() Scenario {
 	return Scenario{
-		Title:   "Reset mid-upload",
-		Claim:   "A connection reset between the load balancer and the node receiving an upload fails only that upload; its retry succeeds and no partial file survives.",
-		Topic:   LNetwork,
-		Needs:   []cluster.Capability{cluster.CapNetwork},
-		Shape:   Shape{Nodes: 3, Toxiproxy: true},
+		Title:     "Reset mid-upload",
+		Claim:     "A connection reset between the load balancer and the node receiving an upload fails only that upload; its retry succeeds and no partial file survives.",
+		Topic:     LNetwork,
+		Needs:     []cluster.Capability{cluster.CapNetwork},
+		Shape:     Shape{Nodes: 3, Toxiproxy: true},
+		Providers: toxiproxyProviders, ProviderNote: toxiproxyNote,
 		Uploads: &Uploads{Count: 3, Concurrency: 3, MaxSize: 128 << 20},
 		Faults:  []FaultPlan{{Fault: "reset@lb", Target: "the node receiving an upload"}},
 		Checks:  checks("history", "durability", "no-leftovers"),
@@ -408,11 +417,12 @@ func checkOnlyVictimFailed(ctx context.Context, r Run, h *history.History, sum *
 // SharePartition: a node reaches the database but not the share.
 func SharePartition() Scenario {
 	return Scenario{
-		Title:   "Partition from the share",
-		Claim:   "A node that reaches the database but not the share fails the uploads it receives with a 5xx, their retries succeed on the other nodes, and no package is recorded without its file.",
-		Topic:   LNetwork,
-		Needs:   []cluster.Capability{cluster.CapNetwork},
-		Shape:   Shape{Nodes: 3, Toxiproxy: true},
+		Title:     "Partition from the share",
+		Claim:     "A node that reaches the database but not the share fails the uploads it receives with a 5xx, their retries succeed on the other nodes, and no package is recorded without its file.",
+		Topic:     LNetwork,
+		Needs:     []cluster.Capability{cluster.CapNetwork},
+		Shape:     Shape{Nodes: 3, Toxiproxy: true},
+		Providers: toxiproxyProviders, ProviderNote: toxiproxyNote,
 		Uploads: &Uploads{Count: 6, Concurrency: 3, MaxSize: 32 << 20},
 		Faults:  []FaultPlan{{Fault: "partition@share", Target: "Node2"}},
 		Checks:  checks("history", "durability", "no-leftovers"),
