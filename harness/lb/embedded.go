@@ -109,9 +109,8 @@ func (e *embeddedLB) Start(ctx context.Context) error {
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 				log.Warn("proxy error", "server", be.Name, "method", r.Method, "path", r.URL.Path, "err", err)
 				if db, ok := r.Body.(*deadlineBody); ok && db.expired.Load() {
-					// The client's request outlasted the total read
-					// limit, as Traefik answers it.
-					http.Error(w, fmt.Sprintf("408 Request Timeout: the whole request must arrive within %s (readTimeout)", e.o.RequestTimeout), http.StatusRequestTimeout)
+					// The client's request outlasted the total read limit.
+					requestTimedOut(w, fmt.Sprintf("408 Request Timeout: the whole request must arrive within %s (readTimeout)\n", e.o.RequestTimeout))
 					return
 				}
 				http.Error(w, "502 Bad Gateway: "+be.Name+" failed", http.StatusBadGateway)
@@ -310,4 +309,26 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 		b.expired.Store(true)
 	}
 	return n, err
+}
+
+// lingerFor is how long requestTimedOut drains a client still sending.
+const lingerFor = 2 * time.Second
+
+// requestTimedOut answers 408 to a client still sending its body, then
+// reads and discards what it sends for lingerFor before closing (nginx's
+// lingering close): closing at once would make the client's TCP stack
+// reset the connection and drop the answer unread.
+func requestTimedOut(w http.ResponseWriter, msg string) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, msg, http.StatusRequestTimeout)
+		return
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(lingerFor))
+	fmt.Fprintf(brw, "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(msg), msg)
+	if brw.Flush() != nil {
+		return
+	}
+	_, _ = io.Copy(io.Discard, conn)
 }
