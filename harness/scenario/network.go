@@ -139,15 +139,18 @@ const (
 func azureShareSteps(ctx context.Context, r Run) error {
 	c := r.Cluster()
 	r.Step("the share is now %s and %s away from every node", azureShareLatency, azureShareBandwidth)
+	var injs []*nemesis.Injection
 	for _, spec := range []string{azureShareLatency, azureShareBandwidth} {
 		f, err := nemesis.ByName(spec)
 		if err != nil {
 			return err
 		}
 		for _, n := range c.Nodes() {
-			if _, err := r.Inject(ctx, f, n.Name); err != nil {
+			inj, err := r.Inject(ctx, f, n.Name)
+			if err != nil {
 				return err
 			}
+			injs = append(injs, inj)
 		}
 	}
 	size := min(r.UploadSize(), 128<<20)
@@ -165,6 +168,12 @@ func azureShareSteps(ctx context.Context, r Run) error {
 		return fmt.Errorf("uploads to a distant share: %w", err)
 	}
 	r.Figure("share-latency-throughput", sum.Throughput/1e6, "MB/s")
+	// The checks then read every node over a healthy share.
+	for _, inj := range injs {
+		if err := inj.Recover(ctx); err != nil {
+			return err
+		}
+	}
 	if maxRSS > 0 {
 		r.Figure("node-rss-max", float64(maxRSS)/(1<<20), "MiB")
 	} else {
