@@ -273,9 +273,14 @@ func (shareOutage) Recover(ctx context.Context, env Env, _ string) error {
 
 type partition struct{}
 
-// viaToxiproxy: a cluster whose links go through Toxiproxy is partitioned
-// by cutting every link of the node; others (docker) by their Partitioner.
+// viaToxiproxy: a cluster without a Partitioner of its own (docker's
+// disconnects containers from their network; the local provider's cuts
+// every link through Toxiproxy) but whose links go through Toxiproxy is
+// partitioned by cutting every link of the node.
 func viaToxiproxy(c cluster.Cluster) bool {
+	if _, ok := c.(cluster.Partitioner); ok {
+		return false
+	}
 	nc, ok := c.(cluster.NetworkController)
 	return ok && nc.Toxiproxy() != nil
 }

@@ -23,10 +23,11 @@ import (
 // The network scenarios run on clusters whose links go through Toxiproxy
 // (Shape.Toxiproxy), or with clients slowed to a WAN rate.
 
-// Where links go through Toxiproxy.
-var toxiproxyProviders = []string{Local}
+// Where links go through Toxiproxy (a real cluster's are not the
+// harness's to proxy).
+var toxiproxyProviders = []string{Local, Docker}
 
-const toxiproxyNote = "only the local provider puts a cluster's links through Toxiproxy"
+const toxiproxyNote = "the harness puts the links of the clusters it simulates through Toxiproxy; a real cluster's are not its to proxy"
 
 // SlowClientRate is the rate of the slow-client uploads: a fast office
 // link to a cloud region; a 1 GiB package takes 54 s at it.
@@ -113,12 +114,11 @@ func slowClientSteps(ctx context.Context, r Run, passes bool) error {
 // AzureFilesShare: the share is as far away as Azure Files over SMB 3.
 func AzureFilesShare() Scenario {
 	return Scenario{
-		Title: "Share with Azure Files latency",
-		Claim: "With the share a few milliseconds and a bandwidth limit away (as Azure Files is), uploads still succeed; their throughput and the nodes' memory are reported.",
-		Topic: LNetwork,
-		Needs: []cluster.Capability{cluster.CapNetwork},
-		Shape: Shape{Nodes: 2, Toxiproxy: true},
-		// The docker provider does not put its links through Toxiproxy.
+		Title:     "Share with Azure Files latency",
+		Claim:     "With the share a few milliseconds and a bandwidth limit away (as Azure Files is), uploads still succeed; their throughput and the nodes' memory are reported.",
+		Topic:     LNetwork,
+		Needs:     []cluster.Capability{cluster.CapNetwork},
+		Shape:     Shape{Nodes: 2, Toxiproxy: true},
 		Providers: toxiproxyProviders, ProviderNote: toxiproxyNote,
 		Uploads: &Uploads{Count: 2, Concurrency: 2, MaxSize: 128 << 20},
 		Faults:  []FaultPlan{{Fault: azureShareLatency, Target: "every node"}, {Fault: azureShareBandwidth, Target: "every node"}},
