@@ -1,6 +1,8 @@
 // Package nemesis injects faults into a cluster: kill, pause, restart,
 // drain (through the Octopus API, as an operator would), database outage,
-// share outage and network partition. Each fault is recorded in the history
+// share outage, network partition, and faults on one link through
+// Toxiproxy (latency, bandwidth, blackhole, reset, slow close; network.go).
+// Each fault is recorded in the history
 // with its start and end, and schedules of faults are declarative and
 // seeded, so a run is replayed exactly from its seed.
 package nemesis
