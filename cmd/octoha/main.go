@@ -23,19 +23,18 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"node":      {"run one fake Octopus Server node in the foreground", runNode},
-	"up":        {"bring a simulated HA cluster up (local provider)", runUp},
-	"status":    {"show the state of a running cluster", runStatus},
-	"down":      {"stop a cluster and remove its run directory", runDown},
-	"upload":    {"stream deterministic packages through the cluster", runUpload},
-	"attack":    {"rate-based API load with vegeta", runAttack},
-	"check":     {"run the checkers on a finished run's history", runCheck},
-	"report":    {"write HTML, JSON and Markdown reports for a run", runReport},
-	"version":   {"print the version, commit, Go version and platform", runVersion},
-	"chaos":     {"run the chaos catalogue (no Go toolchain needed) and write reports", runChaos},
-	"fault":     {"kill, pause, stop, start, drain… a node of a running cluster; stop or start its database or share", runFault},
-	"certify":   {"certify a real cluster (YAML) against the seed's HA requirements", runCertify},
-	"toxiproxy": {"run the embedded Toxiproxy server (network faults; started by clusters with --toxiproxy)", runToxiproxy},
+	"node":    {"run one fake Octopus Server node in the foreground", runNode},
+	"up":      {"bring a simulated HA cluster up (local provider)", runUp},
+	"status":  {"show the state of a running cluster", runStatus},
+	"down":    {"stop a cluster and remove its run directory", runDown},
+	"upload":  {"stream deterministic packages through the cluster", runUpload},
+	"attack":  {"rate-based API load with vegeta", runAttack},
+	"check":   {"run the checkers on a finished run's history", runCheck},
+	"report":  {"write HTML, JSON and Markdown reports for a run", runReport},
+	"version": {"print the version, commit, Go version and platform", runVersion},
+	"chaos":   {"run the chaos catalogue (no Go toolchain needed) and write reports", runChaos},
+	"fault":   {"kill, pause, stop, start, drain… a node of a running cluster; stop or start its database or share", runFault},
+	"certify": {"certify a real cluster (YAML) against the seed's HA requirements", runCertify},
 }
 
 // errUsage marks errors caused by bad command-line input; main prints usage.

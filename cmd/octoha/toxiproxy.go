@@ -10,6 +10,12 @@ import (
 	"github.com/octoha/octoha/services/toxiproxy"
 )
 
+// Registered here rather than in main.go's table: the clusters started with
+// --toxiproxy run it as a child.
+func init() {
+	commands[toxiproxy.Subcommand] = command{"run the embedded Toxiproxy server (network faults; started by clusters with --toxiproxy)", runToxiproxy}
+}
+
 // runToxiproxy runs the embedded Toxiproxy server in the foreground; the
 // local provider starts it for clusters brought up with --toxiproxy.
 func runToxiproxy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
