@@ -207,9 +207,11 @@ func (t TrafficSummary) Failures() int { return t.Failed + t.Unknown }
 // FaultSummary is one injected fault, with times relative to the
 // scenario's start.
 type FaultSummary struct {
-	ID          string   `json:"id"`
-	Kind        string   `json:"kind"`
-	Target      string   `json:"target,omitempty"`
+	ID     string `json:"id"`
+	Kind   string `json:"kind"`
+	Target string `json:"target,omitempty"`
+	// Link is the link a network fault acts on ("Node1 → database").
+	Link        string   `json:"link,omitempty"`
 	StartOffset float64  `json:"startOffsetSeconds"`
 	EndOffset   *float64 `json:"endOffsetSeconds"` // null: never recovered
 	Error       string   `json:"error,omitempty"`
@@ -362,6 +364,9 @@ func summarizeScenario(l *loaded) ScenarioSummary {
 		acceptOutside(&s.Traffic, s.Checks)
 		for i, f := range h.Faults {
 			fs := FaultSummary{ID: f.ID, Kind: f.Kind, Target: f.Target, StartOffset: secsSince(f.Start, base), Error: Scrub(f.Error)}
+			if links, what, ok := faultLinks(f); ok {
+				fs.Link = Scrub(strings.Join(links, ", ") + ": " + what)
+			}
 			if fs.ID == "" {
 				fs.ID = fmt.Sprintf("fault-%d", i+1)
 			}

@@ -441,7 +441,11 @@ func timelinePlot(l *loaded, maxPoints int) *plotInfo {
 	ya := newLogAxis(h)
 	rows, nrows := faultLabelRows(a, h.Faults)
 	top := float64(nrows)*faultRowH + 4
-	lanesTop := top
+	links := networkRows(h.Faults)
+	lanesTop := top + linksHeight(links)
+	if len(links) > 0 {
+		lanesTop += 4
+	}
 	height := lanesTop + float64(max(len(lanes), 1))*laneH + axisH
 	var w svgw
 	a.open(&w, height, "request timeline of "+l.Name)
@@ -495,6 +499,7 @@ func timelinePlot(l *loaded, maxPoints int) *plotInfo {
 		}
 	}
 	faultLabels(&w, a, h.Faults, rows, 0)
+	linkBands(&w, a, links, top)
 	a.ticks(&w, lanesTop, height-axisH)
 	w.p(`</svg>`)
 	info.SVG = w.String()

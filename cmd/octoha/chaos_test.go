@@ -35,6 +35,9 @@ func TestChaosUsageErrors(t *testing.T) {
 		{[]string{"fault", "melt", "--node", "Node1"}, "unknown action"},
 		{[]string{"fault", "kill"}, "needs --node"},
 		{[]string{"fault", "db-stop", "--node", "Node1"}, "takes no --node"},
+		{[]string{"fault", "latency@moon", "--node", "Node1"}, "unknown link"},
+		{[]string{"fault", "latency@db"}, "needs --node"},
+		{[]string{"fault", "reset@client", "--node", "Node1"}, "takes no --node"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(tc.args, &stdout, &stderr)
@@ -59,8 +62,8 @@ func TestChaosListShowsEveryScenarioAndWhy(t *testing.T) {
 			t.Errorf("--list lacks %q", sc.Title)
 		}
 	}
-	if !strings.Contains(out, "Partition") || !strings.Contains(out, "no: it runs on the docker provider only") {
-		t.Errorf("--list does not say why Partition cannot run here:\n%s", out)
+	if !strings.Contains(out, "LB certification") || !strings.Contains(out, "no: it runs on the external provider only") {
+		t.Errorf("--list does not say why LB certification cannot run here:\n%s", out)
 	}
 	stdout.Reset()
 	if code := run([]string{"chaos", "--list", "--labels", "capacity"}, &stdout, &stderr); code != 0 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/nemesis"
+	"github.com/octoha/octoha/services/toxiproxy"
 )
 
 // faultAction is one `octoha fault` action: the injection of a nemesis
@@ -24,6 +26,7 @@ type faultAction struct {
 	kind     string   // the fault it injects ("" for a recovery)
 	recovers []string // the fault kinds it ends (a recovery)
 	node     bool     // needs --node
+	anyNode  bool     // takes --node or not
 }
 
 // faultActions maps the actions to the nemesis's fault kinds, so a fault
@@ -41,9 +44,10 @@ var faultActions = map[string]faultAction{
 	"undrain":              {recovers: []string{nemesis.KindDrain}, node: true},
 	local.ActionDBStart:    {recovers: []string{nemesis.KindDBOutage}},
 	local.ActionShareStart: {recovers: []string{nemesis.KindShare}},
+	"heal":                 {recovers: append([]string{nemesis.KindPartition}, nemesis.NetworkKinds...), anyNode: true},
 }
 
-var faultActionOrder = []string{"kill", "pause", "resume", "stop", "restart", "start", "drain", "undrain", "db-stop", "db-start", "share-stop", "share-start"}
+var faultActionOrder = []string{"kill", "pause", "resume", "stop", "restart", "start", "drain", "undrain", "db-stop", "db-start", "share-stop", "share-start", "heal"}
 
 // lbSettle bounds how long fault waits, after injecting or recovering, for
 // the load balancer to eject or readmit the node (recording what it sees).
@@ -69,6 +73,13 @@ share-outage), together with the load balancer's view of the nodes until it ejec
 node (and, after a recovery with --wait-lb, readmits it). With --for the fault undoes
 itself after that long, and at once on Ctrl-C.
 
+On a cluster started with octoha up --toxiproxy, ACTION may also be a network fault on one
+link: KIND@LINK[,param=value…], KIND one of latency (latency=, jitter=), bandwidth (rate=,
+e.g. 10MB/s), blackhole, reset, slow-close (after=) or partition; LINK one of client (no
+--node), lb, db, share (the node's), or all (partition only). heal undoes them, e.g.
+  octoha fault latency@db,latency=300ms,jitter=100ms --node Node1 --for 30s
+  octoha fault partition@share --node Node2; octoha fault heal --node Node2
+
 Flags:`)
 		fs.PrintDefaults()
 	}
@@ -82,12 +93,17 @@ Flags:`)
 	}
 	act, ok := faultActions[action]
 	if !ok {
-		return fmt.Errorf("%w: unknown action %q (want one of %s)", errUsage, action, strings.Join(faultActionOrder, ", "))
+		// A network fault: its spec is the action (see nemesis.ParseNet).
+		nf, err := nemesis.ParseNet(action)
+		if err != nil {
+			return fmt.Errorf("%w: unknown action %q (want one of %s, or a network fault such as latency@db,latency=300ms: %v)", errUsage, action, strings.Join(faultActionOrder, ", "), err)
+		}
+		act, ok = faultAction{kind: nf.String(), node: nf.Targeted()}, true
 	}
 	if act.node && *node == "" {
 		return fmt.Errorf("%w: %s needs --node", errUsage, action)
 	}
-	if !act.node && *node != "" {
+	if !act.node && !act.anyNode && *node != "" {
 		return fmt.Errorf("%w: %s takes no --node", errUsage, action)
 	}
 	if *hold < 0 || (*hold > 0 && act.kind == "") {
@@ -171,6 +187,11 @@ Flags:`)
 		rec := inj.Fault()
 		fmt.Fprintf(stdout, "%s: done in %s; recorded as %s in %s (open until octoha fault %s)\n", what,
 			time.Since(start).Round(time.Millisecond), rec.ID, arts.historyPath(), strings.TrimSpace(recoveryOf(action)+" "+nodeFlag(*node)))
+		if nf, ok := f.(nemesis.Net); ok && nf.Kind != nemesis.KindPartition {
+			// A slow or lossy link need not take the node out: one look.
+			w.sample(actx)
+			return arts.close()
+		}
 		w.settle(actx, *node, false)
 		return arts.close()
 	}
@@ -181,7 +202,11 @@ Flags:`)
 		return err
 	}
 	if open, ok := h.OpenFault(*node, act.recovers...); ok {
-		f, err := nemesis.ByName(open.Kind)
+		spec := open.Kind
+		if nemesis.IsNetwork(open.Kind) && open.Detail != "" {
+			spec = open.Detail // which link, and which toxics
+		}
+		f, err := nemesis.ByName(spec)
 		if err != nil {
 			return err
 		}
@@ -193,9 +218,12 @@ Flags:`)
 		fmt.Fprintf(stdout, "%s: done in %s; ended %s (%s, %s → %s) in %s\n", what, time.Since(start).Round(time.Millisecond),
 			rec.ID, rec.Kind, rec.Start.Format("15:04:05.000"), rec.End.Format("15:04:05.000"), arts.historyPath())
 	} else {
-		if action == "undrain" {
+		switch action {
+		case "undrain":
 			err = nemesis.SetMaintenance(actx, env, *node, false)
-		} else {
+		case "heal":
+			err = sc.heal(actx, *node)
+		default:
 			err = local.Control(actx, dir, action, *node)
 		}
 		if err != nil {
@@ -216,6 +244,9 @@ Flags:`)
 
 // recoveryOf names the action that ends an injecting action's fault.
 func recoveryOf(action string) string {
+	if _, ok := faultActions[action]; !ok {
+		return "heal" // a network fault
+	}
 	kind := faultActions[action].kind
 	for _, a := range faultActionOrder {
 		if slices.Contains(faultActions[a].recovers, kind) {
@@ -340,7 +371,43 @@ var (
 	_ cluster.NodeController     = stateCluster{}
 	_ cluster.DatabaseController = stateCluster{}
 	_ cluster.ShareController    = stateCluster{}
+	_ cluster.NetworkController  = stateCluster{}
 )
+
+// Toxiproxy implements cluster.NetworkController: its API is reached
+// directly, at the address the spec gives it.
+func (s stateCluster) Toxiproxy() *toxiproxy.Client {
+	if !s.st.Spec.Toxiproxy {
+		return nil
+	}
+	return toxiproxy.NewClient(s.st.Spec.ToxiproxyAddr())
+}
+
+// heal removes every octoha toxic and enables every link of node (every
+// link of the cluster when node is ""), whatever the history says.
+func (s stateCluster) heal(ctx context.Context, node string) error {
+	tp := s.Toxiproxy()
+	if tp == nil {
+		return errors.New("the cluster's links do not go through Toxiproxy (octoha up --toxiproxy)")
+	}
+	links, err := tp.Links(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, l := range links {
+		if node != "" && !strings.Contains("-"+l.Name+"-", "-"+node+"-") {
+			continue
+		}
+		for _, t := range l.Toxics {
+			if strings.HasPrefix(t.Name, "octoha-") {
+				errs = append(errs, tp.RemoveToxic(ctx, l.Name, t.Name))
+			}
+		}
+		errs = append(errs, tp.SetEnabled(ctx, l.Name, true))
+	}
+	return errors.Join(errs...)
+}
 
 func (s stateCluster) Spec() cluster.Spec    { return s.st.Spec }
 func (s stateCluster) URL() string           { return s.st.LBURL }
@@ -367,6 +434,11 @@ func (s stateCluster) Can(cp cluster.Capability) error {
 	case cluster.CapShareOutage:
 		if s.st.Spec.Storage.Kind != cluster.StorageSMB {
 			return fmt.Errorf("the share is a local directory (embedded): share outages need octoha up --storage smb")
+		}
+		return nil
+	case cluster.CapNetwork, cluster.CapPartition:
+		if !s.st.Spec.Toxiproxy {
+			return fmt.Errorf("%s faults need the cluster's links through Toxiproxy: octoha up --toxiproxy", cp)
 		}
 		return nil
 	}

@@ -36,6 +36,7 @@ type specFlags struct {
 	interval *time.Duration
 	fall     *int
 	rise     *int
+	proxied  *bool
 }
 
 func addSpecFlags(fs *flag.FlagSet) *specFlags {
@@ -54,6 +55,7 @@ func addSpecFlags(fs *flag.FlagSet) *specFlags {
 		interval: fs.Duration("interval", 500*time.Millisecond, "load balancer health-check interval"),
 		fall:     fs.Int("fall", 2, "failed checks before a node is taken out"),
 		rise:     fs.Int("rise", 2, "passed checks before a node is put back"),
+		proxied:  fs.Bool("toxiproxy", false, "put every link (client → LB, LB → node, node → database and share) through Toxiproxy, for network faults"),
 	}
 }
 
@@ -116,6 +118,9 @@ func (f *specFlags) spec(fs *flag.FlagSet) (cluster.Spec, error) {
 	}
 	if set["rise"] {
 		s.LB.Rise = *f.rise
+	}
+	if set["toxiproxy"] {
+		s.Toxiproxy = *f.proxied
 	}
 	if s.Provider == "" || s.Provider == cluster.ProviderLocal {
 		s.Provider = cluster.ProviderLocal

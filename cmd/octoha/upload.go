@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -55,6 +56,7 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		delta       = fs.Bool("delta", false, "upload each package as the next version of the one before, as a delta (signature, Octodiff delta, delta upload), as the Octopus CLI's delta compression does; needs --concurrency 1")
 		changeS     = fs.String("change", "", "with --delta: share of 64 KiB blocks each version rewrites, e.g. 5% or 0.05 (default 5%)")
 		first       = fs.Int("first", 0, "index of the first package, to continue the versions (and with --delta the lineage) of an earlier run with the same --seed")
+		rateS       = fs.String("rate", "", "limit each upload to this rate, e.g. 20MB/s or 2MiB/s (a slow client over a WAN); default unlimited")
 	)
 	cf := addClusterFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -68,6 +70,10 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	size, err := payload.ParseSize(*sizeS)
 	if err != nil {
 		return fmt.Errorf("%w: --size: %v", errUsage, err)
+	}
+	rate, err := parseByteRate(*rateS)
+	if err != nil {
+		return fmt.Errorf("%w: --rate: %v", errUsage, err)
 	}
 	if !flagWasSet(fs, "seed") {
 		*seed = 1 + rand.Int64N(999_999)
@@ -88,7 +94,7 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	opts := traffic.UploadOptions{
 		URL: *rawURL, APIKey: key, SpaceID: *space, Size: size, Count: *count,
 		Concurrency: *concurrency, PackageIDPrefix: *prefix, Seed: *seed, Retries: *retries,
-		Backoff: *backoff, OverwriteMode: *mode, StallTimeout: *stall, Via: *via,
+		Backoff: *backoff, OverwriteMode: *mode, StallTimeout: *stall, Via: *via, Rate: rate,
 		Delta: *delta, Change: change, First: *first,
 	}
 	if *backoff <= 0 {
@@ -228,4 +234,21 @@ func joinNonEmpty(a, b string) string {
 		return b
 	}
 	return a + "; " + b
+}
+
+// parseByteRate reads a rate such as "20MB/s" or "2MiB/s" ("/s" may be
+// left out); "" or "0" is unlimited (0).
+func parseByteRate(s string) (int64, error) {
+	t := strings.TrimSuffix(strings.TrimSpace(s), "/s")
+	if t == "" || t == "0" {
+		return 0, nil
+	}
+	n, err := payload.ParseSize(t)
+	if err != nil {
+		return 0, fmt.Errorf("%q: want bytes per second such as 20MB/s: %w", s, err)
+	}
+	if n <= 0 {
+		return 0, fmt.Errorf("%q: the rate must be positive", s)
+	}
+	return n, nil
 }

@@ -103,6 +103,8 @@ func TestUploadCommandBadInputSendsNothing(t *testing.T) {
 		"stray argument": {"--url", srv.URL, "extra"},
 		"unknown flag":   {"--url", srv.URL, "--bogus"},
 		"bad number":     {"--url", srv.URL, "--count", "many"},
+		"bad rate":       {"--url", srv.URL, "--rate", "fast"},
+		"negative rate":  {"--url", srv.URL, "--rate", "-1MB/s"},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := runUpload(t.Context(), args, &stdout, &stderr)
@@ -192,5 +194,14 @@ func TestUploadCommandFailureExitsNonZero(t *testing.T) {
 	}
 	if strings.Contains(stdout.String()+stderr.String(), trafficTestKey) {
 		t.Fatal("the API key was printed")
+	}
+}
+
+func TestParseByteRate(t *testing.T) {
+	for in, want := range map[string]int64{"": 0, "0": 0, "20MB/s": 20_000_000, "2MiB/s": 2 << 20, "500KB": 500_000} {
+		got, err := parseByteRate(in)
+		if err != nil || got != want {
+			t.Errorf("parseByteRate(%q) = %d, %v; want %d", in, got, err, want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/octoha/octoha/harness/history"
 )
@@ -18,7 +19,7 @@ type Finding struct {
 // Upload-path findings, keyed by what clients saw.
 var (
 	FindingBodyLimit = Finding{"body-limit", "the load balancer refuses large request bodies (413 Request Entity Too Large): Octopus has no size limit of its own and 1 GB+ packages must pass — raise or remove the limit (nginx: client_max_body_size 0; HAProxy has none by default)"}
-	FindingLBTimeout = Finding{"lb-timeout", "the load balancer timed out waiting for the node (504 Gateway Timeout): its server/proxy timeouts are shorter than a large upload needs — size them for 1 GB uploads (HAProxy: timeout server; nginx: proxy_send_timeout / proxy_read_timeout)"}
+	FindingLBTimeout = Finding{"lb-timeout", "the load balancer timed the upload out (504 Gateway Timeout waiting for the node, or 408 Request Timeout when the whole request did not arrive in time): a 1 GB package from a slow client takes minutes, longer than the limit — raise or remove it (a total request limit: Traefik entryPoints.<name>.transport.respondingTimeouts.readTimeout, Go http.Server ReadTimeout, Azure Application Gateway request time-out; inactivity timers: HAProxy timeout server / timeout client, nginx proxy_send_timeout / proxy_read_timeout / client_body_timeout)"}
 	FindingBadGW     = Finding{"bad-gateway", "the load balancer lost the node mid-request (502 Bad Gateway): a node died or the connection to it was cut"}
 	FindingNoNode    = Finding{"no-node", "the load balancer had no healthy node (503 with no node answering)"}
 	FindingCutOff    = Finding{"connection-cut", "connections were closed without any answer during uploads (e.g. nginx client_body_timeout, or a node that died)"}
@@ -48,7 +49,7 @@ func DiagnoseUploads(h *history.History) Result {
 		switch {
 		case op.Status == 413 && op.Node == "":
 			f = &FindingBodyLimit
-		case op.Status == 504 && op.Node == "":
+		case (op.Status == 504 || op.Status == 408) && op.Node == "":
 			f = &FindingLBTimeout
 		case op.Status == 502 && op.Node == "":
 			f = &FindingBadGW
@@ -66,7 +67,8 @@ func DiagnoseUploads(h *history.History) Result {
 		}
 		counts[f.Name]++
 		if len(examples[f.Name]) < 3 {
-			examples[f.Name] = append(examples[f.Name], fmt.Sprintf("op %d %s %s: status %d %s", op.Seq, op.PackageID, op.Version, op.Status, op.Error))
+			// How long the attempt ran is the limit that cut it.
+			examples[f.Name] = append(examples[f.Name], fmt.Sprintf("op %d %s %s: status %d after %s: %s", op.Seq, op.PackageID, op.Version, op.Status, op.End.Sub(op.Start).Round(100*time.Millisecond), op.Error))
 		}
 	}
 	r.Figures = append(r.Figures, Figure{Name: "upload-attempts", Value: float64(total), Unit: "ops"},

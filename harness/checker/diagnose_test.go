@@ -33,6 +33,18 @@ func TestDiagnoseUploads(t *testing.T) {
 			t.Errorf("missing %s in %+v", f.Name, r)
 		}
 	}
+	// A total request limit (408 from the load balancer) is a timeout,
+	// named with the setting to change and how long the attempt ran.
+	slow := &history.History{Ops: []history.Op{up(408, "", "408 Request Timeout", history.Failed)}}
+	r = DiagnoseUploads(slow)
+	ev := strings.Join(r.Evidence, "\n")
+	if r.Status != Fail || !HasFinding(r, FindingLBTimeout) || !strings.Contains(ev, "readTimeout") || !strings.Contains(ev, "after 1s") {
+		t.Fatalf("408: %+v", r)
+	}
+	// A 408 a node itself sent is not the load balancer's.
+	if r := DiagnoseUploads(&history.History{Ops: []history.Op{up(408, "Node1", "", history.Failed)}}); r.Status != Pass {
+		t.Fatalf("node 408: %+v", r)
+	}
 	// During a fault, lost backends are expected; a body limit is not.
 	faulty := &history.History{
 		Ops:    []history.Op{up(503, "", "", history.Failed), up(502, "", "", history.Unknown), up(413, "", "", history.Failed)},

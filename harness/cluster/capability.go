@@ -22,6 +22,9 @@ const (
 	CapDBOutage    Capability = "db-outage"
 	CapShareOutage Capability = "share-outage"
 	CapPartition   Capability = "partition"
+	// CapNetwork: the cluster's links go through Toxiproxy, so latency,
+	// bandwidth, black holes, resets and cuts can be injected on them.
+	CapNetwork Capability = "network"
 )
 
 // Observations and shapes.
@@ -37,7 +40,7 @@ const (
 )
 
 // faultCaps are the capabilities that are faults.
-var faultCaps = []Capability{CapKill, CapPause, CapRestart, CapDrain, CapDBOutage, CapShareOutage, CapPartition}
+var faultCaps = []Capability{CapKill, CapPause, CapRestart, CapDrain, CapDBOutage, CapShareOutage, CapPartition, CapNetwork}
 
 // knownCaps is every capability this version knows.
 var knownCaps = append(slices.Clone(faultCaps), CapLBView, CapFileListing, CapSimulated)

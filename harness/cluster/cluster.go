@@ -78,7 +78,8 @@ type LBController interface {
 	Balancer() lb.Balancer
 }
 
-// Partitioner can cut a node off the network and heal it (docker provider).
+// Partitioner can cut a node off the network and heal it (docker: off its
+// network; local: every link of the node through Toxiproxy).
 type Partitioner interface {
 	PartitionNode(ctx context.Context, name string) error
 	HealNode(ctx context.Context, name string) error

@@ -65,6 +65,10 @@ type Spec struct {
 	DB      DatabaseSpec `yaml:"database"`
 	Storage StorageSpec  `yaml:"storage"`
 	Node    NodeSpec     `yaml:"node"`
+	// Toxiproxy puts every link (client → LB, LB → each node, each node →
+	// database and share) through Toxiproxy, so network faults can be
+	// injected (local provider; see NetworkController).
+	Toxiproxy bool `yaml:"toxiproxy,omitempty"`
 	// External describes a real cluster (provider "external").
 	External *ExternalSpec `yaml:"external,omitempty"`
 }
@@ -81,6 +85,9 @@ type LBSpec struct {
 	Drain            string        `yaml:"drain"`
 	ShutdownSessions bool          `yaml:"shutdownSessions"`
 	ServerTimeout    time.Duration `yaml:"serverTimeout"`
+	// RequestTimeout is a total limit on reading a request (embedded LB
+	// only; see lb.Options.RequestTimeout).
+	RequestTimeout time.Duration `yaml:"requestTimeout,omitempty"`
 }
 
 // DatabaseSpec configures the shared database.
@@ -324,6 +331,9 @@ func (s Spec) DBHost() string { return s.host(5) }
 
 // ShareHost is the SMB server's address (local provider).
 func (s Spec) ShareHost() string { return s.host(6) }
+
+// ToxiproxyAddr is the Toxiproxy API's host:port (Spec.Toxiproxy).
+func (s Spec) ToxiproxyAddr() string { return net.JoinHostPort(s.host(7), "8474") }
 
 func (s Spec) host(last int) string { return s.Network + "." + strconv.Itoa(last) }
 

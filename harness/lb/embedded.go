@@ -45,6 +45,10 @@ func (e *embeddedLB) URL() string { return "http://" + e.o.Listen }
 func (e *embeddedLB) PID() int    { return 0 }
 
 func (e *embeddedLB) Describe() string {
+	if e.o.RequestTimeout > 0 {
+		return fmt.Sprintf("in-process Go proxy with a total request read timeout of %s (Go's ReadTimeout, as Traefik v3's readTimeout; checks every %s fall %d rise %d)",
+			cfgDuration(e.o.RequestTimeout), cfgDuration(e.o.Interval), e.o.Fall, e.o.Rise)
+	}
 	return fmt.Sprintf("EMBEDDED in-process Go proxy (no load-balancer binary installed; checks every %s fall %d rise %d)",
 		cfgDuration(e.o.Interval), e.o.Fall, e.o.Rise)
 }
@@ -96,11 +100,19 @@ func (e *embeddedLB) Start(ctx context.Context) error {
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(target)
 				pr.Out.Host = pr.In.Host // pass Host through, as HAProxy does
+				if e.o.RequestTimeout > 0 && pr.Out.Body != nil && pr.Out.Body != http.NoBody {
+					pr.Out.Body = &deadlineBody{ReadCloser: pr.Out.Body}
+				}
 			},
 			Transport:     tr,
 			FlushInterval: -1, // stream responses; request bodies stream anyway
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 				log.Warn("proxy error", "server", be.Name, "method", r.Method, "path", r.URL.Path, "err", err)
+				if db, ok := r.Body.(*deadlineBody); ok && db.expired.Load() {
+					// The client's request outlasted the total read limit.
+					requestTimedOut(w, fmt.Sprintf("408 Request Timeout: the whole request must arrive within %s (readTimeout)\n", e.o.RequestTimeout))
+					return
+				}
 				http.Error(w, "502 Bad Gateway: "+be.Name+" failed", http.StatusBadGateway)
 			},
 		}
@@ -108,6 +120,7 @@ func (e *embeddedLB) Start(ctx context.Context) error {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: e.o.HeaderTimeout,
+		ReadTimeout:       e.o.RequestTimeout,
 		IdleTimeout:       e.o.ClientTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -280,4 +293,42 @@ func (s *statusRecorder) Flush() {
 	if f, ok := s.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// deadlineBody notes whether reading the client's body hit the server's
+// read deadline (RequestTimeout), which the transport reports only as a
+// broken request.
+type deadlineBody struct {
+	io.ReadCloser
+	expired atomic.Bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		b.expired.Store(true)
+	}
+	return n, err
+}
+
+// lingerFor is how long requestTimedOut drains a client still sending.
+const lingerFor = 2 * time.Second
+
+// requestTimedOut answers 408 to a client still sending its body, then
+// reads and discards what it sends for lingerFor before closing (nginx's
+// lingering close): closing at once would make the client's TCP stack
+// reset the connection and drop the answer unread.
+func requestTimedOut(w http.ResponseWriter, msg string) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, msg, http.StatusRequestTimeout)
+		return
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(lingerFor))
+	fmt.Fprintf(brw, "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(msg), msg)
+	if brw.Flush() != nil {
+		return
+	}
+	_, _ = io.Copy(io.Discard, conn)
 }

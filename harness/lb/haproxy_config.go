@@ -90,6 +90,9 @@ func renderHAProxyConfig(o Options, x HAProxyConfigOptions) string {
 	if x.Resolver != "" {
 		// init-addr none: start even while a name does not resolve yet.
 		ds += " resolvers " + haproxyResolvers + " resolve-prefer ipv4 init-addr last,libc,none"
+		if x.SharedAddress {
+			ds += " resolve-opts allow-dup-ip"
+		}
 	}
 	w("%s", ds)
 	if o.Sticky {

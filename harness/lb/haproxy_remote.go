@@ -22,6 +22,10 @@ type HAProxyConfigOptions struct {
 	// 127.0.0.11:53, so a container that comes back with a new address is
 	// found again. Empty: names are resolved once, at start.
 	Resolver string
+	// SharedAddress lets several servers resolve to one address (HAProxy
+	// otherwise puts all but one in MAINT): every backend behind one
+	// proxy, e.g. Toxiproxy on its own ports.
+	SharedAddress bool
 }
 
 // HAProxyConfig renders the HAProxy configuration the haproxy driver uses

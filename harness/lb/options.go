@@ -67,6 +67,12 @@ type Options struct {
 	ClientTimeout  time.Duration // default 10m; nginx client_body_timeout
 	ServerTimeout  time.Duration // default 15m; nginx proxy_send/read_timeout
 	HeaderTimeout  time.Duration // default 30s; HAProxy `timeout http-request`
+	// RequestTimeout is a total limit (not an inactivity timer) on reading
+	// a whole request, body included: Go's http.Server ReadTimeout, which
+	// Go-based proxies expose (Traefik v3's entryPoints
+	// respondingTimeouts.readTimeout, 60s by default). Embedded only:
+	// HAProxy and nginx have no such limit. 0: none.
+	RequestTimeout time.Duration
 	// Log receives the load balancer's own log (request and health-check
 	// lines). nil discards it; the drivers also keep a copy in Dir.
 	Log io.Writer
@@ -177,6 +183,12 @@ func (o Options) validate() error {
 		if t.d < time.Millisecond {
 			bad("%s %v must be at least 1ms", t.name, t.d)
 		}
+	}
+	if o.RequestTimeout < 0 {
+		bad("RequestTimeout %v is negative", o.RequestTimeout)
+	}
+	if o.RequestTimeout > 0 && o.Kind != Embedded {
+		bad("RequestTimeout: %s has no total request timeout (its timeouts are inactivity timers); only the embedded Go proxy models one", o.Kind)
 	}
 	if o.Drain != DrainDown && o.Drain != DrainNOLB {
 		bad("Drain %q: want %q or %q", o.Drain, DrainDown, DrainNOLB)

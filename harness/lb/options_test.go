@@ -70,6 +70,8 @@ func TestOptionsValidate(t *testing.T) {
 		{"fall", Options{Kind: Embedded, Backends: one, Fall: -1}, "Fall"},
 		{"timeout", Options{Kind: Embedded, Backends: one, ServerTimeout: -time.Second}, "ServerTimeout"},
 		{"drain", Options{Kind: Embedded, Backends: one, Drain: "soft"}, "Drain \"soft\""},
+		{"request timeout", Options{Kind: Embedded, Backends: one, RequestTimeout: -time.Second}, "RequestTimeout"},
+		{"haproxy request timeout", Options{Kind: HAProxy, Backends: one, Dir: "/tmp/x", RequestTimeout: time.Second}, "no total request timeout"},
 		{"haproxy dir", Options{Kind: HAProxy, Backends: one}, "needs Options.Dir"},
 		{"socket length", Options{Kind: HAProxy, Backends: one, Dir: long}, "use a shorter Dir"},
 		{"nginx sticky", Options{Kind: Nginx, Backends: one, Dir: "/tmp/x", Sticky: true}, "Sticky is not available in nginx OSS"},

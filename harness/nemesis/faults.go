@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,8 +56,12 @@ func All() []Fault {
 	return []Fault{Kill, Pause, Restart, Drain, DatabaseOutage, ShareOutage, Partition}
 }
 
-// ByName returns the preset of a kind.
+// ByName returns the preset of a kind, or a network fault from its spec
+// ("latency@db,latency=300ms"; see ParseNet).
 func ByName(name string) (Fault, error) {
+	if strings.Contains(name, "@") || slices.Contains(NetworkKinds, strings.SplitN(name, ",", 2)[0]) {
+		return ParseNet(name)
+	}
 	var names []string
 	for _, f := range All() {
 		if f.Name() == name {
@@ -64,7 +69,7 @@ func ByName(name string) (Fault, error) {
 		}
 		names = append(names, f.Name())
 	}
-	return nil, fmt.Errorf("unknown fault %q (want one of %s)", name, strings.Join(names, ", "))
+	return nil, fmt.Errorf("unknown fault %q (want one of %s, or a network fault such as latency@db,latency=300ms)", name, strings.Join(names, ", "))
 }
 
 var (
@@ -268,14 +273,44 @@ func (shareOutage) Recover(ctx context.Context, env Env, _ string) error {
 
 type partition struct{}
 
+// viaToxiproxy: a cluster without a Partitioner of its own (docker's
+// disconnects containers from their network; the local provider's cuts
+// every link through Toxiproxy) but whose links go through Toxiproxy is
+// partitioned by cutting every link of the node.
+func viaToxiproxy(c cluster.Cluster) bool {
+	if _, ok := c.(cluster.Partitioner); ok {
+		return false
+	}
+	nc, ok := c.(cluster.NetworkController)
+	return ok && nc.Toxiproxy() != nil
+}
+
 func (partition) Name() string   { return KindPartition }
+func (partition) Detail() string { return NetworkPartition(cluster.LinkAll).(Net).String() }
 func (partition) Targeted() bool { return true }
 func (partition) Available(c cluster.Cluster) error {
-	return available[cluster.Partitioner](c, KindPartition, "partition nodes (the docker provider can)")
+	if viaToxiproxy(c) {
+		return cluster.Can(c, cluster.CapPartition)
+	}
+	return available[cluster.Partitioner](c, KindPartition, "partition nodes (the docker provider can, and the local one with --toxiproxy)")
 }
 func (partition) Inject(ctx context.Context, env Env, target string) error {
+	if viaToxiproxy(env.Cluster) {
+		return NetworkPartition(cluster.LinkAll).Inject(ctx, env, target)
+	}
 	return env.Cluster.(cluster.Partitioner).PartitionNode(ctx, target)
 }
 func (partition) Recover(ctx context.Context, env Env, target string) error {
+	if viaToxiproxy(env.Cluster) {
+		return NetworkPartition(cluster.LinkAll).Recover(ctx, env, target)
+	}
 	return env.Cluster.(cluster.Partitioner).HealNode(ctx, target)
+}
+
+// Spec is how a schedule writes f: its kind, or a network fault's spec.
+func Spec(f Fault) string {
+	if n, ok := f.(Net); ok {
+		return n.String()
+	}
+	return f.Name()
 }

@@ -1,6 +1,8 @@
 // Package nemesis injects faults into a cluster: kill, pause, restart,
 // drain (through the Octopus API, as an operator would), database outage,
-// share outage and network partition. Each fault is recorded in the history
+// share outage, network partition, and faults on one link through
+// Toxiproxy (latency, bandwidth, blackhole, reset, slow close; network.go).
+// Each fault is recorded in the history
 // with its start and end, and schedules of faults are declarative and
 // seeded, so a run is replayed exactly from its seed.
 package nemesis
@@ -114,9 +116,13 @@ func Inject(ctx context.Context, env Env, f Fault, target string) (*Injection, e
 	}
 	inj.mu.Lock()
 	inj.attempted = true
-	inj.record = env.Recorder.FaultStart(f.Name(), target, "")
+	detail := ""
+	if d, ok := f.(interface{ Detail() string }); ok {
+		detail = d.Detail()
+	}
+	inj.record = env.Recorder.FaultStart(f.Name(), target, detail)
 	inj.mu.Unlock()
-	env.log().Info("fault injected", "fault", f.Name(), "target", target)
+	env.log().Info("fault injected", "fault", f.Name(), "target", target, "detail", detail)
 	if err := f.Inject(ctx, env, target); err != nil {
 		// Undo whatever part of it landed, now, and record the window.
 		rerr := inj.Recover(context.WithoutCancel(ctx))

@@ -48,7 +48,7 @@ func (s Schedule) String() string {
 }
 
 // ParseSchedule reads "2s kill Node2 for 3s; 10s drain Node1 for 4s;
-// 20s db-outage for 5s".
+// 20s db-outage for 5s; 30s latency@db,latency=300ms Node1 for 5s".
 func ParseSchedule(text string) (Schedule, error) {
 	var s Schedule
 	for i, raw := range strings.Split(text, ";") {
@@ -74,7 +74,7 @@ func ParseSchedule(text string) (Schedule, error) {
 		if err != nil {
 			return bad(err.Error())
 		}
-		st := Step{At: at, Fault: fault.Name(), Hold: hold}
+		st := Step{At: at, Fault: Spec(fault), Hold: hold}
 		switch len(f) {
 		case 4:
 			if fault.Targeted() {
@@ -162,7 +162,7 @@ func Plan(seed int64, o PlanOptions) (Schedule, error) {
 	at := o.Start
 	for range o.Count {
 		f := kinds[rng.IntN(len(kinds))]
-		st := Step{At: at, Fault: f.Name()}
+		st := Step{At: at, Fault: Spec(f)}
 		if f.Targeted() {
 			st.Target = nodes[rng.IntN(len(nodes))]
 		}

@@ -94,8 +94,10 @@ func Preflight(ctx context.Context, opts Options, sc scenario.Scenario) error {
 				if _, err := samba.Available(); err != nil {
 					errs = append(errs, fmt.Errorf("share outages need Samba: %w", err))
 				}
-			case cluster.CapPartition:
-				errs = append(errs, errors.New("the local provider cannot partition nodes; the docker provider can"))
+			case cluster.CapPartition, cluster.CapNetwork:
+				if !sc.Shape.Toxiproxy {
+					errs = append(errs, fmt.Errorf("%s faults on the local provider need the scenario's links through Toxiproxy (Shape.Toxiproxy)", n))
+				}
 			}
 		}
 		return errors.Join(errs...)

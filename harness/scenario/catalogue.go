@@ -28,6 +28,7 @@ func Catalogue() []Scenario {
 		DatabaseOutage(),
 		ShareOutage(),
 		Partition(),
+		SlowClient(true), SlowClient(false), AzureFilesShare(), FlakyDatabase(), ResetMidUpload(), SharePartition(),
 	}
 }
 

@@ -299,15 +299,16 @@ func outOfNetworkSteps(ctx context.Context, r Run, f nemesis.Fault, inject, heal
 	return nil
 }
 
-// Partition: a node cut off the network (docker provider).
+// Partition: a node cut off the network (docker networks, or every link of
+// the node through Toxiproxy on the local provider).
 func Partition() Scenario {
 	return Scenario{
 		Title:        "Partition",
 		Claim:        "A node cut off the network is ejected and taken back once the network heals.",
 		Needs:        []cluster.Capability{cluster.CapPartition},
-		Providers:    []string{Docker},
-		ProviderNote: "only containers can be cut off a network (the local provider's nodes share the loopback interface)",
-		Shape:        Shape{Nodes: 3},
+		Providers:    []string{Local, Docker},
+		ProviderNote: "a real cluster's network is not the harness's to cut",
+		Shape:        Shape{Nodes: 3, Toxiproxy: true},
 		Load:         []Load{{Target: "ping", Rate: 40}},
 		Faults:       []FaultPlan{{Fault: nemesis.KindPartition, Target: "Node2"}},
 		Checks:       checks("history", "min-ops:ping", "convergence", "error-window"),

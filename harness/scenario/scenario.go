@@ -48,10 +48,11 @@ const (
 	LCertify  = "certify"
 	LSticky   = "sticky"
 	LDelta    = "delta"
+	LNetwork  = "network"
 )
 
 // AllLabels is every label, as the README lists them.
-var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky, LDelta}
+var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky, LDelta, LNetwork}
 
 // Providers a scenario may run on.
 const (
@@ -76,6 +77,11 @@ type Shape struct {
 	MaxConcurrentTasks int
 	// UnsafeAckBeforeStore runs deliberately broken nodes.
 	UnsafeAckBeforeStore bool
+	// Toxiproxy puts the cluster's links through Toxiproxy (network
+	// faults, partitions on the local provider).
+	Toxiproxy bool
+	// LBRequestTimeout is a total request read limit (embedded LB only).
+	LBRequestTimeout time.Duration
 }
 
 // Spec turns the shape into a cluster spec over the defaults.
@@ -98,6 +104,8 @@ func (s Shape) Spec() cluster.Spec {
 		spec.Node.MaxConcurrentTasks = s.MaxConcurrentTasks
 	}
 	spec.Node.UnsafeAckBeforeStore = s.UnsafeAckBeforeStore
+	spec.Toxiproxy = s.Toxiproxy
+	spec.LB.RequestTimeout = s.LBRequestTimeout
 	return spec
 }
 
@@ -217,6 +225,9 @@ func (s Scenario) Labels() []string {
 			add(LChaos)
 			add(LFailover)
 		}
+		if kind, _, _ := strings.Cut(f.Fault, "@"); nemesis.IsNetwork(strings.SplitN(kind, ",", 2)[0]) {
+			add(LNetwork)
+		}
 	}
 	for _, l := range s.Load {
 		if l.Target == traffic.TargetWork {
@@ -237,6 +248,9 @@ func (s Scenario) Labels() []string {
 	}
 	if s.Shape.Sticky {
 		add(LSticky)
+	}
+	if s.Shape.Toxiproxy {
+		add(LNetwork)
 	}
 	if s.Shape.UnsafeAckBeforeStore {
 		add(LBroken)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+	"golang.org/x/time/rate"
 
 	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
@@ -94,53 +95,45 @@ func (b pipeBody) WriteTo(w io.Writer) (int64, error) {
 
 func (b pipeBody) Close() error { return b.pr.Close() }
 
+// limiter paces one attempt's body at opts.Rate (nil: unpaced). The burst
+// is small (at most 64 KiB, a twentieth of a second's worth) so the pace is
+// even at the scale of the load balancer's timeouts.
+func (u *uploader) limiter() *rate.Limiter {
+	if u.opts.Rate <= 0 {
+		return nil
+	}
+	burst := int(max(1, min(64<<10, u.opts.Rate/20)))
+	return rate.NewLimiter(rate.Limit(u.opts.Rate), burst)
+}
+
 // writeBody writes the multipart body into pw: one part, field "file",
 // filename "<ID>.<Version><ext>", as the Octopus CLI sends it. It hashes the
 // payload on the way and reports payload progress.
-func writeBody(pw *io.PipeWriter, mw *multipart.Writer, spec payload.Spec, h hash.Hash, progress *atomic.Int64) error {
-	hdr := textproto.MIMEHeader{}
-	hdr.Set("Content-Disposition", `form-data; name="file"; filename="`+quoteEscaper.Replace(spec.FileName())+`"`)
-	hdr.Set("Content-Type", "application/octet-stream")
-	part, err := mw.CreatePart(hdr)
-	if err != nil {
-		pw.CloseWithError(err)
-		return err
-	}
-	r := spec.Reader()
-	buf := make([]byte, genBuf)
-	for {
-		n, rerr := r.Read(buf)
-		if n > 0 {
-			h.Write(buf[:n])
-			if _, err := part.Write(buf[:n]); err != nil {
-				pw.CloseWithError(err)
-				return err
-			}
-			progress.Add(int64(n))
-		}
-		if rerr == io.EOF {
-			break
-		}
-	}
-	if err := mw.Close(); err != nil {
-		pw.CloseWithError(err)
-		return err
-	}
-	return pw.Close()
+func writeBody(ctx context.Context, pw *io.PipeWriter, mw *multipart.Writer, spec payload.Spec, h hash.Hash, progress *atomic.Int64, lim *rate.Limiter) error {
+	return writePart(ctx, pw, mw, spec, io.TeeReader(spec.Reader(), h), progress, lim)
 }
 
 // writeDeltaBody is writeBody for a delta upload: the part is the delta
 // file, under the new package's file name.
-func writeDeltaBody(pw *io.PipeWriter, mw *multipart.Writer, spec payload.Spec, path string, progress *atomic.Int64) error {
+func writeDeltaBody(ctx context.Context, pw *io.PipeWriter, mw *multipart.Writer, spec payload.Spec, path string, progress *atomic.Int64, lim *rate.Limiter) error {
+	f, err := os.Open(path)
+	if err != nil {
+		err = fmt.Errorf("open the delta: %w", err)
+		pw.CloseWithError(err)
+		return err
+	}
+	defer f.Close()
+	return writePart(ctx, pw, mw, spec, f, progress, lim)
+}
+
+// writePart writes r as the body's one file part and closes the body. A
+// slow client (lim set): each chunk, at most the burst, waits for its
+// tokens before it is written.
+func writePart(ctx context.Context, pw *io.PipeWriter, mw *multipart.Writer, spec payload.Spec, r io.Reader, progress *atomic.Int64, lim *rate.Limiter) error {
 	fail := func(err error) error {
 		pw.CloseWithError(err)
 		return err
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return fail(fmt.Errorf("open the delta: %w", err))
-	}
-	defer f.Close()
 	hdr := textproto.MIMEHeader{}
 	hdr.Set("Content-Disposition", `form-data; name="file"; filename="`+quoteEscaper.Replace(spec.FileName())+`"`)
 	hdr.Set("Content-Type", "application/octet-stream")
@@ -150,12 +143,20 @@ func writeDeltaBody(pw *io.PipeWriter, mw *multipart.Writer, spec payload.Spec, 
 	}
 	buf := make([]byte, genBuf)
 	for {
-		n, rerr := f.Read(buf)
-		if n > 0 {
-			if _, err := part.Write(buf[:n]); err != nil {
+		n, rerr := r.Read(buf)
+		for chunk := buf[:n]; len(chunk) > 0; {
+			m := len(chunk)
+			if lim != nil {
+				m = min(m, lim.Burst())
+				if err := lim.WaitN(ctx, m); err != nil {
+					return fail(err)
+				}
+			}
+			if _, err := part.Write(chunk[:m]); err != nil {
 				return fail(err)
 			}
-			progress.Add(int64(n))
+			progress.Add(int64(m))
+			chunk = chunk[m:]
 		}
 		if rerr == io.EOF {
 			break
@@ -213,10 +214,10 @@ func (u *uploader) attempt(ctx context.Context, j *job, n int) (a attemptResult)
 	writerDone := make(chan error, 1)
 	go func() {
 		if j.delta != nil {
-			writerDone <- writeDeltaBody(pw, mw, j.spec, j.delta.path, progress)
+			writerDone <- writeDeltaBody(actx, pw, mw, j.spec, j.delta.path, progress, u.limiter())
 			return
 		}
-		writerDone <- writeBody(pw, mw, j.spec, h, progress)
+		writerDone <- writeBody(actx, pw, mw, j.spec, h, progress, u.limiter())
 	}()
 
 	stopWatch := u.watchStall(actx, cancel, &bodyBytes, &respBytes)

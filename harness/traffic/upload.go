@@ -83,7 +83,11 @@ type UploadOptions struct {
 	// sequential stream per worker. Default DefaultClientName.
 	ClientName string
 	// Via is recorded in each Op's Via field ("lb" or a node name).
-	Via    string
+	Via string
+	// Rate limits each upload attempt's body to this many bytes per
+	// second (0: as fast as the network allows), so a big package takes as
+	// long as over a WAN and meets the load balancer's time limits.
+	Rate   int64
 	Logger *slog.Logger
 	// Delta uploads the packages as successive versions of one lineage
 	// (see DeltaPackageSpec), each through the delta path the official
@@ -262,6 +266,9 @@ func (o UploadOptions) withDefaults() (UploadOptions, string, error) {
 	case api.FailIfExists, api.OverwriteExisting, api.IgnoreIfExists:
 	default:
 		return o, "", fmt.Errorf("overwrite mode %q: use %s, %s or %s", o.OverwriteMode, api.FailIfExists, api.OverwriteExisting, api.IgnoreIfExists)
+	}
+	if o.Rate < 0 {
+		return o, "", fmt.Errorf("rate %d bytes/s is negative", o.Rate)
 	}
 	if o.StallTimeout == 0 {
 		o.StallTimeout = DefaultStallTimeout

@@ -516,3 +516,23 @@ func TestUploadEmptyPackage(t *testing.T) {
 		t.Fatal("an empty package still has a multipart body; Bytes is 0")
 	}
 }
+
+// TestUploadRate: a rate-limited upload takes size/rate, per upload (two
+// concurrent uploads at the same rate take as long as one).
+func TestUploadRate(t *testing.T) {
+	node := newTestNode(t, "Node1")
+	const size, rate = 2 << 20, 4 << 20 // half a second each
+	start := time.Now()
+	s, _, _ := run(t, t.Context(), UploadOptions{URL: node.URL(), Size: size, Count: 2, Concurrency: 2, Seed: 5, Rate: rate})
+	took := time.Since(start)
+	if s.Err() != nil {
+		t.Fatal(s.Err())
+	}
+	want := time.Duration(float64(size) / rate * float64(time.Second))
+	if took < want*9/10 || took > want*3 {
+		t.Fatalf("two concurrent %d-byte uploads at %d B/s each took %v, want about %v", size, rate, took, want)
+	}
+	if err := (UploadOptions{URL: node.URL(), APIKey: testKey, Size: 1, Count: 1, Rate: -1}).Validate(); err == nil {
+		t.Fatal("a negative rate was accepted")
+	}
+}

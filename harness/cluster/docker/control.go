@@ -530,5 +530,10 @@ func (l tcLogger) Printf(format string, v ...any) {
 
 // Can implements cluster.Capable: containers can be killed, paused,
 // stopped and disconnected, and the database and the share are containers
-// of their own.
-func (c *Cluster) Can(cp cluster.Capability) error { return nil }
+// of their own; network faults need the links through Toxiproxy.
+func (c *Cluster) Can(cp cluster.Capability) error {
+	if cp == cluster.CapNetwork {
+		return c.canNetwork()
+	}
+	return nil
+}

@@ -130,6 +130,7 @@ type Cluster struct {
 	statsAddr   string // HAProxy runtime API on the host, 127.0.0.1:port
 	lbURL       string
 	comps       []cluster.Component
+	tps         tpState // Spec.Toxiproxy (network.go)
 
 	mu        sync.Mutex
 	usedPorts map[int]bool
@@ -247,6 +248,9 @@ func Up(ctx context.Context, spec cluster.Spec, opts Options) (_ *Cluster, err e
 	})
 	g.Go(func() error { return c.startShare(gctx, opts.ReadyTimeout) })
 	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := c.startToxiproxy(rctx, opts.ReadyTimeout); err != nil {
 		return nil, err
 	}
 	if err := c.startNodes(rctx, opts.ReadyTimeout); err != nil {
@@ -617,15 +621,16 @@ func (c *Cluster) startNodes(ctx context.Context, timeout time.Duration) error {
 		lc := launch.Default()
 		lc.ID, lc.Name = cluster.NodeID(i), cluster.NodeName(i)
 		lc.Listen, lc.URL = "0.0.0.0:"+strconv.Itoa(port), "http://"+alias+":"+strconv.Itoa(port)
-		lc.Packages = c.shareURL(AliasShare, SMBPort, "Packages")
-		lc.Artifacts = c.shareURL(AliasShare, SMBPort, "Artifacts")
-		lc.TaskLogs = c.shareURL(AliasShare, SMBPort, "TaskLogs")
+		shareHost, sharePort := c.nodeShareHost(i)
+		lc.Packages = c.shareURL(shareHost, sharePort, "Packages")
+		lc.Artifacts = c.shareURL(shareHost, sharePort, "Artifacts")
+		lc.TaskLogs = c.shareURL(shareHost, sharePort, "TaskLogs")
 		lc.Heartbeat, lc.UnhealthyAfter = c.spec.Node.Heartbeat, c.spec.Node.UnhealthyAfter
 		lc.MaxConcurrentTasks = c.spec.Node.MaxConcurrentTasks
 		lc.StartupTimeout, lc.ShutdownGrace = timeout, 5*time.Second
 		lc.UnsafeAckBeforeStore = c.spec.Node.UnsafeAckBeforeStore
 		c.spec.Node.ApplyTasks(&lc)
-		sec := launch.Secrets{APIKeys: []string{c.spec.APIKey}, DB: c.dsn, SMBPassword: c.smbPassword}
+		sec := launch.Secrets{APIKeys: []string{c.spec.APIKey}, DB: c.nodeDSN(i), SMBPassword: c.smbPassword}
 		opts, cr, err := c.options(ctrSpec{
 			part: "node:" + cluster.NodeName(i), alias: alias, image: c.images.Node,
 			env:   sec.Map(),
@@ -661,15 +666,15 @@ func containerID(tc *testcontainers.DockerContainer) string {
 func (c *Cluster) startLB(ctx context.Context, timeout time.Duration) error {
 	port := c.spec.Port
 	backends := make([]lb.Backend, 0, len(c.nodes))
-	for _, n := range c.nodes {
-		backends = append(backends, lb.Backend{Name: n.info.Name, Addr: net.JoinHostPort(n.alias, strconv.Itoa(port))})
+	for i, n := range c.nodes {
+		backends = append(backends, lb.Backend{Name: n.info.Name, Addr: c.lbBackend(i, n.alias)})
 	}
 	cfg, err := lb.HAProxyConfig(lb.Options{
 		Listen: "0.0.0.0:" + strconv.Itoa(port), Backends: backends,
 		Interval: c.spec.LB.Interval, Fall: c.spec.LB.Fall, Rise: c.spec.LB.Rise, Sticky: c.spec.LB.Sticky,
 		Drain: lb.DrainMode(c.spec.LB.Drain), ShutdownSessions: c.spec.LB.ShutdownSessions,
 		ServerTimeout: c.spec.LB.ServerTimeout,
-	}, lb.HAProxyConfigOptions{StatsSocket: "ipv4@0.0.0.0:" + strconv.Itoa(StatsPort), Resolver: dockerDNS})
+	}, lb.HAProxyConfigOptions{StatsSocket: "ipv4@0.0.0.0:" + strconv.Itoa(StatsPort), Resolver: dockerDNS, SharedAddress: c.tps.tp != nil})
 	if err != nil {
 		return fmt.Errorf("configure HAProxy: %w", err)
 	}
@@ -684,7 +689,7 @@ func (c *Cluster) startLB(ctx context.Context, timeout time.Duration) error {
 	// Any HTTP answer (503 while no node is UP yet) means it serves.
 	opts = append(opts, testcontainers.WithWaitStrategy(pingWait("HAProxy", cr.ports[port], timeout, func(int) bool { return true })))
 	c.lb = cr
-	c.lbURL = "http://127.0.0.1:" + strconv.Itoa(cr.ports[port])
+	c.lbURL = c.clientURL("http://127.0.0.1:" + strconv.Itoa(cr.ports[port]))
 	c.statsAddr = "127.0.0.1:" + strconv.Itoa(cr.ports[StatsPort])
 	if err := c.runImage(ctx, cr, opts); err != nil {
 		return err

@@ -29,6 +29,7 @@ import (
 	"github.com/octoha/octoha/internal/proc"
 	"github.com/octoha/octoha/services/postgres"
 	"github.com/octoha/octoha/services/samba"
+	"github.com/octoha/octoha/services/toxiproxy"
 )
 
 // Environment variables that carry secrets to node processes, so they never
@@ -100,6 +101,8 @@ type Cluster struct {
 	pg    *postgres.Server
 	smb   *samba.Server
 	dsn   string
+	// tp carries every link when spec.Toxiproxy is set (network.go).
+	tp *toxiproxy.Server
 	// locations of the three stores, as nodes receive them (smb:// URLs
 	// without password, or directories)
 	packages, artifacts, tasklogs string
@@ -126,6 +129,8 @@ var (
 	_ cluster.ShareController    = (*Cluster)(nil)
 	_ cluster.FileLister         = (*Cluster)(nil)
 	_ cluster.LBController       = (*Cluster)(nil)
+	_ cluster.NetworkController  = (*Cluster)(nil)
+	_ cluster.Partitioner        = (*Cluster)(nil)
 )
 
 // Up brings a cluster up and returns once it is ready: every node answers
@@ -180,6 +185,9 @@ func Up(ctx context.Context, spec cluster.Spec, opts Options) (_ *Cluster, err e
 		return nil, err
 	}
 	if err := c.startStorage(ctx, opts.NoFallback); err != nil {
+		return nil, err
+	}
+	if err := c.startToxiproxy(ctx); err != nil {
 		return nil, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
@@ -265,6 +273,9 @@ func (c *Cluster) checkAddresses() error {
 	addrs := []string{c.spec.LBAddr()}
 	for i := range c.spec.Nodes {
 		addrs = append(addrs, c.spec.NodeAddr(i))
+	}
+	if c.spec.Toxiproxy {
+		addrs = append(addrs, c.proxiedAddrs()...)
 	}
 	for _, a := range addrs {
 		l, err := net.Listen("tcp", a)
@@ -367,16 +378,19 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 	if c.smb != nil {
 		sec.SMBPassword = c.smb.Password()
 	}
-	env := append(os.Environ(), sec.Env()...)
 	for i := range c.spec.Nodes {
+		// Through Toxiproxy, each node reaches the database and the share
+		// at proxies on its own address (network.go).
+		nsec := sec
+		nsec.DB = c.nodeDSN(i)
 		n := &nodeProc{
 			info: cluster.Node{ID: cluster.NodeID(i), Name: cluster.NodeName(i), URL: "http://" + c.spec.NodeAddr(i)},
 			addr: c.spec.NodeAddr(i),
-			env:  env,
+			env:  append(os.Environ(), nsec.Env()...),
 		}
 		lc := launch.Default()
 		lc.ID, lc.Name, lc.Listen = n.info.ID, n.info.Name, n.addr
-		lc.Packages, lc.Artifacts, lc.TaskLogs = c.packages, c.artifacts, c.tasklogs
+		lc.Packages, lc.Artifacts, lc.TaskLogs = c.nodeShare(i, c.packages), c.nodeShare(i, c.artifacts), c.nodeShare(i, c.tasklogs)
 		lc.Heartbeat, lc.UnhealthyAfter = c.spec.Node.Heartbeat, c.spec.Node.UnhealthyAfter
 		lc.MaxConcurrentTasks = c.spec.Node.MaxConcurrentTasks
 		lc.ShutdownGrace = 5 * time.Second
@@ -446,14 +460,14 @@ func (c *Cluster) startLB(ctx context.Context, noFallback bool) error {
 		return err
 	}
 	backends := make([]lb.Backend, 0, len(c.nodes))
-	for _, n := range c.nodes {
-		backends = append(backends, lb.Backend{Name: n.info.Name, Addr: n.addr})
+	for i, n := range c.nodes {
+		backends = append(backends, lb.Backend{Name: n.info.Name, Addr: c.lbToNode(i)})
 	}
 	bal, err := lb.New(lb.Options{
-		Kind: kind, Listen: c.spec.LBAddr(), Backends: backends, Dir: filepath.Join(c.dir, "lb"),
+		Kind: kind, Listen: c.lbListen(), Backends: backends, Dir: filepath.Join(c.dir, "lb"),
 		Interval: c.spec.LB.Interval, Fall: c.spec.LB.Fall, Rise: c.spec.LB.Rise, Sticky: c.spec.LB.Sticky,
 		Drain: lb.DrainMode(c.spec.LB.Drain), ShutdownSessions: c.spec.LB.ShutdownSessions,
-		ServerTimeout: c.spec.LB.ServerTimeout, Log: logf,
+		ServerTimeout: c.spec.LB.ServerTimeout, RequestTimeout: c.spec.LB.RequestTimeout, Log: logf,
 	})
 	if err != nil {
 		return fmt.Errorf("configure load balancer: %w", err)
@@ -471,6 +485,9 @@ func (c *Cluster) Spec() cluster.Spec { return c.spec }
 
 // URL implements cluster.Cluster.
 func (c *Cluster) URL() string {
+	if c.tp != nil {
+		return "http://" + c.spec.LBAddr()
+	}
 	if c.lb != nil {
 		return c.lb.URL()
 	}
@@ -676,6 +693,11 @@ func (c *Cluster) Down(ctx context.Context) error {
 			n.logf.Close()
 		}
 	}
+	if c.tp != nil {
+		if err := c.tp.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop Toxiproxy: %w", err))
+		}
+	}
 	if c.smb != nil {
 		if err := c.smb.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop Samba: %w", err))
@@ -709,6 +731,9 @@ func (c *Cluster) PIDs() []int {
 	}
 	if c.smb != nil && c.smb.PID() > 0 {
 		pids = append(pids, c.smb.PID())
+	}
+	if pid := c.tp.PID(); pid > 0 {
+		pids = append(pids, pid)
 	}
 	return pids
 }
@@ -900,7 +925,8 @@ func DownDir(ctx context.Context, dir string) error {
 
 // Can implements cluster.Capable: processes can be killed, paused and
 // restarted; database and share outages need the real PostgreSQL and Samba
-// (not the embedded fallbacks); loopback addresses cannot be partitioned.
+// (not the embedded fallbacks); partitions and other network faults need
+// the links to go through Toxiproxy (Spec.Toxiproxy).
 func (c *Cluster) Can(cp cluster.Capability) error {
 	switch cp {
 	case cluster.CapDBOutage:
@@ -911,8 +937,10 @@ func (c *Cluster) Can(cp cluster.Capability) error {
 		if c.smb == nil {
 			return errors.New("the share is a local directory (embedded): share outages need Samba (--storage smb, apt-get install samba)")
 		}
-	case cluster.CapPartition:
-		return errors.New("the local provider cannot partition nodes (they share the loopback interface); the docker provider can")
+	case cluster.CapPartition, cluster.CapNetwork:
+		if c.tp == nil {
+			return fmt.Errorf("%s faults need the cluster's links to go through Toxiproxy (octoha up --toxiproxy, spec toxiproxy: true); the docker provider can partition too", cp)
+		}
 	}
 	return nil
 }
