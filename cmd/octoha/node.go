@@ -40,6 +40,8 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("%w: at least one --%s (or $%s) is required", errUsage, launch.FlagAPIKey, launch.EnvAPIKey)
 	case lc.Heartbeat <= 0:
 		return fmt.Errorf("%w: --heartbeat must be positive", errUsage)
+	case node.ValidOS(lc.OS) != nil:
+		return fmt.Errorf("%w: --os: %v", errUsage, node.ValidOS(lc.OS))
 	case lc.TaskPoll <= 0:
 		return fmt.Errorf("%w: --task-poll must be positive", errUsage)
 	case lc.OfflineAfter < 0 || lc.LeaderLease < 0 || lc.RetentionInterval < 0 || lc.UnsafeClaimDelay < 0:
@@ -80,6 +82,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		TaskPoll:           lc.TaskPoll, OfflineAfter: lc.OfflineAfter, LeaderLease: lc.LeaderLease,
 		RetentionInterval: lc.RetentionInterval,
 		UnsafeTaskClaim:   lc.UnsafeTaskClaim, UnsafeClaimDelay: lc.UnsafeClaimDelay,
+		OS: lc.OS,
 	}
 	if lc.RetentionInterval == 0 {
 		cfg.RetentionInterval = -1 // the flag's 0 disables; the Config's 0 means the default

@@ -36,6 +36,8 @@ type specFlags struct {
 	interval *time.Duration
 	fall     *int
 	rise     *int
+	os       *string
+	mixedOS  *bool
 }
 
 func addSpecFlags(fs *flag.FlagSet) *specFlags {
@@ -54,6 +56,8 @@ func addSpecFlags(fs *flag.FlagSet) *specFlags {
 		interval: fs.Duration("interval", 500*time.Millisecond, "load balancer health-check interval"),
 		fall:     fs.Int("fall", 2, "failed checks before a node is taken out"),
 		rise:     fs.Int("rise", 2, "passed checks before a node is put back"),
+		os:       fs.String("os", "linux", "operating system of the nodes: linux or windows, or one per node comma-separated (windows,linux,…)"),
+		mixedOS:  fs.Bool("allow-mixed-os", false, "allow Windows and Linux nodes in one cluster, which the seed forbids (to watch downloads fail)"),
 	}
 }
 
@@ -116,6 +120,12 @@ func (f *specFlags) spec(fs *flag.FlagSet) (cluster.Spec, error) {
 	}
 	if set["rise"] {
 		s.LB.Rise = *f.rise
+	}
+	if set["os"] {
+		s.Node.OS = strings.Split(*f.os, ",")
+	}
+	if set["allow-mixed-os"] {
+		s.Node.AllowMixedOS = *f.mixedOS
 	}
 	if s.Provider == "" || s.Provider == cluster.ProviderLocal {
 		s.Provider = cluster.ProviderLocal

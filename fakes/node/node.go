@@ -71,6 +71,11 @@ type Config struct {
 	// APIKeys are the keys accepted in X-Octopus-ApiKey (or a Bearer token).
 	APIKeys []string
 
+	// OS is the operating system the node emulates (OSLinux, the default,
+	// or OSWindows): it records storage paths in that OS's form
+	// (ospath.go).
+	OS string
+
 	MaxConcurrentTasks int
 	Heartbeat          time.Duration
 	UnhealthyAfter     time.Duration
@@ -177,6 +182,12 @@ func New(cfg Config) (*Node, error) {
 	}
 	if len(cfg.APIKeys) == 0 {
 		return nil, errors.New("node: at least one API key is required")
+	}
+	if cfg.OS == "" {
+		cfg.OS = OSLinux
+	}
+	if err := ValidOS(cfg.OS); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
 	}
 	if cfg.MaxConcurrentTasks <= 0 {
 		cfg.MaxConcurrentTasks = DefaultMaxConcurrentTasks

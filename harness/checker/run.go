@@ -22,6 +22,9 @@ type Options struct {
 	ErrorWindow ErrorWindowOptions
 	// MinOps are anti-vacuity rules, each reported as its own check.
 	MinOps []MinOpsRule
+	// NodeOS maps node names to their operating system; when set, the
+	// downloads check runs and names mixed operating systems as a cause.
+	NodeOS map[string]string
 }
 
 // Run collects a snapshot of the target and evaluates every check. It
@@ -49,6 +52,9 @@ func Evaluate(h *history.History, s *Snapshot, opts Options) *Report {
 		r.Results = append(r.Results, MinOps(h, m.Kind, m.N))
 	}
 	r.Results = append(r.Results, Durability(h, s), NoLeftovers(s, opts.Leftovers))
+	if len(opts.NodeOS) > 0 {
+		r.Results = append(r.Results, Downloads(h, s, opts.NodeOS))
+	}
 	conv := opts.Convergence
 	if s != nil {
 		for _, n := range s.Nodes {

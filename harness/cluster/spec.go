@@ -121,6 +121,55 @@ type NodeSpec struct {
 	UnsafeTaskClaim bool `yaml:"unsafeTaskClaim"`
 	// Image is the fake-node image (docker provider).
 	Image string `yaml:"image"`
+	// OS is the operating system each node emulates, linux (default) or
+	// windows: one value for every node, or one per node. Nodes of both
+	// are refused (MixedOSRule) unless AllowMixedOS, which only the
+	// topology scenario sets, to show what goes wrong.
+	OS           []string `yaml:"os"`
+	AllowMixedOS bool     `yaml:"allowMixedOS"`
+}
+
+// OS values.
+const (
+	OSLinux   = launch.DefaultOS
+	OSWindows = "windows"
+)
+
+// MixedOSRule is the seed's rule a mixed cluster breaks, quoted.
+const MixedOSRule = `the seed: "Due to how Octopus stores the paths to various BLOB data (task logs, artifacts, packages, etc.), you cannot run both Windows, and Octopus Linux containers in the same Octopus Deploy instance. It has to be either all Windows or all containers."`
+
+// NodeOS is node i's (0-based) operating system.
+func (s Spec) NodeOS(i int) string {
+	switch {
+	case len(s.Node.OS) == 1:
+		return s.Node.OS[0]
+	case i < len(s.Node.OS) && s.Node.OS[i] != "":
+		return s.Node.OS[i]
+	}
+	return OSLinux
+}
+
+// ApplyOS sets node i's operating system in its launch configuration.
+func (s Spec) ApplyOS(i int, lc *launch.Config) { lc.OS = s.NodeOS(i) }
+
+func (s Spec) validateOS(bad func(string, ...any)) {
+	if len(s.Node.OS) > 1 && len(s.Node.OS) != s.Nodes {
+		bad("node.os lists %d operating systems for %d nodes: give one for all, or one per node", len(s.Node.OS), s.Nodes)
+		return
+	}
+	seen := map[string][]string{}
+	for i := range s.Nodes {
+		os := s.NodeOS(i)
+		if os != OSLinux && os != OSWindows {
+			bad("node.os %q: want linux or windows", os)
+			return
+		}
+		seen[os] = append(seen[os], NodeName(i))
+	}
+	if len(seen) > 1 && !s.Node.AllowMixedOS {
+		bad("the cluster mixes Windows nodes (%s) and Linux nodes (%s), which %s Set node.allowMixedOS (octoha up --allow-mixed-os) only to watch it fail",
+			strings.Join(seen[OSWindows], ", "), strings.Join(seen[OSLinux], ", "), MixedOSRule)
+	}
 }
 
 // ApplyTasks sets the task-queue flags of a node's launch configuration
@@ -155,6 +204,17 @@ type ExternalSpec struct {
 type ExternalNode struct {
 	Name string `yaml:"name"`
 	URL  string `yaml:"url"`
+	// OS is the node's operating system, linux or windows: Octopus's API
+	// does not expose it (OctopusServerNodes carry no OS), so the
+	// topology certificate row takes it from here.
+	OS string `yaml:"os"`
+}
+
+func (e *ExternalSpec) nodes() []ExternalNode {
+	if e == nil {
+		return nil
+	}
+	return e.Nodes
 }
 
 // Defaults returns the spec of `octoha up` without flags: three nodes
@@ -309,6 +369,15 @@ func (s Spec) validate() error {
 		if s.External == nil || s.External.LBURL == "" {
 			bad("provider external needs external.lbURL")
 		}
+		// A real cluster is what it is: its mix is the certificate's
+		// finding, not a reason to refuse the run.
+		for _, n := range s.External.nodes() {
+			if n.OS != "" && n.OS != OSLinux && n.OS != OSWindows {
+				bad("external node %s: os %q: want linux or windows", n.Name, n.OS)
+			}
+		}
+	} else {
+		s.validateOS(bad)
 	}
 	return errors.Join(errs...)
 }

@@ -27,6 +27,8 @@ func Catalogue() []Scenario {
 		DatabaseOutage(),
 		ShareOutage(),
 		Partition(),
+		MixedOS(),
+		OSTopology(),
 	}
 }
 

@@ -47,10 +47,11 @@ const (
 	LExternal = "external"
 	LCertify  = "certify"
 	LSticky   = "sticky"
+	LTopology = "topology"
 )
 
 // AllLabels is every label, as the README lists them.
-var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky}
+var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky, LTopology}
 
 // Providers a scenario may run on.
 const (
@@ -75,6 +76,9 @@ type Shape struct {
 	MaxConcurrentTasks int
 	// UnsafeAckBeforeStore runs deliberately broken nodes.
 	UnsafeAckBeforeStore bool
+	// OS is each node's operating system (cluster.NodeSpec.OS); a mix is
+	// allowed here, since a scenario sets it to show what goes wrong.
+	OS []string
 }
 
 // Spec turns the shape into a cluster spec over the defaults.
@@ -97,6 +101,7 @@ func (s Shape) Spec() cluster.Spec {
 		spec.Node.MaxConcurrentTasks = s.MaxConcurrentTasks
 	}
 	spec.Node.UnsafeAckBeforeStore = s.UnsafeAckBeforeStore
+	spec.Node.OS, spec.Node.AllowMixedOS = s.OS, len(s.OS) > 1
 	return spec
 }
 

@@ -59,6 +59,7 @@ const (
 	DefaultUploadStallTimeout = 2 * time.Minute
 	DefaultTaskPoll           = 20 * time.Second
 	DefaultRetentionInterval  = time.Hour
+	DefaultOS                 = "linux"
 )
 
 // Config is a node's command line, secrets excepted. Start from Default and
@@ -116,6 +117,11 @@ type Config struct {
 	// claiming. Test only.
 	UnsafeTaskClaim  bool
 	UnsafeClaimDelay time.Duration
+
+	// OS is the operating system the node emulates, linux or windows: it
+	// records storage paths in that OS's form, which a node of the other
+	// cannot resolve (the seed's "all Windows or all containers").
+	OS string
 }
 
 // Default is the configuration of a node started without flags.
@@ -132,6 +138,7 @@ func Default() Config {
 		UploadStallTimeout: DefaultUploadStallTimeout,
 		TaskPoll:           DefaultTaskPoll,
 		RetentionInterval:  DefaultRetentionInterval,
+		OS:                 DefaultOS,
 	}
 }
 
@@ -166,6 +173,7 @@ var options = []option{
 	{"leader-lease", "length of the leader lease, renewed every heartbeat (0: 3 heartbeats, at least 3s)", func(c *Config) any { return &c.LeaderLease }},
 	{"retention-interval", "how often the leader queues a Retention task (0 disables)", func(c *Config) any { return &c.RetentionInterval }},
 	{"unsafe-task-claim", "TEST ONLY: claim tasks without the lock, so two nodes run one task (OctopusDeploy/Issues#8356)", func(c *Config) any { return &c.UnsafeTaskClaim }},
+	{"os", "operating system to emulate: linux or windows (storage paths recorded in its form; the other cannot resolve them)", func(c *Config) any { return &c.OS }},
 	{"unsafe-claim-delay", "TEST ONLY: pause between reading the queue and the unsafe claim (0: one task poll)", func(c *Config) any { return &c.UnsafeClaimDelay }},
 }
 

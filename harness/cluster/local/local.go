@@ -370,7 +370,7 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 	env := append(os.Environ(), sec.Env()...)
 	for i := range c.spec.Nodes {
 		n := &nodeProc{
-			info: cluster.Node{ID: cluster.NodeID(i), Name: cluster.NodeName(i), URL: "http://" + c.spec.NodeAddr(i)},
+			info: cluster.Node{ID: cluster.NodeID(i), Name: cluster.NodeName(i), URL: "http://" + c.spec.NodeAddr(i), OS: c.spec.NodeOS(i)},
 			addr: c.spec.NodeAddr(i),
 			env:  env,
 		}
@@ -382,6 +382,7 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 		lc.ShutdownGrace = 5 * time.Second
 		lc.UnsafeAckBeforeStore = c.spec.Node.UnsafeAckBeforeStore
 		c.spec.Node.ApplyTasks(&lc)
+		c.spec.ApplyOS(i, &lc)
 		n.args = append([]string{launch.Subcommand}, lc.Args()...)
 		c.nodes = append(c.nodes, n)
 		if err := c.spawn(n); err != nil {
