@@ -40,6 +40,10 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("%w: at least one --%s (or $%s) is required", errUsage, launch.FlagAPIKey, launch.EnvAPIKey)
 	case lc.Heartbeat <= 0:
 		return fmt.Errorf("%w: --heartbeat must be positive", errUsage)
+	case lc.PermissionCacheTTL <= 0:
+		return fmt.Errorf("%w: --permission-cache-ttl must be positive", errUsage)
+	case lc.PermissionCache != node.PermissionCacheLocal && lc.PermissionCache != node.PermissionCacheShared:
+		return fmt.Errorf("%w: --permission-cache %q: want local or shared", errUsage, lc.PermissionCache)
 	case node.ValidOS(lc.OS) != nil:
 		return fmt.Errorf("%w: --os: %v", errUsage, node.ValidOS(lc.OS))
 	case lc.TaskPoll <= 0:
@@ -82,7 +86,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		TaskPoll:           lc.TaskPoll, OfflineAfter: lc.OfflineAfter, LeaderLease: lc.LeaderLease,
 		RetentionInterval: lc.RetentionInterval,
 		UnsafeTaskClaim:   lc.UnsafeTaskClaim, UnsafeClaimDelay: lc.UnsafeClaimDelay,
-		OS: lc.OS,
+		OS: lc.OS, PermissionCacheTTL: lc.PermissionCacheTTL, PermissionCache: lc.PermissionCache,
 	}
 	if lc.RetentionInterval == 0 {
 		cfg.RetentionInterval = -1 // the flag's 0 disables; the Config's 0 means the default

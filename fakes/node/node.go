@@ -71,6 +71,13 @@ type Config struct {
 	// APIKeys are the keys accepted in X-Octopus-ApiKey (or a Bearer token).
 	APIKeys []string
 
+	// PermissionCacheTTL is how long the node trusts a cached permission
+	// set (default DefaultPermissionCacheTTL); PermissionCache is
+	// PermissionCacheLocal (default: invalidated only by changes made
+	// through this node, as in Octopus) or PermissionCacheShared.
+	PermissionCacheTTL time.Duration
+	PermissionCache    string
+
 	// OS is the operating system the node emulates (OSLinux, the default,
 	// or OSWindows): it records storage paths in that OS's form
 	// (ospath.go).
@@ -147,6 +154,7 @@ type Node struct {
 	slots     taskSlots
 	started   time.Time
 
+	perms permCache  // users' permissions (permissions.go)
 	queue queueState // server tasks this node runs (queue.go)
 	lead  leadState  // leadership (leader.go)
 
@@ -188,6 +196,16 @@ func New(cfg Config) (*Node, error) {
 	}
 	if err := ValidOS(cfg.OS); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
+	}
+	if cfg.PermissionCacheTTL <= 0 {
+		cfg.PermissionCacheTTL = DefaultPermissionCacheTTL
+	}
+	switch cfg.PermissionCache {
+	case "":
+		cfg.PermissionCache = PermissionCacheLocal
+	case PermissionCacheLocal, PermissionCacheShared:
+	default:
+		return nil, fmt.Errorf("node: permission cache %q: want %s or %s", cfg.PermissionCache, PermissionCacheLocal, PermissionCacheShared)
 	}
 	if cfg.MaxConcurrentTasks <= 0 {
 		cfg.MaxConcurrentTasks = DefaultMaxConcurrentTasks

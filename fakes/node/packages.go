@@ -86,6 +86,9 @@ func rawFileName(p *multipart.Part) string {
 // in the database.
 func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 	ctx := r.Context()
+	if !n.mayPush(w, r, space) {
+		return
+	}
 	mode, err := overwriteMode(r.URL.Query())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "Invalid upload options.", []string{err.Error()})

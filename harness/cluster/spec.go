@@ -127,6 +127,11 @@ type NodeSpec struct {
 	// topology scenario sets, to show what goes wrong.
 	OS           []string `yaml:"os"`
 	AllowMixedOS bool     `yaml:"allowMixedOS"`
+	// PermissionCacheTTL is how long nodes trust cached permissions (0:
+	// the node's default); PermissionCache is local (as in Octopus: a
+	// change invalidates only the node it was made through) or shared.
+	PermissionCacheTTL time.Duration `yaml:"permissionCacheTTL"`
+	PermissionCache    string        `yaml:"permissionCache"`
 }
 
 // OS values.
@@ -149,8 +154,17 @@ func (s Spec) NodeOS(i int) string {
 	return OSLinux
 }
 
-// ApplyOS sets node i's operating system in its launch configuration.
-func (s Spec) ApplyOS(i int, lc *launch.Config) { lc.OS = s.NodeOS(i) }
+// ApplyNode sets node i's operating system and permission cache in its
+// launch configuration.
+func (s Spec) ApplyNode(i int, lc *launch.Config) {
+	lc.OS = s.NodeOS(i)
+	if s.Node.PermissionCacheTTL > 0 {
+		lc.PermissionCacheTTL = s.Node.PermissionCacheTTL
+	}
+	if s.Node.PermissionCache != "" {
+		lc.PermissionCache = s.Node.PermissionCache
+	}
+}
 
 func (s Spec) validateOS(bad func(string, ...any)) {
 	if len(s.Node.OS) > 1 && len(s.Node.OS) != s.Nodes {
@@ -378,6 +392,12 @@ func (s Spec) validate() error {
 		}
 	} else {
 		s.validateOS(bad)
+	}
+	if p := s.Node.PermissionCache; p != "" && p != "local" && p != "shared" {
+		bad("node.permissionCache %q: want local or shared", p)
+	}
+	if s.Node.PermissionCacheTTL < 0 {
+		bad("node.permissionCacheTTL cannot be negative")
 	}
 	return errors.Join(errs...)
 }

@@ -87,7 +87,7 @@ func TestSpecMixedOS(t *testing.T) {
 	}
 	for i, want := range []string{"--os=windows", ""} {
 		lc := launch.Default()
-		s.ApplyOS(i, &lc)
+		s.ApplyNode(i, &lc)
 		if got := strings.Join(lc.Args(), " "); got != want {
 			t.Errorf("node %d args %q, want %q", i, got, want)
 		}
@@ -100,5 +100,23 @@ func TestSpecMixedOS(t *testing.T) {
 	// A real cluster's mix is reported by certify, not refused.
 	if _, err := parse("provider: external\nexternal: {lbURL: 'http://lb', nodes: [{name: A, url: 'http://a', os: windows}, {name: B, url: 'http://b', os: linux}]}\n"); err != nil {
 		t.Errorf("external mixed cluster refused: %v", err)
+	}
+}
+
+func TestSpecPermissionCache(t *testing.T) {
+	s, err := ParseSpec([]byte("node: {permissionCache: shared, permissionCacheTTL: 3s}\n"))
+	if err == nil {
+		s, err = s.Normalize()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc := launch.Default()
+	s.ApplyNode(0, &lc)
+	if got, want := strings.Join(lc.Args(), " "), "--permission-cache-ttl=3s --permission-cache=shared"; got != want {
+		t.Errorf("args %q, want %q", got, want)
+	}
+	if _, err := (Spec{Node: NodeSpec{PermissionCache: "sometimes"}}).Normalize(); err == nil || !strings.Contains(err.Error(), "permissionCache") {
+		t.Errorf("bad permissionCache: %v", err)
 	}
 }

@@ -60,6 +60,8 @@ const (
 	DefaultTaskPoll           = 20 * time.Second
 	DefaultRetentionInterval  = time.Hour
 	DefaultOS                 = "linux"
+	DefaultPermissionCacheTTL = 5 * time.Minute
+	DefaultPermissionCache    = "local"
 )
 
 // Config is a node's command line, secrets excepted. Start from Default and
@@ -122,6 +124,12 @@ type Config struct {
 	// records storage paths in that OS's form, which a node of the other
 	// cannot resolve (the seed's "all Windows or all containers").
 	OS string
+
+	// PermissionCacheTTL is how long a node trusts cached permissions;
+	// PermissionCache is local (invalidated only by changes made through
+	// the node, as in Octopus) or shared (through the database).
+	PermissionCacheTTL time.Duration
+	PermissionCache    string
 }
 
 // Default is the configuration of a node started without flags.
@@ -139,6 +147,8 @@ func Default() Config {
 		TaskPoll:           DefaultTaskPoll,
 		RetentionInterval:  DefaultRetentionInterval,
 		OS:                 DefaultOS,
+		PermissionCacheTTL: DefaultPermissionCacheTTL,
+		PermissionCache:    DefaultPermissionCache,
 	}
 }
 
@@ -174,6 +184,8 @@ var options = []option{
 	{"retention-interval", "how often the leader queues a Retention task (0 disables)", func(c *Config) any { return &c.RetentionInterval }},
 	{"unsafe-task-claim", "TEST ONLY: claim tasks without the lock, so two nodes run one task (OctopusDeploy/Issues#8356)", func(c *Config) any { return &c.UnsafeTaskClaim }},
 	{"os", "operating system to emulate: linux or windows (storage paths recorded in its form; the other cannot resolve them)", func(c *Config) any { return &c.OS }},
+	{"permission-cache-ttl", "how long cached user permissions are trusted", func(c *Config) any { return &c.PermissionCacheTTL }},
+	{"permission-cache", "local (invalidated only on the node that made a change, as in Octopus) or shared (cluster-wide through the database)", func(c *Config) any { return &c.PermissionCache }},
 	{"unsafe-claim-delay", "TEST ONLY: pause between reading the queue and the unsafe claim (0: one task poll)", func(c *Config) any { return &c.UnsafeClaimDelay }},
 }
 

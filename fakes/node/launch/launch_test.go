@@ -159,6 +159,9 @@ func TestLaunchDefaultsMatchNode(t *testing.T) {
 	if d.TaskPoll != node.DefaultTaskPoll || d.RetentionInterval != node.DefaultRetentionInterval {
 		t.Errorf("launch's task poll %v / retention %v differ from fakes/node's %v / %v", d.TaskPoll, d.RetentionInterval, node.DefaultTaskPoll, node.DefaultRetentionInterval)
 	}
+	if d.PermissionCacheTTL != node.DefaultPermissionCacheTTL || d.PermissionCache != node.PermissionCacheLocal {
+		t.Errorf("launch's permission cache %v/%s differs from fakes/node's %v/%s", d.PermissionCacheTTL, d.PermissionCache, node.DefaultPermissionCacheTTL, node.PermissionCacheLocal)
+	}
 	if d.OS != node.OSLinux {
 		t.Errorf("launch's default OS %q differs from fakes/node's %q", d.OS, node.OSLinux)
 	}

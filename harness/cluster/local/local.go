@@ -382,7 +382,7 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 		lc.ShutdownGrace = 5 * time.Second
 		lc.UnsafeAckBeforeStore = c.spec.Node.UnsafeAckBeforeStore
 		c.spec.Node.ApplyTasks(&lc)
-		c.spec.ApplyOS(i, &lc)
+		c.spec.ApplyNode(i, &lc)
 		n.args = append([]string{launch.Subcommand}, lc.Args()...)
 		c.nodes = append(c.nodes, n)
 		if err := c.spawn(n); err != nil {
