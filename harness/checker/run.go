@@ -25,6 +25,8 @@ type Options struct {
 	// NodeOS maps node names to their operating system; when set, the
 	// downloads check runs and names mixed operating systems as a cause.
 	NodeOS map[string]string
+	// Permissions, when set, runs the permissions check.
+	Permissions *PermissionOptions
 }
 
 // Run collects a snapshot of the target and evaluates every check. It
@@ -54,6 +56,9 @@ func Evaluate(h *history.History, s *Snapshot, opts Options) *Report {
 	r.Results = append(r.Results, Durability(h, s), NoLeftovers(s, opts.Leftovers))
 	if len(opts.NodeOS) > 0 {
 		r.Results = append(r.Results, Downloads(h, s, opts.NodeOS))
+	}
+	if opts.Permissions != nil {
+		r.Results = append(r.Results, Permissions(h, *opts.Permissions))
 	}
 	conv := opts.Convergence
 	if s != nil {

@@ -29,6 +29,9 @@ func Catalogue() []Scenario {
 		Partition(),
 		MixedOS(),
 		OSTopology(),
+		PermissionCache("none"),
+		PermissionCache("sticky"),
+		PermissionCache("shared"),
 	}
 }
 

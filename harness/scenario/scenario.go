@@ -32,26 +32,27 @@ import (
 // LABELS=…`, Ginkgo's --label-filter). Every one is attached to at least
 // one scenario (a test keeps it so).
 const (
-	LHealth   = "health"
-	LDrain    = "drain"
-	LFailover = "failover"
-	LUpload   = "upload"
-	LDatabase = "database"
-	LStorage  = "storage"
-	LLB       = "lb"
-	LCapacity = "capacity"
-	LChaos    = "chaos"
-	LBroken   = "broken"
-	LSlow     = "slow"
-	LDocker   = "docker"
-	LExternal = "external"
-	LCertify  = "certify"
-	LSticky   = "sticky"
-	LTopology = "topology"
+	LHealth      = "health"
+	LDrain       = "drain"
+	LFailover    = "failover"
+	LUpload      = "upload"
+	LDatabase    = "database"
+	LStorage     = "storage"
+	LLB          = "lb"
+	LCapacity    = "capacity"
+	LChaos       = "chaos"
+	LBroken      = "broken"
+	LSlow        = "slow"
+	LDocker      = "docker"
+	LExternal    = "external"
+	LCertify     = "certify"
+	LSticky      = "sticky"
+	LTopology    = "topology"
+	LPermissions = "permissions"
 )
 
 // AllLabels is every label, as the README lists them.
-var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky, LTopology}
+var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky, LTopology, LPermissions}
 
 // Providers a scenario may run on.
 const (
@@ -79,6 +80,10 @@ type Shape struct {
 	// OS is each node's operating system (cluster.NodeSpec.OS); a mix is
 	// allowed here, since a scenario sets it to show what goes wrong.
 	OS []string
+	// PermissionCacheTTL and PermissionCache set the nodes' permission
+	// cache (cluster.NodeSpec).
+	PermissionCacheTTL time.Duration
+	PermissionCache    string
 }
 
 // Spec turns the shape into a cluster spec over the defaults.
@@ -102,6 +107,7 @@ func (s Shape) Spec() cluster.Spec {
 	}
 	spec.Node.UnsafeAckBeforeStore = s.UnsafeAckBeforeStore
 	spec.Node.OS, spec.Node.AllowMixedOS = s.OS, len(s.OS) > 1
+	spec.Node.PermissionCacheTTL, spec.Node.PermissionCache = s.PermissionCacheTTL, s.PermissionCache
 	return spec
 }
 
