@@ -11,8 +11,10 @@ import (
 // The README's "The seed's other HA rules" section, run line by line as
 // written in a directory holding bin/octoha, on this package's loopback
 // networks: a mixed cluster is refused quoting the seed (exit 2, nothing
-// started), and the topology scenarios pass, the mixed cluster's downloads
-// check failing as expected with mixed operating systems named.
+// started), the topology scenarios pass, the mixed cluster's downloads
+// check failing as expected with mixed operating systems named, and the
+// permission-cache scenarios pass, the non-sticky one's check failing as
+// expected with flips counted.
 func TestReadmeSeedRules(t *testing.T) {
 	bin := needUpBinary(t)
 	work := t.TempDir()
@@ -33,6 +35,15 @@ func TestReadmeSeedRules(t *testing.T) {
 			}
 		case strings.Contains(line, "--labels topology"):
 			for _, want := range []string{"check downloads      FAIL (expected)", "cause mixed operating systems", "2 passed, 0 failed"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("%s printed no %q:\n%s", line, want, out)
+				}
+			}
+			if code != 0 {
+				t.Errorf("%s: exit %d", line, code)
+			}
+		case strings.Contains(line, "--labels permissions"):
+			for _, want := range []string{"check permissions    FAIL (expected)", "flips from denied back to allowed", "stale window 0.000s, 0 stale answers, 0 flips", "3 passed, 0 failed"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("%s printed no %q:\n%s", line, want, out)
 				}
