@@ -42,7 +42,7 @@ type nodeStatus struct {
 	Rank         string `json:"rank,omitempty"`
 	RunningTasks *int   `json:"runningTasks,omitempty"`
 	TaskCap      *int   `json:"taskCap,omitempty"`
-	PID         int        `json:"pid,omitempty"`
+	PID          int    `json:"pid,omitempty"`
 	// State sums the node up: OK (serving through the LB), DRAINING,
 	// UNHEALTHY (answers, but not 200), NOT ANSWERING (process alive),
 	// DEAD (process gone), OUT (answers 200 but the LB has it out).
