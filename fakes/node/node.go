@@ -10,6 +10,7 @@ package node
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,6 +80,12 @@ type Config struct {
 	// through this node, as in Octopus) or PermissionCacheShared.
 	PermissionCacheTTL time.Duration
 	PermissionCache    string
+
+	// PollingListen, when set, is the address of the Tentacle polling
+	// port, served over TLS with PollingCert (the cluster's one server
+	// certificate) (tentacles.go).
+	PollingListen string
+	PollingCert   *tls.Certificate
 
 	// OS is the operating system the node emulates (OSLinux, the default,
 	// or OSWindows): it records storage paths in that OS's form
@@ -156,7 +163,8 @@ type Node struct {
 	slots     taskSlots
 	started   time.Time
 
-	perms permCache  // users' permissions (permissions.go)
+	perms     permCache     // users' permissions (permissions.go)
+	tentacles tentacleState // requests held for polling Tentacles (tentacles.go)
 	queue queueState // server tasks this node runs (queue.go)
 	lead  leadState  // leadership (leader.go)
 
@@ -198,6 +206,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if err := ValidOS(cfg.OS); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
+	}
+	if cfg.PollingListen != "" && cfg.PollingCert == nil {
+		return nil, errors.New("node: a polling port needs the cluster's server certificate")
 	}
 	if cfg.PermissionCacheTTL <= 0 {
 		cfg.PermissionCacheTTL = DefaultPermissionCacheTTL
@@ -448,6 +459,13 @@ func (n *Node) ServeListener(ctx context.Context, ln net.Listener, grace time.Du
 	}
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRun()
+	if n.cfg.PollingListen != "" {
+		pln, err := net.Listen("tcp", n.cfg.PollingListen)
+		if err != nil {
+			return fmt.Errorf("listen on the polling port %s: %w", n.cfg.PollingListen, err)
+		}
+		go n.servePolling(ctx, pln)
+	}
 	go func() { _ = n.Run(runCtx) }()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -161,6 +161,8 @@ func (n *Node) routeSpace(w http.ResponseWriter, r *http.Request, space string, 
 		n.routePackages(w, r, space, seg[1:])
 	case "tasks":
 		n.routeTasks(w, r, space, seg[1:])
+	case "machines":
+		n.routeMachines(w, r, space, seg[1:])
 	case "octoha":
 		if len(seg) == 2 && strings.EqualFold(seg[1], "work") {
 			if allow(w, r, http.MethodPost) {

@@ -42,8 +42,9 @@ type ScopedRole struct {
 	SpaceID string
 }
 
-// userSchema is the tables of users, keys, teams, roles and permission
-// changes in engine k's types, created with the rest of the schema.
+// userSchema is the tables of users, keys, teams, roles, permission
+// changes and machines in engine k's types, created with the rest of the
+// schema.
 func userSchema(k Kind) []string {
 	seq, key, text, num, flag := "INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT NOT NULL", "TEXT NOT NULL", "INTEGER NOT NULL", "INTEGER NOT NULL"
 	switch k {
@@ -59,6 +60,8 @@ func userSchema(k Kind) []string {
 		{"octoha_team_member", "team_seq " + num + ", user_seq " + num + ", PRIMARY KEY (team_seq, user_seq)"},
 		{"octoha_scoped_role", "seq " + seq + ", team_seq " + num + ", role_id " + text + ", space_id " + text},
 		{"octoha_permission_change", "seq " + seq + ", node_id " + text + ", what " + text + ", changed_ns " + num},
+		// Polling Tentacles registered as deployment targets (machines.go).
+		{"octoha_machine", "seq " + seq + ", name " + text + ", subscription " + key + " UNIQUE, thumbprint " + text + ", space_id " + text},
 	}
 	out := make([]string, len(tables))
 	for i, t := range tables {

@@ -74,7 +74,7 @@ func testUsersAndPermissions(t *testing.T, b backend) {
 func TestUserSchemaPerDialect(t *testing.T) {
 	for _, d := range []*dialect{sqliteDialect, postgresDialect, mssqlDialect} {
 		s := userSchema(d.kind)
-		if len(s) != 6 {
+		if len(s) != 7 {
 			t.Fatalf("%s: %d tables", d.kind, len(s))
 		}
 		ins := d.insertSeq("octoha_user", "a, b")
@@ -86,5 +86,27 @@ func TestUserSchemaPerDialect(t *testing.T) {
 		if ins != want {
 			t.Errorf("%s insertSeq = %q, want %q", d.kind, ins, want)
 		}
+	}
+}
+
+func testMachines(t *testing.T, b backend) {
+	f := newFixture(t, b)
+	ctx := testCtx(t)
+	sub := "SQ-" + f.prefix
+	m, err := f.db.CreateMachine(ctx, Machine{Name: "T1", Subscription: sub, Thumbprint: "ABC", SpaceID: f.space})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.db.CreateMachine(ctx, Machine{Name: "T2", Subscription: sub, Thumbprint: "DEF"}); !errors.Is(err, ErrExists) {
+		t.Fatalf("duplicate subscription: %v", err)
+	}
+	if got, err := f.db.MachineBySubscription(ctx, sub); err != nil || got != m {
+		t.Fatalf("by subscription: %+v %v", got, err)
+	}
+	if got, err := f.db.Machine(ctx, m.Seq); err != nil || got != m {
+		t.Fatalf("by seq: %+v %v", got, err)
+	}
+	if _, err := f.db.MachineBySubscription(ctx, "none-"+sub); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown: %v", err)
 	}
 }

@@ -130,6 +130,11 @@ type Config struct {
 	// the node, as in Octopus) or shared (through the database).
 	PermissionCacheTTL time.Duration
 	PermissionCache    string
+
+	// PollingListen is the Tentacle polling port's address ("": none);
+	// PollingCert and PollingKey are PEM files of the cluster's one server
+	// certificate, which every node presents.
+	PollingListen, PollingCert, PollingKey string
 }
 
 // Default is the configuration of a node started without flags.
@@ -186,6 +191,9 @@ var options = []option{
 	{"os", "operating system to emulate: linux or windows (storage paths recorded in its form; the other cannot resolve them)", func(c *Config) any { return &c.OS }},
 	{"permission-cache-ttl", "how long cached user permissions are trusted", func(c *Config) any { return &c.PermissionCacheTTL }},
 	{"permission-cache", "local (invalidated only on the node that made a change, as in Octopus) or shared (cluster-wide through the database)", func(c *Config) any { return &c.PermissionCache }},
+	{"polling-listen", "address of the polling Tentacles' TLS port, e.g. 127.0.0.11:10943 (none if empty)", func(c *Config) any { return &c.PollingListen }},
+	{"polling-cert", "PEM file of the cluster's polling server certificate (the same on every node)", func(c *Config) any { return &c.PollingCert }},
+	{"polling-key", "PEM file of that certificate's key", func(c *Config) any { return &c.PollingKey }},
 	{"unsafe-claim-delay", "TEST ONLY: pause between reading the queue and the unsafe claim (0: one task poll)", func(c *Config) any { return &c.UnsafeClaimDelay }},
 }
 
