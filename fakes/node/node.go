@@ -163,10 +163,11 @@ type Node struct {
 	slots     taskSlots
 	started   time.Time
 
-	perms     permCache     // users' permissions (permissions.go)
-	tentacles tentacleState // requests held for polling Tentacles (tentacles.go)
 	queue queueState // server tasks this node runs (queue.go)
 	lead  leadState  // leadership (leader.go)
+
+	perms     permCache     // users' permissions (permissions.go)
+	tentacles tentacleState // requests held for polling Tentacles (tentacles.go)
 
 	hooks testHooks
 }
