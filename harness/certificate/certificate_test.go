@@ -35,6 +35,7 @@ func TestRowsFromResults(t *testing.T) {
 		scenario.ReqDatabaseOutage:  NotRun,
 		scenario.ReqStickiness:      Pass,
 		scenario.ReqSameOS:          Fail,
+		scenario.ReqPolling:         NotRun,
 	}
 	for _, r := range c.Rows {
 		if r.Status != want[r.ID] {

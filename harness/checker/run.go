@@ -27,6 +27,8 @@ type Options struct {
 	NodeOS map[string]string
 	// Permissions, when set, runs the permissions check.
 	Permissions *PermissionOptions
+	// Tentacles, when set, runs the tentacles check.
+	Tentacles *TentacleOptions
 }
 
 // Run collects a snapshot of the target and evaluates every check. It
@@ -59,6 +61,9 @@ func Evaluate(h *history.History, s *Snapshot, opts Options) *Report {
 	}
 	if opts.Permissions != nil {
 		r.Results = append(r.Results, Permissions(h, *opts.Permissions))
+	}
+	if opts.Tentacles != nil {
+		r.Results = append(r.Results, Tentacles(h, *opts.Tentacles))
 	}
 	conv := opts.Convergence
 	if s != nil {

@@ -57,6 +57,10 @@ type Spec struct {
 	Network     string `yaml:"network"`
 	Port        int    `yaml:"port"`        // HTTP port of nodes and load balancer
 	PollingPort int    `yaml:"pollingPort"` // Tentacle polling port of each node
+	// PollingThumbprint is the thumbprint of the server certificate every
+	// node presents on its polling port: generated once per cluster by the
+	// local provider, given in the YAML for a real cluster.
+	PollingThumbprint string `yaml:"pollingThumbprint"`
 	// APIKey is accepted by every node. Empty: a random key is generated.
 	// It is never logged or written into reports.
 	APIKey  string       `yaml:"apiKey"`
@@ -212,6 +216,47 @@ type ExternalSpec struct {
 	// --allow-destructive; "{node}" is replaced by the node name.
 	Hooks            map[string]string `yaml:"hooks"`
 	AllowDestructive bool              `yaml:"allowDestructive"`
+	// PollingEndpoints are the host:port polling Tentacles are configured
+	// with (one per node in a supported layout); the certificate checks
+	// each presents the cluster's pollingThumbprint.
+	PollingEndpoints []string `yaml:"pollingEndpoints"`
+}
+
+// Polling layouts of Tentacles (the seed's two supported ones, and
+// through the load balancer).
+const (
+	LayoutUniqueAddress = "unique-address"
+	LayoutUniquePort    = "unique-port"
+	LayoutViaLB         = "via-lb"
+)
+
+// PollingEndpoints returns the host:port Tentacles poll under a layout:
+// every node's own address (unique-address), the load balancer's port per
+// node (unique-port) or its one balanced port (via-lb, on .9). For a real
+// cluster they are external.pollingEndpoints, whatever the layout.
+func (s Spec) PollingEndpoints(layout string) ([]string, error) {
+	if s.Provider == ProviderExternal {
+		if s.External == nil || len(s.External.PollingEndpoints) == 0 {
+			return nil, errors.New("the cluster YAML lists no external.pollingEndpoints")
+		}
+		return s.External.PollingEndpoints, nil
+	}
+	var out []string
+	switch layout {
+	case LayoutUniqueAddress:
+		for i := range s.Nodes {
+			out = append(out, net.JoinHostPort(s.host(11+i), strconv.Itoa(s.PollingPort)))
+		}
+	case LayoutUniquePort:
+		for i := range s.Nodes {
+			out = append(out, net.JoinHostPort(s.host(10), strconv.Itoa(s.PollingPort+i)))
+		}
+	case LayoutViaLB:
+		out = []string{net.JoinHostPort(s.host(9), strconv.Itoa(s.PollingPort))}
+	default:
+		return nil, fmt.Errorf("polling layout %q: want %s, %s or %s", layout, LayoutUniqueAddress, LayoutUniquePort, LayoutViaLB)
+	}
+	return out, nil
 }
 
 // ExternalNode is one real node, reachable directly.

@@ -32,6 +32,10 @@ func Catalogue() []Scenario {
 		PermissionCache("none"),
 		PermissionCache("sticky"),
 		PermissionCache("shared"),
+		PollingTentacles(cluster.LayoutUniqueAddress),
+		PollingTentacles(cluster.LayoutUniquePort),
+		PollingTentacles(cluster.LayoutViaLB),
+		PollingEndpoints(),
 	}
 }
 

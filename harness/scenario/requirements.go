@@ -24,6 +24,7 @@ const (
 	ReqDatabaseOutage  = "database-outage"
 	ReqStickiness      = "stickiness"
 	ReqSameOS          = "same-os"
+	ReqPolling         = "polling-every-node"
 )
 
 // Requirements lists the certificate's rows, in order.
@@ -36,6 +37,7 @@ func Requirements() []Requirement {
 		{ID: ReqFailover, Text: "When a node is lost the cluster fails over within the bound and loses no acknowledged upload", Key: []string{"convergence", "durability"}},
 		{ID: ReqDatabaseOutage, Text: "The cluster recovers by itself from a database outage and loses no acknowledged upload", Key: []string{"db-up-to-cluster-serving", "durability"}},
 		{ID: ReqSameOS, Text: "Every node runs the same operating system, all Windows or all Linux containers (BLOB paths are stored in each OS's form); a node's OS comes from the cluster YAML, since Octopus's API does not expose it", Key: []string{"downloads"}},
+		{ID: ReqPolling, Text: "Polling Tentacles poll every node: one polling endpoint per node (unique address, or a unique port on the load balancer), each accepting TLS with the cluster's certificate", Key: []string{"polling-endpoints", "nodes"}},
 		{ID: ReqStickiness, Text: "Session stickiness (optional): a client keeping its session cookie stays on one node", Optional: true, Key: []string{StickyFigure}},
 	}
 }

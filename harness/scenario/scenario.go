@@ -49,10 +49,11 @@ const (
 	LSticky      = "sticky"
 	LTopology    = "topology"
 	LPermissions = "permissions"
+	LTentacles   = "tentacles"
 )
 
 // AllLabels is every label, as the README lists them.
-var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky, LTopology, LPermissions}
+var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky, LTopology, LPermissions, LTentacles}
 
 // Providers a scenario may run on.
 const (
@@ -84,6 +85,8 @@ type Shape struct {
 	// cache (cluster.NodeSpec).
 	PermissionCacheTTL time.Duration
 	PermissionCache    string
+	// TaskPoll is how often nodes poll the task queue (0: Octopus's 20s).
+	TaskPoll time.Duration
 }
 
 // Spec turns the shape into a cluster spec over the defaults.
@@ -108,6 +111,9 @@ func (s Shape) Spec() cluster.Spec {
 	spec.Node.UnsafeAckBeforeStore = s.UnsafeAckBeforeStore
 	spec.Node.OS, spec.Node.AllowMixedOS = s.OS, len(s.OS) > 1
 	spec.Node.PermissionCacheTTL, spec.Node.PermissionCache = s.PermissionCacheTTL, s.PermissionCache
+	if s.TaskPoll > 0 {
+		spec.Node.TaskPoll = s.TaskPoll
+	}
 	return spec
 }
 

@@ -22,11 +22,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/blob"
 	"github.com/octoha/octoha/fakes/node/launch"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/internal/proc"
+	"github.com/octoha/octoha/internal/selfsigned"
 	"github.com/octoha/octoha/services/postgres"
 	"github.com/octoha/octoha/services/samba"
 )
@@ -363,6 +365,14 @@ func (c *Cluster) startStorage(ctx context.Context, noFallback bool) error {
 }
 
 func (c *Cluster) startNodes(ctx context.Context) error {
+	cert, key, err := c.pollingCert()
+	if err != nil {
+		return err
+	}
+	pollAddrs, err := c.spec.PollingEndpoints(cluster.LayoutUniqueAddress)
+	if err != nil {
+		return err
+	}
 	sec := launch.Secrets{APIKeys: []string{c.spec.APIKey}, DB: c.dsn}
 	if c.smb != nil {
 		sec.SMBPassword = c.smb.Password()
@@ -383,6 +393,8 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 		lc.UnsafeAckBeforeStore = c.spec.Node.UnsafeAckBeforeStore
 		c.spec.Node.ApplyTasks(&lc)
 		c.spec.ApplyNode(i, &lc)
+		lc.PollingListen = pollAddrs[i]
+		lc.PollingCert, lc.PollingKey = cert, key
 		n.args = append([]string{launch.Subcommand}, lc.Args()...)
 		c.nodes = append(c.nodes, n)
 		if err := c.spawn(n); err != nil {
@@ -450,7 +462,17 @@ func (c *Cluster) startLB(ctx context.Context, noFallback bool) error {
 	for _, n := range c.nodes {
 		backends = append(backends, lb.Backend{Name: n.info.Name, Addr: n.addr})
 	}
+	lbHost, _, _ := net.SplitHostPort(c.spec.LBAddr())
+	polling := &lb.Polling{UniqueHost: lbHost, Port: c.spec.PollingPort}
+	if vias, err := c.spec.PollingEndpoints(cluster.LayoutViaLB); err == nil {
+		polling.ViaLB = vias[0]
+	}
+	nodeAddrs, _ := c.spec.PollingEndpoints(cluster.LayoutUniqueAddress)
+	for i, n := range c.nodes {
+		polling.Backends = append(polling.Backends, lb.Backend{Name: n.info.Name, Addr: nodeAddrs[i]})
+	}
 	bal, err := lb.New(lb.Options{
+		Polling: polling,
 		Kind: kind, Listen: c.spec.LBAddr(), Backends: backends, Dir: filepath.Join(c.dir, "lb"),
 		Interval: c.spec.LB.Interval, Fall: c.spec.LB.Fall, Rise: c.spec.LB.Rise, Sticky: c.spec.LB.Sticky,
 		Drain: lb.DrainMode(c.spec.LB.Drain), ShutdownSessions: c.spec.LB.ShutdownSessions,
@@ -469,6 +491,29 @@ func (c *Cluster) startLB(ctx context.Context, noFallback bool) error {
 
 // Spec implements cluster.Cluster.
 func (c *Cluster) Spec() cluster.Spec { return c.spec }
+
+// pollingCert makes the cluster's one polling server certificate, which
+// every node presents, in the run directory (the key readable by its
+// owner only), and records its thumbprint in the spec.
+func (c *Cluster) pollingCert() (certFile, keyFile string, err error) {
+	dir := filepath.Join(c.dir, "polling")
+	certFile, keyFile = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	cert, err := selfsigned.New("octoha cluster " + c.spec.Name)
+	if err == nil {
+		err = os.MkdirAll(dir, 0o700)
+	}
+	if err == nil {
+		err = os.WriteFile(certFile, cert.CertPEM, 0o644)
+	}
+	if err == nil {
+		err = os.WriteFile(keyFile, cert.KeyPEM, 0o600)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("make the polling certificate: %w", err)
+	}
+	c.spec.PollingThumbprint = api.Thumbprint(cert.TLS.Certificate[0])
+	return certFile, keyFile, nil
+}
 
 // URL implements cluster.Cluster.
 func (c *Cluster) URL() string {
