@@ -472,11 +472,10 @@ func (c *Cluster) startLB(ctx context.Context, noFallback bool) error {
 		polling.Backends = append(polling.Backends, lb.Backend{Name: n.info.Name, Addr: nodeAddrs[i]})
 	}
 	bal, err := lb.New(lb.Options{
-		Polling: polling,
-		Kind:    kind, Listen: c.spec.LBAddr(), Backends: backends, Dir: filepath.Join(c.dir, "lb"),
+		Kind: kind, Listen: c.spec.LBAddr(), Backends: backends, Dir: filepath.Join(c.dir, "lb"),
 		Interval: c.spec.LB.Interval, Fall: c.spec.LB.Fall, Rise: c.spec.LB.Rise, Sticky: c.spec.LB.Sticky,
 		Drain: lb.DrainMode(c.spec.LB.Drain), ShutdownSessions: c.spec.LB.ShutdownSessions,
-		ServerTimeout: c.spec.LB.ServerTimeout, Log: logf,
+		ServerTimeout: c.spec.LB.ServerTimeout, Log: logf, Polling: polling,
 	})
 	if err != nil {
 		return fmt.Errorf("configure load balancer: %w", err)
