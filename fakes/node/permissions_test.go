@@ -3,8 +3,10 @@ package node
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,8 +59,18 @@ func allowed(status int) bool { return status == http.StatusCreated || status ==
 // while B keeps answering from its cache until the TTL runs out.
 func TestPermissionCacheInvalidatedOnlyWhereChanged(t *testing.T) {
 	ttl := 700 * time.Millisecond
-	a := newTestNode(t, nil, func(c *Config) { c.PermissionCacheTTL = ttl })
-	b := newTestNode(t, a, func(c *Config) { c.PermissionCacheTTL = ttl })
+	var logs syncBuffer
+	logged := func(c *Config) {
+		c.PermissionCacheTTL = ttl
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	a := newTestNode(t, nil, logged)
+	b := newTestNode(t, a, logged)
+	defer func() {
+		if strings.Contains(logs.String(), "API-") {
+			t.Errorf("a key is in the node's log:\n%s", logs.String())
+		}
+	}()
 	key, grant := publisher(t, a)
 	for _, tn := range []*testNode{a, b} {
 		if s, how := pushAs(t, tn, key); !allowed(s) {
@@ -121,4 +133,22 @@ func TestPermissionCacheShared(t *testing.T) {
 	if _, err := New(Config{ID: "x", Name: "x", DB: a.db, Packages: a.pkgs, APIKeys: []string{testKey}, PermissionCache: "sometimes"}); err == nil || !strings.Contains(err.Error(), "permission cache") {
 		t.Errorf("New accepted permission cache mode %q: %v", "sometimes", err)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
