@@ -26,7 +26,7 @@ func runTentacles(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		layout   = fs.String("layout", cluster.LayoutUniqueAddress, "what they poll: unique-address (each node's address, same port), unique-port (a port per node on the load balancer) or via-lb (one balanced endpoint)")
 		poll     = fs.Duration("poll", tentacle.DefaultPoll, "how often each Tentacle polls each endpoint")
 		duration = fs.Duration("duration", 20*time.Second, "how long to queue work")
-		every    = fs.Duration("tasks-every", 2*time.Second, "queue a task for each Tentacle this often")
+		every    = fs.Duration("tasks-every", 2*time.Second, "queue a task for each Tentacle this often (each at a random instant of the period)")
 		wait     = fs.Duration("task-wait", 30*time.Second, "how long a task waits for its pickup before it times out")
 		bound    = fs.Duration("bound", time.Second, "how late after one poll interval a pickup may be")
 		out      = fs.String("out", "", "run directory shared with upload, fault and check (default "+byHandRoot()+"/<cluster>-<owner pid>)")
@@ -67,22 +67,10 @@ func runTentacles(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	wg.Add(1)
 	go func() { defer wg.Done(); fleet.Run(fctx) }()
 	defer func() { stop(); wg.Wait() }()
-	var ids []string
-	tick := time.NewTicker(*every)
-	defer tick.Stop()
-	for end := time.Now().Add(*duration); time.Now().Before(end); {
-		for _, t := range fleet.Tentacles {
-			id, err := fleet.Queue(ctx, t, *wait)
-			if err != nil {
-				return err
-			}
-			ids = append(ids, id)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
+	rounds := max(1, int(*duration / *every))
+	ids, err := fleet.Work(ctx, tentacle.WorkOptions{Rounds: rounds, Every: *every, Wait: *wait, Seed: time.Now().UnixNano()})
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(stderr, "waiting for %d tasks to end (at most %s each)\n", len(ids), *wait)
 	for deadline := time.Now().Add(*wait + 30*time.Second); ; {

@@ -84,53 +84,34 @@ func tentacleSteps(ctx context.Context, r Run, layout string) error {
 	go func() { defer wg.Done(); fleet.Run(fctx) }()
 	defer func() { stop(); wg.Wait() }()
 
-	var ids []string
-	queue := func() error {
-		for _, t := range fleet.Tentacles {
-			id, err := fleet.Queue(ctx, t, tentacleWait)
-			if err != nil {
-				return err
-			}
-			ids = append(ids, id)
-		}
-		return nil
-	}
 	killAt := -1
 	if layout != cluster.LayoutViaLB {
 		killAt = 2
 	}
 	var kill *nemesis.Injection
-	r.Step("queuing a task for each Tentacle every 1.5s, %d times%s", tentacleRounds, map[bool]string{true: "; Node2 killed after the second round and restarted two rounds later"}[killAt >= 0])
-	tick := time.NewTicker(1500 * time.Millisecond)
-	defer tick.Stop()
-	for round := range tentacleRounds {
-		// The REST API is reached through the load balancer: wait until it
-		// has taken Node2 out (and back in), as a client retrying would.
-		within := spec.Node.Heartbeat + LBBound(spec, spec.LB.Fall)
-		if round == killAt {
+	// The REST API is reached through the load balancer: wait until it has
+	// taken Node2 out (and back in), as a client retrying would.
+	within := spec.Node.Heartbeat + LBBound(spec, spec.LB.Fall)
+	beforeRound := func(round int) error {
+		var err error
+		switch {
+		case round == killAt:
 			if kill, err = r.Inject(ctx, nemesis.Kill, "Node2"); err != nil {
 				return err
 			}
-			if err := r.WaitLB(ctx, "Node2", "OUT", within); err != nil {
-				return err
-			}
-		}
-		if round == killAt+2 && kill != nil {
+			return r.WaitLB(ctx, "Node2", "OUT", within)
+		case round == killAt+2 && kill != nil:
 			if err := kill.Recover(ctx); err != nil {
 				return err
 			}
-			if err := r.WaitLB(ctx, "Node2", "UP", within+LBBound(spec, spec.LB.Rise)); err != nil {
-				return err
-			}
+			return r.WaitLB(ctx, "Node2", "UP", within+LBBound(spec, spec.LB.Rise))
 		}
-		if err := queue(); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
+		return nil
+	}
+	r.Step("queuing a task for each Tentacle at a random instant of every 1.5s, %d times%s", tentacleRounds, map[bool]string{true: "; Node2 killed before the third round and restarted two rounds later"}[killAt >= 0])
+	ids, err := fleet.Work(ctx, tentacle.WorkOptions{Rounds: tentacleRounds, Every: 1500 * time.Millisecond, Wait: tentacleWait, Seed: r.Seed(), BeforeRound: beforeRound})
+	if err != nil {
+		return err
 	}
 	r.Step("waiting for every task to end (picked up, timed out after %s, or lost with its node)", tentacleWait)
 	if err := Eventually(ctx, "every Tentacle task ended", tentacleWait+15*time.Second, 250*time.Millisecond, func() error {

@@ -20,7 +20,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -310,4 +312,68 @@ func (f *Fleet) Unfinished(ctx context.Context, ids []string) ([]string, error) 
 		}
 	}
 	return out, nil
+}
+
+// WorkOptions paces the work Work queues.
+type WorkOptions struct {
+	// Rounds of one task per Tentacle, each round lasting Every; within a
+	// round every task is queued at its own seeded random instant, so the
+	// nodes' task polls claim them in turn rather than one node taking a
+	// whole burst.
+	Rounds int
+	Every  time.Duration
+	// Wait is each task's bound on waiting for its pickup.
+	Wait time.Duration
+	Seed int64
+	// BeforeRound, when set, runs before each round (faults, say).
+	BeforeRound func(round int) error
+}
+
+// Work queues the rounds of work and returns the tasks' IDs.
+func (f *Fleet) Work(ctx context.Context, o WorkOptions) ([]string, error) {
+	rng := rand.New(rand.NewPCG(uint64(o.Seed), 0x7e47ac1e))
+	var ids []string
+	for round := range o.Rounds {
+		start := time.Now()
+		if o.BeforeRound != nil {
+			if err := o.BeforeRound(round); err != nil {
+				return ids, err
+			}
+		}
+		offsets := make([]time.Duration, len(f.Tentacles))
+		for i := range offsets {
+			offsets[i] = time.Duration(rng.Int64N(int64(o.Every)))
+		}
+		order := rng.Perm(len(f.Tentacles))
+		slices.Sort(offsets)
+		for i, ti := range order {
+			if err := sleepUntil(ctx, start.Add(offsets[i])); err != nil {
+				return ids, err
+			}
+			id, err := f.Queue(ctx, f.Tentacles[ti], o.Wait)
+			if err != nil {
+				return ids, err
+			}
+			ids = append(ids, id)
+		}
+		if err := sleepUntil(ctx, start.Add(o.Every)); err != nil {
+			return ids, err
+		}
+	}
+	return ids, nil
+}
+
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
 }
