@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,6 +41,14 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("%w: at least one --%s (or $%s) is required", errUsage, launch.FlagAPIKey, launch.EnvAPIKey)
 	case lc.Heartbeat <= 0:
 		return fmt.Errorf("%w: --heartbeat must be positive", errUsage)
+	case lc.PermissionCacheTTL <= 0:
+		return fmt.Errorf("%w: --permission-cache-ttl must be positive", errUsage)
+	case lc.PermissionCache != node.PermissionCacheLocal && lc.PermissionCache != node.PermissionCacheShared:
+		return fmt.Errorf("%w: --permission-cache %q: want local or shared", errUsage, lc.PermissionCache)
+	case lc.PollingListen != "" && (lc.PollingCert == "" || lc.PollingKey == ""):
+		return fmt.Errorf("%w: --polling-listen needs --polling-cert and --polling-key", errUsage)
+	case node.ValidOS(lc.OS) != nil:
+		return fmt.Errorf("%w: --os: %v", errUsage, node.ValidOS(lc.OS))
 	case lc.TaskPoll <= 0:
 		return fmt.Errorf("%w: --task-poll must be positive", errUsage)
 	case lc.OfflineAfter < 0 || lc.LeaderLease < 0 || lc.RetentionInterval < 0 || lc.UnsafeClaimDelay < 0:
@@ -80,9 +89,18 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		TaskPoll:           lc.TaskPoll, OfflineAfter: lc.OfflineAfter, LeaderLease: lc.LeaderLease,
 		RetentionInterval: lc.RetentionInterval,
 		UnsafeTaskClaim:   lc.UnsafeTaskClaim, UnsafeClaimDelay: lc.UnsafeClaimDelay,
+		OS: lc.OS, PermissionCacheTTL: lc.PermissionCacheTTL, PermissionCache: lc.PermissionCache,
+		PollingListen: lc.PollingListen,
 	}
 	if lc.RetentionInterval == 0 {
 		cfg.RetentionInterval = -1 // the flag's 0 disables; the Config's 0 means the default
+	}
+	if lc.PollingListen != "" {
+		cert, err := tls.LoadX509KeyPair(lc.PollingCert, lc.PollingKey)
+		if err != nil {
+			return fmt.Errorf("load the polling certificate: %w", err)
+		}
+		cfg.PollingCert = &cert
 	}
 	if cfg.URL == "" {
 		cfg.URL = "http://" + lc.Listen

@@ -37,6 +37,8 @@ type specFlags struct {
 	fall     *int
 	rise     *int
 	proxied  *bool
+	os       *string
+	mixedOS  *bool
 }
 
 func addSpecFlags(fs *flag.FlagSet) *specFlags {
@@ -56,6 +58,8 @@ func addSpecFlags(fs *flag.FlagSet) *specFlags {
 		fall:     fs.Int("fall", 2, "failed checks before a node is taken out"),
 		rise:     fs.Int("rise", 2, "passed checks before a node is put back"),
 		proxied:  fs.Bool("toxiproxy", false, "put every link (client → LB, LB → node, node → database and share) through Toxiproxy, for network faults"),
+		os:       fs.String("os", "linux", "operating system of the nodes: linux or windows, or one per node comma-separated (windows,linux,…)"),
+		mixedOS:  fs.Bool("allow-mixed-os", false, "allow Windows and Linux nodes in one cluster, which the seed forbids (to watch downloads fail)"),
 	}
 }
 
@@ -121,6 +125,12 @@ func (f *specFlags) spec(fs *flag.FlagSet) (cluster.Spec, error) {
 	}
 	if set["toxiproxy"] {
 		s.Toxiproxy = *f.proxied
+	}
+	if set["os"] {
+		s.Node.OS = strings.Split(*f.os, ",")
+	}
+	if set["allow-mixed-os"] {
+		s.Node.AllowMixedOS = *f.mixedOS
 	}
 	if s.Provider == "" || s.Provider == cluster.ProviderLocal {
 		s.Provider = cluster.ProviderLocal

@@ -469,6 +469,19 @@ func TestUpBadSpecCreatesNothing(t *testing.T) {
 	}
 }
 
+// TestUpRefusesMixedOS: Windows and Linux nodes in one cluster are a usage
+// error citing the seed's rule, before anything starts.
+func TestUpRefusesMixedOS(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	cleanupRun(t, dir)
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"up", "--run-dir", dir, "--network", "127.0.200", "--nodes", "2", "--os", "windows,linux"}, &stdout, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "It has to be either all Windows or all containers") || !strings.Contains(stderr.String(), "--allow-mixed-os") {
+		t.Errorf("up --os windows,linux: exit %d, stderr %q; want 2 citing the seed's rule", code, stderr.String())
+	}
+	assertNoPath(t, dir)
+}
+
 // TestUpRenamedBinary: a binary not called "octoha" (e.g. a release named
 // octoha-linux-amd64) runs its own nodes: up --detach comes up, down
 // removes everything.

@@ -78,6 +78,11 @@ type TaskArguments struct {
 	// Artifact makes the task write one artifact file to the Artifacts
 	// store (see TaskArtifactPath).
 	Artifact bool `json:",omitempty"`
+	// TentacleId (Machines-N) makes the task wait for that polling
+	// Tentacle: the node running it holds a request that only the
+	// Tentacle's poll of that node picks up; DurationMs then bounds the
+	// wait (the task ends TimedOut).
+	TentacleId string `json:",omitempty"` //nolint:revive // Octopus's spelling
 }
 
 // TaskCreate is the body of POST /api/tasks (or /api/{spaceId}/tasks).

@@ -94,7 +94,14 @@ func (n *Node) deltaSignature(w http.ResponseWriter, r *http.Request, space, pac
 		return
 	}
 	log := n.log.With("package", base.PackageID, "base", base.Version)
-	cache := api.SignatureCachePath(base.Path, base.Hash)
+	// The cache's name follows the stored path, so the janitor keeps it
+	// with its package; both resolve only on a node of the OS that wrote
+	// them.
+	cache, err := resolvePath(n.cfg.OS, api.SignatureCachePath(base.Path, base.Hash))
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "The signature of "+base.PackageID+" "+base.Version+" could not be read: "+err.Error(), []string{err.Error()})
+		return
+	}
 	how := "cached"
 	if _, err := n.cfg.Packages.Stat(r.Context(), cache); err != nil {
 		if !errors.Is(err, blob.ErrNotExist) {
@@ -169,7 +176,11 @@ func (n *Node) deltaSignature(w http.ResponseWriter, r *http.Request, space, pac
 // describes that file.
 func (n *Node) buildSignature(ctx context.Context, base store.Package, cache string, log *slog.Logger) error {
 	start := time.Now()
-	f, err := n.cfg.Packages.Open(ctx, base.Path)
+	rel, err := resolvePath(n.cfg.OS, base.Path)
+	if err != nil {
+		return err
+	}
+	f, err := n.cfg.Packages.Open(ctx, rel)
 	if errors.Is(err, blob.ErrNotExist) {
 		return &deltaStatus{http.StatusConflict, "The file of " + base.PackageID + " " + base.Version + " is missing from the package store; upload the full package", err}
 	}
@@ -240,6 +251,9 @@ func (n *Node) buildSignature(ctx context.Context, base store.Package, cache str
 // the multipart file part is an Octodiff delta named as the new package.
 func (n *Node) deltaUpload(w http.ResponseWriter, r *http.Request, space, packageID, baseVersion string) {
 	ctx := r.Context()
+	if !n.mayPush(w, r, space) {
+		return
+	}
 	mode, err := overwriteMode(r.URL.Query())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "Invalid upload options.", []string{err.Error()})
@@ -304,7 +318,12 @@ func (n *Node) deltaUpload(w http.ResponseWriter, r *http.Request, space, packag
 		n.answerExisting(w, mode, existing, log)
 		return
 	}
-	bf, err := n.cfg.Packages.Open(ctx, base.Path)
+	baseRel, err := resolvePath(n.cfg.OS, base.Path)
+	if err != nil {
+		refuse(http.StatusInternalServerError, "The base version's file could not be read: "+err.Error(), base.Path)
+		return
+	}
+	bf, err := n.cfg.Packages.Open(ctx, baseRel)
 	if errors.Is(err, blob.ErrNotExist) {
 		refuse(http.StatusConflict, fmt.Sprintf("The file of base version %s of %s is missing from the package store; upload the full package.", base.Version, base.PackageID), base.Path)
 		return

@@ -10,6 +10,7 @@ package node
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,6 +75,24 @@ type Config struct {
 
 	// APIKeys are the keys accepted in X-Octopus-ApiKey (or a Bearer token).
 	APIKeys []string
+
+	// PermissionCacheTTL is how long the node trusts a cached permission
+	// set (default DefaultPermissionCacheTTL); PermissionCache is
+	// PermissionCacheLocal (default: invalidated only by changes made
+	// through this node, as in Octopus) or PermissionCacheShared.
+	PermissionCacheTTL time.Duration
+	PermissionCache    string
+
+	// PollingListen, when set, is the address of the Tentacle polling
+	// port, served over TLS with PollingCert (the cluster's one server
+	// certificate) (tentacles.go).
+	PollingListen string
+	PollingCert   *tls.Certificate
+
+	// OS is the operating system the node emulates (OSLinux, the default,
+	// or OSWindows): it records storage paths in that OS's form
+	// (ospath.go).
+	OS string
 
 	MaxConcurrentTasks int
 	Heartbeat          time.Duration
@@ -153,6 +172,9 @@ type Node struct {
 	sigFlight   singleflight.Group
 	sigComputed atomic.Int64
 
+	perms     permCache     // users' permissions (permissions.go)
+	tentacles tentacleState // requests held for polling Tentacles (tentacles.go)
+
 	hooks testHooks
 }
 
@@ -185,6 +207,25 @@ func New(cfg Config) (*Node, error) {
 	}
 	if len(cfg.APIKeys) == 0 {
 		return nil, errors.New("node: at least one API key is required")
+	}
+	if cfg.OS == "" {
+		cfg.OS = OSLinux
+	}
+	if err := ValidOS(cfg.OS); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if cfg.PollingListen != "" && cfg.PollingCert == nil {
+		return nil, errors.New("node: a polling port needs the cluster's server certificate")
+	}
+	if cfg.PermissionCacheTTL <= 0 {
+		cfg.PermissionCacheTTL = DefaultPermissionCacheTTL
+	}
+	switch cfg.PermissionCache {
+	case "":
+		cfg.PermissionCache = PermissionCacheLocal
+	case PermissionCacheLocal, PermissionCacheShared:
+	default:
+		return nil, fmt.Errorf("node: permission cache %q: want %s or %s", cfg.PermissionCache, PermissionCacheLocal, PermissionCacheShared)
 	}
 	if cfg.MaxConcurrentTasks <= 0 {
 		cfg.MaxConcurrentTasks = DefaultMaxConcurrentTasks
@@ -425,6 +466,13 @@ func (n *Node) ServeListener(ctx context.Context, ln net.Listener, grace time.Du
 	}
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRun()
+	if n.cfg.PollingListen != "" {
+		pln, err := net.Listen("tcp", n.cfg.PollingListen)
+		if err != nil {
+			return fmt.Errorf("listen on the polling port %s: %w", n.cfg.PollingListen, err)
+		}
+		go n.servePolling(ctx, pln)
+	}
 	go func() { _ = n.Run(runCtx) }()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

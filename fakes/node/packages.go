@@ -86,6 +86,9 @@ func rawFileName(p *multipart.Part) string {
 // in the database.
 func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 	ctx := r.Context()
+	if !n.mayPush(w, r, space) {
+		return
+	}
 	mode, err := overwriteMode(r.URL.Query())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "Invalid upload options.", []string{err.Error()})
@@ -364,7 +367,8 @@ func (n *Node) publish(ctx context.Context, tmp string, row store.Package, mode 
 			return err
 		}
 		row.PackageID = spelling
-		row.Path = api.PackageFile{ID: spelling, Version: row.Version, Extension: row.Extension}.StorePath(row.SpaceID)
+		rel := api.PackageFile{ID: spelling, Version: row.Version, Extension: row.Extension}.StorePath(row.SpaceID)
+		row.Path = storedPath(n.cfg.OS, rel)
 		existing, err := tx.Package(ctx, row.Version)
 		exists := err == nil
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -382,7 +386,7 @@ func (n *Node) publish(ctx context.Context, tmp string, row store.Package, mode 
 		// Under the lock nobody else publishes this package, so a file at
 		// row.Path that no row points to is a leftover of a node that died
 		// between its rename and its commit: replace it.
-		if err := n.cfg.Packages.Publish(ctx, tmp, row.Path, true); err != nil {
+		if err := n.cfg.Packages.Publish(ctx, tmp, rel, true); err != nil {
 			return &publishError{status: http.StatusInternalServerError, msg: "The package could not be stored.",
 				err: fmt.Errorf("publish %s: %w", row.Path, err)}
 		}
@@ -451,13 +455,18 @@ func (n *Node) removeUnrecorded(ctx context.Context, space, packageID string, pa
 		}
 		dirs := map[string]bool{}
 		for _, p := range paths {
-			dirs[path.Dir(p)] = true
 			// Compared in lower case: on an SMB share Case/x and case/x
 			// are one file.
 			if recorded[strings.ToLower(p)] {
 				continue
 			}
-			if err := n.cfg.Packages.Remove(ctx, p); err != nil {
+			rel, err := resolvePath(n.cfg.OS, p)
+			if err != nil {
+				n.log.Warn("cannot remove a package file no row points to", "path", p, "err", err)
+				continue
+			}
+			dirs[path.Dir(rel)] = true
+			if err := n.cfg.Packages.Remove(ctx, rel); err != nil {
 				n.log.Warn("cannot remove a package file no row points to", "path", p, "err", err)
 				continue
 			}
@@ -631,8 +640,16 @@ func (n *Node) downloadPackage(w http.ResponseWriter, r *http.Request, space, re
 	// content when another is renamed over it); if not, open the new one.
 	var f io.ReadCloser
 	var err error
+	var rel string
 	for attempt := 1; ; attempt++ {
-		f, err = n.cfg.Packages.Open(r.Context(), row.Path)
+		var perr error
+		rel, perr = resolvePath(n.cfg.OS, row.Path)
+		if perr != nil {
+			n.log.Error("package row's path cannot be resolved on this node", "err", perr)
+			writeError(w, http.StatusInternalServerError, "The package "+resID+" could not be read: "+perr.Error(), []string{perr.Error()})
+			return
+		}
+		f, err = n.cfg.Packages.Open(r.Context(), rel)
 		if err != nil {
 			break
 		}
@@ -667,7 +684,7 @@ func (n *Node) downloadPackage(w http.ResponseWriter, r *http.Request, space, re
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Length", strconv.FormatInt(row.Size, 10))
-	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(row.Path)}))
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(rel)}))
 	h.Set("X-Octoha-Hash", row.Hash)
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {

@@ -348,10 +348,25 @@ func (n *Node) execute(ctx context.Context, e *execution) {
 	state, msg := store.TaskSuccess, ""
 	timer := time.NewTimer(time.Duration(e.args.DurationMs) * time.Millisecond)
 	defer timer.Stop()
+	picked, failed, release := n.holdForTentacle(ctx, e) // tentacles.go; nil for other tasks
+	defer release()
+	if failed != "" {
+		timer.Reset(0)
+	}
 	select {
 	case <-ctx.Done():
 		return // abandoned, as by a killed process
+	case <-picked:
+		e.log.add(time.Now(), "The Tentacle picked up the request: done")
 	case <-timer.C:
+		switch {
+		case failed != "":
+			state, msg = store.TaskFailed, failed
+			e.log.add(time.Now(), "Error: "+msg)
+		case e.args.TentacleId != "":
+			state, msg = api.TaskTimedOut, fmt.Sprintf("The Tentacle %s did not poll node %s within %dms.", e.args.TentacleId, n.cfg.Name, e.args.DurationMs)
+			e.log.add(time.Now(), "Error: "+msg)
+		}
 		if t.Name == api.TaskKindRetention {
 			e.log.add(time.Now(), "Retention: nothing deleted (the fake node keeps every task log and artifact)")
 		}

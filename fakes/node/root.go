@@ -92,25 +92,6 @@ func (n *Node) spaceRoot(w http.ResponseWriter, _ *http.Request, space string) {
 	})
 }
 
-func (n *Node) routeUsers(w http.ResponseWriter, r *http.Request, seg []string) {
-	if !allow(w, r, http.MethodGet) {
-		return
-	}
-	user := map[string]any{
-		"Id": "Users-1", "Username": "octoha", "DisplayName": "octoha API key user",
-		"IsActive": true, "IsService": true,
-		"Links": api.Links{"Self": "/api/users/Users-1", "Spaces": "/api/users/Users-1/spaces"},
-	}
-	switch {
-	case len(seg) == 1 && (strings.EqualFold(seg[0], "me") || seg[0] == "Users-1"):
-		writeJSON(w, http.StatusOK, user)
-	case len(seg) == 2 && strings.EqualFold(seg[1], "spaces"):
-		writeJSON(w, http.StatusOK, []api.Space{defaultSpace()})
-	default:
-		n.notFound(w, r)
-	}
-}
-
 // paging reads skip and take for every list endpoint, defaulting take and
 // clamping both to [0, store.MaxPage] (take to at least 1): Octopus reads
 // them as 32-bit integers, clients ask for everything with int.MaxValue,

@@ -91,7 +91,8 @@ func (n *Node) route(w http.ResponseWriter, r *http.Request) {
 		n.ping(w, r)
 		return
 	}
-	if !n.authorize(w, r) {
+	r, ok := n.authorize(w, r)
+	if !ok {
 		return
 	}
 	switch strings.ToLower(seg[0]) {
@@ -101,6 +102,10 @@ func (n *Node) route(w http.ResponseWriter, r *http.Request) {
 		n.routeSpaces(w, r, seg[1:])
 	case "users":
 		n.routeUsers(w, r, seg[1:])
+	case "teams":
+		n.routeTeams(w, r, seg[1:])
+	case "scopeduserroles":
+		n.routeScopedRoles(w, r, seg[1:])
 	case "tasks":
 		n.routeTasks(w, r, "", seg[1:])
 	case "packages":
@@ -158,6 +163,8 @@ func (n *Node) routeSpace(w http.ResponseWriter, r *http.Request, space string, 
 		n.routeTasks(w, r, space, seg[1:])
 	case "feeds":
 		n.routeFeeds(w, r, space, seg[1:])
+	case "machines":
+		n.routeMachines(w, r, space, seg[1:])
 	case "octoha":
 		if len(seg) == 2 && strings.EqualFold(seg[1], "work") {
 			if allow(w, r, http.MethodPost) {
@@ -211,17 +218,15 @@ func (n *Node) notFound(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "The resource you requested was not found: "+r.URL.Path, nil)
 }
 
-func (n *Node) authorize(w http.ResponseWriter, r *http.Request) bool {
+// authorize answers 401 unless the request carries a key of the cluster
+// or of a user (permissions.go), whom the returned request names.
+func (n *Node) authorize(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
 	key := requestKey(r)
-	switch {
-	case key == "":
+	if key == "" {
 		writeError(w, http.StatusUnauthorized, "You must be logged in to perform this action. Please provide a valid API key or log in again.", nil)
-		return false
-	case !n.validKey(key):
-		writeError(w, http.StatusUnauthorized, "The API key you provided was not valid. Please double-check your API key and try again.", nil)
-		return false
+		return r, false
 	}
-	return true
+	return n.authenticate(w, r, key)
 }
 
 // splitPath splits a URL path into non-empty segments.

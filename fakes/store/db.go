@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -220,7 +221,7 @@ func (db *DB) tryCreateSchema(ctx context.Context) error {
 			return fmt.Errorf("take schema lock: %w", err)
 		}
 	}
-	for _, s := range db.d.schema {
+	for _, s := range slices.Concat(db.d.schema, userSchema(db.d.kind)) {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
 			return err
 		}

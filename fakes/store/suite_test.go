@@ -104,6 +104,8 @@ func runSuite(t *testing.T, b backend) {
 		{"TaskClaimExclusive", testTaskClaimExclusive},
 		{"TaskForceClaim", testTaskForceClaim},
 		{"Lease", testLease},
+		{"UsersAndPermissions", testUsersAndPermissions},
+		{"Machines", testMachines},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })

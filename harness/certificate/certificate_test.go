@@ -23,6 +23,7 @@ func TestRowsFromResults(t *testing.T) {
 		result("LB certification", runner.Failed, "check upload-path failed: 413 body-limit\n  evidence", nil, checker.Result{Name: "upload-path", Status: checker.Fail, Summary: "body-limit: 413"}),
 		result("Kill mid-upload", runner.Skipped, "kill on an external cluster is destructive: it needs --allow-destructive", nil),
 		result("Session stickiness", runner.Passed, "", []checker.Figure{{Name: scenario.StickyFigure, Value: 100, Unit: "%"}}),
+		result("Operating systems", runner.Failed, "the cluster mixes operating systems (Node1 windows, Node2 linux)", nil, checker.Result{Name: "downloads", Status: checker.Fail, Summary: "cause mixed operating systems"}),
 	}
 	c := Build(Input{Cluster: "http://lb", Catalogue: cat, Results: results, Seed: 1, UploadSize: 1 << 30})
 	want := map[string]string{
@@ -33,6 +34,8 @@ func TestRowsFromResults(t *testing.T) {
 		scenario.ReqFailover:        NotRun,
 		scenario.ReqDatabaseOutage:  NotRun,
 		scenario.ReqStickiness:      Pass,
+		scenario.ReqSameOS:          Fail,
+		scenario.ReqPolling:         NotRun,
 	}
 	for _, r := range c.Rows {
 		if r.Status != want[r.ID] {
@@ -41,6 +44,9 @@ func TestRowsFromResults(t *testing.T) {
 	}
 	if r := rowOf(c, scenario.ReqFailover); !strings.Contains(r.Why, "allow-destructive") {
 		t.Errorf("NOT RUN row does not say why: %q", r.Why)
+	}
+	if r := rowOf(c, scenario.ReqSameOS); !strings.Contains(r.Why, "mixes operating systems") {
+		t.Errorf("same-os row does not say why: %q", r.Why)
 	}
 	if r := rowOf(c, scenario.ReqDatabaseOutage); !strings.Contains(r.Why, "not selected") {
 		t.Errorf("unselected row: %q", r.Why)

@@ -22,6 +22,13 @@ type Options struct {
 	ErrorWindow ErrorWindowOptions
 	// MinOps are anti-vacuity rules, each reported as its own check.
 	MinOps []MinOpsRule
+	// NodeOS maps node names to their operating system; when set, the
+	// downloads check runs and names mixed operating systems as a cause.
+	NodeOS map[string]string
+	// Permissions, when set, runs the permissions check.
+	Permissions *PermissionOptions
+	// Tentacles, when set, runs the tentacles check.
+	Tentacles *TentacleOptions
 }
 
 // Run collects a snapshot of the target and evaluates every check. It
@@ -49,6 +56,15 @@ func Evaluate(h *history.History, s *Snapshot, opts Options) *Report {
 		r.Results = append(r.Results, MinOps(h, m.Kind, m.N))
 	}
 	r.Results = append(r.Results, Durability(h, s), NoLeftovers(s, opts.Leftovers))
+	if len(opts.NodeOS) > 0 {
+		r.Results = append(r.Results, Downloads(h, s, opts.NodeOS))
+	}
+	if opts.Permissions != nil {
+		r.Results = append(r.Results, Permissions(h, *opts.Permissions))
+	}
+	if opts.Tentacles != nil {
+		r.Results = append(r.Results, Tentacles(h, *opts.Tentacles))
+	}
 	conv := opts.Convergence
 	if s != nil {
 		for _, n := range s.Nodes {

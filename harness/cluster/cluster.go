@@ -13,6 +13,9 @@ type Node struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 	URL  string `json:"url"`
+	// OS is the node's operating system (linux or windows) as the
+	// cluster's description gives it; "" when unknown.
+	OS string `json:"os,omitempty"`
 }
 
 // Component is one part of a cluster, for status output and reports: what

@@ -57,6 +57,10 @@ type Spec struct {
 	Network     string `yaml:"network"`
 	Port        int    `yaml:"port"`        // HTTP port of nodes and load balancer
 	PollingPort int    `yaml:"pollingPort"` // Tentacle polling port of each node
+	// PollingThumbprint is the thumbprint of the server certificate every
+	// node presents on its polling port: generated once per cluster by the
+	// local provider, given in the YAML for a real cluster.
+	PollingThumbprint string `yaml:"pollingThumbprint"`
 	// APIKey is accepted by every node. Empty: a random key is generated.
 	// It is never logged or written into reports.
 	APIKey  string       `yaml:"apiKey"`
@@ -128,6 +132,69 @@ type NodeSpec struct {
 	UnsafeTaskClaim bool `yaml:"unsafeTaskClaim"`
 	// Image is the fake-node image (docker provider).
 	Image string `yaml:"image"`
+	// OS is the operating system each node emulates, linux (default) or
+	// windows: one value for every node, or one per node. Nodes of both
+	// are refused (MixedOSRule) unless AllowMixedOS, which only the
+	// topology scenario sets, to show what goes wrong.
+	OS           []string `yaml:"os"`
+	AllowMixedOS bool     `yaml:"allowMixedOS"`
+	// PermissionCacheTTL is how long nodes trust cached permissions (0:
+	// the node's default); PermissionCache is local (as in Octopus: a
+	// change invalidates only the node it was made through) or shared.
+	PermissionCacheTTL time.Duration `yaml:"permissionCacheTTL"`
+	PermissionCache    string        `yaml:"permissionCache"`
+}
+
+// OS values.
+const (
+	OSLinux   = launch.DefaultOS
+	OSWindows = "windows"
+)
+
+// MixedOSRule is the seed's rule a mixed cluster breaks, quoted.
+const MixedOSRule = `the seed: "Due to how Octopus stores the paths to various BLOB data (task logs, artifacts, packages, etc.), you cannot run both Windows, and Octopus Linux containers in the same Octopus Deploy instance. It has to be either all Windows or all containers."`
+
+// NodeOS is node i's (0-based) operating system.
+func (s Spec) NodeOS(i int) string {
+	switch {
+	case len(s.Node.OS) == 1:
+		return s.Node.OS[0]
+	case i < len(s.Node.OS) && s.Node.OS[i] != "":
+		return s.Node.OS[i]
+	}
+	return OSLinux
+}
+
+// ApplyNode sets node i's operating system and permission cache in its
+// launch configuration.
+func (s Spec) ApplyNode(i int, lc *launch.Config) {
+	lc.OS = s.NodeOS(i)
+	if s.Node.PermissionCacheTTL > 0 {
+		lc.PermissionCacheTTL = s.Node.PermissionCacheTTL
+	}
+	if s.Node.PermissionCache != "" {
+		lc.PermissionCache = s.Node.PermissionCache
+	}
+}
+
+func (s Spec) validateOS(bad func(string, ...any)) {
+	if len(s.Node.OS) > 1 && len(s.Node.OS) != s.Nodes {
+		bad("node.os lists %d operating systems for %d nodes: give one for all, or one per node", len(s.Node.OS), s.Nodes)
+		return
+	}
+	seen := map[string][]string{}
+	for i := range s.Nodes {
+		os := s.NodeOS(i)
+		if os != OSLinux && os != OSWindows {
+			bad("node.os %q: want linux or windows", os)
+			return
+		}
+		seen[os] = append(seen[os], NodeName(i))
+	}
+	if len(seen) > 1 && !s.Node.AllowMixedOS {
+		bad("the cluster mixes Windows nodes (%s) and Linux nodes (%s), which %s Set node.allowMixedOS (octoha up --allow-mixed-os) only to watch it fail",
+			strings.Join(seen[OSWindows], ", "), strings.Join(seen[OSLinux], ", "), MixedOSRule)
+	}
 }
 
 // ApplyTasks sets the task-queue flags of a node's launch configuration
@@ -156,12 +223,64 @@ type ExternalSpec struct {
 	// --allow-destructive; "{node}" is replaced by the node name.
 	Hooks            map[string]string `yaml:"hooks"`
 	AllowDestructive bool              `yaml:"allowDestructive"`
+	// PollingEndpoints are the host:port polling Tentacles are configured
+	// with (one per node in a supported layout); the certificate checks
+	// each presents the cluster's pollingThumbprint.
+	PollingEndpoints []string `yaml:"pollingEndpoints"`
+}
+
+// Polling layouts of Tentacles (the seed's two supported ones, and
+// through the load balancer).
+const (
+	LayoutUniqueAddress = "unique-address"
+	LayoutUniquePort    = "unique-port"
+	LayoutViaLB         = "via-lb"
+)
+
+// PollingEndpoints returns the host:port Tentacles poll under a layout:
+// every node's own address (unique-address), the load balancer's port per
+// node (unique-port) or its one balanced port (via-lb, on .9). For a real
+// cluster they are external.pollingEndpoints, whatever the layout.
+func (s Spec) PollingEndpoints(layout string) ([]string, error) {
+	if s.Provider == ProviderExternal {
+		if s.External == nil || len(s.External.PollingEndpoints) == 0 {
+			return nil, errors.New("the cluster YAML lists no external.pollingEndpoints")
+		}
+		return s.External.PollingEndpoints, nil
+	}
+	var out []string
+	switch layout {
+	case LayoutUniqueAddress:
+		for i := range s.Nodes {
+			out = append(out, net.JoinHostPort(s.host(11+i), strconv.Itoa(s.PollingPort)))
+		}
+	case LayoutUniquePort:
+		for i := range s.Nodes {
+			out = append(out, net.JoinHostPort(s.host(10), strconv.Itoa(s.PollingPort+i)))
+		}
+	case LayoutViaLB:
+		out = []string{net.JoinHostPort(s.host(9), strconv.Itoa(s.PollingPort))}
+	default:
+		return nil, fmt.Errorf("polling layout %q: want %s, %s or %s", layout, LayoutUniqueAddress, LayoutUniquePort, LayoutViaLB)
+	}
+	return out, nil
 }
 
 // ExternalNode is one real node, reachable directly.
 type ExternalNode struct {
 	Name string `yaml:"name"`
 	URL  string `yaml:"url"`
+	// OS is the node's operating system, linux or windows: Octopus's API
+	// does not expose it (OctopusServerNodes carry no OS), so the
+	// topology certificate row takes it from here.
+	OS string `yaml:"os"`
+}
+
+func (e *ExternalSpec) nodes() []ExternalNode {
+	if e == nil {
+		return nil
+	}
+	return e.Nodes
 }
 
 // Defaults returns the spec of `octoha up` without flags: three nodes
@@ -316,6 +435,21 @@ func (s Spec) validate() error {
 		if s.External == nil || s.External.LBURL == "" {
 			bad("provider external needs external.lbURL")
 		}
+		// A real cluster is what it is: its mix is the certificate's
+		// finding, not a reason to refuse the run.
+		for _, n := range s.External.nodes() {
+			if n.OS != "" && n.OS != OSLinux && n.OS != OSWindows {
+				bad("external node %s: os %q: want linux or windows", n.Name, n.OS)
+			}
+		}
+	} else {
+		s.validateOS(bad)
+	}
+	if p := s.Node.PermissionCache; p != "" && p != "local" && p != "shared" {
+		bad("node.permissionCache %q: want local or shared", p)
+	}
+	if s.Node.PermissionCacheTTL < 0 {
+		bad("node.permissionCacheTTL cannot be negative")
 	}
 	return errors.Join(errs...)
 }

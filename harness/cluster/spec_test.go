@@ -63,3 +63,60 @@ func TestNodeSpecApplyTasks(t *testing.T) {
 		t.Fatalf("an empty spec changed flags: %q", args)
 	}
 }
+
+// A cluster mixing Windows and Linux nodes is refused, citing the seed,
+// unless allowed; the OS reaches each node's flags (linux renders none).
+func TestSpecMixedOS(t *testing.T) {
+	parse := func(y string) (Spec, error) {
+		s, err := ParseSpec([]byte(y))
+		if err != nil {
+			return s, err
+		}
+		return s.Normalize()
+	}
+	if _, err := parse("nodes: 2\nnode: {os: [windows]}\n"); err != nil {
+		t.Fatalf("all Windows refused: %v", err)
+	}
+	_, err := parse("nodes: 2\nnode: {os: [windows, linux]}\n")
+	if err == nil || !strings.Contains(err.Error(), "cannot run both Windows, and Octopus Linux containers") || !strings.Contains(err.Error(), "Node1") {
+		t.Fatalf("mixed cluster: %v; want a refusal citing the seed", err)
+	}
+	s, err := parse("nodes: 2\nnode: {os: [windows, linux], allowMixedOS: true}\n")
+	if err != nil {
+		t.Fatalf("allowed mixed cluster refused: %v", err)
+	}
+	for i, want := range []string{"--os=windows", ""} {
+		lc := launch.Default()
+		s.ApplyNode(i, &lc)
+		if got := strings.Join(lc.Args(), " "); got != want {
+			t.Errorf("node %d args %q, want %q", i, got, want)
+		}
+	}
+	for _, y := range []string{"nodes: 3\nnode: {os: [windows, linux]}\n", "nodes: 1\nnode: {os: [macos]}\n"} {
+		if _, err := parse(y); err == nil {
+			t.Errorf("accepted %q", y)
+		}
+	}
+	// A real cluster's mix is reported by certify, not refused.
+	if _, err := parse("provider: external\nexternal: {lbURL: 'http://lb', nodes: [{name: A, url: 'http://a', os: windows}, {name: B, url: 'http://b', os: linux}]}\n"); err != nil {
+		t.Errorf("external mixed cluster refused: %v", err)
+	}
+}
+
+func TestSpecPermissionCache(t *testing.T) {
+	s, err := ParseSpec([]byte("node: {permissionCache: shared, permissionCacheTTL: 3s}\n"))
+	if err == nil {
+		s, err = s.Normalize()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc := launch.Default()
+	s.ApplyNode(0, &lc)
+	if got, want := strings.Join(lc.Args(), " "), "--permission-cache-ttl=3s --permission-cache=shared"; got != want {
+		t.Errorf("args %q, want %q", got, want)
+	}
+	if _, err := (Spec{Node: NodeSpec{PermissionCache: "sometimes"}}).Normalize(); err == nil || !strings.Contains(err.Error(), "permissionCache") {
+		t.Errorf("bad permissionCache: %v", err)
+	}
+}

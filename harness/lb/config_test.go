@@ -136,3 +136,25 @@ func TestNginxConfig(t *testing.T) {
 		})
 	}
 }
+
+// The polling Tentacles' layouts: one TCP frontend per node on
+// consecutive ports, and one balanced frontend; haproxy -c accepts them.
+func TestHAProxyPollingConfig(t *testing.T) {
+	o := configOptions(t, HAProxy)
+	o.Polling = &Polling{UniqueHost: "127.0.0.110", Port: 10943, ViaLB: "127.0.0.109:10943",
+		Backends: []Backend{{"Node1", "127.0.0.11:10943"}, {"Node2", "127.0.0.12:10943"}}}
+	cfg := haproxyConfig(o)
+	for _, want := range []string{
+		"defaults\n    mode tcp\n",
+		"frontend polling-Node1\n    bind 127.0.0.110:10943\n",
+		"frontend polling-Node2\n    bind 127.0.0.110:10944\n",
+		"backend polling-Node2\n    default-server inter 500ms fall 2 rise 2\n    server Node2 127.0.0.12:10943 check\n",
+		"frontend polling-lb\n    bind 127.0.0.109:10943\n",
+		"backend polling-all\n    balance roundrobin\n",
+	} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("config lacks %q:\n%s", want, cfg)
+		}
+	}
+	checkHAProxyConfig(t, o.Dir, cfg)
+}

@@ -105,5 +105,47 @@ func renderHAProxyConfig(o Options, x HAProxyConfigOptions) string {
 		}
 		w("%s", line)
 	}
+	if p := o.Polling; p != nil {
+		renderHAProxyPolling(w, p, o)
+	}
 	return b.String()
+}
+
+// renderHAProxyPolling adds one TCP frontend per node on consecutive
+// ports (unique-port) and, when asked, one balanced over every node
+// (via-lb). TLS passes through: every node presents the cluster's
+// certificate and checks the Tentacle's itself.
+func renderHAProxyPolling(w func(string, ...any), p *Polling, o Options) {
+	check := fmt.Sprintf("    default-server inter %s fall %d rise %d", cfgDuration(o.Interval), o.Fall, o.Rise)
+	// Their own defaults: TCP, no HTTP log format, no log.
+	w("")
+	w("defaults")
+	w("    mode tcp")
+	w("    timeout connect %s", cfgDuration(o.ConnectTimeout))
+	w("    timeout client %s", cfgDuration(o.ClientTimeout))
+	w("    timeout server %s", cfgDuration(o.ServerTimeout))
+	for i, be := range p.Backends {
+		w("")
+		w("frontend polling-%s", be.Name)
+		w("    bind %s:%d", p.UniqueHost, p.Port+i)
+		w("    default_backend polling-%s", be.Name)
+		w("")
+		w("backend polling-%s", be.Name)
+		w("%s", check)
+		w("    server %s %s check", be.Name, be.Addr)
+	}
+	if p.ViaLB == "" {
+		return
+	}
+	w("")
+	w("frontend polling-lb")
+	w("    bind %s", p.ViaLB)
+	w("    default_backend polling-all")
+	w("")
+	w("backend polling-all")
+	w("    balance roundrobin")
+	w("%s", check)
+	for _, be := range p.Backends {
+		w("    server %s %s check", be.Name, be.Addr)
+	}
 }

@@ -18,6 +18,21 @@ type Backend struct {
 	Addr string // host:port
 }
 
+// Polling is the load balancer's part in the polling Tentacles' layouts.
+type Polling struct {
+	// UniqueHost and Port: port Port+i of UniqueHost forwards to
+	// Backends[i], the seed's "same address, unique ports" NAT layout
+	// (10943 → node 1, 10944 → node 2, …).
+	UniqueHost string
+	Port       int
+	// ViaLB, when set, is host:port of one frontend that balances every
+	// node: polling through the load balancer, which the seed warns
+	// "will not poll all servers in a timely manner".
+	ViaLB string
+	// Backends are the nodes' own polling addresses, in node order.
+	Backends []Backend
+}
+
 // DrainMode says what a node's 418 ("draining") ping does.
 type DrainMode string
 
@@ -73,6 +88,9 @@ type Options struct {
 	// respondingTimeouts.readTimeout, 60s by default). Embedded only:
 	// HAProxy and nginx have no such limit. 0: none.
 	RequestTimeout time.Duration
+	// Polling, when set, adds the polling Tentacles' TCP frontends
+	// (HAProxy; the other drivers ignore it and Describe says so).
+	Polling *Polling
 	// Log receives the load balancer's own log (request and health-check
 	// lines). nil discards it; the drivers also keep a copy in Dir.
 	Log io.Writer

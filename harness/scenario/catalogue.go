@@ -29,6 +29,15 @@ func Catalogue() []Scenario {
 		ShareOutage(),
 		Partition(),
 		SlowClient(true), SlowClient(false), AzureFilesShare(), FlakyDatabase(), ResetMidUpload(), SharePartition(),
+		MixedOS(),
+		OSTopology(),
+		PermissionCache("none"),
+		PermissionCache("sticky"),
+		PermissionCache("shared"),
+		PollingTentacles(cluster.LayoutUniqueAddress),
+		PollingTentacles(cluster.LayoutUniquePort),
+		PollingTentacles(cluster.LayoutViaLB),
+		PollingEndpoints(),
 	}
 }
 

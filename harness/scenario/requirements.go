@@ -23,6 +23,8 @@ const (
 	ReqFailover        = "failover"
 	ReqDatabaseOutage  = "database-outage"
 	ReqStickiness      = "stickiness"
+	ReqSameOS          = "same-os"
+	ReqPolling         = "polling-every-node"
 )
 
 // Requirements lists the certificate's rows, in order.
@@ -34,6 +36,8 @@ func Requirements() []Requirement {
 		{ID: ReqSamePackages, Text: "Every node serves the same packages (uploaded through one node, read back byte-identical through every other)", Key: []string{"durability"}},
 		{ID: ReqFailover, Text: "When a node is lost the cluster fails over within the bound and loses no acknowledged upload", Key: []string{"convergence", "durability"}},
 		{ID: ReqDatabaseOutage, Text: "The cluster recovers by itself from a database outage and loses no acknowledged upload", Key: []string{"db-up-to-cluster-serving", "durability"}},
+		{ID: ReqSameOS, Text: "Every node runs the same operating system, all Windows or all Linux containers (BLOB paths are stored in each OS's form); a node's OS comes from the cluster YAML, since Octopus's API does not expose it", Key: []string{"downloads"}},
+		{ID: ReqPolling, Text: "Polling Tentacles poll every node: one polling endpoint per node (unique address, or a unique port on the load balancer), each accepting TLS with the cluster's certificate", Key: []string{"polling-endpoints", "nodes"}},
 		{ID: ReqStickiness, Text: "Session stickiness (optional): a client keeping its session cookie stays on one node", Optional: true, Key: []string{StickyFigure}},
 	}
 }

@@ -49,10 +49,15 @@ const (
 	LSticky   = "sticky"
 	LDelta    = "delta"
 	LNetwork  = "network"
+
+	// The seed's other HA rules (issue 14).
+	LTopology    = "topology"
+	LPermissions = "permissions"
+	LTentacles   = "tentacles"
 )
 
 // AllLabels is every label, as the README lists them.
-var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky, LDelta, LNetwork}
+var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky, LDelta, LNetwork, LTopology, LPermissions, LTentacles}
 
 // Providers a scenario may run on.
 const (
@@ -82,6 +87,15 @@ type Shape struct {
 	Toxiproxy bool
 	// LBRequestTimeout is a total request read limit (embedded LB only).
 	LBRequestTimeout time.Duration
+	// OS is each node's operating system (cluster.NodeSpec.OS); a mix is
+	// allowed here, since a scenario sets it to show what goes wrong.
+	OS []string
+	// PermissionCacheTTL and PermissionCache set the nodes' permission
+	// cache (cluster.NodeSpec).
+	PermissionCacheTTL time.Duration
+	PermissionCache    string
+	// TaskPoll is how often nodes poll the task queue (0: Octopus's 20s).
+	TaskPoll time.Duration
 }
 
 // Spec turns the shape into a cluster spec over the defaults.
@@ -106,6 +120,11 @@ func (s Shape) Spec() cluster.Spec {
 	spec.Node.UnsafeAckBeforeStore = s.UnsafeAckBeforeStore
 	spec.Toxiproxy = s.Toxiproxy
 	spec.LB.RequestTimeout = s.LBRequestTimeout
+	spec.Node.OS, spec.Node.AllowMixedOS = s.OS, len(s.OS) > 1
+	spec.Node.PermissionCacheTTL, spec.Node.PermissionCache = s.PermissionCacheTTL, s.PermissionCache
+	if s.TaskPoll > 0 {
+		spec.Node.TaskPoll = s.TaskPoll
+	}
 	return spec
 }
 

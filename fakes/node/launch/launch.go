@@ -59,6 +59,9 @@ const (
 	DefaultUploadStallTimeout = 2 * time.Minute
 	DefaultTaskPoll           = 20 * time.Second
 	DefaultRetentionInterval  = time.Hour
+	DefaultOS                 = "linux"
+	DefaultPermissionCacheTTL = 5 * time.Minute
+	DefaultPermissionCache    = "local"
 )
 
 // Config is a node's command line, secrets excepted. Start from Default and
@@ -116,6 +119,22 @@ type Config struct {
 	// claiming. Test only.
 	UnsafeTaskClaim  bool
 	UnsafeClaimDelay time.Duration
+
+	// OS is the operating system the node emulates, linux or windows: it
+	// records storage paths in that OS's form, which a node of the other
+	// cannot resolve (the seed's "all Windows or all containers").
+	OS string
+
+	// PermissionCacheTTL is how long a node trusts cached permissions;
+	// PermissionCache is local (invalidated only by changes made through
+	// the node, as in Octopus) or shared (through the database).
+	PermissionCacheTTL time.Duration
+	PermissionCache    string
+
+	// PollingListen is the Tentacle polling port's address ("": none);
+	// PollingCert and PollingKey are PEM files of the cluster's one server
+	// certificate, which every node presents.
+	PollingListen, PollingCert, PollingKey string
 }
 
 // Default is the configuration of a node started without flags.
@@ -132,6 +151,9 @@ func Default() Config {
 		UploadStallTimeout: DefaultUploadStallTimeout,
 		TaskPoll:           DefaultTaskPoll,
 		RetentionInterval:  DefaultRetentionInterval,
+		OS:                 DefaultOS,
+		PermissionCacheTTL: DefaultPermissionCacheTTL,
+		PermissionCache:    DefaultPermissionCache,
 	}
 }
 
@@ -166,6 +188,12 @@ var options = []option{
 	{"leader-lease", "length of the leader lease, renewed every heartbeat (0: 3 heartbeats, at least 3s)", func(c *Config) any { return &c.LeaderLease }},
 	{"retention-interval", "how often the leader queues a Retention task (0 disables)", func(c *Config) any { return &c.RetentionInterval }},
 	{"unsafe-task-claim", "TEST ONLY: claim tasks without the lock, so two nodes run one task (OctopusDeploy/Issues#8356)", func(c *Config) any { return &c.UnsafeTaskClaim }},
+	{"os", "operating system to emulate: linux or windows (storage paths recorded in its form; the other cannot resolve them)", func(c *Config) any { return &c.OS }},
+	{"permission-cache-ttl", "how long cached user permissions are trusted", func(c *Config) any { return &c.PermissionCacheTTL }},
+	{"permission-cache", "local (invalidated only on the node that made a change, as in Octopus) or shared (cluster-wide through the database)", func(c *Config) any { return &c.PermissionCache }},
+	{"polling-listen", "address of the polling Tentacles' TLS port, e.g. 127.0.0.11:10943 (none if empty)", func(c *Config) any { return &c.PollingListen }},
+	{"polling-cert", "PEM file of the cluster's polling server certificate (the same on every node)", func(c *Config) any { return &c.PollingCert }},
+	{"polling-key", "PEM file of that certificate's key", func(c *Config) any { return &c.PollingKey }},
 	{"unsafe-claim-delay", "TEST ONLY: pause between reading the queue and the unsafe claim (0: two task polls)", func(c *Config) any { return &c.UnsafeClaimDelay }},
 }
 

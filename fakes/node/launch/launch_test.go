@@ -159,6 +159,12 @@ func TestLaunchDefaultsMatchNode(t *testing.T) {
 	if d.TaskPoll != node.DefaultTaskPoll || d.RetentionInterval != node.DefaultRetentionInterval {
 		t.Errorf("launch's task poll %v / retention %v differ from fakes/node's %v / %v", d.TaskPoll, d.RetentionInterval, node.DefaultTaskPoll, node.DefaultRetentionInterval)
 	}
+	if d.PermissionCacheTTL != node.DefaultPermissionCacheTTL || d.PermissionCache != node.PermissionCacheLocal {
+		t.Errorf("launch's permission cache %v/%s differs from fakes/node's %v/%s", d.PermissionCacheTTL, d.PermissionCache, node.DefaultPermissionCacheTTL, node.PermissionCacheLocal)
+	}
+	if d.OS != node.OSLinux {
+		t.Errorf("launch's default OS %q differs from fakes/node's %q", d.OS, node.OSLinux)
+	}
 	if d.MaxConcurrentTasks != node.DefaultMaxConcurrentTasks || d.Heartbeat != node.DefaultHeartbeat || d.UnhealthyAfter != node.DefaultUnhealthyAfter {
 		t.Errorf("launch defaults (tasks %d, heartbeat %v, unhealthy-after %v) differ from fakes/node's (%d, %v, %v)",
 			d.MaxConcurrentTasks, d.Heartbeat, d.UnhealthyAfter, node.DefaultMaxConcurrentTasks, node.DefaultHeartbeat, node.DefaultUnhealthyAfter)

@@ -630,6 +630,7 @@ func (c *Cluster) startNodes(ctx context.Context, timeout time.Duration) error {
 		lc.StartupTimeout, lc.ShutdownGrace = timeout, 5*time.Second
 		lc.UnsafeAckBeforeStore = c.spec.Node.UnsafeAckBeforeStore
 		c.spec.Node.ApplyTasks(&lc)
+		c.spec.ApplyNode(i, &lc)
 		sec := launch.Secrets{APIKeys: []string{c.spec.APIKey}, DB: c.nodeDSN(i), SMBPassword: c.smbPassword}
 		opts, cr, err := c.options(ctrSpec{
 			part: "node:" + cluster.NodeName(i), alias: alias, image: c.images.Node,
@@ -641,7 +642,7 @@ func (c *Cluster) startNodes(ctx context.Context, timeout time.Duration) error {
 			return err
 		}
 		c.nodes = append(c.nodes, &nodeCtr{ctr: *cr, info: cluster.Node{
-			ID: cluster.NodeID(i), Name: cluster.NodeName(i), URL: "http://127.0.0.1:" + strconv.Itoa(cr.ports[port]),
+			ID: cluster.NodeID(i), Name: cluster.NodeName(i), URL: "http://127.0.0.1:" + strconv.Itoa(cr.ports[port]), OS: c.spec.NodeOS(i),
 		}})
 		// HTTP ping from the host; the image has no shell for exec checks.
 		opts = append(opts, testcontainers.WithWaitStrategy(pingWait("node "+cluster.NodeName(i), cr.ports[port], timeout,

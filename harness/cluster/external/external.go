@@ -113,7 +113,7 @@ func Connect(ctx context.Context, spec cluster.Spec, opts Options) (*Cluster, er
 		if _, err := url.ParseRequestURI(n.URL); err != nil {
 			return nil, fmt.Errorf("external cluster: node %s url %q: %w", n.Name, redact.URL(n.URL), redact.Error(err, redact.Secrets(n.URL)))
 		}
-		c.nodes = append(c.nodes, cluster.Node{Name: n.Name, URL: strings.TrimRight(n.URL, "/")})
+		c.nodes = append(c.nodes, cluster.Node{Name: n.Name, URL: strings.TrimRight(n.URL, "/"), OS: n.OS})
 	}
 	if err := c.probe(ctx); err != nil {
 		return nil, err

@@ -22,11 +22,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/blob"
 	"github.com/octoha/octoha/fakes/node/launch"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/internal/proc"
+	"github.com/octoha/octoha/internal/selfsigned"
 	"github.com/octoha/octoha/services/postgres"
 	"github.com/octoha/octoha/services/samba"
 	"github.com/octoha/octoha/services/toxiproxy"
@@ -374,6 +376,14 @@ func (c *Cluster) startStorage(ctx context.Context, noFallback bool) error {
 }
 
 func (c *Cluster) startNodes(ctx context.Context) error {
+	cert, key, err := c.pollingCert()
+	if err != nil {
+		return err
+	}
+	pollAddrs, err := c.spec.PollingEndpoints(cluster.LayoutUniqueAddress)
+	if err != nil {
+		return err
+	}
 	sec := launch.Secrets{APIKeys: []string{c.spec.APIKey}, DB: c.dsn}
 	if c.smb != nil {
 		sec.SMBPassword = c.smb.Password()
@@ -384,7 +394,7 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 		nsec := sec
 		nsec.DB = c.nodeDSN(i)
 		n := &nodeProc{
-			info: cluster.Node{ID: cluster.NodeID(i), Name: cluster.NodeName(i), URL: "http://" + c.spec.NodeAddr(i)},
+			info: cluster.Node{ID: cluster.NodeID(i), Name: cluster.NodeName(i), URL: "http://" + c.spec.NodeAddr(i), OS: c.spec.NodeOS(i)},
 			addr: c.spec.NodeAddr(i),
 			env:  append(os.Environ(), nsec.Env()...),
 		}
@@ -396,6 +406,9 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 		lc.ShutdownGrace = 5 * time.Second
 		lc.UnsafeAckBeforeStore = c.spec.Node.UnsafeAckBeforeStore
 		c.spec.Node.ApplyTasks(&lc)
+		c.spec.ApplyNode(i, &lc)
+		lc.PollingListen = pollAddrs[i]
+		lc.PollingCert, lc.PollingKey = cert, key
 		n.args = append([]string{launch.Subcommand}, lc.Args()...)
 		c.nodes = append(c.nodes, n)
 		if err := c.spawn(n); err != nil {
@@ -463,11 +476,20 @@ func (c *Cluster) startLB(ctx context.Context, noFallback bool) error {
 	for i, n := range c.nodes {
 		backends = append(backends, lb.Backend{Name: n.info.Name, Addr: c.lbToNode(i)})
 	}
+	lbHost, _, _ := net.SplitHostPort(c.spec.LBAddr())
+	polling := &lb.Polling{UniqueHost: lbHost, Port: c.spec.PollingPort}
+	if vias, err := c.spec.PollingEndpoints(cluster.LayoutViaLB); err == nil {
+		polling.ViaLB = vias[0]
+	}
+	nodeAddrs, _ := c.spec.PollingEndpoints(cluster.LayoutUniqueAddress)
+	for i, n := range c.nodes {
+		polling.Backends = append(polling.Backends, lb.Backend{Name: n.info.Name, Addr: nodeAddrs[i]})
+	}
 	bal, err := lb.New(lb.Options{
 		Kind: kind, Listen: c.lbListen(), Backends: backends, Dir: filepath.Join(c.dir, "lb"),
 		Interval: c.spec.LB.Interval, Fall: c.spec.LB.Fall, Rise: c.spec.LB.Rise, Sticky: c.spec.LB.Sticky,
 		Drain: lb.DrainMode(c.spec.LB.Drain), ShutdownSessions: c.spec.LB.ShutdownSessions,
-		ServerTimeout: c.spec.LB.ServerTimeout, RequestTimeout: c.spec.LB.RequestTimeout, Log: logf,
+		ServerTimeout: c.spec.LB.ServerTimeout, RequestTimeout: c.spec.LB.RequestTimeout, Log: logf, Polling: polling,
 	})
 	if err != nil {
 		return fmt.Errorf("configure load balancer: %w", err)
@@ -482,6 +504,29 @@ func (c *Cluster) startLB(ctx context.Context, noFallback bool) error {
 
 // Spec implements cluster.Cluster.
 func (c *Cluster) Spec() cluster.Spec { return c.spec }
+
+// pollingCert makes the cluster's one polling server certificate, which
+// every node presents, in the run directory (the key readable by its
+// owner only), and records its thumbprint in the spec.
+func (c *Cluster) pollingCert() (certFile, keyFile string, err error) {
+	dir := filepath.Join(c.dir, "polling")
+	certFile, keyFile = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	cert, err := selfsigned.New("octoha cluster " + c.spec.Name)
+	if err == nil {
+		err = os.MkdirAll(dir, 0o700)
+	}
+	if err == nil {
+		err = os.WriteFile(certFile, cert.CertPEM, 0o644)
+	}
+	if err == nil {
+		err = os.WriteFile(keyFile, cert.KeyPEM, 0o600)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("make the polling certificate: %w", err)
+	}
+	c.spec.PollingThumbprint = api.Thumbprint(cert.TLS.Certificate[0])
+	return certFile, keyFile, nil
+}
 
 // URL implements cluster.Cluster.
 func (c *Cluster) URL() string {
