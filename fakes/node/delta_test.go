@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -306,4 +307,31 @@ func TestDeltaRefusals(t *testing.T) {
 	if row := assertConsistent(t, "Bad.Pkg", "2.0.0", a); row.Hash != sha1hex(next) {
 		t.Fatalf("patched hash %s, want %s", row.Hash, sha1hex(next))
 	}
+}
+
+// On a Windows node (paths stored as C:\Octopus\Packages\…) the signature
+// and the delta resolve the base like a download does, and the signature
+// cache survives tidying up as long as its package is recorded.
+func TestDeltaOnWindowsNode(t *testing.T) {
+	a := newTestNode(t, nil, func(c *Config) { c.OS = OSWindows })
+	u, _ := url.Parse(a.srv.URL)
+	c, err := octoclient.NewClient(nil, u, testKey, "Spaces-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := randomBytes(11, 1<<20)
+	if _, err := packages.UploadV2(c, "Spaces-1", "Win.Pkg.1.0.0.zip", bytes.NewReader(v1), packages.OverwriteModeFailIfExists, true); err != nil {
+		t.Fatalf("first upload: %v", err)
+	}
+	for i, v := range [][]byte{mutated(v1, 5, 1), mutated(v1, 5, 2)} {
+		r, err := packages.UploadV2(c, "Spaces-1", fmt.Sprintf("Win.Pkg.1.%d.0.zip", i+1), bytes.NewReader(v), packages.OverwriteModeFailIfExists, true)
+		if err != nil || r.UploadInfo.DeltaBehaviour != packages.DeltaBehaviourUploadedDeltaFile || r.Hash != sha1hex(v) {
+			t.Fatalf("delta upload %d on a Windows node: %+v, %v", i+1, r, err)
+		}
+	}
+	row := assertConsistent(t, "Win.Pkg", "1.1.0", a)
+	if !strings.HasPrefix(row.Path, WindowsPackagesRoot+`\`) {
+		t.Fatalf("stored path %q, want the Windows form", row.Path)
+	}
+	noTempFiles(t, a)
 }

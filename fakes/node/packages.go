@@ -446,26 +446,35 @@ func (n *Node) removeUnrecorded(ctx context.Context, space, packageID string, pa
 		if err != nil {
 			return err
 		}
+		// Keyed by the path relative to the store's root, the form the
+		// store lists; rows this node cannot resolve (the other OS's)
+		// protect nothing it could reach anyway.
 		recorded := map[string]bool{}
 		for _, r := range rows {
-			recorded[strings.ToLower(r.Path)] = true
+			rel, err := resolvePath(n.cfg.OS, r.Path)
+			if err != nil {
+				continue
+			}
+			recorded[strings.ToLower(rel)] = true
 			// A signature cache is kept while its file is recorded
 			// with the hash it was computed from.
-			recorded[strings.ToLower(api.SignatureCachePath(r.Path, r.Hash))] = true
+			recorded[strings.ToLower(api.SignatureCachePath(rel, r.Hash))] = true
 		}
 		dirs := map[string]bool{}
 		for _, p := range paths {
-			// Compared in lower case: on an SMB share Case/x and case/x
-			// are one file.
-			if recorded[strings.ToLower(p)] {
-				continue
-			}
 			rel, err := resolvePath(n.cfg.OS, p)
 			if err != nil {
 				n.log.Warn("cannot remove a package file no row points to", "path", p, "err", err)
 				continue
 			}
+			// The folder is looked at even when the file is recorded: a
+			// replaced file's signature cache is stale.
 			dirs[path.Dir(rel)] = true
+			// Compared in lower case: on an SMB share Case/x and case/x
+			// are one file.
+			if recorded[strings.ToLower(rel)] {
+				continue
+			}
 			if err := n.cfg.Packages.Remove(ctx, rel); err != nil {
 				n.log.Warn("cannot remove a package file no row points to", "path", p, "err", err)
 				continue

@@ -99,7 +99,11 @@ func assertConsistent(t *testing.T, id, version string, nodes ...*testNode) stor
 	if err != nil {
 		t.Fatalf("row of %s %s: %v", id, version, err)
 	}
-	f, err := tn.pkgs.Open(ctx, row.Path)
+	rel, err := resolvePath(tn.cfg.OS, row.Path)
+	if err != nil {
+		t.Fatalf("path of %s %s: %v", id, version, err)
+	}
+	f, err := tn.pkgs.Open(ctx, rel)
 	if err != nil {
 		t.Fatalf("file of %s %s: %v", id, version, err)
 	}
