@@ -22,6 +22,8 @@ type Options struct {
 	ErrorWindow ErrorWindowOptions
 	// MinOps are anti-vacuity rules, each reported as its own check.
 	MinOps []MinOpsRule
+	// Tasks, when set, adds the task checks (tasks-*) to the report.
+	Tasks *TaskOptions
 }
 
 // Run collects a snapshot of the target and evaluates every check. It
@@ -56,5 +58,8 @@ func Evaluate(h *history.History, s *Snapshot, opts Options) *Report {
 		}
 	}
 	r.Results = append(r.Results, Convergence(h, conv), ErrorWindow(h, opts.ErrorWindow), Phases(h))
+	if opts.Tasks != nil {
+		r.Results = append(r.Results, Tasks(h, *opts.Tasks)...)
+	}
 	return r
 }
