@@ -37,8 +37,13 @@ type Node struct {
 	IsOffline           bool
 	LastSeen            *time.Time `json:",omitempty"`
 	Version             string     `json:",omitempty"`
-	RunningTaskCount    int
-	Links               Links
+	// RunningTaskCount is how many tasks the node holds (Executing or
+	// Cancelling with it as ServerNode), from the shared queue.
+	RunningTaskCount int
+	// Rank is RankLeader or RankFollower (see the leader lease); "" when
+	// the node's rank is unknown (the database is unreachable).
+	Rank  string `json:",omitempty"`
+	Links Links
 }
 
 // NodeUpdate is the body of PUT /api/octopusservernodes/{id}. Nil fields are
