@@ -2,6 +2,7 @@ package checker
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -51,6 +52,9 @@ type TaskOptions struct {
 	// NoLeaders says the cluster does not report ranks (Octopus removed
 	// Rank from the node resource in 2020.3): tasks-leader skips.
 	NoLeaders bool
+	// Checks, when set, names the task checks to run (default all): a
+	// scenario leaves out those its fault makes meaningless.
+	Checks []string
 }
 
 func (o TaskOptions) withDefaults() TaskOptions {
@@ -72,10 +76,25 @@ func (o TaskOptions) withDefaults() TaskOptions {
 // Tasks runs every task check on a history.
 func Tasks(h *history.History, opts TaskOptions) []Result {
 	m := NewTaskModel(h)
-	return []Result{
-		TasksTerminal(h, m, opts), TasksOnce(h, m), TasksCap(h, m, opts), TasksDrain(h, m, opts),
-		TasksLeader(h, opts), TasksDeadNode(h, m, opts), TasksCancel(h, m),
+	all := []struct {
+		name string
+		run  func() Result
+	}{
+		{CheckTasksTerminal, func() Result { return TasksTerminal(h, m, opts) }},
+		{CheckTasksOnce, func() Result { return TasksOnce(h, m) }},
+		{CheckTasksCap, func() Result { return TasksCap(h, m, opts) }},
+		{CheckTasksDrain, func() Result { return TasksDrain(h, m, opts) }},
+		{CheckTasksLeader, func() Result { return TasksLeader(h, opts) }},
+		{CheckTasksDeadNode, func() Result { return TasksDeadNode(h, m, opts) }},
+		{CheckTasksCancel, func() Result { return TasksCancel(h, m) }},
 	}
+	var out []Result
+	for _, c := range all {
+		if len(opts.Checks) == 0 || slices.Contains(opts.Checks, c.name) {
+			out = append(out, c.run())
+		}
+	}
+	return out
 }
 
 // taskObs is one observation of a task: what a response said, when.

@@ -27,6 +27,14 @@ func Catalogue() []Scenario {
 		DatabaseOutage(),
 		ShareOutage(),
 		Partition(),
+		TaskQueueNodeKilled(),
+		TaskDrain(),
+		TaskLeaderKilled(),
+		TaskDatabaseOutage(),
+		TaskCapChange(),
+		TaskCapacity(2, 20),
+		TaskCapacity(4, 10),
+		TaskUnsafeClaim(),
 	}
 }
 

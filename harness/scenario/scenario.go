@@ -47,10 +47,11 @@ const (
 	LExternal = "external"
 	LCertify  = "certify"
 	LSticky   = "sticky"
+	LTasks    = "tasks"
 )
 
 // AllLabels is every label, as the README lists them.
-var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky}
+var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky, LTasks}
 
 // Providers a scenario may run on.
 const (
@@ -75,6 +76,13 @@ type Shape struct {
 	MaxConcurrentTasks int
 	// UnsafeAckBeforeStore runs deliberately broken nodes.
 	UnsafeAckBeforeStore bool
+	// TaskPoll and OfflineAfter are the nodes' task-queue poll interval
+	// and the age of a heartbeat that makes a node offline (0: the
+	// nodes' defaults).
+	TaskPoll, OfflineAfter time.Duration
+	// UnsafeTaskClaim runs nodes that claim tasks without the lock
+	// (deliberately broken, OctopusDeploy/Issues#8356).
+	UnsafeTaskClaim bool
 }
 
 // Spec turns the shape into a cluster spec over the defaults.
@@ -97,6 +105,7 @@ func (s Shape) Spec() cluster.Spec {
 		spec.Node.MaxConcurrentTasks = s.MaxConcurrentTasks
 	}
 	spec.Node.UnsafeAckBeforeStore = s.UnsafeAckBeforeStore
+	s.taskSpec(&spec)
 	return spec
 }
 
@@ -153,8 +162,10 @@ type Scenario struct {
 	Shape        Shape
 	Load         []Load
 	Uploads      *Uploads
-	Faults       []FaultPlan
-	Checks       []Check
+	// Tasks are the server tasks it queues.
+	Tasks  *TaskPlan
+	Faults []FaultPlan
+	Checks []Check
 	// Certifies names the certificate requirements (Requirement IDs) whose
 	// row this scenario's verdict decides.
 	Certifies []string
@@ -232,7 +243,10 @@ func (s Scenario) Labels() []string {
 	if s.Shape.Sticky {
 		add(LSticky)
 	}
-	if s.Shape.UnsafeAckBeforeStore {
+	if s.Tasks != nil {
+		add(LTasks)
+	}
+	if s.Shape.UnsafeAckBeforeStore || s.Shape.UnsafeTaskClaim {
 		add(LBroken)
 	}
 	ps := s.providers()
