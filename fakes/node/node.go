@@ -47,6 +47,12 @@ const (
 	// byte for this long. It bounds silence, not duration: a slow 1 GB
 	// upload that keeps sending is never cut off.
 	DefaultUploadStallTimeout = 2 * time.Minute
+	// DefaultTaskPoll is how often a node looks at the shared task queue:
+	// Octopus's 20 seconds.
+	DefaultTaskPoll = 20 * time.Second
+	// DefaultRetentionInterval is how often the leader queues a Retention
+	// task.
+	DefaultRetentionInterval = time.Hour
 )
 
 // Config configures a node.
@@ -69,11 +75,24 @@ type Config struct {
 	Heartbeat          time.Duration
 	UnhealthyAfter     time.Duration
 	// OfflineAfter is the LastSeen age after which a node is listed as
-	// IsOffline; default 5 heartbeats, at least 5s.
+	// IsOffline and the leader fails the tasks it held; default 5
+	// heartbeats, at least 5s (Octopus waits minutes).
 	OfflineAfter time.Duration
 	// TempStaleAfter is the LastSeen age after which another node's
-	// temporary upload files are swept; default OfflineAfter.
+	// temporary upload files are swept; default 5 heartbeats, at least 5s.
 	TempStaleAfter time.Duration
+	// TaskPoll is how often the node looks at the shared task queue (to
+	// claim tasks, and to see cancels of the tasks it runs); default
+	// DefaultTaskPoll.
+	TaskPoll time.Duration
+	// LeaderLease is how long a leader's lease lasts; the leader renews it
+	// every heartbeat, and a follower takes over at most LeaderLease plus a
+	// heartbeat after the leader stopped renewing. Default 3 heartbeats,
+	// at least 3s.
+	LeaderLease time.Duration
+	// RetentionInterval is how often the leader queues a Retention task;
+	// default DefaultRetentionInterval, negative disables it.
+	RetentionInterval time.Duration
 	// JanitorInterval is how often temporary files are swept; default 5s.
 	JanitorInterval time.Duration
 	// IdleTimeout and ReadHeaderTimeout are the HTTP server's; defaults
@@ -94,6 +113,16 @@ type Config struct {
 	// use it otherwise.
 	UnsafeAckBeforeStore bool
 	UnsafeStoreDelay     time.Duration
+
+	// UnsafeTaskClaim makes the node claim queued tasks without the
+	// conditional update that makes a claim exclusive: it reads the queue,
+	// waits UnsafeClaimDelay (widening the race so it shows every time),
+	// then sets itself as the tasks' ServerNode whatever happened in
+	// between and runs them. Two such nodes run the same task at once, as
+	// in OctopusDeploy/Issues#8356. A deliberately broken node for proving
+	// the double-execution checker; never use it otherwise.
+	UnsafeTaskClaim  bool
+	UnsafeClaimDelay time.Duration // default TaskPoll
 }
 
 // Node is one fake Octopus Server node.
@@ -109,9 +138,12 @@ type Node struct {
 
 	uploads   activeSet    // temp files being written by this process
 	receiving atomic.Int64 // uploads whose body is being received
-	tasks     atomic.Int64
+	tasks     atomic.Int64 // synthetic work in progress (work.go)
 	slots     taskSlots
 	started   time.Time
+
+	queue queueState // server tasks this node runs (queue.go)
+	lead  leadState  // leadership (leader.go)
 
 	hooks testHooks
 }
@@ -159,7 +191,30 @@ func New(cfg Config) (*Node, error) {
 		cfg.OfflineAfter = max(5*cfg.Heartbeat, 5*time.Second)
 	}
 	if cfg.TempStaleAfter <= 0 {
-		cfg.TempStaleAfter = cfg.OfflineAfter
+		cfg.TempStaleAfter = max(5*cfg.Heartbeat, 5*time.Second)
+	}
+	if cfg.TaskPoll <= 0 {
+		cfg.TaskPoll = DefaultTaskPoll
+	}
+	if cfg.LeaderLease <= 0 {
+		cfg.LeaderLease = max(3*cfg.Heartbeat, 3*time.Second)
+	}
+	if cfg.LeaderLease <= cfg.Heartbeat {
+		return nil, fmt.Errorf("node: the leader lease (%v) must be longer than the heartbeat (%v), which renews it", cfg.LeaderLease, cfg.Heartbeat)
+	}
+	if cfg.RetentionInterval == 0 {
+		cfg.RetentionInterval = DefaultRetentionInterval
+	}
+	if cfg.UnsafeClaimDelay <= 0 {
+		cfg.UnsafeClaimDelay = cfg.TaskPoll
+	}
+	if cfg.TaskLogs == nil {
+		// Octopus keeps TaskLogs next to Packages when no separate
+		// location is set; so does the fake, in a directory of its own.
+		cfg.TaskLogs = prefixed(cfg.Packages, "TaskLogs")
+	}
+	if cfg.Artifacts == nil {
+		cfg.Artifacts = prefixed(cfg.Packages, "Artifacts")
 	}
 	if cfg.JanitorInterval <= 0 {
 		cfg.JanitorInterval = 5 * time.Second
@@ -197,27 +252,34 @@ func (n *Node) Name() string { return n.cfg.Name }
 // returns control to the loop, so a node that can reach its database is
 // healthy as soon as it serves.
 func (n *Node) Run(ctx context.Context) error {
-	n.heartbeat(ctx)
+	n.beat(ctx)
 	hb := time.NewTicker(n.cfg.Heartbeat)
 	defer hb.Stop()
 	jan := time.NewTicker(n.cfg.JanitorInterval)
 	defer jan.Stop()
 	n.sweep(ctx)
+	queueDone := make(chan struct{})
+	go func() {
+		defer close(queueDone)
+		n.runQueue(ctx)
+	}()
+	defer func() { <-queueDone }()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-hb.C:
-			n.heartbeat(ctx)
+			n.beat(ctx)
 		case <-jan.C:
 			n.sweep(ctx)
 		}
 	}
 }
 
-// Heartbeat writes this node's row and refreshes its view of its own drain
-// state and task cap (which any node may change). Exported for tests.
-func (n *Node) heartbeat(ctx context.Context) {
+// heartbeat writes this node's row and refreshes its view of its own drain
+// state and task cap (which any node may change). It reports whether the
+// database answered and whether the node is draining.
+func (n *Node) heartbeat(ctx context.Context) (ok, draining bool) {
 	// A hung database must not stall the loop past the next beat.
 	timeout := max(n.cfg.Heartbeat, time.Second)
 	hctx, cancel := context.WithTimeout(ctx, timeout)
@@ -242,7 +304,7 @@ func (n *Node) heartbeat(ctx context.Context) {
 			n.log.Debug("heartbeat failed", "err", err)
 		}
 		n.setState(prev.node, healthy)
-		return
+		return false, false
 	}
 	if prev := n.state.Load(); !prev.dbOK {
 		n.log.Info("shared database reachable: node healthy", "maintenance", row.IsInMaintenanceMode)
@@ -251,6 +313,13 @@ func (n *Node) heartbeat(ctx context.Context) {
 	}
 	n.lastDBOK = time.Now()
 	n.setState(row, true)
+	return true, row.IsInMaintenanceMode
+}
+
+// beat is one heartbeat, then the leadership renewal it carries.
+func (n *Node) beat(ctx context.Context) {
+	ok, draining := n.heartbeat(ctx)
+	n.leadTick(ctx, ok, draining)
 }
 
 // refresh re-reads this node's row after a change made through this node,
@@ -265,7 +334,7 @@ func (n *Node) setState(row store.Node, dbOK bool) {
 	if row.ID == "" {
 		row.ID, row.Name = n.cfg.ID, n.cfg.Name
 	}
-	res := n.resource(row, time.Now())
+	res := n.resource(row, time.Now(), nil)
 	res.IsOffline = !dbOK
 	status := http.StatusOK
 	switch {
@@ -278,8 +347,9 @@ func (n *Node) setState(row store.Node, dbOK bool) {
 	n.state.Store(&healthState{status: status, body: body, node: row, dbOK: dbOK})
 }
 
-// resource renders a node row as Octopus does.
-func (n *Node) resource(row store.Node, now time.Time) api.Node {
+// resource renders a node row as Octopus does. v gives the leader and the
+// tasks each node holds; without it (ping) the node knows only its own.
+func (n *Node) resource(row store.Node, now time.Time, v *clusterView) api.Node {
 	res := api.Node{
 		Id:                  row.ID,
 		Name:                row.Name,
@@ -297,8 +367,26 @@ func (n *Node) resource(row store.Node, now time.Time) api.Node {
 		res.LastSeen = &ls
 		res.IsOffline = now.Sub(ls) > n.cfg.OfflineAfter
 	}
+	switch {
+	case v != nil && v.ok:
+		res.RunningTaskCount = v.running[row.Name]
+	case row.ID == n.cfg.ID:
+		res.RunningTaskCount = n.queue.count()
+	}
 	if row.ID == n.cfg.ID {
-		res.RunningTaskCount = int(n.tasks.Load())
+		res.RunningTaskCount += int(n.tasks.Load())
+	}
+	switch {
+	case v != nil && v.leaseOK:
+		res.Rank = api.RankFollower
+		if v.lease.NodeID == row.ID && v.lease.HeldAt(now) {
+			res.Rank = api.RankLeader
+		}
+	case v == nil && row.ID == n.cfg.ID:
+		res.Rank = api.RankFollower
+		if n.IsLeader() {
+			res.Rank = api.RankLeader
+		}
 	}
 	return res
 }

@@ -58,6 +58,7 @@ func (n *Node) listNodes(w http.ResponseWriter, r *http.Request, paged bool) {
 		n.dbError(w, "listing nodes", err)
 		return
 	}
+	v := n.loadClusterView(r.Context())
 	now := time.Now()
 	q := r.URL.Query()
 	var ids map[string]bool
@@ -76,7 +77,7 @@ func (n *Node) listNodes(w http.ResponseWriter, r *http.Request, paged bool) {
 		if partial != "" && !strings.Contains(strings.ToLower(row.Name), partial) {
 			continue
 		}
-		items = append(items, n.resource(row, now))
+		items = append(items, n.resource(row, now, &v))
 	}
 	if !paged {
 		writeJSON(w, http.StatusOK, items)
@@ -92,10 +93,11 @@ func (n *Node) nodeSummary(w http.ResponseWriter, r *http.Request) {
 		n.dbError(w, "summarising nodes", err)
 		return
 	}
+	v := n.loadClusterView(r.Context())
 	now := time.Now()
 	sum := api.NodeSummary{Nodes: make([]api.Node, 0, len(rows)), Links: api.Links{"Self": api.NodesSummaryPath}}
 	for _, row := range rows {
-		sum.Nodes = append(sum.Nodes, n.resource(row, now))
+		sum.Nodes = append(sum.Nodes, n.resource(row, now, &v))
 	}
 	writeJSON(w, http.StatusOK, sum)
 }
@@ -108,7 +110,8 @@ func (n *Node) getNode(w http.ResponseWriter, r *http.Request, id string) {
 	case err != nil:
 		n.dbError(w, "reading node "+id, err)
 	default:
-		writeJSON(w, http.StatusOK, n.resource(row, time.Now()))
+		v := n.loadClusterView(r.Context())
+		writeJSON(w, http.StatusOK, n.resource(row, time.Now(), &v))
 	}
 }
 
@@ -124,9 +127,11 @@ func (n *Node) nodeDetails(w http.ResponseWriter, r *http.Request, id string) {
 	// ActiveUploads is an octoha extension (real nodes do not report it):
 	// how many uploads this node is receiving right now, so a scenario can
 	// fault the node that serves one.
-	running, uploads := 0, 0
+	row, _ := n.cfg.DB.Node(r.Context(), id)
+	v := n.loadClusterView(r.Context())
+	running, uploads := n.resource(row, time.Now(), &v).RunningTaskCount, 0
 	if id == n.cfg.ID {
-		running, uploads = int(n.tasks.Load()), int(n.receiving.Load())
+		uploads = int(n.receiving.Load())
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"RunningTasks": running, "ActiveUploads": uploads, "Links": api.Links{"Self": api.NodePath(id) + "/details"}})
 }
@@ -165,7 +170,8 @@ func (n *Node) putNode(w http.ResponseWriter, r *http.Request, id string) {
 	if id == n.cfg.ID {
 		n.refresh(row)
 	}
-	writeJSON(w, http.StatusOK, n.resource(row, time.Now()))
+	v := n.loadClusterView(r.Context())
+	writeJSON(w, http.StatusOK, n.resource(row, time.Now(), &v))
 }
 
 func (n *Node) deleteNode(w http.ResponseWriter, r *http.Request, id string) {

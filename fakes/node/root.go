@@ -110,20 +110,6 @@ func (n *Node) routeUsers(w http.ResponseWriter, r *http.Request, seg []string) 
 	}
 }
 
-// routeTasks answers the task list: the fake runs no deployments, so the
-// queue is always empty.
-func (n *Node) routeTasks(w http.ResponseWriter, r *http.Request, seg []string) {
-	if !allow(w, r, http.MethodGet) {
-		return
-	}
-	if len(seg) > 0 {
-		writeError(w, http.StatusNotFound, "The task "+seg[0]+" does not exist.", nil)
-		return
-	}
-	skip, take := paging(r, 30)
-	writeJSON(w, http.StatusOK, api.NewPage[map[string]any]("Task", nil, 0, skip, take, api.TasksPath))
-}
-
 // paging reads skip and take for every list endpoint, defaulting take and
 // clamping both to [0, store.MaxPage] (take to at least 1): Octopus reads
 // them as 32-bit integers, clients ask for everything with int.MaxValue,

@@ -102,7 +102,7 @@ func (n *Node) route(w http.ResponseWriter, r *http.Request) {
 	case "users":
 		n.routeUsers(w, r, seg[1:])
 	case "tasks":
-		n.routeTasks(w, r, seg[1:])
+		n.routeTasks(w, r, "", seg[1:])
 	case "packages":
 		n.routePackages(w, r, api.DefaultSpaceID, seg[1:])
 	default:
@@ -155,7 +155,7 @@ func (n *Node) routeSpace(w http.ResponseWriter, r *http.Request, space string, 
 	case "packages":
 		n.routePackages(w, r, space, seg[1:])
 	case "tasks":
-		n.routeTasks(w, r, seg[1:])
+		n.routeTasks(w, r, space, seg[1:])
 	case "octoha":
 		if len(seg) == 2 && strings.EqualFold(seg[1], "work") {
 			if allow(w, r, http.MethodPost) {

@@ -39,6 +39,26 @@ func allStmts(d *dialect) map[string]stmt {
 	for i, s := range d.schema {
 		out[fmt.Sprint("schema", i)] = stmt{sql: s}
 	}
+	at := time.Unix(5, 6)
+	out["insertTask"] = d.stmt(d.insertTask, "Spaces-1", "Health", "d", "{}", int64(1), int64(1))
+	out["insertLease"] = d.insertLeaseStmt("leader")
+	out["acquireLease"] = d.acquireLeaseStmt("leader", "n1", "Node1", at, at.Add(time.Second))
+	out["claimTask"] = d.claimTaskStmt(7, "Node1", at, true)
+	out["forceClaimTask"] = d.claimTaskStmt(7, "Node1", at, false)
+	out["finishTask"] = d.finishTaskStmt(7, "Node1", TaskFailed, "gone", at)
+	for i, c := range d.cancelTaskStmts(7, at) {
+		out[fmt.Sprint("cancelTask", i)] = c
+	}
+	out["queuedTasks"] = d.queuedTasksStmt("Spaces-1", 5)
+	out["queuedTasksAll"] = d.queuedTasksStmt("", 5)
+	for _, q := range []TaskQuery{
+		{},
+		{SpaceID: "s", States: []string{TaskQueued, TaskExecuting}, Node: "Node1", IDs: []string{"ServerTasks-3", "x", "ServerTasks-4"}, Skip: 2, Take: 3},
+	} {
+		c, l, _ := d.listTasksStmts(q)
+		out[fmt.Sprintf("countTasks %+v", q)] = c
+		out[fmt.Sprintf("listTasks %+v", q)] = l
+	}
 	for _, q := range []PackageQuery{
 		{},
 		{SpaceID: "s", PackageID: "p", Filter: "f", Skip: 10, Take: 5},
@@ -167,6 +187,38 @@ func TestSQLServerStatements(t *testing.T) {
 		if !strings.Contains(schema, want) {
 			t.Errorf("schema lacks %q", want)
 		}
+	}
+	// The task queue: an identity key, the new ID through OUTPUT, indexes
+	// created only once, claims conditional on the state.
+	for _, want := range []string{
+		"seq          BIGINT IDENTITY(1,1) PRIMARY KEY", "IF OBJECT_ID(N'octoha_task', N'U') IS NULL",
+		"IF INDEXPROPERTY(OBJECT_ID(N'octoha_task'), N'ix_octoha_task_queue', N'IndexID') IS NULL",
+		"IF OBJECT_ID(N'octoha_lease', N'U') IS NULL", "description  NVARCHAR(MAX)",
+	} {
+		if !strings.Contains(schema, want) {
+			t.Errorf("schema lacks %q", want)
+		}
+	}
+	if got := st["insertTask"].sql; !strings.Contains(got, "OUTPUT inserted.seq VALUES (@p1, @p2, @p3, @p4, N'Queued', @p5, @p6)") {
+		t.Errorf("insertTask:\n%s", got)
+	}
+	if got := st["claimTask"].sql; got != "UPDATE octoha_task SET state = 'Executing', server_node = @p1, start_ns = @p2, updated_ns = @p3 WHERE seq = @p4 AND state = 'Queued'" {
+		t.Errorf("claimTask:\n%s", got)
+	}
+	if got := st["forceClaimTask"].sql; strings.Contains(got, "state = 'Queued'") {
+		t.Errorf("the unsafe claim checks the state:\n%s", got)
+	}
+	if got := st["finishTask"].sql; !strings.HasSuffix(got, "WHERE seq = @p5 AND server_node = @p6 AND state IN ('Executing', 'Cancelling')") {
+		t.Errorf("finishTask:\n%s", got)
+	}
+	if got := st["insertLease"].sql; !strings.Contains(got, "WITH (UPDLOCK, HOLDLOCK) WHERE name = @p2") {
+		t.Errorf("insertLease:\n%s", got)
+	}
+	if got := st["queuedTasks"].sql; !strings.HasSuffix(got, "WHERE state = 'Queued' AND space_id = @p1 ORDER BY queue_ns, seq OFFSET @p2 ROWS FETCH NEXT @p3 ROWS ONLY") {
+		t.Errorf("queuedTasks:\n%s", got)
+	}
+	if got := st["acquireLease"].sql; !strings.Contains(got, "WHERE name = @p6 AND (node_id = @p7 OR expires_ns <= @p8)") {
+		t.Errorf("acquireLease:\n%s", got)
 	}
 	// Clustered index keys are limited to 900 bytes: NVARCHAR is 2 bytes a character.
 	if keyBytes := 2 * (50 + 200 + 100); keyBytes > 900 {

@@ -100,6 +100,10 @@ func runSuite(t *testing.T, b backend) {
 		{"LatestPackage", testLatestPackage},
 		{"Validation", testValidation},
 		{"PackageLock", testPackageLock},
+		{"TaskLifecycle", testTaskLifecycle},
+		{"TaskClaimExclusive", testTaskClaimExclusive},
+		{"TaskForceClaim", testTaskForceClaim},
+		{"Lease", testLease},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })

@@ -1,0 +1,260 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/fakes/store"
+)
+
+// routeTasks serves /api/tasks/... and /api/{space}/tasks/... (space "" for
+// the global form): the shared server-task queue.
+func (n *Node) routeTasks(w http.ResponseWriter, r *http.Request, space string, seg []string) {
+	switch {
+	case len(seg) == 0:
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			n.listTasks(w, r, space)
+		case http.MethodPost:
+			n.createTask(w, r, space)
+		default:
+			methodNotAllowed(w, "GET, POST")
+		}
+	case len(seg) == 1:
+		if allow(w, r, http.MethodGet) {
+			n.getTask(w, r, seg[0])
+		}
+	case len(seg) == 2 && strings.EqualFold(seg[1], "raw"):
+		if allow(w, r, http.MethodGet) {
+			n.rawTaskLog(w, r, seg[0])
+		}
+	case len(seg) == 2 && strings.EqualFold(seg[1], "details"):
+		if allow(w, r, http.MethodGet) {
+			n.taskDetails(w, r, seg[0])
+		}
+	case len(seg) == 2 && strings.EqualFold(seg[1], "cancel"):
+		if allow(w, r, http.MethodPost) {
+			n.cancelTask(w, r, seg[0])
+		}
+	default:
+		n.notFound(w, r)
+	}
+}
+
+func taskNotFound(w http.ResponseWriter, id string) {
+	writeError(w, http.StatusNotFound, "The ServerTask "+id+" does not exist.", nil)
+}
+
+func (n *Node) createTask(w http.ResponseWriter, r *http.Request, space string) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "Could not read the request body.", []string{err.Error()})
+		return
+	}
+	var req api.TaskCreate
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "There was a problem with your request.", []string{"The body is not a valid ServerTask resource: " + err.Error()})
+		return
+	}
+	if req.SpaceId == "" {
+		req.SpaceId = space
+	}
+	if req.SpaceId == "" {
+		req.SpaceId = api.DefaultSpaceID
+	}
+	var problems []string
+	if !api.ValidTaskKind(req.Name) {
+		problems = append(problems, fmt.Sprintf("Unknown task name %q. This node runs: %s.", req.Name, strings.Join(api.TaskKinds, ", ")))
+	}
+	if space != "" && req.SpaceId != space {
+		problems = append(problems, "The SpaceId in the body ("+req.SpaceId+") does not match the URL ("+space+").")
+	} else if canonicalSpace(req.SpaceId) != api.DefaultSpaceID {
+		problems = append(problems, "The space "+req.SpaceId+" does not exist.")
+	}
+	if d := req.Arguments.DurationMs; d < 0 || time.Duration(d)*time.Millisecond > api.MaxTaskDuration {
+		problems = append(problems, fmt.Sprintf("Arguments.DurationMs must be between 0 and %d.", api.MaxTaskDuration.Milliseconds()))
+	}
+	if len(problems) > 0 {
+		writeError(w, http.StatusBadRequest, "There was a problem with your request.", problems)
+		return
+	}
+	args, _ := json.Marshal(req.Arguments)
+	t, err := n.cfg.DB.CreateTask(r.Context(), store.Task{
+		SpaceID: api.DefaultSpaceID, Name: req.Name, Description: req.Description, Args: string(args),
+		QueueTime: time.Now().UTC(),
+	})
+	if err != nil {
+		n.dbError(w, "queueing a task", err)
+		return
+	}
+	n.log.Info("task queued", "task", t.ID, "name", t.Name, "durationMs", req.Arguments.DurationMs)
+	writeJSON(w, http.StatusCreated, taskResource(t, time.Now()))
+}
+
+func (n *Node) listTasks(w http.ResponseWriter, r *http.Request, space string) {
+	q := r.URL.Query()
+	skip, take := paging(r, 30)
+	tq := store.TaskQuery{SpaceID: space, Node: q.Get("node"), Skip: skip, Take: take}
+	tq.States = splitList(q.Get("states"))
+	switch {
+	case strings.EqualFold(q.Get("running"), "true"):
+		tq.States = []string{api.TaskExecuting, api.TaskCancelling}
+	case strings.EqualFold(q.Get("active"), "true"):
+		tq.States = []string{api.TaskQueued, api.TaskExecuting, api.TaskCancelling}
+	}
+	tq.IDs = splitList(q.Get("ids"))
+	items, total, err := n.cfg.DB.ListTasks(r.Context(), tq)
+	if err != nil {
+		n.dbError(w, "listing tasks", err)
+		return
+	}
+	now := time.Now()
+	res := make([]api.Task, len(items))
+	for i, t := range items {
+		res[i] = taskResource(t, now)
+	}
+	self := api.TasksPath
+	if space != "" {
+		self = api.SpaceTasksPath(space)
+	}
+	writeJSON(w, http.StatusOK, api.NewPage("ServerTask", res, total, skip, take, self))
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (n *Node) readTask(w http.ResponseWriter, r *http.Request, id string) (store.Task, bool) {
+	t, err := n.cfg.DB.Task(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		taskNotFound(w, id)
+		return store.Task{}, false
+	case err != nil:
+		n.dbError(w, "reading task "+id, err)
+		return store.Task{}, false
+	}
+	return t, true
+}
+
+func (n *Node) getTask(w http.ResponseWriter, r *http.Request, id string) {
+	if t, ok := n.readTask(w, r, id); ok {
+		writeJSON(w, http.StatusOK, taskResource(t, time.Now()))
+	}
+}
+
+func (n *Node) taskDetails(w http.ResponseWriter, r *http.Request, id string) {
+	t, ok := n.readTask(w, r, id)
+	if !ok {
+		return
+	}
+	log, err := readTaskLog(r.Context(), n.cfg.TaskLogs, t.ID)
+	if err != nil {
+		n.log.Warn("cannot read a task log", "task", t.ID, "err", err)
+	}
+	res := taskResource(t, time.Now())
+	pct := 0
+	if res.IsCompleted {
+		pct = 100
+	}
+	writeJSON(w, http.StatusOK, api.TaskDetails{
+		Task: res, ActivityLogs: []any{}, PhysicalLogSize: int64(len(log)),
+		Progress: api.TaskProgress{ProgressPercentage: pct},
+		Links:    api.Links{"Self": api.TaskDetailsPath(t.ID)},
+	})
+}
+
+// rawTaskLog serves the task's log: every writer's file in the TaskLogs
+// store, concatenated in the order they were begun.
+func (n *Node) rawTaskLog(w http.ResponseWriter, r *http.Request, id string) {
+	t, ok := n.readTask(w, r, id)
+	if !ok {
+		return
+	}
+	log, err := readTaskLog(r.Context(), n.cfg.TaskLogs, t.ID)
+	if err != nil {
+		n.log.Warn("cannot read a task log", "task", t.ID, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "The Octopus Server could not read the task log of "+t.ID+" from its TaskLogs store.", []string{err.Error()})
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(log)
+	}
+}
+
+// cancelTask cancels through the shared database, whichever node runs the
+// task: a queued task is Canceled at once, an executing one becomes
+// Cancelling and its node ends it within one poll.
+func (n *Node) cancelTask(w http.ResponseWriter, r *http.Request, id string) {
+	before, ok := n.readTask(w, r, id)
+	if !ok {
+		return
+	}
+	now := time.Now().UTC()
+	t, err := n.cfg.DB.CancelTask(r.Context(), before.ID, now)
+	if err != nil {
+		n.dbError(w, "cancelling task "+id, err)
+		return
+	}
+	n.log.Info("task cancel requested", "task", t.ID, "from", before.State, "to", t.State, "serverNode", t.ServerNode)
+	if before.State == store.TaskQueued && t.State == store.TaskCanceled {
+		l := newTaskLog(n.cfg.TaskLogs, t.ID, n.cfg.Name, now)
+		l.add(now, fmt.Sprintf("Task %s canceled while queued, by a request to node %s", t.ID, n.cfg.Name))
+		n.flushLog(r.Context(), l)
+	}
+	writeJSON(w, http.StatusOK, taskResource(t, time.Now()))
+}
+
+// taskResource renders a task row as Octopus does.
+func taskResource(t store.Task, now time.Time) api.Task {
+	res := api.Task{
+		Id: t.ID, SpaceId: t.SpaceID, Name: t.Name, Description: t.Description,
+		State: t.State, ServerNode: t.ServerNode, ErrorMessage: t.ErrorMessage,
+		IsCompleted:                api.TaskTerminal(t.State),
+		FinishedSuccessfully:       t.State == api.TaskSuccess,
+		HasBeenPickedUpByProcessor: !t.StartTime.IsZero(),
+		HasWarningsOrErrors:        t.State == api.TaskFailed,
+		Links: api.Links{
+			"Self":    api.TaskPath(t.ID),
+			"Web":     "/app#/" + t.SpaceID + "/tasks/" + t.ID,
+			"Raw":     api.TaskRawPath(t.ID),
+			"Details": api.TaskDetailsPath(t.ID),
+		},
+	}
+	_ = json.Unmarshal([]byte(t.Args), &res.Arguments)
+	ptr := func(tm time.Time) *time.Time {
+		if tm.IsZero() {
+			return nil
+		}
+		return &tm
+	}
+	res.QueueTime, res.StartTime, res.CompletedTime, res.LastUpdatedTime = ptr(t.QueueTime), ptr(t.StartTime), ptr(t.CompletedTime), ptr(t.LastUpdated)
+	if !res.IsCompleted {
+		res.Links["Cancel"] = api.TaskCancelPath(t.ID)
+	}
+	if !t.StartTime.IsZero() {
+		end := now
+		if !t.CompletedTime.IsZero() {
+			end = t.CompletedTime
+		}
+		res.Duration = api.HumanDuration(end.Sub(t.StartTime))
+	}
+	if !t.CompletedTime.IsZero() {
+		res.Completed = t.CompletedTime.Format("Monday, 02 January 2006 15:04:05 -07:00")
+	}
+	return res
+}
