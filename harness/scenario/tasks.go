@@ -46,12 +46,16 @@ func taskChecks(names ...string) []Check { return append(checks("history"), chec
 // taskOptions are the bounds the checks judge a scenario's tasks by.
 func taskOptions(spec cluster.Spec, bound time.Duration, names ...string) *checker.TaskOptions {
 	poll, offline := nodeTaskPoll(spec), nodeOfflineAfter(spec)
+	// A follower leads once the leader's lease ran out (the fake node's
+	// lease: 3 heartbeats, at least 3 s); the leader fails a dead node's
+	// tasks once its heartbeat is older than offline-after. Both clocks
+	// start at the kill; add a heartbeat, two polls and a second of slack.
+	lease := max(3*spec.Node.Heartbeat, 3*time.Second)
+	slack := spec.Node.Heartbeat + 2*poll + time.Second
 	return &checker.TaskOptions{
 		Bound: bound, Poll: 2 * poll,
-		// Offline after the bound, then one poll of a survivor to fail the
-		// tasks, plus the heartbeat that last saw the node.
-		OfflineBound: offline + 2*poll + spec.Node.Heartbeat + time.Second,
-		LeaderBound:  offline + 2*poll + spec.Node.Heartbeat + time.Second,
+		OfflineBound: max(offline, lease) + slack,
+		LeaderBound:  lease + slack,
 		Checks:       names,
 	}
 }
