@@ -260,8 +260,8 @@ func TasksOnce(h *history.History, m *TaskModel) Result {
 	concurrent, twice, moved, logs := 0, 0, 0, 0
 	for _, id := range m.IDs {
 		ex := m.Executions[id]
-		if m.Logged[id] {
-			logs++
+		if len(ex) > 0 {
+			logs++ // a log with start/finish lines (real Octopus logs have none)
 		}
 		found := false
 		for i := 0; i < len(ex); i++ {
@@ -307,23 +307,37 @@ func TasksOnce(h *history.History, m *TaskModel) Result {
 	}
 	r.Figures = []Figure{
 		{Name: "tasks", Value: float64(len(m.IDs)), Unit: "count"},
-		{Name: "logs-read", Value: float64(logs), Unit: "count"},
+		{Name: "logs-with-executions", Value: float64(logs), Unit: "count"},
 		{Name: FindingDoubleExecution, Value: float64(concurrent), Unit: "count"},
 		{Name: "sequential-reruns", Value: float64(twice), Unit: "count"},
 	}
 	r.Evidence = ev.lines()
 	if concurrent+twice > 0 {
 		r.Status = Fail
-		r.Summary = fmt.Sprintf("%d tasks executed on two nodes at once, %d ran twice one after the other (of %d; %d logs read)", concurrent, twice, len(m.IDs), logs)
+		r.Summary = fmt.Sprintf("%d tasks executed on two nodes at once, %d ran twice one after the other (of %d; %d logs with start/finish lines)", concurrent, twice, len(m.IDs), logs)
 		return r
 	}
 	if logs == 0 {
-		r.Status = Skip
-		r.Summary = "no task log was read: executions cannot be compared"
+		seen := 0
+		for _, id := range m.IDs {
+			for _, o := range m.obs[id] {
+				if o.view.Node != "" {
+					seen++
+					break
+				}
+			}
+		}
+		if seen == 0 {
+			r.Status = Skip
+			r.Summary = "no task log had start/finish lines and no task was seen on a node: nothing to compare"
+			return r
+		}
+		r.Status = Pass
+		r.Summary = fmt.Sprintf("no running task moved to another node (ServerNode of %d tasks; their logs have no start/finish lines to compare)", seen)
 		return r
 	}
 	r.Status = Pass
-	r.Summary = fmt.Sprintf("each of %d tasks ran on one node (%d logs read)", len(m.IDs), logs)
+	r.Summary = fmt.Sprintf("each of %d tasks ran on one node (%d logs with start/finish lines)", len(m.IDs), logs)
 	return r
 }
 
