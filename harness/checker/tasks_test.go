@@ -136,6 +136,18 @@ func TestTasksOncePassesAndSkipsWithoutLogs(t *testing.T) {
 	none.create("ServerTasks-1", 1)
 	h = &none.b.h
 	mustStatus(t, TasksOnce(h, NewTaskModel(h)), Skip)
+
+	// A real cluster's logs have no start/finish lines: the tasks'
+	// ServerNode is the evidence.
+	var real taskBuilder
+	real.create("ServerTasks-1", 1)
+	real.seen("ServerTasks-1", history.TaskExecuting, "OCTO1", 2)
+	real.seen("ServerTasks-1", history.TaskSuccess, "OCTO1", 3)
+	real.log("ServerTasks-1")
+	h = &real.b.h
+	r := TasksOnce(h, NewTaskModel(h))
+	mustStatus(t, r, Pass)
+	mustEvidence(t, r, "ServerNode of 1 tasks")
 }
 
 func TestTasksCapOverrun(t *testing.T) {
