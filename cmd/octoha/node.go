@@ -40,6 +40,12 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("%w: at least one --%s (or $%s) is required", errUsage, launch.FlagAPIKey, launch.EnvAPIKey)
 	case lc.Heartbeat <= 0:
 		return fmt.Errorf("%w: --heartbeat must be positive", errUsage)
+	case lc.TaskPoll <= 0:
+		return fmt.Errorf("%w: --task-poll must be positive", errUsage)
+	case lc.OfflineAfter < 0 || lc.LeaderLease < 0 || lc.RetentionInterval < 0 || lc.UnsafeClaimDelay < 0:
+		return fmt.Errorf("%w: --offline-after, --leader-lease, --retention-interval and --unsafe-claim-delay cannot be negative", errUsage)
+	case lc.LeaderLease != 0 && lc.LeaderLease <= lc.Heartbeat:
+		return fmt.Errorf("%w: --leader-lease (%v) must be longer than --heartbeat (%v), which renews it", errUsage, lc.LeaderLease, lc.Heartbeat)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(lc.LogLevel)); err != nil {
@@ -71,6 +77,12 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		MaxConcurrentTasks: lc.MaxConcurrentTasks, Heartbeat: lc.Heartbeat, UnhealthyAfter: lc.UnhealthyAfter,
 		Logger: log, UnsafeAckBeforeStore: lc.UnsafeAckBeforeStore, UnsafeStoreDelay: lc.UnsafeStoreDelay,
 		UploadStallTimeout: lc.UploadStallTimeout,
+		TaskPoll:           lc.TaskPoll, OfflineAfter: lc.OfflineAfter, LeaderLease: lc.LeaderLease,
+		RetentionInterval: lc.RetentionInterval,
+		UnsafeTaskClaim:   lc.UnsafeTaskClaim, UnsafeClaimDelay: lc.UnsafeClaimDelay,
+	}
+	if lc.RetentionInterval == 0 {
+		cfg.RetentionInterval = -1 // the flag's 0 disables; the Config's 0 means the default
 	}
 	if cfg.URL == "" {
 		cfg.URL = "http://" + lc.Listen
@@ -92,6 +104,9 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if lc.UnsafeAckBeforeStore {
 		log.Warn("UNSAFE TEST MODE: uploads are acknowledged before they are stored")
+	}
+	if lc.UnsafeTaskClaim {
+		log.Warn("UNSAFE TEST MODE: tasks are claimed without the lock; two nodes may run one task at once")
 	}
 	n, err := node.New(cfg)
 	if err != nil {

@@ -38,9 +38,20 @@ func (db *DB) AcquireLease(ctx context.Context, name, nodeID, nodeName string, n
 	}
 	ctx, cancel := db.op(ctx)
 	defer cancel()
-	ins := db.d.insertLeaseStmt(name)
-	if _, err := db.sql.ExecContext(ctx, ins.sql, ins.args...); err != nil && !db.d.uniqueViolation(err) {
-		return Lease{}, false, db.errorf("store: create lease %s: %w", name, err)
+	// Read first: a follower finding the lease held writes nothing, so
+	// heartbeats of many nodes do not contend for SQLite's write lock.
+	cur, err := db.lease(ctx, name)
+	if err != nil {
+		return Lease{}, false, err
+	}
+	if cur.NodeID != "" && cur.NodeID != nodeID && cur.HeldAt(now) {
+		return cur, false, nil
+	}
+	if cur.Term == 0 && cur.NodeID == "" {
+		ins := db.d.insertLeaseStmt(name)
+		if _, err := db.sql.ExecContext(ctx, ins.sql, ins.args...); err != nil && !db.d.uniqueViolation(err) {
+			return Lease{}, false, db.errorf("store: create lease %s: %w", name, err)
+		}
 	}
 	ok, err := db.execOne(ctx, "acquire lease "+name+" for "+nodeID, db.d.acquireLeaseStmt(name, nodeID, nodeName, now, now.Add(ttl)))
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/octoha/octoha/fakes/node/launch"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/internal/redact"
 )
@@ -104,8 +105,38 @@ type NodeSpec struct {
 	// UnsafeAckBeforeStore runs deliberately broken nodes that acknowledge
 	// uploads before storing them; only for proving checkers can fail.
 	UnsafeAckBeforeStore bool `yaml:"unsafeAckBeforeStore"`
+	// TaskPoll is how often nodes poll the task queue (0: Octopus's 20s).
+	TaskPoll time.Duration `yaml:"taskPoll"`
+	// OfflineAfter is how long a node may go unseen before it is offline
+	// and the leader fails its tasks (0: the node's default).
+	OfflineAfter time.Duration `yaml:"offlineAfter"`
+	// LeaderLease is the leader lease's length (0: the node's default).
+	LeaderLease time.Duration `yaml:"leaderLease"`
+	// RetentionInterval is how often the leader queues a Retention task
+	// (0: the node's default, an hour; negative: never).
+	RetentionInterval time.Duration `yaml:"retentionInterval"`
+	// UnsafeTaskClaim runs deliberately broken nodes that claim tasks
+	// without the lock (OctopusDeploy/Issues#8356); only for proving the
+	// double-execution checker can fail.
+	UnsafeTaskClaim bool `yaml:"unsafeTaskClaim"`
 	// Image is the fake-node image (docker provider).
 	Image string `yaml:"image"`
+}
+
+// ApplyTasks sets the task-queue flags of a node's launch configuration
+// from the spec; both providers that start fake nodes call it.
+func (n NodeSpec) ApplyTasks(lc *launch.Config) {
+	if n.TaskPoll > 0 {
+		lc.TaskPoll = n.TaskPoll
+	}
+	lc.OfflineAfter, lc.LeaderLease = n.OfflineAfter, n.LeaderLease
+	switch {
+	case n.RetentionInterval > 0:
+		lc.RetentionInterval = n.RetentionInterval
+	case n.RetentionInterval < 0:
+		lc.RetentionInterval = 0 // the flag's "never"
+	}
+	lc.UnsafeTaskClaim = n.UnsafeTaskClaim
 }
 
 // ExternalSpec describes a real cluster for certification runs.
@@ -267,6 +298,12 @@ func (s Spec) validate() error {
 	}
 	if s.Node.Heartbeat < 10*time.Millisecond {
 		bad("node.heartbeat %v is too short", s.Node.Heartbeat)
+	}
+	if s.Node.TaskPoll < 0 || s.Node.OfflineAfter < 0 || s.Node.LeaderLease < 0 {
+		bad("node.taskPoll, node.offlineAfter and node.leaderLease cannot be negative")
+	}
+	if s.Node.LeaderLease > 0 && s.Node.LeaderLease <= s.Node.Heartbeat {
+		bad("node.leaderLease %v must be longer than node.heartbeat %v, which renews it", s.Node.LeaderLease, s.Node.Heartbeat)
 	}
 	if s.Provider == ProviderExternal {
 		if s.External == nil || s.External.LBURL == "" {

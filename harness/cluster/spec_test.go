@@ -3,6 +3,9 @@ package cluster
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/octoha/octoha/fakes/node/launch"
 )
 
 // Issue 11 item 5: Spec.Redacted (which feeds state.json and octoha
@@ -41,5 +44,22 @@ func TestRedactedHidesEveryDSNPassword(t *testing.T) {
 	}
 	if dsn := "sqlite:/tmp/octoha.db"; (Spec{DB: DatabaseSpec{DSN: dsn}}).Redacted().DB.DSN != dsn {
 		t.Error("a DSN without a password changed")
+	}
+}
+
+// The task-queue settings reach a node's flags; zero leaves the node's
+// defaults and a negative retention interval disables retention.
+func TestNodeSpecApplyTasks(t *testing.T) {
+	lc := launch.Default()
+	NodeSpec{TaskPoll: 200 * time.Millisecond, OfflineAfter: 2 * time.Second, LeaderLease: time.Second,
+		RetentionInterval: -1, UnsafeTaskClaim: true}.ApplyTasks(&lc)
+	want := []string{"--task-poll=200ms", "--offline-after=2s", "--leader-lease=1s", "--retention-interval=0s", "--unsafe-task-claim=true"}
+	if got := strings.Join(lc.Args(), " "); got != strings.Join(want, " ") {
+		t.Fatalf("args %q, want %q", got, want)
+	}
+	lc = launch.Default()
+	NodeSpec{}.ApplyTasks(&lc)
+	if args := lc.Args(); len(args) != 0 {
+		t.Fatalf("an empty spec changed flags: %q", args)
 	}
 }

@@ -57,6 +57,8 @@ const (
 	DefaultLogLevel           = "info"
 	DefaultUnsafeStoreDelay   = 3 * time.Second
 	DefaultUploadStallTimeout = 2 * time.Minute
+	DefaultTaskPoll           = 20 * time.Second
+	DefaultRetentionInterval  = time.Hour
 )
 
 // Config is a node's command line, secrets excepted. Start from Default and
@@ -95,6 +97,25 @@ type Config struct {
 	// acknowledges uploads UnsafeStoreDelay before storing them. Test only.
 	UnsafeAckBeforeStore bool
 	UnsafeStoreDelay     time.Duration
+
+	// TaskPoll is how often the node looks at the shared task queue.
+	TaskPoll time.Duration
+	// OfflineAfter is how long a node may go unseen before it is offline
+	// and the leader fails its tasks; 0 is the node's default (5
+	// heartbeats, at least 5s).
+	OfflineAfter time.Duration
+	// LeaderLease is the leader lease's length; 0 is the node's default
+	// (3 heartbeats, at least 3s).
+	LeaderLease time.Duration
+	// RetentionInterval is how often the leader queues a Retention task;
+	// 0 disables it.
+	RetentionInterval time.Duration
+	// UnsafeTaskClaim makes a deliberately broken node that claims tasks
+	// without the lock (OctopusDeploy/Issues#8356), after waiting
+	// UnsafeClaimDelay (0: one task poll) between reading the queue and
+	// claiming. Test only.
+	UnsafeTaskClaim  bool
+	UnsafeClaimDelay time.Duration
 }
 
 // Default is the configuration of a node started without flags.
@@ -109,6 +130,8 @@ func Default() Config {
 		LogLevel:           DefaultLogLevel,
 		UnsafeStoreDelay:   DefaultUnsafeStoreDelay,
 		UploadStallTimeout: DefaultUploadStallTimeout,
+		TaskPoll:           DefaultTaskPoll,
+		RetentionInterval:  DefaultRetentionInterval,
 	}
 }
 
@@ -138,6 +161,12 @@ var options = []option{
 	{"upload-stall-timeout", "abort an upload whose body sends nothing for this long, removing its temporary file", func(c *Config) any { return &c.UploadStallTimeout }},
 	{"unsafe-ack-before-store", "TEST ONLY: acknowledge uploads before storing them (a deliberately broken node)", func(c *Config) any { return &c.UnsafeAckBeforeStore }},
 	{"unsafe-store-delay", "TEST ONLY: delay between the early acknowledgement and the store", func(c *Config) any { return &c.UnsafeStoreDelay }},
+	{"task-poll", "how often to look at the shared task queue (Octopus: 20s)", func(c *Config) any { return &c.TaskPoll }},
+	{"offline-after", "how long a node may go unseen before it is offline and the leader fails its tasks (0: 5 heartbeats, at least 5s)", func(c *Config) any { return &c.OfflineAfter }},
+	{"leader-lease", "length of the leader lease, renewed every heartbeat (0: 3 heartbeats, at least 3s)", func(c *Config) any { return &c.LeaderLease }},
+	{"retention-interval", "how often the leader queues a Retention task (0 disables)", func(c *Config) any { return &c.RetentionInterval }},
+	{"unsafe-task-claim", "TEST ONLY: claim tasks without the lock, so two nodes run one task (OctopusDeploy/Issues#8356)", func(c *Config) any { return &c.UnsafeTaskClaim }},
+	{"unsafe-claim-delay", "TEST ONLY: pause between reading the queue and the unsafe claim (0: one task poll)", func(c *Config) any { return &c.UnsafeClaimDelay }},
 }
 
 // Names of the flags that carry secrets; Secrets.Register defines them for

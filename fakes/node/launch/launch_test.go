@@ -156,6 +156,9 @@ func TestLaunchDefaultsMatchNode(t *testing.T) {
 	if d.UploadStallTimeout != node.DefaultUploadStallTimeout {
 		t.Errorf("launch's default upload stall timeout %v differs from fakes/node's %v", d.UploadStallTimeout, node.DefaultUploadStallTimeout)
 	}
+	if d.TaskPoll != node.DefaultTaskPoll || d.RetentionInterval != node.DefaultRetentionInterval {
+		t.Errorf("launch's task poll %v / retention %v differ from fakes/node's %v / %v", d.TaskPoll, d.RetentionInterval, node.DefaultTaskPoll, node.DefaultRetentionInterval)
+	}
 	if d.MaxConcurrentTasks != node.DefaultMaxConcurrentTasks || d.Heartbeat != node.DefaultHeartbeat || d.UnhealthyAfter != node.DefaultUnhealthyAfter {
 		t.Errorf("launch defaults (tasks %d, heartbeat %v, unhealthy-after %v) differ from fakes/node's (%d, %v, %v)",
 			d.MaxConcurrentTasks, d.Heartbeat, d.UnhealthyAfter, node.DefaultMaxConcurrentTasks, node.DefaultHeartbeat, node.DefaultUnhealthyAfter)

@@ -624,6 +624,7 @@ func (c *Cluster) startNodes(ctx context.Context, timeout time.Duration) error {
 		lc.MaxConcurrentTasks = c.spec.Node.MaxConcurrentTasks
 		lc.StartupTimeout, lc.ShutdownGrace = timeout, 5*time.Second
 		lc.UnsafeAckBeforeStore = c.spec.Node.UnsafeAckBeforeStore
+		c.spec.Node.ApplyTasks(&lc)
 		sec := launch.Secrets{APIKeys: []string{c.spec.APIKey}, DB: c.dsn, SMBPassword: c.smbPassword}
 		opts, cr, err := c.options(ctrSpec{
 			part: "node:" + cluster.NodeName(i), alias: alias, image: c.images.Node,

@@ -381,6 +381,7 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 		lc.MaxConcurrentTasks = c.spec.Node.MaxConcurrentTasks
 		lc.ShutdownGrace = 5 * time.Second
 		lc.UnsafeAckBeforeStore = c.spec.Node.UnsafeAckBeforeStore
+		c.spec.Node.ApplyTasks(&lc)
 		n.args = append([]string{launch.Subcommand}, lc.Args()...)
 		c.nodes = append(c.nodes, n)
 		if err := c.spawn(n); err != nil {

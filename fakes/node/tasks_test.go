@@ -1,0 +1,625 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	octoclient "github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/client"
+	"github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/tasks"
+
+	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/fakes/blob"
+	"github.com/octoha/octoha/fakes/store"
+	"github.com/octoha/octoha/services/postgres"
+)
+
+// clusterNode is one in-process node of a task test cluster, running its
+// heartbeat, leadership and queue loops.
+type clusterNode struct {
+	*Node
+	srv    *httptest.Server
+	db     *store.DB
+	cancel context.CancelFunc
+	done   chan struct{}
+	killed bool
+}
+
+// kill stops the node as SIGKILL would: its loops end, nothing is written
+// on the way out, and it stops answering.
+func (c *clusterNode) kill() {
+	if c.killed {
+		return
+	}
+	c.killed = true
+	c.cancel()
+	<-c.done
+	c.srv.Close()
+}
+
+type taskCluster struct {
+	dsn      string
+	dir      string
+	tasklogs blob.Store
+	nodes    []*clusterNode
+}
+
+// startTaskCluster starts n nodes on one database (dsn) and one directory
+// of stores, with the timings of a fast test cluster; opt adjusts node i.
+func startTaskCluster(t *testing.T, dsn string, n int, opt func(i int, c *Config)) *taskCluster {
+	t.Helper()
+	tc := &taskCluster{dsn: dsn, dir: t.TempDir()}
+	tl, err := blob.Open(context.Background(), filepath.Join(tc.dir, "TaskLogs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tl.Close() })
+	tc.tasklogs = tl
+	for i := 0; i < n; i++ {
+		tc.nodes = append(tc.nodes, tc.start(t, i, opt))
+	}
+	return tc
+}
+
+func (tc *taskCluster) start(t *testing.T, i int, opt func(i int, c *Config)) *clusterNode {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, tc.dsn)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	open := func(name string) blob.Store {
+		s, err := blob.Open(ctx, filepath.Join(tc.dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	cfg := Config{
+		ID: fmt.Sprintf("OctopusServerNodes-%d", i+1), Name: fmt.Sprintf("Node%d", i+1),
+		DB: db, Packages: open("Packages"), TaskLogs: open("TaskLogs"), Artifacts: open("Artifacts"),
+		APIKeys: []string{testKey}, MaxConcurrentTasks: 5,
+		Heartbeat: 100 * time.Millisecond, UnhealthyAfter: time.Second,
+		TaskPoll: 100 * time.Millisecond, LeaderLease: 500 * time.Millisecond, OfflineAfter: time.Second,
+		RetentionInterval: -1,
+		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if testing.Verbose() && os.Getenv("OCTOHA_TEST_NODE_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if opt != nil {
+		opt(i, &cfg)
+	}
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	c := &clusterNode{Node: n, srv: httptest.NewServer(n), db: db, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		_ = n.Run(rctx)
+	}()
+	t.Cleanup(c.kill)
+	return c
+}
+
+// do sends an authenticated request to node c and decodes a JSON answer
+// into out (when not nil).
+func (c *clusterNode) do(t *testing.T, method, path string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, c.srv.URL+path, rd)
+	req.Header.Set(api.HeaderAPIKey, testKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (c *clusterNode) create(t *testing.T, kind string, args api.TaskArguments) api.Task {
+	t.Helper()
+	var task api.Task
+	if code := c.do(t, http.MethodPost, api.TasksPath, api.TaskCreate{Name: kind, Description: "test", SpaceId: api.DefaultSpaceID, Arguments: args}, &task); code != http.StatusCreated {
+		t.Fatalf("create %s: %d %+v", kind, code, task)
+	}
+	return task
+}
+
+func (c *clusterNode) task(t *testing.T, id string) api.Task {
+	t.Helper()
+	var task api.Task
+	if code := c.do(t, http.MethodGet, api.TaskPath(id), nil, &task); code != http.StatusOK {
+		t.Fatalf("get %s: %d", id, code)
+	}
+	return task
+}
+
+func (c *clusterNode) raw(t *testing.T, id string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, c.srv.URL+api.TaskRawPath(id), nil)
+	req.Header.Set(api.HeaderAPIKey, testKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("raw log of %s: %d %s", id, resp.StatusCode, b)
+	}
+	return string(b)
+}
+
+func executions(t *testing.T, log string) []api.TaskExecution {
+	t.Helper()
+	ex, err := api.ParseTaskLog(strings.NewReader(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ex
+}
+
+// waitFor polls cond every 20ms until it holds or within passes.
+func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > within {
+			t.Fatalf("not within %v: %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func (c *clusterNode) listTasks(t *testing.T, query string) api.Page[api.Task] {
+	t.Helper()
+	var p api.Page[api.Task]
+	if code := c.do(t, http.MethodGet, query, nil, &p); code != http.StatusOK {
+		t.Fatalf("list %s: %d", query, code)
+	}
+	return p
+}
+
+func sqliteDSN(t *testing.T) string {
+	return "sqlite:" + filepath.Join(t.TempDir(), "octopus.db")
+}
+
+// postgresDSN starts a PostgreSQL server for one test (on 127.0.110.1,
+// this package's task tests' network) and returns its DSN.
+func postgresDSN(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: no PostgreSQL")
+	}
+	if _, err := postgres.Available(); err != nil {
+		t.Skipf("PostgreSQL not installed: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv, err := postgres.Start(ctx, postgres.Options{Host: "127.0.110.1"})
+	if err != nil {
+		t.Fatalf("start PostgreSQL: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Close(context.Background()) })
+	return srv.DSN()
+}
+
+// The task API on one node: create (and refusals), list, get, run to
+// Success with its two log lines and an artifact, Fail, cancel.
+func TestTasksAPI(t *testing.T) {
+	tc := startTaskCluster(t, sqliteDSN(t), 1, nil)
+	a := tc.nodes[0]
+
+	var e api.Error
+	if code := a.do(t, http.MethodPost, api.TasksPath, api.TaskCreate{Name: "Deploy"}, &e); code != http.StatusBadRequest || !strings.Contains(strings.Join(e.Errors, " "), `Unknown task name "Deploy"`) {
+		t.Fatalf("unknown kind: %d %+v", code, e)
+	}
+	if code := a.do(t, http.MethodPost, api.TasksPath, api.TaskCreate{Name: api.TaskKindHealth, Arguments: api.TaskArguments{DurationMs: -1}}, &e); code != http.StatusBadRequest {
+		t.Fatalf("negative duration: %d", code)
+	}
+	if code := a.do(t, http.MethodGet, api.TaskPath("ServerTasks-424242"), nil, &e); code != http.StatusNotFound {
+		t.Fatalf("missing task: %d", code)
+	}
+
+	ok := a.create(t, api.TaskKindHealth, api.TaskArguments{DurationMs: 200, Artifact: true})
+	if ok.State != api.TaskQueued || !strings.HasPrefix(ok.Id, "ServerTasks-") || ok.QueueTime == nil || ok.IsCompleted || ok.Links["Cancel"] == "" || ok.Arguments.DurationMs != 200 {
+		t.Fatalf("created %+v", ok)
+	}
+	fail := a.create(t, api.TaskKindAdHocScript, api.TaskArguments{DurationMs: 10, Fail: true})
+	long := a.create(t, api.TaskKindSystemIntegrityCheck, api.TaskArguments{DurationMs: 60_000})
+
+	waitUntil(t, 5*time.Second, "the tasks to finish or run", func() bool {
+		return a.task(t, ok.Id).IsCompleted && a.task(t, fail.Id).IsCompleted && a.task(t, long.Id).State == api.TaskExecuting
+	})
+	got := a.task(t, ok.Id)
+	if got.State != api.TaskSuccess || !got.FinishedSuccessfully || got.ServerNode != "Node1" || got.StartTime == nil || got.CompletedTime == nil || got.Duration == "" {
+		t.Fatalf("finished %+v", got)
+	}
+	ex := executions(t, a.raw(t, ok.Id))
+	if len(ex) != 1 || ex[0].Node != "Node1" || ex[0].State != api.TaskSuccess || ex[0].End.Sub(ex[0].Start) < 200*time.Millisecond {
+		t.Fatalf("executions %+v", ex)
+	}
+	if _, err := tc.tasklogs.Stat(context.Background(), api.TaskLogFile(ok.Id, "Node1", ex[0].Start)); err != nil {
+		t.Fatalf("log file in TaskLogs: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(tc.dir, "Artifacts", filepath.FromSlash(api.TaskArtifactPath(ok.Id, "Node1")))); err != nil {
+		t.Fatalf("artifact: %v", err)
+	}
+	got = a.task(t, fail.Id)
+	if got.State != api.TaskFailed || got.FinishedSuccessfully || !strings.Contains(got.ErrorMessage, "Fail: true") {
+		t.Fatalf("failed task %+v", got)
+	}
+
+	// Cancel an executing task (through the go-octopusdeploy route form):
+	// Cancelling, then Canceled within a poll.
+	var c api.Task
+	if code := a.do(t, http.MethodPost, "/api/spaces/Spaces-1/tasks/"+long.Id+"/cancel", nil, &c); code != http.StatusOK || c.State != api.TaskCancelling {
+		t.Fatalf("cancel: %d %+v", code, c)
+	}
+	took := waitUntil(t, 2*time.Second, "the cancelled task to end", func() bool { return a.task(t, long.Id).State == api.TaskCanceled })
+	t.Logf("cancel honoured in %v (poll 100ms)", took)
+	if ex := executions(t, a.raw(t, long.Id)); len(ex) != 1 || ex[0].State != api.TaskCanceled {
+		t.Fatalf("cancelled executions %+v", ex)
+	}
+
+	// Cancel a queued task: drain the node so nothing starts.
+	drain := true
+	a.do(t, http.MethodPut, api.NodePath(a.cfg.ID), api.NodeUpdate{IsInMaintenanceMode: &drain}, nil)
+	q := a.create(t, api.TaskKindRetention, api.TaskArguments{DurationMs: 10})
+	if code := a.do(t, http.MethodPost, api.TaskCancelPath(q.Id), nil, &c); code != http.StatusOK || c.State != api.TaskCanceled || !c.IsCompleted {
+		t.Fatalf("cancel queued: %d %+v", code, c)
+	}
+	if raw := a.raw(t, q.Id); !strings.Contains(raw, "canceled while queued") || len(executions(t, raw)) != 0 {
+		t.Fatalf("queued-cancel log %q", raw)
+	}
+
+	// Lists: paging shape, states and node filters, ids.
+	p := a.listTasks(t, api.TaskListQuery([]string{api.TaskSuccess, api.TaskFailed}, "Node1", nil, 0, 1))
+	if p.TotalResults != 2 || len(p.Items) != 1 || p.ItemsPerPage != 1 || p.NumberOfPages != 2 || p.LastPageNumber != 1 || p.ItemType != "ServerTask" {
+		t.Fatalf("page %+v", p)
+	}
+	if p := a.listTasks(t, api.TaskListQuery(nil, "", []string{ok.Id, q.Id}, 0, 0)); p.TotalResults != 2 {
+		t.Fatalf("by ids %+v", p)
+	}
+	if p := a.listTasks(t, api.SpaceTasksPath("Spaces-1")+"?active=true"); p.TotalResults != 0 {
+		t.Fatalf("active %+v", p)
+	}
+	var d api.TaskDetails
+	if code := a.do(t, http.MethodGet, api.TaskDetailsPath(ok.Id), nil, &d); code != http.StatusOK || d.Task.Id != ok.Id || d.PhysicalLogSize == 0 {
+		t.Fatalf("details %d %+v", code, d)
+	}
+}
+
+// maxConcurrent returns the largest number of executions of node that
+// overlap at any instant.
+func maxConcurrent(ex []api.TaskExecution, node string) int {
+	type ev struct {
+		at time.Time
+		d  int
+	}
+	var evs []ev
+	for _, e := range ex {
+		if e.Node == node && !e.End.IsZero() {
+			evs = append(evs, ev{e.Start, 1}, ev{e.End, -1})
+		}
+	}
+	for i := 1; i < len(evs); i++ {
+		for j := i; j > 0 && (evs[j].at.Before(evs[j-1].at) || (evs[j].at.Equal(evs[j-1].at) && evs[j].d < evs[j-1].d)); j-- {
+			evs[j], evs[j-1] = evs[j-1], evs[j]
+		}
+	}
+	cur, best := 0, 0
+	for _, e := range evs {
+		cur += e.d
+		best = max(best, cur)
+	}
+	return best
+}
+
+// Many short tasks on three nodes: every task runs exactly once, every node
+// takes some, none runs more than its cap at once.
+func TestTaskQueueExclusive(t *testing.T) {
+	for name, dsn := range map[string]func(*testing.T) string{"sqlite": sqliteDSN, "postgres": postgresDSN} {
+		t.Run(name, func(t *testing.T) {
+			tc := startTaskCluster(t, dsn(t), 3, func(i int, c *Config) { c.MaxConcurrentTasks = 3; c.TaskPoll = 50 * time.Millisecond })
+			a := tc.nodes[0]
+			var ids []string
+			for i := 0; i < 45; i++ {
+				ids = append(ids, tc.nodes[i%3].create(t, api.TaskKindHealth, api.TaskArguments{DurationMs: 40}).Id)
+			}
+			waitUntil(t, 30*time.Second, "every task to finish", func() bool {
+				return a.listTasks(t, api.TaskListQuery([]string{api.TaskSuccess}, "", nil, 0, 100)).TotalResults == len(ids)
+			})
+			var all []api.TaskExecution
+			perNode := map[string]int{}
+			for _, id := range ids {
+				ex := executions(t, a.raw(t, id))
+				if len(ex) != 1 {
+					t.Errorf("%s ran %d times: %+v", id, len(ex), ex)
+					continue
+				}
+				if srv := a.task(t, id).ServerNode; srv != ex[0].Node {
+					t.Errorf("%s: ServerNode %s, log says %s", id, srv, ex[0].Node)
+				}
+				perNode[ex[0].Node]++
+				all = append(all, ex...)
+			}
+			for _, n := range []string{"Node1", "Node2", "Node3"} {
+				if perNode[n] == 0 {
+					t.Errorf("%s ran no task: %v", n, perNode)
+				}
+				if m := maxConcurrent(all, n); m > 3 {
+					t.Errorf("%s ran %d tasks at once (cap 3)", n, m)
+				}
+			}
+			t.Logf("tasks per node: %v", perNode)
+		})
+	}
+}
+
+// The broken control (OctopusDeploy/Issues#8356): two nodes that claim
+// without the lock run the same tasks at once, and the task logs show it.
+func TestUnsafeTaskClaimRunsTasksTwice(t *testing.T) {
+	tc := startTaskCluster(t, sqliteDSN(t), 2, func(i int, c *Config) {
+		c.UnsafeTaskClaim = true
+		c.TaskPoll = 200 * time.Millisecond
+	})
+	a := tc.nodes[0]
+	var ids []string
+	for i := 0; i < 6; i++ {
+		ids = append(ids, a.create(t, api.TaskKindHealth, api.TaskArguments{DurationMs: 500}).Id)
+	}
+	waitUntil(t, 20*time.Second, "every task to finish", func() bool {
+		for _, id := range ids {
+			if !a.task(t, id).IsCompleted {
+				return false
+			}
+		}
+		return true
+	})
+	doubled := 0
+	for _, id := range ids {
+		ex := executions(t, a.raw(t, id))
+		if len(ex) == 2 && ex[0].Node != ex[1].Node && ex[1].Start.Before(ex[0].End) {
+			doubled++
+		}
+	}
+	if doubled < len(ids)/2 {
+		t.Fatalf("only %d of %d tasks ran on both unsafe nodes at once", doubled, len(ids))
+	}
+	t.Logf("%d of %d tasks ran twice at once", doubled, len(ids))
+}
+
+// The cap is read from the node's row at every poll: raising it through
+// the API lets more tasks run at once; draining lets running tasks finish
+// and starts nothing new.
+func TestTaskCapAndDrainAtRunTime(t *testing.T) {
+	tc := startTaskCluster(t, sqliteDSN(t), 1, func(i int, c *Config) { c.MaxConcurrentTasks = 2 })
+	a := tc.nodes[0]
+	for i := 0; i < 8; i++ {
+		a.create(t, api.TaskKindHealth, api.TaskArguments{DurationMs: 1500})
+	}
+	executing := func() int {
+		return a.listTasks(t, api.TaskListQuery([]string{api.TaskExecuting}, "Node1", nil, 0, 100)).TotalResults
+	}
+	waitUntil(t, 2*time.Second, "two tasks running", func() bool { return executing() == 2 })
+	var nodeRes api.Node
+	a.do(t, http.MethodGet, api.NodePath(a.cfg.ID), nil, &nodeRes)
+	if nodeRes.RunningTaskCount != 2 || nodeRes.Rank != api.RankLeader {
+		t.Fatalf("node resource %+v", nodeRes)
+	}
+	for i := 0; i < 5; i++ {
+		if n := executing(); n > 2 {
+			t.Fatalf("%d tasks running with a cap of 2", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	four := 4
+	a.do(t, http.MethodPut, api.NodePath(a.cfg.ID), api.NodeUpdate{MaxConcurrentTasks: &four}, nil)
+	waitUntil(t, time.Second, "four tasks running after the cap was raised", func() bool { return executing() == 4 })
+	drain := true
+	a.do(t, http.MethodPut, api.NodePath(a.cfg.ID), api.NodeUpdate{IsInMaintenanceMode: &drain}, nil)
+	drainedAt := time.Now()
+	waitUntil(t, 3*time.Second, "running tasks to finish while draining", func() bool { return executing() == 0 })
+	time.Sleep(3 * a.cfg.TaskPoll) // polls that must start nothing
+	p := a.listTasks(t, api.TaskListQuery(nil, "", nil, 0, 100))
+	queued := 0
+	for _, tk := range p.Items {
+		switch {
+		case tk.State == api.TaskQueued:
+			queued++
+		case tk.StartTime != nil && tk.StartTime.After(drainedAt.Add(a.cfg.TaskPoll)):
+			t.Errorf("%s started at %v, after the drain at %v", tk.Id, tk.StartTime, drainedAt)
+		}
+	}
+	if queued != 4 { // 8 - the 4 that ran
+		t.Fatalf("%d tasks still queued after the drain, want 4", queued)
+	}
+}
+
+// A node restarted after a kill fails the tasks its previous run held.
+func TestRestartedNodeFailsItsLeftovers(t *testing.T) {
+	tc := startTaskCluster(t, sqliteDSN(t), 1, nil)
+	a := tc.nodes[0]
+	id := a.create(t, api.TaskKindHealth, api.TaskArguments{DurationMs: 60_000}).Id
+	waitUntil(t, 2*time.Second, "the task to run", func() bool { return a.task(t, id).State == api.TaskExecuting })
+	a.kill()
+	b := tc.start(t, 0, nil)
+	waitUntil(t, 2*time.Second, "the restarted node to fail its leftover", func() bool { return b.task(t, id).State == api.TaskFailed })
+	if got := b.task(t, id); !strings.Contains(got.ErrorMessage, "Node1 restarted") {
+		t.Fatalf("%+v", got)
+	}
+	if ex := executions(t, b.raw(t, id)); len(ex) != 1 || !ex[0].End.IsZero() {
+		t.Fatalf("executions %+v", ex)
+	}
+}
+
+func leaders(tc *taskCluster) []*clusterNode {
+	var out []*clusterNode
+	for _, n := range tc.nodes {
+		if !n.killed && n.IsLeader() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// One leader at a time; a killed leader is replaced within the lease
+// bound; the tasks of a killed node are Failed, naming it, once it has been
+// offline for OfflineAfter; a drained leader hands over.
+func TestLeaderFailoverAndDeadNodeTasks(t *testing.T) {
+	for name, dsn := range map[string]func(*testing.T) string{"sqlite": sqliteDSN, "postgres": postgresDSN} {
+		t.Run(name, func(t *testing.T) { testLeaderFailover(t, dsn(t)) })
+	}
+}
+
+func testLeaderFailover(t *testing.T, dsn string) {
+	tc := startTaskCluster(t, dsn, 3, nil)
+	waitUntil(t, 3*time.Second, "a leader", func() bool { return len(leaders(tc)) == 1 })
+	// Sample for a while: never two leaders.
+	for i := 0; i < 20; i++ {
+		if l := leaders(tc); len(l) > 1 {
+			t.Fatalf("two leaders: %s and %s", l[0].Name(), l[1].Name())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	old := leaders(tc)[0]
+	var other *clusterNode
+	for _, n := range tc.nodes {
+		if n != old {
+			other = n
+			break
+		}
+	}
+	// Long tasks filling every node's cap (5), so every node holds some
+	// when the leader dies.
+	var ids []string
+	for i := 0; i < 15; i++ {
+		ids = append(ids, other.create(t, api.TaskKindHealth, api.TaskArguments{DurationMs: 30_000}).Id)
+	}
+	waitUntil(t, 3*time.Second, "every task to run", func() bool {
+		return other.listTasks(t, api.TaskListQuery([]string{api.TaskExecuting}, "", nil, 0, 0)).TotalResults == len(ids)
+	})
+	var nodes api.Page[api.Node]
+	other.do(t, http.MethodGet, api.NodesPath, nil, &nodes)
+	for _, n := range nodes.Items {
+		if (n.Name == old.Name()) != (n.Rank == api.RankLeader) || n.RunningTaskCount == 0 {
+			t.Fatalf("node list %+v", nodes.Items)
+		}
+	}
+
+	old.kill()
+	killedAt := time.Now()
+	took := waitUntil(t, 3*time.Second, "a new leader", func() bool { return len(leaders(tc)) == 1 })
+	t.Logf("new leader %s %v after the leader was killed (lease %v, heartbeat %v)", leaders(tc)[0].Name(), took, old.cfg.LeaderLease, old.cfg.Heartbeat)
+	if bound := old.cfg.LeaderLease + 2*old.cfg.Heartbeat; took > bound {
+		t.Errorf("takeover took %v, bound %v", took, bound)
+	}
+	waitUntil(t, 5*time.Second, "the dead node's tasks to be Failed", func() bool {
+		return other.listTasks(t, api.TaskListQuery([]string{api.TaskExecuting, api.TaskCancelling}, old.Name(), nil, 0, 0)).TotalResults == 0
+	})
+	t.Logf("dead node's tasks Failed %v after the kill (offline after %v)", time.Since(killedAt), old.cfg.OfflineAfter)
+	var offline api.Node
+	other.do(t, http.MethodGet, api.NodePath(old.cfg.ID), nil, &offline)
+	if !offline.IsOffline || offline.Rank != api.RankFollower || offline.LastSeen == nil {
+		t.Fatalf("dead node's resource %+v", offline)
+	}
+	p := other.listTasks(t, api.TaskListQuery([]string{api.TaskFailed}, old.Name(), nil, 0, 0))
+	if p.TotalResults == 0 {
+		t.Fatal("no task of the dead node Failed")
+	}
+	for _, tk := range p.Items {
+		if !strings.Contains(tk.ErrorMessage, "The server node "+old.Name()+" running this task went offline") {
+			t.Errorf("%s: %q", tk.Id, tk.ErrorMessage)
+		}
+		if raw := other.raw(t, tk.Id); !strings.Contains(raw, "marked Failed by node") {
+			t.Errorf("%s log lacks the leader's line:\n%s", tk.Id, raw)
+		}
+		if d := tk.CompletedTime.Sub(*offline.LastSeen); d < old.cfg.OfflineAfter {
+			t.Errorf("%s failed %v after its node was last seen, before the offline bound", tk.Id, d)
+		}
+	}
+	// The other nodes' tasks are untouched.
+	for _, id := range ids {
+		tk := other.task(t, id)
+		if tk.ServerNode != old.Name() && tk.State != api.TaskExecuting && tk.State != api.TaskQueued {
+			t.Errorf("%s on live %s is %s", id, tk.ServerNode, tk.State)
+		}
+	}
+
+	// Draining the leader hands leadership over.
+	cur := leaders(tc)[0]
+	drain := true
+	cur.do(t, http.MethodPut, api.NodePath(cur.cfg.ID), api.NodeUpdate{IsInMaintenanceMode: &drain}, nil)
+	took = waitUntil(t, 3*time.Second, "a leader other than the drained one", func() bool {
+		l := leaders(tc)
+		return len(l) == 1 && l[0] != cur
+	})
+	t.Logf("drained leader replaced in %v", took)
+}
+
+// go-octopusdeploy's task client (what the Octopus CLI and Terraform
+// provider are built on) creates, lists, reads and cancels tasks on a fake
+// node.
+func TestOfficialGoClientTasks(t *testing.T) {
+	tc := startTaskCluster(t, sqliteDSN(t), 1, nil)
+	u, _ := url.Parse(tc.nodes[0].srv.URL)
+	c, err := octoclient.NewClient(nil, u, testKey, "Spaces-1")
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	in := tasks.NewTask()
+	in.Name, in.Description, in.SpaceID = api.TaskKindHealth, "from go-octopusdeploy", "Spaces-1"
+	in.Arguments = map[string]any{"DurationMs": 60000}
+	created, err := c.Tasks.Add(in)
+	if err != nil {
+		t.Fatalf("add: %v", err)
+	}
+	if created.GetID() == "" || created.State != api.TaskQueued || created.Arguments["DurationMs"] != float64(60000) {
+		t.Fatalf("created %+v", created)
+	}
+	waitUntil(t, 2*time.Second, "the task to run", func() bool {
+		got, err := c.Tasks.Get(tasks.TasksQuery{IDs: []string{created.GetID()}, States: []string{api.TaskExecuting}, Node: "Node1", Take: 10})
+		return err == nil && len(got.Items) == 1 && got.Items[0].ServerNode == "Node1" && got.Items[0].StartTime != nil
+	})
+	canc, err := tasks.Cancel(c, "Spaces-1", created.GetID())
+	if err != nil || canc.State != api.TaskCancelling {
+		t.Fatalf("cancel: %+v %v", canc, err)
+	}
+	waitUntil(t, 2*time.Second, "the task to be Canceled", func() bool {
+		got, err := c.Tasks.Get(tasks.TasksQuery{IDs: []string{created.GetID()}})
+		return err == nil && len(got.Items) == 1 && got.Items[0].State == api.TaskCanceled &&
+			*got.Items[0].IsCompleted && !*got.Items[0].FinishedSuccessfully
+	})
+	d, err := tasks.GetDetails(c, "Spaces-1", created.GetID())
+	if err != nil || d.Task.GetID() != created.GetID() || d.PhysicalLogSize == 0 {
+		t.Fatalf("details %+v %v", d, err)
+	}
+}
