@@ -80,6 +80,9 @@ type Shape struct {
 	// and the age of a heartbeat that makes a node offline (0: the
 	// nodes' defaults).
 	TaskPoll, OfflineAfter time.Duration
+	// RetentionInterval is how often the leader queues a Retention task
+	// (0: the nodes' default; negative: never).
+	RetentionInterval time.Duration
 	// UnsafeTaskClaim runs nodes that claim tasks without the lock
 	// (deliberately broken, OctopusDeploy/Issues#8356).
 	UnsafeTaskClaim bool

@@ -50,7 +50,7 @@ func taskOptions(spec cluster.Spec, bound time.Duration, names ...string) *check
 	// lease: 3 heartbeats, at least 3 s); the leader fails a dead node's
 	// tasks once its heartbeat is older than offline-after. Both clocks
 	// start at the kill; add a heartbeat, two polls and a second of slack.
-	lease := max(3*spec.Node.Heartbeat, 3*time.Second)
+	lease := nodeLeaderLease(spec)
 	slack := spec.Node.Heartbeat + 2*poll + time.Second
 	return &checker.TaskOptions{
 		Bound: bound, Poll: 2 * poll,
@@ -117,12 +117,17 @@ func (t *taskRig) queueInBackground(ctx context.Context, n int, rate float64) <-
 	return ch
 }
 
-// waitRunning waits until the node list shows node running a task the
-// driver follows.
+// waitRunning waits until the driver sees node running a task it
+// follows.
 func (t *taskRig) waitRunning(ctx context.Context, node string, within time.Duration) error {
-	return Eventually(ctx, node+" runs a task", within, 50*time.Millisecond, func() error {
-		if len(t.d.RunningOn(node)) == 0 {
-			return errors.New("none yet")
+	return t.waitRunningN(ctx, node, 1, within)
+}
+
+// waitRunningN waits until the driver sees node running n of its tasks.
+func (t *taskRig) waitRunningN(ctx context.Context, node string, n int, within time.Duration) error {
+	return Eventually(ctx, fmt.Sprintf("%s runs %d tasks", node, n), within, 50*time.Millisecond, func() error {
+		if got := len(t.d.RunningOn(node)); got < n {
+			return fmt.Errorf("%d so far", got)
 		}
 		return nil
 	})
@@ -192,7 +197,7 @@ func taskQueueNodeKilledSteps(ctx context.Context, r Run) error {
 	r.Step("queueing 36 tasks of 1.5 s at 12/s through the load balancer")
 	created := rig.queueInBackground(ctx, 36, 12)
 	victim := r.Cluster().Nodes()[1].Name
-	if err := rig.waitRunning(ctx, victim, 20*time.Second); err != nil {
+	if err := rig.waitRunningN(ctx, victim, 2, 20*time.Second); err != nil {
 		return err
 	}
 	orphans := rig.d.RunningOn(victim)
@@ -269,7 +274,7 @@ func TaskLeaderKilled() Scenario {
 		Shape:   taskShape(3, 4),
 		Tasks:   &TaskPlan{Count: 20, Duration: time.Second},
 		Faults:  []FaultPlan{{Fault: nemesis.KindKill, Target: "the leader"}},
-		Checks:  taskChecks(checker.CheckTasksLeader, checker.CheckTasksTerminal, checker.CheckTasksOnce),
+		Checks:  taskChecks(checker.CheckTasksLeader, checker.CheckTasksTerminal, checker.CheckTasksOnce, checker.CheckTasksDeadNode),
 		Timeout: 2 * time.Minute,
 		Steps:   taskLeaderKilledSteps,
 	}
@@ -308,7 +313,7 @@ func taskLeaderKilledSteps(ctx context.Context, r Run) error {
 	r.Figure("follower-to-leader", time.Since(kill.Start()).Seconds(), "s")
 	r.Note("%s leads %.1f s after %s was killed", next, time.Since(kill.Start()).Seconds(), leader)
 	<-created
-	_, err = rig.finish(ctx, r, 40*time.Second, taskOptions(r.Spec(), 45*time.Second, checker.CheckTasksLeader, checker.CheckTasksTerminal, checker.CheckTasksOnce))
+	_, err = rig.finish(ctx, r, 40*time.Second, taskOptions(r.Spec(), 45*time.Second, checker.CheckTasksLeader, checker.CheckTasksTerminal, checker.CheckTasksOnce, checker.CheckTasksDeadNode))
 	return err
 }
 
@@ -412,11 +417,13 @@ func TaskCapacity(nodes, taskCap int) Scenario {
 		size = "small"
 	}
 	return Scenario{
-		Title:        fmt.Sprintf("Tasks capacity — %d %s nodes", nodes, size),
-		Claim:        fmt.Sprintf("%d nodes with a task cap of %d each work a task queue at their combined cap; losing one costs about 1/%d of the throughput.", nodes, taskCap, nodes),
-		Topic:        LCapacity,
-		Needs:        []cluster.Capability{cluster.CapKill, cluster.CapSimulated},
-		Shape:        Shape{Nodes: nodes, DB: cluster.DBSQLite, Storage: cluster.StorageLocal, MaxConcurrentTasks: taskCap, TaskPoll: taskPoll, OfflineAfter: taskOfflineAfter},
+		Title: fmt.Sprintf("Tasks capacity — %d %s nodes", nodes, size),
+		Claim: fmt.Sprintf("%d nodes with a task cap of %d each work a task queue at their combined cap; losing one costs about 1/%d of the throughput.", nodes, taskCap, nodes),
+		Topic: LCapacity,
+		Needs: []cluster.Capability{cluster.CapKill, cluster.CapSimulated},
+		// No retention task: the measurement counts only the harness's own.
+		Shape: Shape{Nodes: nodes, DB: cluster.DBSQLite, Storage: cluster.StorageLocal, MaxConcurrentTasks: taskCap,
+			TaskPoll: taskPoll, OfflineAfter: taskOfflineAfter, RetentionInterval: -1},
 		Tasks:        &TaskPlan{Duration: taskCapacityTime},
 		Faults:       []FaultPlan{{Fault: nemesis.KindKill, Target: "the last node"}},
 		Checks:       taskChecks(checker.CheckTasksOnce, checker.CheckTasksCap),

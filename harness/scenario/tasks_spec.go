@@ -7,12 +7,45 @@ import (
 	"github.com/octoha/octoha/harness/tasks"
 )
 
-// FIXME(merge tasks-node): map to the node's task flags once the cluster
-// spec has them.
-func (s Shape) taskSpec(spec *cluster.Spec) {}
+// taskSpec sets the nodes' task-queue flags of the shape.
+func (s Shape) taskSpec(spec *cluster.Spec) {
+	if s.TaskPoll > 0 {
+		spec.Node.TaskPoll = s.TaskPoll
+	}
+	if s.OfflineAfter > 0 {
+		spec.Node.OfflineAfter = s.OfflineAfter
+	}
+	if s.RetentionInterval != 0 {
+		spec.Node.RetentionInterval = s.RetentionInterval
+	}
+	spec.Node.UnsafeTaskClaim = s.UnsafeTaskClaim
+}
 
-func nodeTaskPoll(spec cluster.Spec) time.Duration     { return taskPoll }
-func nodeOfflineAfter(spec cluster.Spec) time.Duration { return taskOfflineAfter }
+// nodeTaskPoll is how often the cluster's nodes poll the queue.
+func nodeTaskPoll(spec cluster.Spec) time.Duration {
+	if spec.Node.TaskPoll > 0 {
+		return spec.Node.TaskPoll
+	}
+	return 20 * time.Second // Octopus's, and the fake node's default
+}
+
+// nodeOfflineAfter is the heartbeat age that makes a node offline: the
+// fake node's default is 5 heartbeats, at least 5 s.
+func nodeOfflineAfter(spec cluster.Spec) time.Duration {
+	if spec.Node.OfflineAfter > 0 {
+		return spec.Node.OfflineAfter
+	}
+	return max(5*spec.Node.Heartbeat, 5*time.Second)
+}
+
+// nodeLeaderLease is the leader lease: the fake node's default is 3
+// heartbeats, at least 3 s.
+func nodeLeaderLease(spec cluster.Spec) time.Duration {
+	if spec.Node.LeaderLease > 0 {
+		return spec.Node.LeaderLease
+	}
+	return max(3*spec.Node.Heartbeat, 3*time.Second)
+}
 
 // ExternalTaskTemplate is the task a real cluster's YAML names for the
 // harness to queue; ok is false when it names none.
