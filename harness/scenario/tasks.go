@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -436,7 +437,7 @@ func TaskCapacity(nodes, taskCap int) Scenario {
 
 const (
 	taskCapacityTime    = 2 * time.Second
-	taskCapacityMeasure = 6 * time.Second
+	taskCapacityMeasure = 8 * time.Second
 )
 
 func taskCapacitySteps(ctx context.Context, r Run, nodes, taskCap int) error {
@@ -446,13 +447,27 @@ func taskCapacitySteps(ctx context.Context, r Run, nodes, taskCap int) error {
 	}
 	defer rig.close()
 	total := nodes * taskCap
-	// A slot is busy for the task, then idle until its node's next poll.
+	// A slot is busy for the task (2 s on average), then idle until its
+	// node's next poll.
 	planned := float64(total) / (taskCapacityTime + taskPoll/2).Seconds()
 	r.Figure("planned-capacity", planned, "tasks/s")
 	r.Step("keeping %d tasks queued beyond the cluster's %d slots", total, total)
 	fillCtx, stopFill := context.WithCancel(ctx)
-	filled := make(chan error, 1)
-	go func() { filled <- keepQueued(fillCtx, rig, total) }()
+	var fillErr error
+	filled := make(chan struct{})
+	// Task lengths vary (uniform over ±50% of the mean, from the run's
+	// seed) so the slots do not free up in waves that the measurement
+	// windows would cut at random.
+	rng := rand.New(rand.NewPCG(uint64(r.Seed()), 7))
+	next := func() tasks.Template {
+		d := taskCapacityTime/2 + time.Duration(rng.Int64N(int64(taskCapacityTime)))
+		t := rig.tmpl
+		if t.Arguments["DurationMs"] != nil {
+			t = tasks.FakeTemplate(d)
+		}
+		return t
+	}
+	go func() { defer close(filled); fillErr = keepQueued(fillCtx, rig, total, next) }()
 	defer func() { stopFill(); <-filled }()
 	if err := Eventually(ctx, "every slot busy", 15*time.Second, 50*time.Millisecond, func() error {
 		running := 0
@@ -486,8 +501,9 @@ func taskCapacitySteps(ctx context.Context, r Run, nodes, taskCap int) error {
 	}
 	afterTo := time.Now()
 	stopFill()
-	if err := <-filled; err != nil {
-		return err
+	<-filled
+	if fillErr != nil {
+		return fillErr
 	}
 	r.Step("cancelling the tasks still queued")
 	for _, v := range rig.d.Tasks() {
@@ -495,11 +511,9 @@ func taskCapacitySteps(ctx context.Context, r Run, nodes, taskCap int) error {
 			_ = rig.d.Cancel(ctx, v.ID)
 		}
 	}
-	rep, err := rig.finish(ctx, r, 30*time.Second, taskOptions(r.Spec(), 0, checker.CheckTasksOnce, checker.CheckTasksCap))
-	if err != nil {
+	if _, err := rig.finish(ctx, r, 30*time.Second, taskOptions(r.Spec(), 0, checker.CheckTasksOnce, checker.CheckTasksCap)); err != nil {
 		return err
 	}
-	_ = rep
 	done := rig.d.Tasks()
 	before := successesPerSecond(done, beforeFrom, beforeTo)
 	after := successesPerSecond(done, afterFrom, afterTo)
@@ -516,14 +530,21 @@ func taskCapacitySteps(ctx context.Context, r Run, nodes, taskCap int) error {
 	return nil
 }
 
-// keepQueued tops the queue up to depth queued tasks until ctx ends.
-func keepQueued(ctx context.Context, rig *taskRig, depth int) error {
+// keepQueued tops the queue up to depth queued tasks until ctx ends. A
+// create that fails (the balancer still sending to a killed node) is in
+// the history; only a queue that cannot be fed at all is an error.
+func keepQueued(ctx context.Context, rig *taskRig, depth int, next func() tasks.Template) error {
+	failures := 0
 	for ctx.Err() == nil {
 		queued := rig.d.Counts()[history.TaskQueued]
 		for i := queued; i < depth && ctx.Err() == nil; i++ {
-			if _, err := rig.d.Create(ctx, rig.tmpl); err != nil && ctx.Err() == nil {
-				return err
+			if _, err := rig.d.Create(ctx, next()); err != nil && ctx.Err() == nil {
+				if failures++; failures > 2*depth {
+					return fmt.Errorf("feeding the queue: %d creates failed in a row, the last: %w", failures, err)
+				}
+				continue
 			}
+			failures = 0
 		}
 		if err := Sleep(ctx, taskWatch); err != nil {
 			return nil
