@@ -72,13 +72,13 @@ type taskRig struct {
 
 // errNoTask is why task scenarios skip on a real cluster whose YAML names
 // no task to queue.
-var errNoTask = fmt.Errorf("%w: the cluster's YAML names no task the operator accepts to queue (external.tasks: {name: AdHocScript, arguments: {…}}), so the harness creates none", ErrSkip)
+var errNoTask = fmt.Errorf("%w: the cluster's YAML names no task the operator accepts to queue, so the harness creates none on a real cluster", ErrSkip)
 
 // startTasks builds the driver for r's cluster and starts following the
 // queue and the node list; tasks of the fake node run for dur. On a real
 // cluster the YAML's task is queued instead, or the scenario skips.
 func startTasks(r Run, dur time.Duration) (*taskRig, error) {
-	c, spec := r.Cluster(), r.Spec()
+	spec := r.Spec()
 	tmpl := tasks.FakeTemplate(dur)
 	if spec.Provider == cluster.ProviderExternal {
 		t, ok := ExternalTaskTemplate(spec)
@@ -87,6 +87,7 @@ func startTasks(r Run, dur time.Duration) (*taskRig, error) {
 		}
 		tmpl = t
 	}
+	c := r.Cluster()
 	var nodes []tasks.Node
 	for _, n := range c.Nodes() {
 		nodes = append(nodes, tasks.Node{Name: n.Name, URL: n.URL})
