@@ -15,8 +15,10 @@ import (
 
 	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/checker"
+	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/harness/scenario"
 	"github.com/octoha/octoha/harness/tasks"
 	"github.com/octoha/octoha/harness/traffic"
 	"github.com/octoha/octoha/internal/redact"
@@ -235,7 +237,14 @@ func watchTasks(ctx context.Context, s *tasksSession, every, within time.Duratio
 	if err != nil {
 		return err
 	}
-	rep := &checker.Report{Results: checker.Tasks(h, checker.TaskOptions{Bound: within})}
+	// The bounds follow the cluster's own task timing when it is a local
+	// one; a real cluster's is Octopus's (a 20 s poll).
+	spec := cluster.Defaults()
+	if s.st != nil {
+		spec = s.st.Spec
+	}
+	opts := scenario.TaskCheckOptions(spec, within)
+	rep := &checker.Report{Results: checker.Tasks(h, *opts)}
 	fmt.Fprintln(stdout)
 	printCheckReport(stdout, rep)
 	fmt.Fprintf(stdout, "history: %s (as %s)\n", s.arts.historyPath(), s.arts.name)

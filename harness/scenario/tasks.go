@@ -44,6 +44,14 @@ func taskShape(nodes, taskCap int) Shape {
 // taskChecks declares the task checks a scenario runs, all to pass.
 func taskChecks(names ...string) []Check { return append(checks("history"), checks(names...)...) }
 
+// TaskCheckOptions are the bounds the task checks judge a cluster's
+// tasks by, from its nodes' poll, offline bound, heartbeat and leader
+// lease: every task terminal within bound (0: the checker's default),
+// and the named checks only (none: all).
+func TaskCheckOptions(spec cluster.Spec, bound time.Duration, names ...string) *checker.TaskOptions {
+	return taskOptions(spec, bound, names...)
+}
+
 // taskOptions are the bounds the checks judge a scenario's tasks by.
 func taskOptions(spec cluster.Spec, bound time.Duration, names ...string) *checker.TaskOptions {
 	poll, offline := nodeTaskPoll(spec), nodeOfflineAfter(spec)
