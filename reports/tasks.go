@@ -56,16 +56,18 @@ func tasksPlot(l *loaded) *plotInfo {
 	top := float64(nrows)*faultRowH + 4
 	height := top + float64(len(lanes)+1)*taskLaneH + axisH
 	bot := height - axisH
-	peak := 1
+	// The queue and the nodes have their own scales: a queue of hundreds
+	// would flatten a node's few slots.
+	qPeak, nPeak := 1, 1
 	for _, s := range queued {
-		peak = max(peak, s.v)
+		qPeak = max(qPeak, s.v)
 	}
 	for _, ln := range lanes {
-		for _, s := range append(ln.running, ln.caps...) {
-			peak = max(peak, s.v)
+		for _, s := range append(append([]step{}, ln.running...), ln.caps...) {
+			nPeak = max(nPeak, s.v)
 		}
 	}
-	ymax := niceCeil(float64(peak))
+	qmax, ymax := niceCeil(float64(qPeak)), niceCeil(float64(nPeak))
 	var w svgw
 	a.open(&w, height, "task queue of "+l.Name)
 	info := &plotInfo{}
@@ -80,8 +82,8 @@ func tasksPlot(l *loaded) *plotInfo {
 	qTop, qBot := laneY(0)+8, laneY(0)+taskLaneH-8
 	w.p(`<text class="lane-name" x="8" y="%s">queued</text>`, num(laneY(0)+18))
 	w.p(`<text class="lane-count" x="8" y="%s">%d tasks created</text>`, num(laneY(0)+33), len(m.IDs))
-	taskAxis(&w, a, qTop, qBot, ymax)
-	stepArea(&w, a, queued, qTop, qBot, ymax, "task-queued", "queued")
+	taskAxis(&w, a, qTop, qBot, qmax)
+	stepArea(&w, a, queued, qTop, qBot, qmax, "task-queued", "queued")
 	for i, ln := range lanes {
 		y0 := laneY(i + 1)
 		pTop, pBot := y0+8, y0+taskLaneH-stripH-10

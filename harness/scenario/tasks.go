@@ -207,6 +207,15 @@ func taskQueueNodeKilledSteps(ctx context.Context, r Run) error {
 	r.Step("queueing 36 tasks of 1.5 s at 12/s through the load balancer")
 	created := rig.queueInBackground(ctx, 36, 12)
 	victim := r.Cluster().Nodes()[1].Name
+	// Under load: a third of the tasks queued, the victim busy.
+	if err := Eventually(ctx, "12 tasks created", 20*time.Second, 50*time.Millisecond, func() error {
+		if n := len(rig.d.Tasks()); n < 12 {
+			return fmt.Errorf("%d so far", n)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	if err := rig.waitRunningN(ctx, victim, 2, 20*time.Second); err != nil {
 		return err
 	}
