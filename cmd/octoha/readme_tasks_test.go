@@ -76,6 +76,20 @@ func TestReadmeTasksByHand(t *testing.T) {
 	if n := len(h.OpsOfKind(history.KindTaskCreate)); n != 14 {
 		t.Errorf("%d creates recorded, want 14", n)
 	}
+	// The key the commands used (the cluster's) is in no output and no
+	// file of the run.
+	key, err := local.ReadAPIKey(st.RunDir)
+	if err != nil || key == "" {
+		t.Fatalf("the cluster's key: %v", err)
+	}
+	for line, out := range outputs {
+		if strings.Contains(out, key) {
+			t.Errorf("%s printed the API key", line)
+		}
+	}
+	if k := readKeyFromLog(defaultOutDir(st, "default")); k != "" {
+		t.Errorf("an API key is in the by-hand run directory: %s", k)
+	}
 	if code, out := shLine(t, work, env, "bin/octoha down"); code != 0 {
 		t.Fatalf("down: exit %d\n%s", code, out)
 	}
