@@ -36,7 +36,13 @@ type nodeStatus struct {
 	LastSeen    *time.Time `json:"lastSeen,omitempty"`
 	Offline     *bool      `json:"offline,omitempty"`
 	ProcessLive *bool      `json:"processAlive,omitempty"`
-	PID         int        `json:"pid,omitempty"`
+	// Rank, RunningTasks and TaskCap are the Nodes page's columns, from
+	// the shared database: Leader or Follower, the tasks the node holds
+	// and its MaxConcurrentTasks.
+	Rank         string `json:"rank,omitempty"`
+	RunningTasks *int   `json:"runningTasks,omitempty"`
+	TaskCap      *int   `json:"taskCap,omitempty"`
+	PID          int    `json:"pid,omitempty"`
 	// State sums the node up: OK (serving through the LB), DRAINING,
 	// UNHEALTHY (answers, but not 200), NOT ANSWERING (process alive),
 	// DEAD (process gone), OUT (answers 200 but the LB has it out).
@@ -250,6 +256,8 @@ func collectStatus(ctx context.Context, st *local.State) statusReport {
 		if r, ok := rows[n.ID]; ok {
 			d, off := r.IsInMaintenanceMode, r.IsOffline
 			ns.Draining, ns.Offline, ns.LastSeen = &d, &off, r.LastSeen
+			running, cap := r.RunningTaskCount, r.MaxConcurrentTasks
+			ns.Rank, ns.RunningTasks, ns.TaskCap = r.Rank, &running, &cap
 		}
 		if pid := pids["node "+n.Name]; pid > 0 {
 			alive := st.Running(pid)
@@ -318,9 +326,15 @@ func printStatus(w io.Writer, r statusReport) {
 	}
 	fmt.Fprintf(w, "load balancer %s (%s): ping %s\n\n", r.LBURL, r.LBKind, lbPing)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTATE\tPID\tURL\tPING\tLB STATE\tDRAINING\tLAST SEEN\tPROCESS")
+	fmt.Fprintln(tw, "NODE\tSTATE\tPID\tURL\tPING\tLB STATE\tDRAINING\tRANK\tTASKS\tLAST SEEN\tPROCESS")
 	for _, n := range r.Nodes {
-		drain, seen, live := "?", "?", "?"
+		drain, seen, live, rank, tasks := "?", "?", "?", "?", "?"
+		if n.Rank != "" {
+			rank = n.Rank
+		}
+		if n.RunningTasks != nil && n.TaskCap != nil {
+			tasks = fmt.Sprintf("%d/%d", *n.RunningTasks, *n.TaskCap)
+		}
 		if n.Draining != nil {
 			drain = fmt.Sprint(*n.Draining)
 		}
@@ -341,7 +355,7 @@ func printStatus(w io.Writer, r statusReport) {
 		if n.PID > 0 {
 			pid = strconv.Itoa(n.PID)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.State, pid, n.URL, codeText(n.Ping), lbs, drain, seen, live)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.State, pid, n.URL, codeText(n.Ping), lbs, drain, rank, tasks, seen, live)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nComponents:")

@@ -156,6 +156,7 @@ func SpaceTasksPath(spaceID string) string { return SpacePath(spaceID) + "/tasks
 
 // TaskListQuery builds the query of GET /api/tasks: states and ids are
 // comma-separated, node is a node Name, take 0 leaves the default (30).
+// The node also filters by name=<kind>, running=true and active=true.
 func TaskListQuery(states []string, node string, ids []string, skip, take int) string {
 	q := url.Values{}
 	if len(states) > 0 {

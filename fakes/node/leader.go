@@ -16,13 +16,12 @@ import (
 // (see store.AcquireLease), so a node paused past its lease never acts
 // alongside the next leader.
 type leadState struct {
-	mu          sync.Mutex
-	until       time.Time // leader while now is before it
-	term        int64
-	since       time.Time // when this leadership began
-	lastRetain  time.Time
-	dbOKSince   time.Time // start of the current run of successful heartbeats
-	lastCleanup time.Time
+	mu         sync.Mutex
+	until      time.Time // leader while now is before it
+	term       int64
+	since      time.Time // when this leadership began
+	lastRetain time.Time
+	dbOKSince  time.Time // start of the current run of successful heartbeats
 }
 
 // IsLeader reports whether this node holds the leader lease now.
@@ -32,7 +31,7 @@ func (n *Node) IsLeader() bool {
 	return time.Now().Before(n.lead.until)
 }
 
-// lead runs after every heartbeat: it takes or renews the leader lease
+// leadTick runs after every heartbeat: it takes or renews the leader lease
 // (gives it up while draining), then, as leader, does the leader-only work.
 // healthy says the heartbeat reached the database.
 func (n *Node) leadTick(ctx context.Context, healthy bool, draining bool) {

@@ -63,10 +63,12 @@ type Config struct {
 	// operators (informational).
 	URL string
 
-	DB        *store.DB
-	Packages  blob.Store
-	Artifacts blob.Store // optional
-	TaskLogs  blob.Store // optional
+	DB       *store.DB
+	Packages blob.Store
+	// Artifacts and TaskLogs are where tasks write; each defaults to a
+	// directory of the same name under Packages.
+	Artifacts blob.Store
+	TaskLogs  blob.Store
 
 	// APIKeys are the keys accepted in X-Octopus-ApiKey (or a Bearer token).
 	APIKeys []string

@@ -142,16 +142,20 @@ func (n *Node) pollQueue(ctx context.Context) {
 	if row.IsInMaintenanceMode {
 		return
 	}
-	free := row.MaxConcurrentTasks - n.queue.count() - int(n.tasks.Load())
-	if free <= 0 {
+	running := n.queue.count() + int(n.tasks.Load())
+	if row.MaxConcurrentTasks-running <= 0 {
 		return
 	}
-	queued, err := n.cfg.DB.QueuedTasks(pctx, "", free)
+	// The queue first: an idle poll of an empty queue costs two queries.
+	queued, err := n.cfg.DB.QueuedTasks(pctx, "", row.MaxConcurrentTasks-running)
 	if err != nil || len(queued) == 0 {
 		if err != nil && ctx.Err() == nil {
 			n.log.Debug("task poll: cannot read the queue", "err", err)
 		}
 		return
+	}
+	if fair := n.share(pctx, row.MaxConcurrentTasks, running); fair < len(queued) {
+		queued = queued[:max(fair, 0)]
 	}
 	if n.cfg.UnsafeTaskClaim {
 		n.unsafeClaim(ctx, queued)
@@ -169,6 +173,44 @@ func (n *Node) pollQueue(ctx context.Context) {
 			n.startTask(ctx, t, at)
 		}
 	}
+}
+
+// share is how many tasks the node may claim now, by Octopus's rule: up to
+// its cap, and only while its load (running/cap) stays within the
+// cluster's ((executing + queued) / the caps of the live, undrained
+// nodes), so a queue spreads over the nodes instead of filling whichever
+// polls first. Rounding up lets an idle node always take one. If the
+// cluster's figures cannot be read it falls back to the cap alone.
+func (n *Node) share(ctx context.Context, cap, running int) int {
+	free := cap - running
+	if free <= 0 {
+		return 0
+	}
+	rows, err := n.cfg.DB.Nodes(ctx)
+	if err != nil {
+		return free
+	}
+	active, err := n.cfg.DB.ActiveTasks(ctx)
+	if err != nil {
+		return free
+	}
+	_, pending, err := n.cfg.DB.ListTasks(ctx, store.TaskQuery{States: []string{store.TaskQueued}, Take: 1})
+	if err != nil {
+		return free
+	}
+	now := time.Now()
+	total := 0
+	for _, r := range rows {
+		if !r.IsInMaintenanceMode && now.Sub(r.LastSeen) <= n.cfg.OfflineAfter {
+			total += r.MaxConcurrentTasks
+		}
+	}
+	if total <= 0 || pending == 0 {
+		return min(free, pending)
+	}
+	// ceil(cap * (active+pending) / total) tasks at most, in integers.
+	fair := (cap*(len(active)+pending) + total - 1) / total
+	return max(0, min(free, fair-running))
 }
 
 // unsafeClaim is the broken claim: no conditional update, and a pause

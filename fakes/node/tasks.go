@@ -100,7 +100,7 @@ func (n *Node) createTask(w http.ResponseWriter, r *http.Request, space string) 
 func (n *Node) listTasks(w http.ResponseWriter, r *http.Request, space string) {
 	q := r.URL.Query()
 	skip, take := paging(r, 30)
-	tq := store.TaskQuery{SpaceID: space, Node: q.Get("node"), Skip: skip, Take: take}
+	tq := store.TaskQuery{SpaceID: space, Name: q.Get("name"), Node: q.Get("node"), Skip: skip, Take: take}
 	tq.States = splitList(q.Get("states"))
 	switch {
 	case strings.EqualFold(q.Get("running"), "true"):

@@ -25,8 +25,9 @@ type taskProc struct {
 }
 
 // startTaskNodes starts n node processes on 127.0.110.11.. sharing one
-// SQLite database and one directory of stores, with fast task timings.
-func startTaskNodes(t *testing.T, n int) []*taskProc {
+// SQLite database and one directory of stores, with fast task timings and
+// any extra flags.
+func startTaskNodes(t *testing.T, n int, extra ...string) []*taskProc {
 	t.Helper()
 	bin, err := testbin.Octoha()
 	if err != nil {
@@ -43,14 +44,15 @@ func startTaskNodes(t *testing.T, n int) []*taskProc {
 		name := "Node" + strconv.Itoa(i+1)
 		var logBuf bytes.Buffer
 		addr := net.JoinHostPort(hosts[i], strconv.Itoa(port))
+		args := []string{"node", "--id", "OctopusServerNodes-" + strconv.Itoa(i+1), "--name", name, "--listen", addr,
+			"--packages", filepath.Join(dir, "Packages"), "--tasklogs", filepath.Join(dir, "TaskLogs"),
+			"--artifacts", filepath.Join(dir, "Artifacts"), "--max-concurrent-tasks", "3",
+			"--heartbeat", "200ms", "--unhealthy-after", "1s", "--task-poll", "200ms",
+			"--leader-lease", "1s", "--offline-after", "2s", "--retention-interval", "0s"}
 		p, err := proc.Start(proc.Spec{
 			Name: name, Path: bin, Log: &syncWriter{w: &logBuf},
-			Args: []string{"node", "--id", "OctopusServerNodes-" + strconv.Itoa(i+1), "--name", name, "--listen", addr,
-				"--packages", filepath.Join(dir, "Packages"), "--tasklogs", filepath.Join(dir, "TaskLogs"),
-				"--artifacts", filepath.Join(dir, "Artifacts"), "--max-concurrent-tasks", "3",
-				"--heartbeat", "200ms", "--unhealthy-after", "1s", "--task-poll", "200ms",
-				"--leader-lease", "1s", "--offline-after", "2s", "--retention-interval", "0s"},
-			Env: append(os.Environ(), "OCTOHA_DB=sqlite:"+filepath.Join(dir, "octopus.db"), "OCTOHA_API_KEY="+procKey),
+			Args: append(args, extra...),
+			Env:  append(os.Environ(), "OCTOHA_DB=sqlite:"+filepath.Join(dir, "octopus.db"), "OCTOHA_API_KEY="+procKey),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -134,15 +136,11 @@ func TestTaskNodeProcessesPauseAndKillLeader(t *testing.T) {
 			break
 		}
 	}
-	var ids []string
 	for range 9 {
 		b, _ := json.Marshal(api.TaskCreate{Name: api.TaskKindHealth, Arguments: api.TaskArguments{DurationMs: 30_000}})
-		code, body, _ := request(t, "POST", other.url+api.TasksPath, bytes.NewReader(b))
-		var tk api.Task
-		if code != 201 || json.Unmarshal(body, &tk) != nil {
+		if code, body, _ := request(t, "POST", other.url+api.TasksPath, bytes.NewReader(b)); code != 201 {
 			t.Fatalf("create: %d %s", code, body)
 		}
-		ids = append(ids, tk.Id)
 	}
 	running := func(node string) int {
 		var p api.Page[api.Task]
@@ -226,4 +224,40 @@ func TestTaskNodeProcessesPauseAndKillLeader(t *testing.T) {
 		return watcher.getJSON(t, api.TaskListQuery([]string{api.TaskExecuting}, cur.name, nil, 0, 0), &p) && p.TotalResults == 0
 	})
 	t.Logf("FIGURE leader killed: its tasks Failed %v after the kill", time.Since(killedAt))
+}
+
+// The broken control through the real command line: two `octoha node
+// --unsafe-task-claim` processes run the same tasks at once.
+func TestTaskNodeProcessesUnsafeClaim(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping node processes")
+	}
+	nodes := startTaskNodes(t, 2, "--unsafe-task-claim")
+	a := nodes[0]
+	var ids []string
+	for range 3 {
+		b, _ := json.Marshal(api.TaskCreate{Name: api.TaskKindHealth, Arguments: api.TaskArguments{DurationMs: 500}})
+		code, body, _ := request(t, "POST", a.url+api.TasksPath, bytes.NewReader(b))
+		var tk api.Task
+		if code != 201 || json.Unmarshal(body, &tk) != nil {
+			t.Fatalf("create: %d %s", code, body)
+		}
+		ids = append(ids, tk.Id)
+	}
+	poll(t, 10*time.Second, "every task to finish", func() bool {
+		var p api.Page[api.Task]
+		return a.getJSON(t, api.TaskListQuery([]string{api.TaskSuccess}, "", nil, 0, 0), &p) && p.TotalResults == len(ids)
+	})
+	doubled := 0
+	for _, id := range ids {
+		_, body, _ := request(t, "GET", a.url+api.TaskRawPath(id), nil)
+		ex, _ := api.ParseTaskLog(bytes.NewReader(body))
+		if len(ex) == 2 && ex[0].Node != ex[1].Node && ex[1].Start.Before(ex[0].End) {
+			doubled++
+		}
+	}
+	if doubled == 0 {
+		t.Fatal("no task ran on both unsafe nodes at once")
+	}
+	t.Logf("%d of %d tasks ran twice at once", doubled, len(ids))
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/octoha/octoha/fakes/blob"
 	"github.com/octoha/octoha/fakes/store"
 	"github.com/octoha/octoha/services/postgres"
+	"github.com/octoha/octoha/services/samba"
 )
 
 // clusterNode is one in-process node of a task test cluster, running its
@@ -215,6 +216,11 @@ func sqliteDSN(t *testing.T) string {
 // this package's task tests' network) and returns its DSN.
 func postgresDSN(t *testing.T) string {
 	t.Helper()
+	return startPostgres(t).DSN()
+}
+
+func startPostgres(t *testing.T) *postgres.Server {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("-short: no PostgreSQL")
 	}
@@ -228,7 +234,7 @@ func postgresDSN(t *testing.T) string {
 		t.Fatalf("start PostgreSQL: %v", err)
 	}
 	t.Cleanup(func() { _ = srv.Close(context.Background()) })
-	return srv.DSN()
+	return srv
 }
 
 // The task API on one node: create (and refusals), list, get, run to
@@ -621,5 +627,154 @@ func TestOfficialGoClientTasks(t *testing.T) {
 	d, err := tasks.GetDetails(c, "Spaces-1", created.GetID())
 	if err != nil || d.Task.GetID() != created.GetID() || d.PhysicalLogSize == 0 {
 		t.Fatalf("details %+v %v", d, err)
+	}
+}
+
+// Task logs and artifacts on an SMB share (as the docker provider and a
+// real cluster keep them): two nodes' runs land in the share and the raw
+// log reads back through either node.
+func TestTaskLogsOnSMB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: no Samba")
+	}
+	if _, err := samba.Available(); err != nil {
+		t.Skipf("Samba not usable here: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	smb, err := samba.Start(ctx, samba.Options{Dir: t.TempDir(), Host: "127.0.110.2"})
+	if err != nil {
+		t.Fatalf("start Samba: %v", err)
+	}
+	t.Cleanup(func() { _ = smb.Close(context.Background()) })
+	openSMB := func(share string) blob.Store {
+		s, err := blob.Open(ctx, smb.URLWithoutPassword(share), blob.WithPassword(smb.Password()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	tc := startTaskCluster(t, sqliteDSN(t), 2, func(i int, c *Config) {
+		c.TaskLogs, c.Artifacts = openSMB("TaskLogs"), openSMB("Artifacts")
+		c.MaxConcurrentTasks = 1
+	})
+	a, b := tc.nodes[0], tc.nodes[1]
+	var ids []string
+	for range 4 {
+		ids = append(ids, a.create(t, api.TaskKindAdHocScript, api.TaskArguments{DurationMs: 300, Artifact: true}).Id)
+	}
+	waitUntil(t, 10*time.Second, "every task to finish", func() bool {
+		return b.listTasks(t, api.TaskListQuery([]string{api.TaskSuccess}, "", nil, 0, 0)).TotalResults == len(ids)
+	})
+	nodes := map[string]bool{}
+	arts := openSMB("Artifacts")
+	for _, id := range ids {
+		ex := executions(t, b.raw(t, id))
+		if len(ex) != 1 || ex[0].State != api.TaskSuccess {
+			t.Fatalf("%s executions %+v", id, ex)
+		}
+		nodes[ex[0].Node] = true
+		if _, err := arts.Stat(ctx, api.TaskArtifactPath(id, ex[0].Node)); err != nil {
+			t.Errorf("artifact of %s: %v", id, err)
+		}
+	}
+	if len(nodes) != 2 {
+		t.Fatalf("with a cap of 1 each, both nodes should have run tasks: %v", nodes)
+	}
+}
+
+// Octopus's distribution rule: a node takes tasks only while its load
+// stays within the cluster's, so six long tasks on three nodes of cap 5
+// run two on each, not five on whichever polled first.
+func TestTasksSpreadOverNodes(t *testing.T) {
+	tc := startTaskCluster(t, sqliteDSN(t), 3, nil)
+	a := tc.nodes[0]
+	for range 6 {
+		a.create(t, api.TaskKindHealth, api.TaskArguments{DurationMs: 30_000})
+	}
+	waitUntil(t, 3*time.Second, "all six running", func() bool {
+		return a.listTasks(t, api.TaskListQuery([]string{api.TaskExecuting}, "", nil, 0, 0)).TotalResults == 6
+	})
+	for _, n := range tc.nodes {
+		if got := a.listTasks(t, api.TaskListQuery([]string{api.TaskExecuting}, n.Name(), nil, 0, 0)).TotalResults; got != 2 {
+			t.Errorf("%s runs %d tasks, want 2", n.Name(), got)
+		}
+	}
+}
+
+// A database outage mid-queue (PostgreSQL paused for longer than
+// OfflineAfter): runs that end during it are recorded once it is back (the
+// node retries), and every task ends Success, run once, none failed as a
+// dead node's.
+func TestTasksSurviveDatabaseOutage(t *testing.T) {
+	pg := startPostgres(t)
+	tc := startTaskCluster(t, pg.DSN(), 3, nil)
+	a := tc.nodes[0]
+	var ids []string
+	for range 12 {
+		ids = append(ids, a.create(t, api.TaskKindHealth, api.TaskArguments{DurationMs: 1500}).Id)
+	}
+	waitUntil(t, 3*time.Second, "all twelve running", func() bool {
+		return a.listTasks(t, api.TaskListQuery([]string{api.TaskExecuting}, "", nil, 0, 0)).TotalResults == 12
+	})
+	if err := pg.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	t.Cleanup(func() {
+		if !resumed {
+			_ = pg.Resume()
+		}
+	})
+	time.Sleep(3 * a.cfg.OfflineAfter) // the outage itself: no condition to wait for
+	if err := pg.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	waitUntil(t, 15*time.Second, "every task to end after the outage", func() bool {
+		return a.listTasks(t, api.TaskListQuery([]string{api.TaskQueued, api.TaskExecuting, api.TaskCancelling}, "", nil, 0, 0)).TotalResults == 0
+	})
+	for _, id := range ids {
+		tk := a.task(t, id)
+		ex := executions(t, a.raw(t, id))
+		if tk.State != api.TaskSuccess || len(ex) != 1 {
+			t.Errorf("%s: %s %q, %d runs", id, tk.State, tk.ErrorMessage, len(ex))
+		}
+	}
+}
+
+// A leader judges other nodes only once its own database connection has
+// been good for OfflineAfter: a node just back from a database outage (or
+// just started) must not take the others' old LastSeen for death.
+func TestLeaderWaitsBeforeJudgingNodes(t *testing.T) {
+	dsn := sqliteDSN(t)
+	db, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	// A node last seen an hour ago, holding a task.
+	if err := db.Heartbeat(ctx, store.Node{ID: "OctopusServerNodes-9", Name: "Node9", LastSeen: time.Now().Add(-time.Hour), Version: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := db.CreateTask(ctx, store.Task{SpaceID: api.DefaultSpaceID, Name: api.TaskKindHealth, Args: `{"DurationMs":60000}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := db.ClaimTask(ctx, tk.ID, "Node9", time.Now()); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	start := time.Now()
+	tc := startTaskCluster(t, dsn, 1, nil)
+	a := tc.nodes[0]
+	waitUntil(t, 5*time.Second, "the dead node's task to be Failed", func() bool { return a.task(t, tk.ID).State == api.TaskFailed })
+	got := a.task(t, tk.ID)
+	if d := got.CompletedTime.Sub(start); d < a.cfg.OfflineAfter {
+		t.Fatalf("failed %v after the leader started, before its connection had been good for %v", d, a.cfg.OfflineAfter)
+	}
+	if !strings.Contains(got.ErrorMessage, "Node9") {
+		t.Fatalf("%+v", got)
 	}
 }

@@ -53,7 +53,7 @@ func allStmts(d *dialect) map[string]stmt {
 	out["queuedTasksAll"] = d.queuedTasksStmt("", 5)
 	for _, q := range []TaskQuery{
 		{},
-		{SpaceID: "s", States: []string{TaskQueued, TaskExecuting}, Node: "Node1", IDs: []string{"ServerTasks-3", "x", "ServerTasks-4"}, Skip: 2, Take: 3},
+		{SpaceID: "s", Name: "Health", States: []string{TaskQueued, TaskExecuting}, Node: "Node1", IDs: []string{"ServerTasks-3", "x", "ServerTasks-4"}, Skip: 2, Take: 3},
 	} {
 		c, l, _ := d.listTasksStmts(q)
 		out[fmt.Sprintf("countTasks %+v", q)] = c

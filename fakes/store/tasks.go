@@ -45,6 +45,7 @@ type Task struct {
 // TaskQuery filters ListTasks. Empty fields match everything.
 type TaskQuery struct {
 	SpaceID string
+	Name    string // the task kind
 	States  []string
 	Node    string // ServerNode
 	IDs     []string
@@ -152,6 +153,10 @@ func (d *dialect) listTasksStmts(q TaskQuery) (count, list stmt, none bool) {
 	if q.SpaceID != "" {
 		where = append(where, "space_id = ?")
 		args = append(args, q.SpaceID)
+	}
+	if q.Name != "" {
+		where = append(where, "name = ?")
+		args = append(args, q.Name)
 	}
 	if len(q.States) > 0 {
 		where = append(where, "state IN ("+placeholders(len(q.States))+")")

@@ -71,6 +71,12 @@ func testTaskLifecycle(t *testing.T, b backend) {
 	if err != nil || total != 1 || items[0].ID != ids[0] || !items[0].StartTime.Equal(at) || items[0].ServerNode != "Node1" {
 		t.Fatalf("executing on Node1 = %+v %v", items, err)
 	}
+	if _, total, err := f.db.ListTasks(ctx, TaskQuery{SpaceID: f.space, Name: "Retention"}); err != nil || total != 0 {
+		t.Fatalf("by another name: %d %v", total, err)
+	}
+	if _, total, err := f.db.ListTasks(ctx, TaskQuery{SpaceID: f.space, Name: "Health"}); err != nil || total != 3 {
+		t.Fatalf("by name: %d %v", total, err)
+	}
 	items, _, err = f.db.ListTasks(ctx, TaskQuery{SpaceID: f.space, IDs: []string{ids[2], "bogus"}})
 	if err != nil || len(items) != 1 || items[0].ID != ids[2] {
 		t.Fatalf("by ID = %+v %v", items, err)
