@@ -50,7 +50,8 @@ func TestReadmeTasksByHand(t *testing.T) {
 			t.Fatalf("README line %q: exit %d\n%s", line, code, output)
 		}
 		t.Logf("%s: ok in %s", line, time.Since(start).Round(100*time.Millisecond))
-		outputs[strings.Join(strings.Fields(line)[:3], " ")] = output
+		f := strings.Fields(line)
+		outputs[strings.Join(f[:min(3, len(f))], " ")] = output
 	}
 	watch := outputs["bin/octoha tasks watch"]
 	t.Logf("watch:\n%s", watch)
@@ -61,6 +62,9 @@ func TestReadmeTasksByHand(t *testing.T) {
 	}
 	if strings.Contains(watch, "FAIL") {
 		t.Errorf("a task check failed:\n%s", watch)
+	}
+	if check := outputs["bin/octoha check"]; !strings.Contains(check, "tasks-dead-node") || !strings.Contains(check, "error-window") {
+		t.Errorf("octoha check did not judge the tasks:\n%s", check)
 	}
 	h, err := history.Load(filepath.Join(defaultOutDir(st, "default"), historyFileName))
 	if err != nil {
