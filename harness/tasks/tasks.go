@@ -535,14 +535,17 @@ func (d *Driver) Leader() string {
 	return leader
 }
 
+// finishConcurrency is how many tasks Finish reads at once.
+const finishConcurrency = 1
+
 // Finish reads each task's final state and its raw log (the start and
 // finish line of every execution), recording a task-final and a task-log
-// op per task. It reads up to 4 tasks at once.
+// op per task, one task after the other.
 func (d *Driver) Finish(ctx context.Context) error {
 	d.mu.Lock()
 	ids := slices.Clone(d.order)
 	d.mu.Unlock()
-	sem := make(chan struct{}, 4)
+	sem := make(chan struct{}, finishConcurrency)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
