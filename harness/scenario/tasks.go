@@ -236,11 +236,11 @@ func taskQueueNodeKilledSteps(ctx context.Context, r Run) error {
 func TaskDrain() Scenario {
 	return Scenario{
 		Title:   "Tasks — drain with running tasks",
-		Claim:   "A node put in maintenance mode finishes the tasks it runs and starts none after one poll, while the other nodes take the queue.",
+		Claim:   "A node put in maintenance mode finishes the tasks it runs and starts none after one poll, while the other nodes take the queue and honour cancels sent through any node.",
 		Shape:   taskShape(3, 3),
 		Tasks:   &TaskPlan{Count: 30, Duration: 2 * time.Second},
 		Faults:  []FaultPlan{{Fault: nemesis.KindDrain, Target: "a node running tasks"}},
-		Checks:  taskChecks(checker.CheckTasksTerminal, checker.CheckTasksOnce, checker.CheckTasksCap, checker.CheckTasksDrain),
+		Checks:  taskChecks(checker.CheckTasksTerminal, checker.CheckTasksOnce, checker.CheckTasksCap, checker.CheckTasksDrain, checker.CheckTasksCancel),
 		Timeout: 2 * time.Minute,
 		Steps:   taskDrainSteps,
 	}
@@ -263,6 +263,19 @@ func taskDrainSteps(ctx context.Context, r Run) error {
 	drain, err := r.Inject(ctx, nemesis.Drain, target)
 	if err != nil {
 		return err
+	}
+	// A cancel sent through the load balancer must reach the node that
+	// runs the task (OctopusDeploy/Issues#7903).
+	other := r.Cluster().Nodes()[0].Name
+	if err := rig.waitRunningN(ctx, other, 2, 20*time.Second); err != nil {
+		return err
+	}
+	victims := rig.d.RunningOn(other)[:2]
+	r.Step("cancelling %s, running on %s, through the load balancer", strings.Join(victims, " and "), other)
+	for _, id := range victims {
+		if err := rig.d.Cancel(ctx, id); err != nil {
+			return err
+		}
 	}
 	ids := <-created
 	if len(ids) < 25 {
