@@ -236,6 +236,7 @@ func taskQueueNodeKilledSteps(ctx context.Context, r Run) error {
 func TaskDrain() Scenario {
 	return Scenario{
 		Title:   "Tasks — drain with running tasks",
+		Needs:   []cluster.Capability{cluster.CapDrain},
 		Claim:   "A node put in maintenance mode finishes the tasks it runs and starts none after one poll, while the other nodes take the queue and honour cancels sent through any node.",
 		Shape:   taskShape(3, 3),
 		Tasks:   &TaskPlan{Count: 30, Duration: 2 * time.Second},
