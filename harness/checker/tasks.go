@@ -233,6 +233,21 @@ func TasksTerminal(h *history.History, m *TaskModel, opts TaskOptions) Result {
 	if slowestID != "" {
 		ev.note("slowest: %s, terminal %s after its creation", slowestID, fmtDur(slowest))
 	}
+	// Where the tasks ran (their ServerNode): the queue's distribution.
+	byNode := map[string]int{}
+	for _, id := range m.IDs {
+		if v, ok := m.last(id); ok && v.Node != "" {
+			byNode[v.Node]++
+		}
+	}
+	if len(byNode) > 0 {
+		var parts []string
+		for _, n := range sortedKeys(byNode) {
+			parts = append(parts, fmt.Sprintf("%s %d", n, byNode[n]))
+			r.Figures = append(r.Figures, Figure{Name: "tasks-on-" + n, Value: float64(byNode[n]), Unit: "count"})
+		}
+		ev.note("tasks by node: %s", strings.Join(parts, ", "))
+	}
 	r.Evidence = ev.lines()
 	if stuck+late+unseen > 0 {
 		r.Status = Fail

@@ -88,7 +88,9 @@ func TestTasksTerminalStuckTaskNamed(t *testing.T) {
 	ok.create("ServerTasks-1", 1)
 	ok.seen("ServerTasks-1", history.TaskSuccess, "Node1", 3)
 	h = &ok.b.h
-	mustStatus(t, TasksTerminal(h, NewTaskModel(h), TaskOptions{Bound: 10 * time.Second}), Pass)
+	r = TasksTerminal(h, NewTaskModel(h), TaskOptions{Bound: 10 * time.Second})
+	mustStatus(t, r, Pass)
+	mustEvidence(t, r, "tasks by node: Node1 1")
 	// The same task past a tighter bound is late.
 	r = TasksTerminal(h, NewTaskModel(h), TaskOptions{Bound: time.Second})
 	mustStatus(t, r, Fail)
