@@ -513,6 +513,12 @@ func taskCapacitySteps(ctx context.Context, r Run, nodes, taskCap int) error {
 	}); err != nil {
 		return err
 	}
+	// The slots filled together: let the longest task (1.5× the mean)
+	// pass so that completions are spread, not missing from the window's
+	// start.
+	if err := Sleep(ctx, 3*taskCapacityTime/2); err != nil {
+		return err
+	}
 	beforeFrom := time.Now()
 	if err := Sleep(ctx, taskCapacityMeasure); err != nil {
 		return err
