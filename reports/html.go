@@ -72,6 +72,7 @@ type scenarioView struct {
 	Timeline   *plotView
 	Throughput *plotView
 	Uploads    *plotView
+	Tasks      *plotView
 	HasHistory bool
 	HasBlame   bool
 	Logs       []link
@@ -119,6 +120,7 @@ func writeHTML(w io.Writer, r *run, sum *Summary, htmlDir string, opts Options) 
 			v.Timeline = toView(timelinePlot(l, opts.maxPoints()))
 			v.Throughput = toView(throughputPlot(l))
 			v.Uploads = toView(uploadPlot(l, opts.maxUploadRows()))
+			v.Tasks = toView(tasksPlot(l))
 		}
 		for _, lg := range l.Logs {
 			abs := filepath.Join(l.Dir, filepath.FromSlash(lg))

@@ -15,9 +15,11 @@ import (
 	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/node/launch"
 	"github.com/octoha/octoha/harness/checker"
+	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/nemesis"
+	"github.com/octoha/octoha/harness/scenario"
 )
 
 // checkAPIKeyEnv supplies check's API key, so it need not appear on the
@@ -170,6 +172,15 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *deepLimit <= 0 {
 		opts.Collect.DeepLimit = -1 // never, unless --deep-nodes
+	}
+	// Tasks the history shows created (octoha tasks) are judged too, by
+	// the cluster's own task timing when it is a local one.
+	if len(h.OpsOfKind(history.KindTaskCreate)) > 0 {
+		spec := cluster.Defaults()
+		if st != nil {
+			spec = st.Spec
+		}
+		opts.Tasks = scenario.TaskCheckOptions(spec, 0)
 	}
 	tg := checker.Target{LBURL: *lbURL, Nodes: nodes, APIKey: key, SpaceID: *space}
 	cctx, cancel := context.WithTimeout(ctx, *timeout)

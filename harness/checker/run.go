@@ -29,6 +29,8 @@ type Options struct {
 	Permissions *PermissionOptions
 	// Tentacles, when set, runs the tentacles check.
 	Tentacles *TentacleOptions
+	// Tasks, when set, adds the task checks (tasks-*) to the report.
+	Tasks *TaskOptions
 }
 
 // Run collects a snapshot of the target and evaluates every check. It
@@ -72,5 +74,8 @@ func Evaluate(h *history.History, s *Snapshot, opts Options) *Report {
 		}
 	}
 	r.Results = append(r.Results, Convergence(h, conv), ErrorWindow(h, opts.ErrorWindow), Phases(h))
+	if opts.Tasks != nil {
+		r.Results = append(r.Results, Tasks(h, *opts.Tasks)...)
+	}
 	return r
 }

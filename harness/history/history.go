@@ -37,6 +37,86 @@ const (
 	KindSignature = "delta-signature"
 )
 
+// Task operation kinds, recorded by the task driver (harness/tasks). Each
+// is one HTTP request like any other op (start, end, outcome, the node
+// that served it); what it saw of the task queue rides in Task, Tasks,
+// Executions and NodeList, so readers that know only packages skip them.
+const (
+	// KindTaskCreate is POST /api/tasks; Task names the task created.
+	KindTaskCreate = "task-create"
+	// KindTaskCancel is POST /api/tasks/{id}/cancel; Task names it.
+	KindTaskCancel = "task-cancel"
+	// KindTaskPoll is one read of the tasks the driver follows; Tasks
+	// holds those whose state or node changed since the last poll.
+	KindTaskPoll = "task-poll"
+	// KindTaskFinal is GET /api/tasks/{id} once the driver is done with a
+	// task; Tasks holds its final state.
+	KindTaskFinal = "task-final"
+	// KindTaskLog is GET /api/tasks/{id}/raw; Executions holds the start
+	// and finish lines the log holds, per node.
+	KindTaskLog = "task-log"
+	// KindTaskNodes is GET /api/octopusservernodes through one node (Via);
+	// NodeList holds what it answered: rank, task cap, running tasks.
+	KindTaskNodes = "task-nodes"
+	// KindTaskCap is PUT /api/octopusservernodes/{id} changing a node's
+	// MaxConcurrentTasks; NodeList holds the node as the request set it.
+	KindTaskCap = "task-cap"
+)
+
+// Server task states, as Octopus spells them.
+const (
+	TaskQueued     = "Queued"
+	TaskExecuting  = "Executing"
+	TaskCancelling = "Cancelling"
+	TaskSuccess    = "Success"
+	TaskFailed     = "Failed"
+	TaskCanceled   = "Canceled"
+	TaskTimedOut   = "TimedOut"
+)
+
+// TaskTerminal reports whether a task in state will not change any more.
+func TaskTerminal(state string) bool {
+	switch state {
+	case TaskSuccess, TaskFailed, TaskCanceled, TaskTimedOut:
+		return true
+	}
+	return false
+}
+
+// TaskView is a server task as one response showed it.
+type TaskView struct {
+	ID    string `json:"id"`
+	Name  string `json:"name,omitempty"`
+	State string `json:"state"`
+	// Node is the task's ServerNode: the node that runs (or ran) it.
+	Node          string     `json:"node,omitempty"`
+	QueueTime     *time.Time `json:"queueTime,omitempty"`
+	StartTime     *time.Time `json:"startTime,omitempty"`
+	CompletedTime *time.Time `json:"completedTime,omitempty"`
+	Error         string     `json:"error,omitempty"`
+}
+
+// Execution is one run of a task on one node, from the task log's start
+// line to its finish line (End zero: no finish line).
+type Execution struct {
+	Node  string    `json:"node"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end,omitzero"`
+	State string    `json:"state,omitempty"`
+}
+
+// NodeView is one OctopusServerNode as a node list showed it.
+type NodeView struct {
+	ID                 string     `json:"id,omitempty"`
+	Name               string     `json:"name"`
+	Rank               string     `json:"rank,omitempty"` // Leader, Follower
+	MaxConcurrentTasks int        `json:"cap"`
+	RunningTasks       int        `json:"running"`
+	Draining           bool       `json:"draining,omitempty"`
+	Offline            bool       `json:"offline,omitempty"`
+	LastSeen           *time.Time `json:"lastSeen,omitempty"`
+}
+
 // Op is one client operation: one HTTP request and its outcome.
 type Op struct {
 	Seq uint64 `json:"seq"`
@@ -71,6 +151,13 @@ type Op struct {
 	// Note explains an outcome the status alone does not (e.g. a 409 after
 	// an unknown attempt, verified to be this client's own package).
 	Note string `json:"note,omitempty"`
+	// Task is the server task the op acted on (task kinds).
+	Task string `json:"task,omitempty"`
+	// Tasks, Executions and NodeList are what a task op saw (see the
+	// task kinds).
+	Tasks      []TaskView  `json:"tasks,omitempty"`
+	Executions []Execution `json:"executions,omitempty"`
+	NodeList   []NodeView  `json:"nodeList,omitempty"`
 	// Command names the command that recorded the op when several share
 	// one history (e.g. "attack-2"); see Join.
 	Command string `json:"cmd,omitempty"`

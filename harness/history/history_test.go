@@ -1,6 +1,7 @@
 package history
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -219,5 +220,41 @@ func TestJoinSharedHistory(t *testing.T) {
 	}
 	if _, ok := h.OpenFault("Node3", "pause"); !ok {
 		t.Fatal("pause on Node3 should be open")
+	}
+}
+
+// Task ops keep what they saw (task views, executions, node lists)
+// through a write and a read, and a reader that knows only packages
+// sees plain ops of other kinds.
+func TestTaskOpsRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	r := NewRecorder(&buf)
+	t0 := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	done := t0.Add(2 * time.Second)
+	r.Op(Op{Kind: KindTaskFinal, Start: t0, End: t0.Add(time.Millisecond), Outcome: OK, Task: "ServerTasks-1",
+		Tasks: []TaskView{{ID: "ServerTasks-1", State: TaskFailed, Node: "Node2", CompletedTime: &done, Error: "Node2 went offline"}}})
+	r.Op(Op{Kind: KindTaskLog, Start: t0, End: t0, Outcome: OK, Task: "ServerTasks-1",
+		Executions: []Execution{{Node: "Node2", Start: t0}, {Node: "Node3", Start: t0, End: done, State: TaskSuccess}}})
+	r.Op(Op{Kind: KindTaskNodes, Start: t0, End: t0, Outcome: OK, Via: "Node1",
+		NodeList: []NodeView{{Name: "Node1", Rank: "Leader", MaxConcurrentTasks: 5, RunningTasks: 2}}})
+	h, err := Decode(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Ops) != 3 {
+		t.Fatalf("%d ops", len(h.Ops))
+	}
+	f, l, n := h.Ops[0], h.Ops[1], h.Ops[2]
+	if f.Tasks[0].State != TaskFailed || !f.Tasks[0].CompletedTime.Equal(done) || f.Tasks[0].Error == "" {
+		t.Errorf("final = %+v", f.Tasks)
+	}
+	if len(l.Executions) != 2 || !l.Executions[0].End.IsZero() || l.Executions[1].State != TaskSuccess {
+		t.Errorf("executions = %+v", l.Executions)
+	}
+	if n.NodeList[0].Rank != "Leader" || n.NodeList[0].RunningTasks != 2 || n.NodeList[0].MaxConcurrentTasks != 5 {
+		t.Errorf("node list = %+v", n.NodeList)
+	}
+	if !TaskTerminal(TaskCanceled) || TaskTerminal(TaskCancelling) {
+		t.Error("TaskTerminal")
 	}
 }

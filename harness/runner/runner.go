@@ -359,7 +359,7 @@ func (r *run) judge() {
 		if res.ExpectedFailure {
 			mark = "FAIL (expected)"
 		}
-		r.console("check %-14s %-15s %s", res.Name, mark, res.Summary)
+		r.console("check %-16s %-15s %s", res.Name, mark, res.Summary)
 	}
 	if len(errs) > 0 {
 		r.fail(errors.New(strings.Join(errs, "\n")))

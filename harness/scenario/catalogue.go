@@ -38,6 +38,14 @@ func Catalogue() []Scenario {
 		PollingTentacles(cluster.LayoutUniquePort),
 		PollingTentacles(cluster.LayoutViaLB),
 		PollingEndpoints(),
+		TaskQueueNodeKilled(),
+		TaskDrain(),
+		TaskLeaderKilled(),
+		TaskDatabaseOutage(),
+		TaskCapChange(),
+		TaskCapacity(2, 20),
+		TaskCapacity(4, 10),
+		TaskUnsafeClaim(),
 	}
 }
 

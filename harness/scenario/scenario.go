@@ -49,6 +49,7 @@ const (
 	LSticky   = "sticky"
 	LDelta    = "delta"
 	LNetwork  = "network"
+	LTasks    = "tasks"
 
 	// The seed's other HA rules (issue 14).
 	LTopology    = "topology"
@@ -57,7 +58,7 @@ const (
 )
 
 // AllLabels is every label, as the README lists them.
-var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky, LDelta, LNetwork, LTopology, LPermissions, LTentacles}
+var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky, LDelta, LNetwork, LTasks, LTopology, LPermissions, LTentacles}
 
 // Providers a scenario may run on.
 const (
@@ -94,8 +95,16 @@ type Shape struct {
 	// cache (cluster.NodeSpec).
 	PermissionCacheTTL time.Duration
 	PermissionCache    string
-	// TaskPoll is how often nodes poll the task queue (0: Octopus's 20s).
-	TaskPoll time.Duration
+	// TaskPoll and OfflineAfter are the nodes' task-queue poll interval
+	// and the age of a heartbeat that makes a node offline (0: the
+	// nodes' defaults).
+	TaskPoll, OfflineAfter time.Duration
+	// RetentionInterval is how often the leader queues a Retention task
+	// (0: the nodes' default; negative: never).
+	RetentionInterval time.Duration
+	// UnsafeTaskClaim runs nodes that claim tasks without the lock
+	// (deliberately broken, OctopusDeploy/Issues#8356).
+	UnsafeTaskClaim bool
 }
 
 // Spec turns the shape into a cluster spec over the defaults.
@@ -122,9 +131,7 @@ func (s Shape) Spec() cluster.Spec {
 	spec.LB.RequestTimeout = s.LBRequestTimeout
 	spec.Node.OS, spec.Node.AllowMixedOS = s.OS, len(s.OS) > 1
 	spec.Node.PermissionCacheTTL, spec.Node.PermissionCache = s.PermissionCacheTTL, s.PermissionCache
-	if s.TaskPoll > 0 {
-		spec.Node.TaskPoll = s.TaskPoll
-	}
+	s.taskSpec(&spec)
 	return spec
 }
 
@@ -183,8 +190,10 @@ type Scenario struct {
 	Shape        Shape
 	Load         []Load
 	Uploads      *Uploads
-	Faults       []FaultPlan
-	Checks       []Check
+	// Tasks are the server tasks it queues.
+	Tasks  *TaskPlan
+	Faults []FaultPlan
+	Checks []Check
 	// Certifies names the certificate requirements (Requirement IDs) whose
 	// row this scenario's verdict decides.
 	Certifies []string
@@ -271,7 +280,10 @@ func (s Scenario) Labels() []string {
 	if s.Shape.Toxiproxy {
 		add(LNetwork)
 	}
-	if s.Shape.UnsafeAckBeforeStore {
+	if s.Tasks != nil {
+		add(LTasks)
+	}
+	if s.Shape.UnsafeAckBeforeStore || s.Shape.UnsafeTaskClaim {
 		add(LBroken)
 	}
 	ps := s.providers()

@@ -1,0 +1,355 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/harness/checker"
+	"github.com/octoha/octoha/harness/cluster"
+	"github.com/octoha/octoha/harness/cluster/local"
+	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/harness/scenario"
+	"github.com/octoha/octoha/harness/tasks"
+	"github.com/octoha/octoha/harness/traffic"
+	"github.com/octoha/octoha/internal/redact"
+)
+
+// runTasks creates, watches and cancels server tasks on a running
+// cluster by hand, recording every request into the run directory's
+// shared history (as upload, attack and fault do), so that `tasks watch`
+// and `octoha check`-style verdicts see them together with the faults.
+func runTasks(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return fmt.Errorf("%w: tasks needs a subcommand: create, watch or cancel", errUsage)
+	}
+	switch args[0] {
+	case "create":
+		return runTasksCreate(ctx, args[1:], stdout, stderr)
+	case "watch":
+		return runTasksWatch(ctx, args[1:], stdout, stderr)
+	case "cancel":
+		return runTasksCancel(ctx, args[1:], stdout, stderr)
+	}
+	return fmt.Errorf("%w: unknown tasks subcommand %q (create, watch or cancel)", errUsage, args[0])
+}
+
+// tasksFlags are the flags every tasks subcommand takes.
+type tasksFlags struct {
+	url, apiKey, space, out *string
+	cf                      clusterFlags
+}
+
+func addTasksFlags(fs *flag.FlagSet) tasksFlags {
+	return tasksFlags{
+		url:    fs.String("url", "", "base URL of the load balancer (default: the load balancer of the cluster --name)"),
+		apiKey: fs.String("api-key", "", "Octopus API key (default: the cluster's own key, else $"+trafficAPIKeyEnv+"; prefer those: flags show in process lists)"),
+		space:  fs.String("space", api.DefaultSpaceID, "space ID"),
+		out:    fs.String("out", "", "run directory shared with upload, attack, fault and check (default "+byHandRoot()+"/<cluster>-<owner pid>)"),
+		cf:     addClusterFlags(fs),
+	}
+}
+
+// tasksSession is one tasks subcommand's driver and history.
+type tasksSession struct {
+	d    *tasks.Driver
+	arts *artefacts
+	st   *local.State
+}
+
+// open resolves the cluster, joins the shared history as command and
+// builds the driver. The nodes are read directly when the cluster is a
+// local one; with --url only, the node list is read through the URL.
+func (f tasksFlags) open(fs *flag.FlagSet, command string, labels map[string]string) (*tasksSession, error) {
+	st, url, err := trafficTarget(fs, f.cf, *f.url)
+	if err != nil {
+		return nil, err
+	}
+	key := clusterAPIKey(*f.apiKey, st)
+	if key == "" {
+		return nil, fmt.Errorf("%w: an API key is required: set $%s (or --api-key)", errUsage, trafficAPIKeyEnv)
+	}
+	var nodes []tasks.Node
+	if st != nil && st.LBURL == url {
+		for _, n := range st.Nodes {
+			nodes = append(nodes, tasks.Node{Name: n.Name, URL: n.URL})
+		}
+	} else {
+		nodes = []tasks.Node{{Name: tasks.ViaLB, URL: url}}
+	}
+	if *f.out == "" {
+		*f.out = defaultOutDir(st, *f.cf.name)
+	}
+	labels["url"] = redact.URL(url)
+	arts, err := openArtefacts(*f.out, command, st, history.Command{Labels: labels}, false)
+	if err != nil {
+		return nil, err
+	}
+	d, err := tasks.New(tasks.Options{URL: url, APIKey: key, SpaceID: *f.space, Nodes: nodes, Recorder: arts.rec})
+	if err != nil {
+		arts.close()
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return &tasksSession{d: d, arts: arts, st: st}, nil
+}
+
+func runTasksCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("tasks create", stderr)
+	var (
+		count    = fs.Int("count", 1, "number of tasks")
+		duration = fs.Duration("duration", 2*time.Second, "how long each task runs (the fake node's DurationMs argument)")
+		rateS    = fs.String("rate", "0", `tasks per period, e.g. 5/s; "0" = one after the other as fast as they are answered`)
+		kind     = fs.String("kind", api.TaskKindHealth, "the task's Name: "+strings.Join(api.TaskKinds, ", "))
+		watch    = fs.Bool("watch", false, "then follow them as tasks watch does")
+		every    = fs.Duration("every", 500*time.Millisecond, "with --watch: how often to read the tasks and the node list")
+		within   = fs.Duration("for", 5*time.Minute, "with --watch: stop following after this long")
+	)
+	tf := addTasksFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *count < 1 {
+		return fmt.Errorf("%w: --count must be at least 1", errUsage)
+	}
+	if *duration < 0 || *duration > api.MaxTaskDuration {
+		return fmt.Errorf("%w: --duration must be between 0 and %s", errUsage, api.MaxTaskDuration)
+	}
+	rate, err := parseTaskRate(*rateS)
+	if err != nil {
+		return err
+	}
+	s, err := tf.open(fs, "tasks", map[string]string{"action": "create", "count": strconv.Itoa(*count), "duration": duration.String(), "kind": *kind})
+	if err != nil {
+		return err
+	}
+	defer s.arts.close()
+	tmpl := tasks.FakeTemplate(*duration)
+	tmpl.Name = *kind
+	fmt.Fprintf(stderr, "creating %d %s tasks of %s through %s (recorded as %s in %s)\n", *count, *kind, duration, tf.url0(s), s.arts.name, s.arts.historyPath())
+	ids, cerr := s.d.CreateMany(ctx, *count, rate, tmpl)
+	fmt.Fprintf(stdout, "created %d of %d: %s\n", len(ids), *count, strings.Join(ids, " "))
+	if cerr != nil {
+		return cerr
+	}
+	if !*watch {
+		return nil
+	}
+	return watchTasks(ctx, s, *every, *within, stdout, stderr)
+}
+
+// url0 is the URL the session talks to, for messages.
+func (f tasksFlags) url0(s *tasksSession) string {
+	if *f.url != "" {
+		return redact.URL(*f.url)
+	}
+	if s.st != nil {
+		return s.st.LBURL
+	}
+	return "the load balancer"
+}
+
+// parseTaskRate reads --rate as tasks per second.
+func parseTaskRate(s string) (float64, error) {
+	if s == "0" {
+		return 0, nil
+	}
+	r, err := traffic.ParseRate(s)
+	if err != nil || r.Per <= 0 || r.Freq <= 0 {
+		return 0, fmt.Errorf("%w: --rate %q: want e.g. 5/s", errUsage, s)
+	}
+	return float64(r.Freq) / r.Per.Seconds(), nil
+}
+
+func runTasksWatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("tasks watch", stderr)
+	var (
+		every  = fs.Duration("every", 500*time.Millisecond, "how often to read the tasks and the node list")
+		within = fs.Duration("for", 5*time.Minute, "stop following after this long (the checks then name what is still open)")
+		ids    stringsFlag
+	)
+	fs.Var(&ids, "id", "a task to follow besides those this run directory's history created (repeatable)")
+	tf := addTasksFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *every <= 0 || *within <= 0 {
+		return fmt.Errorf("%w: --every and --for must be positive", errUsage)
+	}
+	s, err := tf.open(fs, "tasks", map[string]string{"action": "watch"})
+	if err != nil {
+		return err
+	}
+	defer s.arts.close()
+	h, err := history.Load(s.arts.historyPath())
+	if err != nil {
+		return err
+	}
+	s.d.Follow(checker.NewTaskModel(h).IDs...)
+	s.d.Follow(ids...)
+	if len(s.d.Tasks()) == 0 {
+		return fmt.Errorf("%w: no task to watch: %s holds no created task (octoha tasks create) and no --id was given", errUsage, s.arts.historyPath())
+	}
+	return watchTasks(ctx, s, *every, *within, stdout, stderr)
+}
+
+// watchTasks follows the session's tasks until every one is terminal or
+// within passes, printing progress, then reads their final states and
+// logs, prints them and the task checks' verdicts over the whole shared
+// history. It fails when a check fails.
+func watchTasks(ctx context.Context, s *tasksSession, every, within time.Duration, stdout, stderr io.Writer) error {
+	start := time.Now()
+	deadline := start.Add(within)
+	last := ""
+	for {
+		_ = s.d.Poll(ctx)
+		s.d.ObserveNodes(ctx)
+		line := progressLine(s.d)
+		if line != last {
+			fmt.Fprintf(stderr, "%6.1fs  %s\n", time.Since(start).Seconds(), line)
+			last = line
+		}
+		if len(s.d.Open()) == 0 || !time.Now().Before(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("interrupted: %w", context.Cause(ctx))
+		case <-time.After(every):
+		}
+	}
+	if err := s.d.Finish(ctx); err != nil {
+		fmt.Fprintf(stderr, "note: %v\n", err)
+	}
+	printTasks(stdout, s.d.Tasks(), start)
+	if err := s.arts.rec.Err(); err != nil {
+		return err
+	}
+	h, err := history.Load(s.arts.historyPath())
+	if err != nil {
+		return err
+	}
+	// The bounds follow the cluster's own task timing when it is a local
+	// one; a real cluster's is Octopus's (a 20 s poll).
+	spec := cluster.Defaults()
+	if s.st != nil {
+		spec = s.st.Spec
+	}
+	opts := scenario.TaskCheckOptions(spec, within)
+	rep := &checker.Report{Results: checker.Tasks(h, *opts)}
+	fmt.Fprintln(stdout)
+	printCheckReport(stdout, rep)
+	fmt.Fprintf(stdout, "history: %s (as %s)\n", s.arts.historyPath(), s.arts.name)
+	if !rep.Passed() {
+		return errors.New("a task check failed")
+	}
+	return nil
+}
+
+// progressLine is one line of what the driver last saw: tasks by state,
+// then each node's rank, running tasks and cap.
+func progressLine(d *tasks.Driver) string {
+	c := d.Counts()
+	var parts []string
+	for _, st := range api.TaskStates {
+		if c[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", st, c[st]))
+		}
+	}
+	line := strings.Join(parts, "  ")
+	var ns []string
+	for _, n := range d.Nodes() {
+		tag := ""
+		switch {
+		case n.Offline:
+			tag = " offline"
+		case n.Draining:
+			tag = " draining"
+		}
+		rank := ""
+		if n.Rank != "" {
+			rank = " " + n.Rank
+		}
+		ns = append(ns, fmt.Sprintf("%s%s %d/%d%s", n.Name, rank, n.RunningTasks, n.MaxConcurrentTasks, tag))
+	}
+	if len(ns) > 0 {
+		line += "  |  " + strings.Join(ns, "  ")
+	}
+	return line
+}
+
+// printTasks prints one row per task: its state, node and times relative
+// to start.
+func printTasks(w io.Writer, vs []history.TaskView, start time.Time) {
+	rel := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%+.1fs", t.Sub(start).Seconds())
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TASK\tSTATE\tNODE\tQUEUED\tSTARTED\tCOMPLETED\tERROR")
+	for _, v := range vs {
+		node := v.Node
+		if node == "" {
+			node = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.State, node, rel(v.QueueTime), rel(v.StartTime), rel(v.CompletedTime), v.Error)
+	}
+	tw.Flush()
+}
+
+func runTasksCancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("tasks cancel", stderr)
+	lastN := fs.Int("last", 0, "cancel the last N tasks this run directory's history created")
+	tf := addTasksFlags(fs)
+	// IDs come after the flags: `tasks cancel [flags] ID...`.
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	ids := fs.Args()
+	if len(ids) == 0 && *lastN <= 0 {
+		return fmt.Errorf("%w: name the tasks to cancel (IDs, or --last N)", errUsage)
+	}
+	s, err := tf.open(fs, "tasks", map[string]string{"action": "cancel"})
+	if err != nil {
+		return err
+	}
+	defer s.arts.close()
+	if *lastN > 0 {
+		h, err := history.Load(s.arts.historyPath())
+		if err != nil {
+			return err
+		}
+		created := checker.NewTaskModel(h).IDs
+		ids = append(ids, created[max(0, len(created)-*lastN):]...)
+		if len(ids) == 0 {
+			return fmt.Errorf("%w: %s holds no created task", errUsage, s.arts.historyPath())
+		}
+	}
+	var errs []error
+	for _, id := range slices.Compact(ids) {
+		if err := s.d.Cancel(ctx, id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(stdout, "cancel requested: %s\n", id)
+	}
+	fmt.Fprintf(stderr, "recorded as %s in %s\n", s.arts.name, filepath.Join(s.arts.dir, historyFileName))
+	if len(errs) > 0 {
+		fmt.Fprintln(stderr, errors.Join(errs...))
+		return fmt.Errorf("%d of %d cancels failed", len(errs), len(ids))
+	}
+	return nil
+}

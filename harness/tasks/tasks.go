@@ -1,0 +1,661 @@
+// Package tasks drives an Octopus cluster's server task queue the way an
+// operator or a build server does: it creates tasks through the load
+// balancer at a rate, cancels some, follows them until they are terminal,
+// reads each one's final state and raw log, changes a node's task cap, and
+// meanwhile reads the node list through every node (rank, task cap,
+// running tasks). Every request is one history.Op of a task kind (see
+// harness/history), so the task checkers (harness/checker) judge the run
+// from the history alone.
+//
+// It is its own package rather than part of harness/traffic because it
+// is a stateful client of one queue (it remembers what it created and what
+// it last saw of each task), where traffic is stateless load. It talks to
+// nodes only over their HTTP API, so it drives real clusters too.
+package tasks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/harness/apiclient"
+	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/internal/redact"
+)
+
+// Defaults of Options.
+const (
+	DefaultTimeout = 5 * time.Second
+	// DefaultBatch is how many tasks one poll asks for by id.
+	DefaultBatch = 50
+	// ViaLB is what ops through the load balancer are recorded as.
+	ViaLB = "lb"
+)
+
+// Template is the task the driver creates: POST /api/tasks with this
+// Name, Description and Arguments (as Octopus takes a system task; on a
+// real cluster, a task the operator accepted to queue).
+type Template struct {
+	Name        string         `yaml:"name" json:"name"`
+	Description string         `yaml:"description,omitempty" json:"description,omitempty"`
+	Arguments   map[string]any `yaml:"arguments,omitempty" json:"arguments,omitempty"`
+}
+
+// FakeTemplate is a fake node's system task that runs for d.
+func FakeTemplate(d time.Duration) Template {
+	return Template{Name: api.TaskKindHealth, Description: "octoha task", Arguments: map[string]any{"DurationMs": d.Milliseconds()}}
+}
+
+// Node is one node the driver reads the node list through.
+type Node struct {
+	Name, URL string
+}
+
+// Options configures New.
+type Options struct {
+	// URL is the load balancer's base URL: tasks are created, cancelled
+	// and read through it.
+	URL    string
+	APIKey string
+	// SpaceID is the space tasks are created in (default Spaces-1).
+	SpaceID string
+	// Nodes are read directly for the node list (rank, cap, running).
+	Nodes []Node
+	// Recorder receives every op (nil: none recorded).
+	Recorder *history.Recorder
+	// Timeout bounds each request (default DefaultTimeout).
+	Timeout time.Duration
+	// Client is the base HTTP client (default: a loopback client).
+	Client *http.Client
+	Logger *slog.Logger
+}
+
+// Driver creates and follows tasks. It is safe for concurrent use.
+type Driver struct {
+	o      Options
+	client *http.Client
+	nonce  string
+	seq    atomic.Uint64
+
+	mu      sync.Mutex
+	order   []string
+	tasks   map[string]history.TaskView
+	nodes   map[string]history.NodeView // last node list, by name
+	nodeIDs map[string]string           // name → ID
+}
+
+// New checks the options and returns a driver.
+func New(o Options) (*Driver, error) {
+	if o.URL == "" {
+		return nil, errors.New("tasks: the load balancer's URL is required")
+	}
+	o.URL = strings.TrimRight(o.URL, "/")
+	if o.SpaceID == "" {
+		o.SpaceID = api.DefaultSpaceID
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	origins := []string{o.URL}
+	for i, n := range o.Nodes {
+		if n.Name == "" || n.URL == "" {
+			return nil, fmt.Errorf("tasks: node %d needs a name and a URL", i+1)
+		}
+		o.Nodes[i].URL = strings.TrimRight(n.URL, "/")
+		origins = append(origins, n.URL)
+	}
+	base := o.Client
+	if base == nil {
+		base = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 16}}
+	}
+	c, err := apiclient.New(apiclient.Options{APIKey: o.APIKey, Origins: origins, Base: base, Timeout: o.Timeout})
+	if err != nil {
+		return nil, fmt.Errorf("tasks: %w", err)
+	}
+	return &Driver{o: o, client: c, nonce: fmt.Sprintf("%06x", rand.Uint32()&0xffffff),
+		tasks: map[string]history.TaskView{}, nodes: map[string]history.NodeView{}, nodeIDs: map[string]string{}}, nil
+}
+
+// call is one request's outcome.
+type call struct {
+	op   history.Op
+	body []byte
+}
+
+// do sends one request and fills op's HTTP fields (the caller records it).
+func (d *Driver) do(ctx context.Context, kind, method, base, path, via string, body any) call {
+	op := history.Op{ID: fmt.Sprintf("tasks-%s-%d", d.nonce, d.seq.Add(1)), Client: "tasks", Kind: kind, Via: via, URL: path}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			op.Start, op.End, op.Outcome, op.Error = time.Now(), time.Now(), history.Failed, err.Error()
+			return call{op: op}
+		}
+		rd = bytes.NewReader(b)
+		op.Bytes = int64(len(b))
+	}
+	op.Start = time.Now()
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+	if err != nil {
+		op.End, op.Outcome, op.Error = time.Now(), history.Failed, redact.Error(err, nil).Error()
+		return call{op: op}
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "octoha (tasks)")
+	req.Header.Set(api.HeaderOp, op.ID)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		op.End = time.Now()
+		// Nothing came back: a create or cancel may have taken effect.
+		op.Outcome, op.Error = history.Unknown, redact.Error(err, nil).Error()
+		if method == http.MethodGet {
+			op.Outcome = history.Failed
+		}
+		return call{op: op}
+	}
+	defer resp.Body.Close()
+	b, rerr := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	op.End = time.Now()
+	op.Status, op.Node = resp.StatusCode, resp.Header.Get(api.HeaderNode)
+	switch {
+	case rerr != nil:
+		op.Outcome, op.Error = history.Unknown, rerr.Error()
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		op.Outcome = history.OK
+	default:
+		op.Outcome, op.Error = history.Failed, errorText(b)
+	}
+	return call{op: op, body: b}
+}
+
+func errorText(body []byte) string {
+	var e api.Error
+	if json.Unmarshal(body, &e) == nil && e.ErrorMessage != "" {
+		if len(e.Errors) > 0 {
+			return e.ErrorMessage + " [" + strings.Join(e.Errors, "; ") + "]"
+		}
+		return e.ErrorMessage
+	}
+	s := strings.TrimSpace(string(body))
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+func (d *Driver) record(op history.Op) history.Op {
+	if d.o.Recorder == nil {
+		return op
+	}
+	return d.o.Recorder.Op(op)
+}
+
+// task is the subset of a ServerTask resource the driver reads, as
+// Octopus (and go-octopusdeploy's tasks.Task) spells it.
+type task struct {
+	ID            string `json:"Id"`
+	Name          string
+	State         string
+	ServerNode    string
+	QueueTime     *time.Time
+	StartTime     *time.Time
+	CompletedTime *time.Time
+	ErrorMessage  string
+}
+
+func (t task) view() history.TaskView {
+	return history.TaskView{ID: t.ID, Name: t.Name, State: t.State, Node: t.ServerNode,
+		QueueTime: t.QueueTime, StartTime: t.StartTime, CompletedTime: t.CompletedTime, Error: t.ErrorMessage}
+}
+
+// Create queues one task through the load balancer and returns its ID.
+func (d *Driver) Create(ctx context.Context, t Template) (string, error) {
+	body := map[string]any{"Name": t.Name, "SpaceId": d.o.SpaceID, "Arguments": t.Arguments}
+	if t.Description != "" {
+		body["Description"] = t.Description
+	}
+	if t.Arguments == nil {
+		body["Arguments"] = map[string]any{}
+	}
+	c := d.do(ctx, history.KindTaskCreate, http.MethodPost, d.o.URL, api.SpaceTasksPath(d.o.SpaceID), ViaLB, body)
+	var got task
+	if c.op.Outcome == history.OK {
+		if err := json.Unmarshal(c.body, &got); err != nil || got.ID == "" {
+			c.op.Outcome, c.op.Error = history.Unknown, "the created task's ID is not in the response"
+		} else {
+			c.op.Task = got.ID
+			c.op.Tasks = []history.TaskView{got.view()}
+		}
+	}
+	d.record(c.op)
+	if c.op.Outcome != history.OK {
+		return "", fmt.Errorf("create a %s task: %s", t.Name, opError(c.op))
+	}
+	d.mu.Lock()
+	d.order = append(d.order, got.ID)
+	d.tasks[got.ID] = got.view()
+	d.mu.Unlock()
+	return got.ID, nil
+}
+
+func opError(op history.Op) string {
+	if op.Status != 0 {
+		return fmt.Sprintf("%d %s", op.Status, op.Error)
+	}
+	return op.Error
+}
+
+// CreateMany queues n tasks at rate per second (0: as fast as they are
+// answered). A failed create is recorded and counted, not fatal: the
+// returned error is the context's, or a summary when none was created.
+func (d *Driver) CreateMany(ctx context.Context, n int, rate float64, t Template) ([]string, error) {
+	var ids []string
+	var tick <-chan time.Time
+	if rate > 0 {
+		tk := time.NewTicker(time.Duration(float64(time.Second) / rate))
+		defer tk.Stop()
+		tick = tk.C
+	}
+	failed := 0
+	var last error
+	for i := range n {
+		if i > 0 && tick != nil {
+			select {
+			case <-ctx.Done():
+				return ids, ctx.Err()
+			case <-tick:
+			}
+		}
+		id, err := d.Create(ctx, t)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ids, ctx.Err()
+			}
+			failed++
+			last = err
+			d.o.Logger.Debug("create failed", "err", err)
+			continue
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 && n > 0 {
+		return nil, fmt.Errorf("none of %d tasks was created: %w", n, last)
+	}
+	if failed > 0 {
+		d.o.Logger.Info("some creates failed", "failed", failed, "of", n)
+	}
+	return ids, nil
+}
+
+// Cancel asks for a task to be cancelled (through the load balancer; the
+// node running it must learn of it).
+func (d *Driver) Cancel(ctx context.Context, id string) error {
+	c := d.do(ctx, history.KindTaskCancel, http.MethodPost, d.o.URL, api.TaskCancelPath(id), ViaLB, struct{}{})
+	c.op.Task = id
+	var got task
+	if c.op.Outcome == history.OK && json.Unmarshal(c.body, &got) == nil && got.ID != "" {
+		c.op.Tasks = []history.TaskView{got.view()}
+	}
+	d.record(c.op)
+	if c.op.Outcome != history.OK {
+		return fmt.Errorf("cancel %s: %s", id, opError(c.op))
+	}
+	return nil
+}
+
+// Poll reads every task the driver follows that it has not seen terminal
+// (by id, in batches) and records one task-poll op per batch holding the
+// tasks whose state or node changed.
+func (d *Driver) Poll(ctx context.Context) error {
+	d.mu.Lock()
+	var open []string
+	for _, id := range d.order {
+		if !history.TaskTerminal(d.tasks[id].State) {
+			open = append(open, id)
+		}
+	}
+	d.mu.Unlock()
+	var errs []error
+	for start := 0; start < len(open); start += DefaultBatch {
+		batch := open[start:min(start+DefaultBatch, len(open))]
+		if err := d.pollBatch(ctx, batch); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (d *Driver) pollBatch(ctx context.Context, ids []string) error {
+	c := d.do(ctx, history.KindTaskPoll, http.MethodGet, d.o.URL, api.TaskListQuery(nil, "", ids, 0, len(ids)), ViaLB, nil)
+	if c.op.Outcome != history.OK {
+		d.record(c.op)
+		return fmt.Errorf("read tasks: %s", opError(c.op))
+	}
+	var page api.Page[task]
+	if err := json.Unmarshal(c.body, &page); err != nil {
+		c.op.Outcome, c.op.Error = history.Failed, "not a task list: "+err.Error()
+		d.record(c.op)
+		return fmt.Errorf("read tasks: %w", err)
+	}
+	d.mu.Lock()
+	for _, t := range page.Items {
+		prev, ok := d.tasks[t.ID]
+		if !ok { // a server that ignores ids: keep only ours
+			continue
+		}
+		v := t.view()
+		if prev.State != v.State || prev.Node != v.Node {
+			c.op.Tasks = append(c.op.Tasks, v)
+		}
+		d.tasks[t.ID] = v
+	}
+	d.mu.Unlock()
+	d.record(c.op)
+	return nil
+}
+
+// ObserveNodes reads the node summary through every node at once and
+// records what each answered (a dead or paused node's request fails or
+// times out, and is recorded so).
+func (d *Driver) ObserveNodes(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, n := range d.o.Nodes {
+		wg.Go(func() { d.observe(ctx, n) })
+	}
+	wg.Wait()
+}
+
+// nodeSummary is GET /api/octopusservernodes/summary as Octopus sends it.
+type nodeSummary struct {
+	Nodes []api.Node
+}
+
+func nodeView(n api.Node) history.NodeView {
+	return history.NodeView{ID: n.Id, Name: n.Name, Rank: n.Rank, MaxConcurrentTasks: n.MaxConcurrentTasks,
+		RunningTasks: n.RunningTaskCount, Draining: n.IsInMaintenanceMode, Offline: n.IsOffline, LastSeen: n.LastSeen}
+}
+
+func (d *Driver) observe(ctx context.Context, n Node) {
+	c := d.do(ctx, history.KindTaskNodes, http.MethodGet, n.URL, api.NodesSummaryPath, n.Name, nil)
+	if c.op.Outcome == history.OK {
+		var s nodeSummary
+		if err := json.Unmarshal(c.body, &s); err != nil {
+			c.op.Outcome, c.op.Error = history.Failed, "not a node summary: "+err.Error()
+		}
+		d.mu.Lock()
+		for _, node := range s.Nodes {
+			v := nodeView(node)
+			c.op.NodeList = append(c.op.NodeList, v)
+			d.nodes[v.Name] = v
+			d.nodeIDs[v.Name] = v.ID
+		}
+		d.mu.Unlock()
+	}
+	if ctx.Err() != nil && c.op.Outcome != history.OK {
+		return // stopped mid-request: not an observation
+	}
+	d.record(c.op)
+}
+
+// Watch polls the tasks and reads the node list every interval until ctx
+// ends. Request failures are recorded, not returned.
+func (d *Driver) Watch(ctx context.Context, every time.Duration) {
+	tk := time.NewTicker(every)
+	defer tk.Stop()
+	for {
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = d.Poll(ctx) })
+		wg.Go(func() { d.ObserveNodes(ctx) })
+		wg.Wait()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+		}
+	}
+}
+
+// WaitTerminal polls until every task the driver follows is terminal or
+// within has passed, and returns those still open (the checkers name
+// them); the error is only the context's.
+func (d *Driver) WaitTerminal(ctx context.Context, within, every time.Duration) ([]history.TaskView, error) {
+	deadline := time.Now().Add(within)
+	for {
+		_ = d.Poll(ctx)
+		open := d.Open()
+		if len(open) == 0 || !time.Now().Before(deadline) {
+			return open, nil
+		}
+		select {
+		case <-ctx.Done():
+			return open, ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+// Open returns the tasks last seen in a non-terminal state.
+func (d *Driver) Open() []history.TaskView {
+	var out []history.TaskView
+	for _, v := range d.Tasks() {
+		if !history.TaskTerminal(v.State) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Tasks returns what the driver last saw of each task, in creation order.
+func (d *Driver) Tasks() []history.TaskView {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]history.TaskView, 0, len(d.order))
+	for _, id := range d.order {
+		out = append(out, d.tasks[id])
+	}
+	return out
+}
+
+// Follow adds tasks created elsewhere (another command, the Octopus UI)
+// to those the driver polls and finishes.
+func (d *Driver) Follow(ids ...string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range ids {
+		if _, ok := d.tasks[id]; !ok {
+			d.order = append(d.order, id)
+			d.tasks[id] = history.TaskView{ID: id}
+		}
+	}
+}
+
+// Counts returns how many tasks the driver last saw in each state.
+func (d *Driver) Counts() map[string]int {
+	out := map[string]int{}
+	for _, v := range d.Tasks() {
+		out[v.State]++
+	}
+	return out
+}
+
+// RunningOn returns the tasks last seen Executing or Cancelling on node.
+func (d *Driver) RunningOn(node string) []string {
+	var out []string
+	for _, v := range d.Tasks() {
+		if v.Node == node && (v.State == history.TaskExecuting || v.State == history.TaskCancelling) {
+			out = append(out, v.ID)
+		}
+	}
+	return out
+}
+
+// Nodes returns the last node list read, sorted by name.
+func (d *Driver) Nodes() []history.NodeView {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]history.NodeView, 0, len(d.nodes))
+	for _, v := range d.nodes {
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b history.NodeView) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Leader returns the node the last node list showed as leader ("" when
+// none or several).
+func (d *Driver) Leader() string {
+	leader := ""
+	for _, n := range d.Nodes() {
+		if strings.EqualFold(n.Rank, api.RankLeader) && !n.Offline {
+			if leader != "" {
+				return ""
+			}
+			leader = n.Name
+		}
+	}
+	return leader
+}
+
+// finishConcurrency is how many tasks Finish reads at once.
+const finishConcurrency = 1
+
+// Finish reads each task's final state and its raw log (the start and
+// finish line of every execution), recording a task-final and a task-log
+// op per task, one task after the other.
+func (d *Driver) Finish(ctx context.Context) error {
+	d.mu.Lock()
+	ids := slices.Clone(d.order)
+	d.mu.Unlock()
+	sem := make(chan struct{}, finishConcurrency)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for _, id := range ids {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := d.finishOne(ctx, id); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return fmt.Errorf("read %d of %d tasks' final state or log: %w", len(errs), len(ids), errs[0])
+	}
+	return nil
+}
+
+func (d *Driver) finishOne(ctx context.Context, id string) error {
+	c := d.do(ctx, history.KindTaskFinal, http.MethodGet, d.o.URL, api.TaskPath(id), ViaLB, nil)
+	c.op.Task = id
+	var t task
+	if c.op.Outcome == history.OK {
+		if err := json.Unmarshal(c.body, &t); err != nil {
+			c.op.Outcome, c.op.Error = history.Failed, "not a task: "+err.Error()
+		} else {
+			c.op.Tasks = []history.TaskView{t.view()}
+			d.mu.Lock()
+			d.tasks[id] = t.view()
+			d.mu.Unlock()
+		}
+	}
+	d.record(c.op)
+	l := d.do(ctx, history.KindTaskLog, http.MethodGet, d.o.URL, api.TaskRawPath(id), ViaLB, nil)
+	l.op.Task = id
+	if l.op.Outcome == history.OK {
+		ex, err := api.ParseTaskLog(bytes.NewReader(l.body))
+		if err != nil {
+			l.op.Outcome, l.op.Error = history.Failed, err.Error()
+		}
+		for _, e := range ex {
+			if e.TaskID == id {
+				l.op.Executions = append(l.op.Executions, history.Execution{Node: e.Node, Start: e.Start, End: e.End, State: e.State})
+			}
+		}
+	}
+	d.record(l.op)
+	var errs []error
+	if c.op.Outcome != history.OK {
+		errs = append(errs, fmt.Errorf("read %s: %s", id, opError(c.op)))
+	}
+	if l.op.Outcome != history.OK {
+		errs = append(errs, fmt.Errorf("read %s's log: %s", id, opError(l.op)))
+	}
+	return errors.Join(errs...)
+}
+
+// nodeID finds a node's ID by name, reading the node list through the
+// load balancer when it is not known yet.
+func (d *Driver) nodeID(ctx context.Context, name string) (string, error) {
+	d.mu.Lock()
+	id := d.nodeIDs[name]
+	d.mu.Unlock()
+	if id != "" {
+		return id, nil
+	}
+	c := d.do(ctx, history.KindTaskNodes, http.MethodGet, d.o.URL, api.NodesSummaryPath, ViaLB, nil)
+	if c.op.Outcome == history.OK {
+		var s nodeSummary
+		if err := json.Unmarshal(c.body, &s); err == nil {
+			for _, n := range s.Nodes {
+				c.op.NodeList = append(c.op.NodeList, nodeView(n))
+				if n.Name == name {
+					id = n.Id
+				}
+			}
+		}
+	}
+	d.record(c.op)
+	if id == "" {
+		return "", fmt.Errorf("no node named %s in the node list (%s)", name, opError(c.op))
+	}
+	return id, nil
+}
+
+// SetCap changes a node's MaxConcurrentTasks through the load balancer,
+// as an operator does on the Nodes page.
+func (d *Driver) SetCap(ctx context.Context, node string, limit int) error {
+	if limit < 0 {
+		return fmt.Errorf("task cap %d: must not be negative", limit)
+	}
+	id, err := d.nodeID(ctx, node)
+	if err != nil {
+		return fmt.Errorf("set %s's task cap: %w", node, err)
+	}
+	c := d.do(ctx, history.KindTaskCap, http.MethodPut, d.o.URL, api.NodePath(id), ViaLB, api.NodeUpdate{Id: id, MaxConcurrentTasks: &limit})
+	if c.op.Outcome == history.OK {
+		var n api.Node
+		if json.Unmarshal(c.body, &n) == nil && n.Name != "" {
+			c.op.NodeList = []history.NodeView{nodeView(n)}
+		} else {
+			c.op.NodeList = []history.NodeView{{ID: id, Name: node, MaxConcurrentTasks: limit}}
+		}
+	}
+	d.record(c.op)
+	if c.op.Outcome != history.OK {
+		return fmt.Errorf("set %s's task cap to %d: %s", node, limit, opError(c.op))
+	}
+	return nil
+}
