@@ -282,3 +282,45 @@ func TestCertifyInterruptedMidDrainUndrains(t *testing.T) {
 		t.Errorf("scenario.json after the interrupt: %+v (%v)", sc, err)
 	}
 }
+
+// A real cluster whose YAML names a task the operator accepts to queue
+// (external.task) gets the task scenarios: the task is queued through the
+// load balancer, a node is drained and another killed through the hooks,
+// and each task's ServerNode and end state are judged.
+func TestCertifyTasksOnAPosingCluster(t *testing.T) {
+	bin := needUpBinary(t)
+	up, labels := []string{"--config", filepath.Join("..", "..", "docs", "examples", "tasks-cluster.yaml")}, "tasks && !database"
+	if _, err := postgres.Available(); err == nil {
+		up, labels = append(up, "--db", "postgres"), "tasks"
+	}
+	p := upPosing(t, bin, "127.0.96", up...)
+	y, err := os.ReadFile(p.yaml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The nodes' pace (the operator writes Octopus's: 20 s, minutes), and
+	// the task to queue.
+	s := strings.Replace(string(y), "node:\n", "node:\n  taskPoll: 1s\n  offlineAfter: 5s\n", 1) +
+		"  task: {name: Health, description: octoha certification, arguments: {DurationMs: 2000}}\n"
+	if err := os.WriteFile(p.yaml, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr, _ := p.certify(t, bin, "--labels", labels, "--allow-destructive", "--yes")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	titles := []string{"Tasks — node killed under load", "Tasks — drain with running tasks"}
+	if labels == "tasks" {
+		titles = append(titles, "Tasks — database outage mid-queue")
+	}
+	for _, title := range titles {
+		i := strings.Index(stdout, title)
+		if i < 0 || !strings.Contains(stdout[i:], "PASSED") {
+			t.Errorf("%s did not run and pass:\n%s", title, stdout)
+		}
+	}
+	if strings.Contains(stdout, "names no task") {
+		t.Errorf("a task scenario skipped although the YAML names a task:\n%s", stdout)
+	}
+	p.everyNodeServes(t, 10*time.Second)
+}

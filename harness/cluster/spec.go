@@ -227,6 +227,18 @@ type ExternalSpec struct {
 	// with (one per node in a supported layout); the certificate checks
 	// each presents the cluster's pollingThumbprint.
 	PollingEndpoints []string `yaml:"pollingEndpoints"`
+	// Task is the server task the operator accepts the harness to queue
+	// (and cancel) on this cluster, e.g. a script console run against a
+	// test target. Without one the task scenarios skip: queueing work
+	// the operator did not name would run real deployments.
+	Task *ExternalTask `yaml:"task"`
+}
+
+// ExternalTask is a server task as POST /api/tasks takes it.
+type ExternalTask struct {
+	Name        string         `yaml:"name"`
+	Description string         `yaml:"description"`
+	Arguments   map[string]any `yaml:"arguments"`
 }
 
 // Polling layouts of Tentacles (the seed's two supported ones, and
@@ -434,6 +446,9 @@ func (s Spec) validate() error {
 	if s.Provider == ProviderExternal {
 		if s.External == nil || s.External.LBURL == "" {
 			bad("provider external needs external.lbURL")
+		}
+		if s.External != nil && s.External.Task != nil && strings.TrimSpace(s.External.Task.Name) == "" {
+			bad("external.task needs a name (the server task's kind, e.g. AdHocScript)")
 		}
 		// A real cluster is what it is: its mix is the certificate's
 		// finding, not a reason to refuse the run.

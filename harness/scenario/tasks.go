@@ -80,7 +80,7 @@ type taskRig struct {
 
 // errNoTask is why task scenarios skip on a real cluster whose YAML names
 // no task to queue.
-var errNoTask = fmt.Errorf("%w: the cluster's YAML names no task the operator accepts to queue, so the harness creates none on a real cluster", ErrSkip)
+var errNoTask = fmt.Errorf("%w: the cluster's YAML names no task the operator accepts to queue (external.task), so the harness creates none on a real cluster", ErrSkip)
 
 // startTasks builds the driver for r's cluster and starts following the
 // queue and the node list; tasks of the fake node run for dur. On a real

@@ -48,11 +48,20 @@ func nodeLeaderLease(spec cluster.Spec) time.Duration {
 }
 
 // ExternalTaskTemplate is the task a real cluster's YAML names for the
-// harness to queue (and cancel) on it; ok is false when it names none.
-// The cluster spec (harness/cluster's ExternalSpec) has no field for it
-// yet, so on every real cluster the task scenarios skip, saying why:
-// queueing tasks the operator did not name would run real work.
+// harness to queue (and cancel) on it (external.task); ok is false when it
+// names none, and the task scenarios then skip, saying why: queueing work
+// the operator did not name would run real deployments.
 func ExternalTaskTemplate(spec cluster.Spec) (tasks.Template, bool) {
-	_ = spec.External
-	return tasks.Template{}, false
+	if spec.External == nil || spec.External.Task == nil {
+		return tasks.Template{}, false
+	}
+	t := spec.External.Task
+	tmpl := tasks.Template{Name: t.Name, Description: t.Description, Arguments: map[string]any{}}
+	if tmpl.Description == "" {
+		tmpl.Description = "octoha certification task"
+	}
+	for k, v := range t.Arguments {
+		tmpl.Arguments[k] = v
+	}
+	return tmpl, true
 }

@@ -48,3 +48,20 @@ func TestTaskShapes(t *testing.T) {
 		}
 	}
 }
+
+// A real cluster's YAML that names a task gets exactly that task queued;
+// one whose task has no name is refused when the spec is read.
+func TestExternalTaskFromTheYAML(t *testing.T) {
+	spec := cluster.Defaults()
+	spec.Provider = cluster.ProviderExternal
+	spec.External = &cluster.ExternalSpec{LBURL: "https://octopus.example.com",
+		Task: &cluster.ExternalTask{Name: "AdHocScript", Arguments: map[string]any{"MachineIds": []string{"Machines-7"}}}}
+	tmpl, ok := ExternalTaskTemplate(spec)
+	if !ok || tmpl.Name != "AdHocScript" || tmpl.Description == "" || tmpl.Arguments["MachineIds"] == nil {
+		t.Fatalf("template = %+v, %v", tmpl, ok)
+	}
+	spec.External.Task.Name = " "
+	if _, err := spec.Normalize(); err == nil || !strings.Contains(err.Error(), "external.task needs a name") {
+		t.Fatalf("a task without a name: %v", err)
+	}
+}
