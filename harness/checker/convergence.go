@@ -81,6 +81,7 @@ func Convergence(h *history.History, opts ConvergenceOptions) Result {
 
 	var (
 		nodeFaults, notRejoined int
+		notJudged               int // node faults not meant to eject
 		ejectMax, rejoinMax     time.Duration
 		ejectMeasured           bool
 		rejoinMeasured          bool
@@ -92,6 +93,7 @@ func Convergence(h *history.History, opts ConvergenceOptions) Result {
 			continue
 		}
 		if !Ejecting(f) {
+			notJudged++
 			ev.note("fault %s (%s on %s) is not meant to take the node out of the load balancer", f.ID, faultSpec(f), f.Target)
 			continue
 		}
@@ -260,6 +262,9 @@ func Convergence(h *history.History, opts ConvergenceOptions) Result {
 	}
 	if nodeFaults == 0 {
 		r.Status, r.Summary = Skip, "no node faults in this history"
+		if notJudged > 0 {
+			r.Summary = fmt.Sprintf("no fault meant to take a node out of the load balancer (%s on node links not judged)", plural(notJudged, "fault", "faults"))
+		}
 		r.Evidence = ev.lines()
 		return r
 	}

@@ -112,6 +112,12 @@ func (c *caddyLB) Start(ctx context.Context) error {
 	if err := os.MkdirAll(c.o.Dir, 0o755); err != nil {
 		return fmt.Errorf("start %s: %w", c.o.Kind, err)
 	}
+	if err := os.MkdirAll(caddyAdminDir(c.o.Dir), 0o700); err != nil {
+		return fmt.Errorf("start %s: %w", c.o.Kind, err)
+	}
+	if err := os.Chmod(caddyAdminDir(c.o.Dir), 0o700); err != nil {
+		return fmt.Errorf("start %s: make the admin socket's directory private: %w", c.o.Kind, err)
+	}
 	cfg := caddyConfigPath(c.o.Dir)
 	if err := os.WriteFile(cfg, []byte(caddyConfig(c.o)), 0o644); err != nil {
 		return fmt.Errorf("start %s: write config: %w", c.o.Kind, err)

@@ -21,7 +21,11 @@ const DefaultCaddyReadBody = 60 * time.Second
 // below stopGrace so it exits before being killed.
 const caddyGrace = 2 * time.Second
 
-func caddySocketPath(dir string) string { return filepath.Join(dir, "caddy-admin.sock") }
+// caddySocketPath is the admin API's socket, in a directory only its
+// owner may enter: Caddy 2.6 cannot set a socket's mode, and anyone who can
+// connect could reconfigure the load balancer.
+func caddySocketPath(dir string) string { return filepath.Join(caddyAdminDir(dir), "caddy.sock") }
+func caddyAdminDir(dir string) string   { return filepath.Join(dir, "admin") }
 func caddyConfigPath(dir string) string { return filepath.Join(dir, "Caddyfile") }
 
 // caddyConfig renders the Caddyfile for the Caddy (tuned for Octopus: no

@@ -22,7 +22,7 @@ func TestCaddyConfig(t *testing.T) {
 			o := configOptions(t, kind)
 			cfg := caddyConfig(o)
 			for _, want := range []string{
-				"admin unix/" + filepath.Join(o.Dir, "caddy-admin.sock") + " {",
+				"admin unix/" + filepath.Join(o.Dir, "admin", "caddy.sock") + " {",
 				"auto_https off",
 				":18080 {\n\tbind 127.0.0.110\n",
 				"to 127.0.0.11:8080 # Node1\n", "to 127.0.0.12:8080 # Node2\n",
@@ -131,6 +131,11 @@ func TestCaddyHealthRouting(t *testing.T) {
 	stopAndRestart(t, b, c)
 	if _, err := os.Stat(caddySocketPath(o.Dir)); err != nil {
 		t.Errorf("admin socket after restart: %v", err)
+	}
+	if st, err := os.Stat(caddyAdminDir(o.Dir)); err != nil {
+		t.Error(err)
+	} else if st.Mode().Perm() != 0o700 {
+		t.Errorf("admin socket's directory has mode %v, want 0700", st.Mode().Perm())
 	}
 	if err := b.Stop(ctx); err != nil {
 		t.Fatal(err)
