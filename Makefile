@@ -6,7 +6,7 @@ GO        ?= go
 BIN       := bin/octoha
 PKGS      := ./...
 # Debian packages the tests and the real-component scenarios need.
-DEB_PKGS  := haproxy nginx-light samba smbclient postgresql socat chromium debootstrap docker-compose
+DEB_PKGS  := haproxy nginx-light caddy samba smbclient postgresql socat chromium debootstrap docker-compose
 LABELS    ?=
 FOCUS     ?=
 PROVIDER  ?= local

@@ -33,7 +33,10 @@ $SUDO apt-get update -qq || { echo "deps: apt-get update failed"; exit 1; }
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" || { echo "deps: apt-get install failed"; exit 1; }
 # Debian starts packaged services on install where it can; octoha runs its
 # own instances on loopback and needs none of the system ones.
-for svc in nginx haproxy smbd nmbd samba-ad-dc postgresql; do
+for svc in nginx haproxy caddy smbd nmbd samba-ad-dc postgresql; do
   if command -v service >/dev/null 2>&1; then $SUDO service "$svc" stop >/dev/null 2>&1 || true; fi
 done
+# Caddy's unit would otherwise come back at boot and hold :80 and its admin
+# port (localhost:2019) on every interface octoha does not own.
+if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable caddy >/dev/null 2>&1 || true; fi
 echo "deps: installed ${missing[*]}"

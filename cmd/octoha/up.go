@@ -46,7 +46,7 @@ func addSpecFlags(fs *flag.FlagSet) *specFlags {
 		config:   fs.String("config", "", "cluster spec YAML (flags override it)"),
 		name:     fs.String("name", "default", "cluster name (names the default run directory)"),
 		nodes:    fs.Int("nodes", 3, "number of nodes"),
-		lbKind:   fs.String("lb", "haproxy", "load balancer: haproxy, nginx, nginx-defaults or embedded"),
+		lbKind:   fs.String("lb", "haproxy", "load balancer: haproxy, nginx, nginx-defaults, caddy, caddy-timeout or embedded"),
 		db:       fs.String("db", "sqlite", "database: sqlite, postgres or sqlserver"),
 		dsn:      fs.String("db-dsn", "", "SQL Server DSN for --db sqlserver (or ${VAR} in the YAML); prefer $OCTOHA_MSSQL_DSN"),
 		storage:  fs.String("storage", "local", "share: local (a directory) or smb (Samba)"),

@@ -35,8 +35,9 @@ func IsUp(state string) bool {
 	return strings.HasPrefix(s, "UP") || s == "NO CHECK"
 }
 
-// Convergence measures, for every fault whose target is a node, how long the
-// load balancer took to eject and to readmit it, from two sources:
+// Convergence measures, for every fault whose target is a node and that is
+// meant to take it out of the load balancer (Ejecting), how long the load
+// balancer took to eject and to readmit it, from two sources:
 //
 //   - requests: ejection is the time from the fault's start to the start of
 //     the last request routed through the LB (Via "lb" or unset) that the
@@ -80,6 +81,7 @@ func Convergence(h *history.History, opts ConvergenceOptions) Result {
 
 	var (
 		nodeFaults, notRejoined int
+		notJudged               int // node faults not meant to eject
 		ejectMax, rejoinMax     time.Duration
 		ejectMeasured           bool
 		rejoinMeasured          bool
@@ -88,6 +90,11 @@ func Convergence(h *history.History, opts ConvergenceOptions) Result {
 	for fi, f := range h.Faults {
 		if !names[f.Target] {
 			ev.note("fault %s (%s on %q) is not a node fault", f.ID, f.Kind, f.Target)
+			continue
+		}
+		if !Ejecting(f) {
+			notJudged++
+			ev.note("fault %s (%s on %s) is not meant to take the node out of the load balancer", f.ID, faultSpec(f), f.Target)
 			continue
 		}
 		nodeFaults++
@@ -255,6 +262,9 @@ func Convergence(h *history.History, opts ConvergenceOptions) Result {
 	}
 	if nodeFaults == 0 {
 		r.Status, r.Summary = Skip, "no node faults in this history"
+		if notJudged > 0 {
+			r.Summary = fmt.Sprintf("no fault meant to take a node out of the load balancer (%s on node links not judged)", plural(notJudged, "fault", "faults"))
+		}
 		r.Evidence = ev.lines()
 		return r
 	}
@@ -292,6 +302,40 @@ func Convergence(h *history.History, opts ConvergenceOptions) Result {
 	}
 	r.Summary = fmt.Sprintf("%s: %s", plural(nodeFaults, "node fault", "node faults"), strings.Join(parts, ", "))
 	return r
+}
+
+// Ejecting reports whether a fault on a node is meant to take it out of
+// the load balancer: a kill, pause, restart or drain, a partition of all
+// its links or of its load-balancer link, or a blackhole on that link
+// (health checks get no answer). Other network faults on a link (latency,
+// bandwidth, resets, slow closes; anything on the database or share link)
+// leave its ping as it is or change it only through the node's own
+// heartbeat, so convergence does not judge them. Network faults are
+// recognised by the kinds and the "kind@link,…" Detail harness/nemesis
+// records; a kind not known here counts as ejecting, as before.
+func Ejecting(f history.Fault) bool {
+	link := ""
+	if spec, ok := strings.CutPrefix(f.Detail, f.Kind+"@"); ok {
+		link, _, _ = strings.Cut(spec, ",")
+	}
+	switch f.Kind {
+	case "latency", "bandwidth", "reset", "slow-close":
+		return false
+	case "blackhole":
+		return link == "lb"
+	case "partition":
+		// A partition without a link in its Detail cuts the whole node.
+		return link == "" || link == "lb" || link == "all"
+	}
+	return true
+}
+
+// faultSpec is a fault's kind, or its network spec when it has one.
+func faultSpec(f history.Fault) string {
+	if strings.HasPrefix(f.Detail, f.Kind+"@") {
+		return f.Detail
+	}
+	return f.Kind
 }
 
 func boundLabel(d time.Duration) string {

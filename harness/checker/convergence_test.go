@@ -148,3 +148,71 @@ func TestIsUp(t *testing.T) {
 		}
 	}
 }
+
+// Issue 16 follow-up: share latency on a node and database latency on
+// every node leave the nodes in the load balancer; convergence must not
+// report them as ejections ("ejected within 0.003s") but judge only the
+// partition of Node2's load-balancer link.
+func TestConvergenceJudgesOnlyEjectingFaults(t *testing.T) {
+	var b builder
+	for s := 0.0; s < 20; s += 0.5 {
+		b.served("Node1", s)
+	}
+	for s := 0.0; s < 5; s += 0.5 {
+		b.served("Node2", s)
+	}
+	for s := 12.0; s < 20; s += 0.5 {
+		b.served("Node2", s)
+	}
+	net := func(id, detail, target string, start, end float64) {
+		kind, _, _ := strings.Cut(detail, "@")
+		b.h.Faults = append(b.h.Faults, history.Fault{ID: id, Kind: kind, Target: target, Start: at(start), End: at(end), Detail: detail})
+	}
+	net("latency-1", "latency@share,latency=3ms,jitter=1ms", "Node1", 1, 4)
+	net("latency-2", "latency@db,latency=20ms", "Node2", 1, 4)
+	net("reset-1", "reset@lb,after=1s", "Node1", 14, 15)
+	net("partition-1", "partition@lb", "Node2", 5, 10)
+	b.lb("Node1", "UP", 0)
+	b.lb("Node2", "UP", 0)
+	b.lb("Node2", "DOWN", 6)
+	b.lb("Node2", "UP", 11)
+	h := &b.h
+	r := Convergence(h, ConvergenceOptions{EjectWithin: 3 * time.Second})
+	wantStatus(t, r, Pass)
+	wantFigure(t, r, "node-faults", 1)
+	wantFigure(t, r, "partition-1.eject-lb", 1)
+	for _, f := range r.Figures {
+		if strings.HasPrefix(f.Name, "latency-") || strings.HasPrefix(f.Name, "reset-") {
+			t.Errorf("figure %s = %v for a fault that does not eject", f.Name, f.Value)
+		}
+	}
+	wantEvidence(t, r, "fault latency-1 (latency@share,latency=3ms,jitter=1ms on Node1) is not meant to take the node out of the load balancer",
+		"fault reset-1 (reset@lb,after=1s on Node1) is not meant to take the node out of the load balancer")
+
+	// With only the share latency, there is nothing to judge.
+	h.Faults = h.Faults[:1]
+	r = Convergence(h, ConvergenceOptions{})
+	wantStatus(t, r, Skip)
+	if strings.Contains(r.Summary, "ejected") || !strings.Contains(r.Summary, "1 fault on node links not judged") {
+		t.Errorf("summary %q judges share latency as an ejection", r.Summary)
+	}
+}
+
+func TestEjecting(t *testing.T) {
+	for _, c := range []struct {
+		kind, detail string
+		want         bool
+	}{
+		{"kill", "", true}, {"pause", "", true}, {"restart", "", true}, {"drain", "", true},
+		{"partition", "partition@all", true}, {"partition", "partition@lb", true}, {"partition", "", true},
+		{"partition", "partition@share", false}, {"partition", "partition@db", false},
+		{"blackhole", "blackhole@lb,after=0s", true}, {"blackhole", "blackhole@db,after=0s", false},
+		{"latency", "latency@lb,latency=200ms", false}, {"bandwidth", "bandwidth@share,rate=1000000", false},
+		{"reset", "reset@lb,after=1s", false}, {"slow-close", "slow-close@lb,after=1s", false},
+		{"hook-fault", "", true},
+	} {
+		if got := Ejecting(history.Fault{Kind: c.kind, Detail: c.detail}); got != c.want {
+			t.Errorf("Ejecting(%s %q) = %v, want %v", c.kind, c.detail, got, c.want)
+		}
+	}
+}

@@ -19,16 +19,20 @@ type Finding struct {
 // Upload-path findings, keyed by what clients saw.
 var (
 	FindingBodyLimit = Finding{"body-limit", "the load balancer refuses large request bodies (413 Request Entity Too Large): Octopus has no size limit of its own and 1 GB+ packages must pass — raise or remove the limit (nginx: client_max_body_size 0; HAProxy has none by default)"}
-	FindingLBTimeout = Finding{"lb-timeout", "the load balancer timed the upload out (504 Gateway Timeout waiting for the node, or 408 Request Timeout when the whole request did not arrive in time): a 1 GB package from a slow client takes minutes, longer than the limit — raise or remove it (a total request limit: Traefik entryPoints.<name>.transport.respondingTimeouts.readTimeout, Go http.Server ReadTimeout, Azure Application Gateway request time-out; inactivity timers: HAProxy timeout server / timeout client, nginx proxy_send_timeout / proxy_read_timeout / client_body_timeout)"}
-	FindingBadGW     = Finding{"bad-gateway", "the load balancer lost the node mid-request (502 Bad Gateway): a node died or the connection to it was cut"}
-	FindingNoNode    = Finding{"no-node", "the load balancer had no healthy node (503 with no node answering)"}
-	FindingCutOff    = Finding{"connection-cut", "connections were closed without any answer during uploads (e.g. nginx client_body_timeout, or a node that died)"}
+	FindingLBTimeout = Finding{"lb-timeout", "the load balancer timed the upload out (504 Gateway Timeout waiting for the node, or 408 Request Timeout when the whole request did not arrive in time): a 1 GB package from a slow client takes minutes, longer than the limit — raise or remove it (a total request limit: Caddy `servers { timeouts { read_body } }` in the global options, Traefik entryPoints.<name>.transport.respondingTimeouts.readTimeout, Go http.Server ReadTimeout, Azure Application Gateway request time-out; inactivity timers: HAProxy timeout server / timeout client, nginx proxy_send_timeout / proxy_read_timeout / client_body_timeout)"}
+	// FindingLBEmptyAck: a 2xx that no node gave. Measured with Caddy
+	// 2.6.2: when read_body expires mid-body the request context ends,
+	// Caddy writes nothing, and Go's server sends 200 with no body.
+	FindingLBEmptyAck = Finding{"lb-empty-ack", "the load balancer cut the upload and answered 2xx itself with an empty body, no node's answer (Caddy 2.6 does this when its total request read limit expires: 200 OK after exactly the limit): a client that trusts the status believes a package stored that no node kept — raise or remove the limit (Caddy: `servers { timeouts { read_body } }` in the global options; Go http.Server ReadTimeout)"}
+	FindingBadGW      = Finding{"bad-gateway", "the load balancer lost the node mid-request (502 Bad Gateway): a node died or the connection to it was cut"}
+	FindingNoNode     = Finding{"no-node", "the load balancer had no healthy node (503 with no node answering)"}
+	FindingCutOff     = Finding{"connection-cut", "connections were closed without any answer during uploads (e.g. nginx client_body_timeout, or a node that died)"}
 )
 
 // DiagnoseUploads reads the upload attempts of a history and names the
 // load-balancer misconfigurations they show, the way a certification run
 // must report them: a body-size limit (413 from something that is not a
-// node), proxy timeouts (504), lost backends (502), no healthy backend (503
+// node), proxy timeouts (504, 408), an empty 2xx no node gave, lost backends (502), no healthy backend (503
 // without a node), connections cut without an answer. Lost backends, no
 // healthy backend and cut connections are what a fault looks like, so
 // inside a fault window (plus DefaultGrace) they are expected and only
@@ -51,6 +55,8 @@ func DiagnoseUploads(h *history.History) Result {
 			f = &FindingBodyLimit
 		case (op.Status == 504 || op.Status == 408) && op.Node == "":
 			f = &FindingLBTimeout
+		case op.Status/100 == 2 && op.Node == "" && strings.HasPrefix(op.Error, history.EmptyAck):
+			f = &FindingLBEmptyAck
 		case op.Status == 502 && op.Node == "":
 			f = &FindingBadGW
 		case op.Status == 503 && op.Node == "":
@@ -111,7 +117,7 @@ func DiagnoseUploads(h *history.History) Result {
 func HasFinding(r Result, f Finding) bool { return r.Value(f.Name) > 0 }
 
 func findingByName(n string) Finding {
-	for _, f := range []Finding{FindingBodyLimit, FindingLBTimeout, FindingBadGW, FindingNoNode, FindingCutOff} {
+	for _, f := range []Finding{FindingBodyLimit, FindingLBTimeout, FindingLBEmptyAck, FindingBadGW, FindingNoNode, FindingCutOff} {
 		if f.Name == n {
 			return f
 		}

@@ -79,7 +79,7 @@ type Spec struct {
 
 // LBSpec configures the load balancer.
 type LBSpec struct {
-	Kind     string        `yaml:"kind"` // haproxy, nginx, nginx-defaults, embedded
+	Kind     string        `yaml:"kind"` // haproxy, nginx, nginx-defaults, caddy, caddy-timeout, embedded
 	Interval time.Duration `yaml:"interval"`
 	Fall     int           `yaml:"fall"`
 	Rise     int           `yaml:"rise"`
@@ -89,8 +89,8 @@ type LBSpec struct {
 	Drain            string        `yaml:"drain"`
 	ShutdownSessions bool          `yaml:"shutdownSessions"`
 	ServerTimeout    time.Duration `yaml:"serverTimeout"`
-	// RequestTimeout is a total limit on reading a request (embedded LB
-	// only; see lb.Options.RequestTimeout).
+	// RequestTimeout is a total limit on reading a request (caddy-timeout,
+	// default 60s, and embedded only; see lb.Options.RequestTimeout).
 	RequestTimeout time.Duration `yaml:"requestTimeout,omitempty"`
 }
 
@@ -408,8 +408,26 @@ func (s Spec) validate() error {
 	if s.Port < 1 || s.Port > 65535 {
 		bad("port %d out of range", s.Port)
 	}
-	if _, err := lb.ParseKind(s.LB.Kind); err != nil {
+	kind, err := lb.ParseKind(s.LB.Kind)
+	if err != nil {
 		bad("%v", err)
+	}
+	switch {
+	case s.LB.RequestTimeout < 0:
+		bad("lb.requestTimeout %v is negative", s.LB.RequestTimeout)
+	case s.LB.RequestTimeout > 0 && kind != lb.CaddyTimeout && kind != lb.Embedded:
+		bad("lb.requestTimeout is a total request read limit, which only %s and %s have (lb.kind is %s)", lb.CaddyTimeout, lb.Embedded, kind)
+	}
+	if kind == lb.Caddy || kind == lb.CaddyTimeout {
+		if s.LB.Sticky {
+			bad("lb.sticky: not available with %s (use haproxy)", kind)
+		}
+		if s.LB.Drain == string(lb.DrainNOLB) {
+			bad("lb.drain nolb: Caddy has no drain state (use haproxy)")
+		}
+		if s.LB.ShutdownSessions {
+			bad("lb.shutdownSessions: not available with %s (use haproxy)", kind)
+		}
 	}
 	if s.LB.Interval < 10*time.Millisecond {
 		bad("lb.interval %v is too short (min 10ms)", s.LB.Interval)

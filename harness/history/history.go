@@ -24,6 +24,11 @@ const (
 	Unknown Outcome = "unknown"
 )
 
+// EmptyAck starts the Error of an upload answered 2xx with an empty body
+// (no package resource): something acknowledged it without a node's
+// answer, as Caddy 2.6 does when its read_body limit cuts a request.
+const EmptyAck = "acknowledged with an empty body"
+
 // Operation kinds recorded by the traffic generators.
 const (
 	KindUpload   = "upload"

@@ -7,7 +7,8 @@ import (
 
 // ReadStates reads each named server's state from a load balancer that
 // another process started in dir (e.g. `octoha status` on a detached
-// cluster). HAProxy is read from its runtime socket in dir; nginx OSS keeps
+// cluster). HAProxy is read from its runtime socket in dir, Caddy from the
+// health events in its log in dir; nginx OSS keeps
 // no health state, and the embedded proxy lives inside its owner, so both
 // report UNKNOWN with the reason.
 func ReadStates(ctx context.Context, kind Kind, dir string, names []string) ([]ServerState, error) {
@@ -39,6 +40,8 @@ func ReadStates(ctx context.Context, kind Kind, dir string, names []string) ([]S
 		return states, nil
 	case Nginx, NginxDefaults:
 		return unknown(nginxPassiveDetail), nil
+	case Caddy, CaddyTimeout:
+		return readCaddyStates(dir, names)
 	case Embedded:
 		return unknown("embedded proxy: state is only visible inside the process that runs it"), nil
 	}

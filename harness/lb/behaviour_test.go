@@ -321,11 +321,11 @@ func TestController(t *testing.T) {
 	}
 }
 
-// TestBodyLimit: a 5 MB upload passes HAProxy, tuned nginx and the
-// embedded proxy whole, and gets 413 from nginx with its defaults.
+// TestBodyLimit: a 5 MB upload passes HAProxy, tuned nginx, tuned Caddy
+// and the embedded proxy whole, and gets 413 from nginx with its defaults.
 func TestBodyLimit(t *testing.T) {
 	const size = 5 << 20
-	for _, kind := range []Kind{HAProxy, Nginx, NginxDefaults, Embedded} {
+	for _, kind := range []Kind{HAProxy, Nginx, NginxDefaults, Caddy, Embedded} {
 		t.Run(string(kind), func(t *testing.T) {
 			requireKind(t, kind)
 			nodes := startFakeNodes(t, 2)
@@ -358,7 +358,7 @@ func lastText(last time.Duration) string {
 // TestStartErrors: a taken port is reported with the load balancer's own
 // words, and the failed Start leaves nothing running.
 func TestStartErrors(t *testing.T) {
-	for _, kind := range []Kind{HAProxy, Nginx, Embedded} {
+	for _, kind := range []Kind{HAProxy, Nginx, Caddy, Embedded} {
 		t.Run(string(kind), func(t *testing.T) {
 			requireKind(t, kind)
 			nodes := startFakeNodes(t, 1)

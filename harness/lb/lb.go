@@ -17,13 +17,20 @@ const (
 	// NginxDefaults is nginx as commonly deployed: 1 MB body limit, request
 	// bodies spooled to disk, passive failure detection only.
 	NginxDefaults Kind = "nginx-defaults"
+	// Caddy is a real Caddy tuned for Octopus: no body limit, streamed
+	// bodies, no total read timeout, active checks on the ping.
+	Caddy Kind = "caddy"
+	// CaddyTimeout is Caddy with a total request read limit (servers
+	// timeouts read_body, Options.RequestTimeout): what a slow upload meets
+	// behind a Go-based proxy configured with a read timeout.
+	CaddyTimeout Kind = "caddy-timeout"
 	// Embedded is the in-process Go reverse proxy, the fallback when no
 	// load-balancer binary is installed.
 	Embedded Kind = "embedded"
 )
 
 // Kinds lists every driver, default first.
-func Kinds() []Kind { return []Kind{HAProxy, Nginx, NginxDefaults, Embedded} }
+func Kinds() []Kind { return []Kind{HAProxy, Nginx, NginxDefaults, Caddy, CaddyTimeout, Embedded} }
 
 // ParseKind parses a driver name, case-insensitively; "" means HAProxy.
 func ParseKind(s string) (Kind, error) {
@@ -36,7 +43,7 @@ func ParseKind(s string) (Kind, error) {
 			return k, nil
 		}
 	}
-	names := make([]string, 0, 4)
+	names := make([]string, 0, len(Kinds()))
 	for _, k := range Kinds() {
 		names = append(names, string(k))
 	}
@@ -117,6 +124,8 @@ func New(opts Options) (Balancer, error) {
 		return newHAProxy(o)
 	case Nginx, NginxDefaults:
 		return newNginx(o)
+	case Caddy, CaddyTimeout:
+		return newCaddy(o)
 	case Embedded:
 		return newEmbedded(o), nil
 	}
@@ -133,6 +142,9 @@ func Available(k Kind) error {
 	case Nginx, NginxDefaults:
 		_, err := findBinary("nginx", "apt-get install nginx-light")
 		return err
+	case Caddy, CaddyTimeout:
+		_, err := findBinary("caddy", "apt-get install caddy")
+		return err
 	case Embedded:
 		return nil
 	}
@@ -140,10 +152,10 @@ func Available(k Kind) error {
 }
 
 // Best returns the most faithful kind installed: HAProxy, else tuned nginx,
-// else Embedded. Callers should log loudly when it returns Embedded, since
+// else tuned Caddy, else Embedded. Callers should log loudly when it returns Embedded, since
 // results then say nothing about a real load balancer.
 func Best() Kind {
-	for _, k := range []Kind{HAProxy, Nginx} {
+	for _, k := range []Kind{HAProxy, Nginx, Caddy} {
 		if Available(k) == nil {
 			return k
 		}

@@ -84,9 +84,11 @@ type Options struct {
 	HeaderTimeout  time.Duration // default 30s; HAProxy `timeout http-request`
 	// RequestTimeout is a total limit (not an inactivity timer) on reading
 	// a whole request, body included: Go's http.Server ReadTimeout, which
-	// Go-based proxies expose (Traefik v3's entryPoints
-	// respondingTimeouts.readTimeout, 60s by default). Embedded only:
-	// HAProxy and nginx have no such limit. 0: none.
+	// Go-based proxies expose (Caddy's servers timeouts read_body, Traefik
+	// v3's entryPoints respondingTimeouts.readTimeout, 60s by default).
+	// CaddyTimeout (default DefaultCaddyReadBody) and Embedded (default
+	// none) only: HAProxy and nginx have no such limit, and the Caddy
+	// profile is the one without it.
 	RequestTimeout time.Duration
 	// Polling, when set, adds the polling Tentacles' TCP frontends
 	// (HAProxy; the other drivers ignore it and Describe says so).
@@ -131,6 +133,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Rise == 0 {
 		o.Rise = DefaultRise
+	}
+	if o.Kind == CaddyTimeout && o.RequestTimeout == 0 {
+		o.RequestTimeout = DefaultCaddyReadBody
 	}
 	if err := o.validate(); err != nil {
 		return o, err
@@ -205,14 +210,17 @@ func (o Options) validate() error {
 	if o.RequestTimeout < 0 {
 		bad("RequestTimeout %v is negative", o.RequestTimeout)
 	}
-	if o.RequestTimeout > 0 && o.Kind != Embedded {
-		bad("RequestTimeout: %s has no total request timeout (its timeouts are inactivity timers); only the embedded Go proxy models one", o.Kind)
+	switch {
+	case o.RequestTimeout > 0 && o.Kind == Caddy:
+		bad("RequestTimeout: the %s profile is the one without a total request timeout; use %s", Caddy, CaddyTimeout)
+	case o.RequestTimeout > 0 && o.Kind != Embedded && o.Kind != CaddyTimeout:
+		bad("RequestTimeout: %s has no total request timeout (its timeouts are inactivity timers); use %s or the embedded Go proxy", o.Kind, CaddyTimeout)
 	}
 	if o.Drain != DrainDown && o.Drain != DrainNOLB {
 		bad("Drain %q: want %q or %q", o.Drain, DrainDown, DrainNOLB)
 	}
 	switch o.Kind {
-	case HAProxy, Nginx, NginxDefaults:
+	case HAProxy, Nginx, NginxDefaults, Caddy, CaddyTimeout:
 		if o.Dir == "" {
 			bad("%s needs Options.Dir for its config, pid/socket and logs", o.Kind)
 		}
@@ -221,6 +229,24 @@ func (o Options) validate() error {
 		// sun_path is 108 bytes including the terminating NUL.
 		if p := haproxySocketPath(o.Dir); len(p) > 107 {
 			bad("runtime socket path %q is %d bytes; unix sockets allow 107: use a shorter Dir", p, len(p))
+		}
+	}
+	if (o.Kind == Caddy || o.Kind == CaddyTimeout) && o.Dir != "" {
+		if p := caddySocketPath(o.Dir); len(p) > 107 {
+			bad("admin socket path %q is %d bytes; unix sockets allow 107: use a shorter Dir", p, len(p))
+		}
+	}
+	if o.Kind == Caddy || o.Kind == CaddyTimeout {
+		// Caddy's cookie policy pins to a hash of the upstream address and
+		// falls back at random: not the SRV=<node> contract of the others.
+		if o.Sticky {
+			bad("Sticky is not modelled for Caddy (its lb_policy cookie pins to a hash of the address, not %s=<node>): use haproxy or embedded", CookieName)
+		}
+		if o.Drain == DrainNOLB {
+			bad("Drain %q: Caddy has no drain state (a failed check takes the upstream out): use haproxy or embedded", DrainNOLB)
+		}
+		if o.ShutdownSessions {
+			bad("ShutdownSessions: Caddy does not cut an unhealthy upstream's requests: use haproxy")
 		}
 	}
 	if o.Kind == Nginx || o.Kind == NginxDefaults {

@@ -13,16 +13,16 @@ import (
 func TestParseKind(t *testing.T) {
 	for in, want := range map[string]Kind{
 		"": HAProxy, "haproxy": HAProxy, " HAProxy ": HAProxy, "nginx": Nginx,
-		"NGINX-DEFAULTS": NginxDefaults, "embedded": Embedded,
+		"NGINX-DEFAULTS": NginxDefaults, "embedded": Embedded, "caddy": Caddy, "Caddy-Timeout": CaddyTimeout,
 	} {
 		got, err := ParseKind(in)
 		if err != nil || got != want {
 			t.Errorf("ParseKind(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	_, err := ParseKind("caddy")
-	if err == nil || !strings.Contains(err.Error(), "nginx-defaults") {
-		t.Errorf("ParseKind(caddy) error %v should list the valid kinds", err)
+	_, err := ParseKind("traefik")
+	if err == nil || !strings.Contains(err.Error(), "nginx-defaults") || !strings.Contains(err.Error(), "caddy-timeout") {
+		t.Errorf("ParseKind(traefik) error %v should list the valid kinds", err)
 	}
 }
 
@@ -43,6 +43,10 @@ func TestOptionsDefaults(t *testing.T) {
 	if _, port, _ := net.SplitHostPort(o.Listen); port == "0" {
 		t.Errorf("port 0 not resolved: %s", o.Listen)
 	}
+	o, err = Options{Kind: CaddyTimeout, Dir: "/tmp/x", Backends: []Backend{{"Node1", "127.0.0.11:8080"}}}.withDefaults()
+	if err != nil || o.RequestTimeout != DefaultCaddyReadBody {
+		t.Errorf("caddy-timeout without RequestTimeout: %v, %v; want the %v default", o.RequestTimeout, err, DefaultCaddyReadBody)
+	}
 	if o2, _ := (Options{}).withDefaults(); o2.Kind != HAProxy {
 		t.Errorf("zero Kind = %q, want haproxy", o2.Kind)
 	}
@@ -57,7 +61,7 @@ func TestOptionsValidate(t *testing.T) {
 		want string // substring of the error
 	}{
 		{"no backends", Options{Kind: Embedded}, "no Backends"},
-		{"bad kind", Options{Kind: "caddy", Backends: one}, "unknown load balancer kind"},
+		{"bad kind", Options{Kind: "traefik", Backends: one}, "unknown load balancer kind"},
 		{"listen no host", Options{Kind: Embedded, Listen: ":8080", Backends: one}, "has no host"},
 		{"listen garbage", Options{Kind: Embedded, Listen: "localhost", Backends: one}, "not host:port"},
 		{"bad name", Options{Kind: Embedded, Backends: []Backend{{"Node 1", "127.0.0.11:8080"}}}, "name \"Node 1\""},
@@ -75,6 +79,11 @@ func TestOptionsValidate(t *testing.T) {
 		{"haproxy dir", Options{Kind: HAProxy, Backends: one}, "needs Options.Dir"},
 		{"socket length", Options{Kind: HAProxy, Backends: one, Dir: long}, "use a shorter Dir"},
 		{"nginx sticky", Options{Kind: Nginx, Backends: one, Dir: "/tmp/x", Sticky: true}, "Sticky is not available in nginx OSS"},
+		{"caddy request timeout", Options{Kind: Caddy, Backends: one, Dir: "/tmp/x", RequestTimeout: time.Second}, "use caddy-timeout"},
+		{"caddy sticky", Options{Kind: Caddy, Backends: one, Dir: "/tmp/x", Sticky: true}, "Sticky is not modelled for Caddy"},
+		{"caddy nolb", Options{Kind: CaddyTimeout, Backends: one, Dir: "/tmp/x", Drain: DrainNOLB}, "Caddy has no drain state"},
+		{"caddy dir", Options{Kind: CaddyTimeout, Backends: one}, "needs Options.Dir"},
+		{"caddy socket length", Options{Kind: Caddy, Backends: one, Dir: long}, "use a shorter Dir"},
 		{"nginx nolb", Options{Kind: NginxDefaults, Backends: one, Dir: "/tmp/x", Drain: DrainNOLB}, "needs active health checks"},
 	}
 	for _, c := range cases {
@@ -98,14 +107,16 @@ func TestAvailableBest(t *testing.T) {
 	if err := Available(Embedded); err != nil {
 		t.Errorf("Available(embedded) = %v", err)
 	}
-	if err := Available("caddy"); err == nil {
-		t.Error("Available(caddy) = nil")
+	if err := Available("traefik"); err == nil {
+		t.Error("Available(traefik) = nil")
 	}
 	want := Embedded
 	if Available(HAProxy) == nil {
 		want = HAProxy
 	} else if Available(Nginx) == nil {
 		want = Nginx
+	} else if Available(Caddy) == nil {
+		want = Caddy
 	}
 	if got := Best(); got != want {
 		t.Errorf("Best() = %s, want %s", got, want)

@@ -14,7 +14,7 @@ import (
 // load balancer wrote it into world-readable logs.
 func TestLogsHoldNoQueryStringAndArePrivate(t *testing.T) {
 	const secret = "API-LOGGEDKEY123456"
-	for _, kind := range []Kind{HAProxy, Nginx, Embedded} {
+	for _, kind := range []Kind{HAProxy, Nginx, Caddy, Embedded} {
 		t.Run(string(kind), func(t *testing.T) {
 			requireKind(t, kind)
 			nodes := startFakeNodes(t, 1)

@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
@@ -275,6 +276,10 @@ func (u *uploader) judge(ctx context.Context, j *job, a *attemptResult, readErr 
 		a.outcome, a.verdict = history.OK, history.OK
 		if readErr != nil {
 			a.verdict, a.err = history.Failed, fmt.Errorf("%d but %w", code, readErr)
+			return
+		}
+		if len(bytes.TrimSpace(a.respBody)) == 0 {
+			a.verdict, a.err = history.Failed, fmt.Errorf("%s: %d %s, no package resource", history.EmptyAck, code, http.StatusText(code))
 			return
 		}
 		if err := u.checkStored(a.respBody, j); err != nil {

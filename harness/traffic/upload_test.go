@@ -326,6 +326,24 @@ func TestUploadHashMismatch(t *testing.T) {
 	}
 }
 
+// Caddy 2.6 with read_body answers a cut upload 200 with an empty body:
+// an acknowledgement (the op stays ok, so durability looks for the
+// package) that the package fails, under history.EmptyAck, not retried.
+func TestUploadEmpty200(t *testing.T) {
+	node := newTestNode(t, "Node1")
+	node.afterBody = func(w http.ResponseWriter, r *http.Request, n int, _ *bodyInfo) bool {
+		w.WriteHeader(http.StatusOK)
+		return true
+	}
+	s, h, _ := run(t, t.Context(), UploadOptions{URL: node.URL(), Size: 1000, Count: 1, Retries: 3, Backoff: time.Millisecond})
+	if p := s.Packages[0]; p.Outcome != history.Failed || p.Attempts != 1 || !strings.HasPrefix(p.Error, history.EmptyAck) {
+		t.Fatalf("package: %+v", p)
+	}
+	if o := h.Ops[0]; o.Outcome != history.OK || o.Status != 200 || !strings.HasPrefix(o.Error, history.EmptyAck) {
+		t.Fatalf("op: %+v", o)
+	}
+}
+
 func TestUploadProxyErrorIsUnknownAndRetried(t *testing.T) {
 	node := newTestNode(t, "Node1")
 	node.afterBody = func(w http.ResponseWriter, r *http.Request, n int, _ *bodyInfo) bool {
