@@ -57,8 +57,9 @@ type smbStore struct {
 	password string
 	display  string // the location without the password
 	o        options
-	dialer   *smb2.Dialer
-	// dialSession is dialer.Dial; tests replace it.
+	// credits is the dialer's MaxCreditBalance.
+	credits uint16
+	// dialSession replaces newDialer().Dial in tests.
 	dialSession func(ctx context.Context, addr string) (*smb2.Session, error)
 
 	sem    chan struct{} // guards conn and dialling; a channel so waits honour ctx
@@ -130,12 +131,9 @@ func openSMB(ctx context.Context, location string, o options) (Store, error) {
 		display:  display,
 		o:        o,
 		sem:      make(chan struct{}, 1),
-		dialer: &smb2.Dialer{
-			// Enough credits for every pipelined write of a stream, twice
-			// over, so the window never shrinks below the pipeline.
-			MaxCreditBalance: uint16(max(128, min(4096, 2*o.writesInFlight*writeChunk/(64<<10)))),
-			Initiator:        &smb2.NTLMInitiator{User: u.User.Username(), Password: password},
-		},
+		// Enough credits for every pipelined write of a stream, twice
+		// over, so the window never shrinks below the pipeline.
+		credits: uint16(max(128, min(4096, 2*o.writesInFlight*writeChunk/(64<<10)))),
 	}
 	if !o.lazy {
 		err := s.do(ctx, true, func(sh *smb2.Share) error {
@@ -184,39 +182,27 @@ type redactedError struct {
 func (e redactedError) Error() string { return e.msg }
 func (e redactedError) Unwrap() error { return e.err }
 
-// errLibraryPanic marks a session set-up that panicked inside go-smb2: its
-// NTLM initiator can be left without a session (a nil dereference in
-// ntlm.Session.Sum), seen under load right after a node restarted.
+// errLibraryPanic marks a session set-up that panicked inside go-smb2.
 var errLibraryPanic = errors.New("go-smb2 panicked during session set-up")
 
-// dialAttempts bounds the retries of a session set-up that panicked.
-const dialAttempts = 3
+// newDialer returns a dialer for one session set-up. go-smb2's
+// NTLMInitiator keeps the NTLM exchange in progress (its client, hence the
+// session key) in itself, so an initiator shared by set-ups that overlap
+// (every stream dials its own session: a node serving several task logs
+// at once) mixes their exchanges up: the server refuses the AUTHENTICATE
+// (STATUS_ACCESS_DENIED, "permission denied"), a session signs with another
+// one's key ("packet failed signature verification"), or Sum finds a
+// client swapped for a fresh one without a session (a nil dereference).
+// A fresh initiator per set-up shares nothing.
+func (s *smbStore) newDialer() *smb2.Dialer {
+	return &smb2.Dialer{
+		MaxCreditBalance: s.credits,
+		Initiator:        &smb2.NTLMInitiator{User: s.user, Password: s.password},
+	}
+}
 
-// dial opens a new connection, authenticates and mounts the share. A set-up
-// that panics in the library is retried on a fresh connection.
+// dial opens a new connection, authenticates and mounts the share.
 func (s *smbStore) dial(ctx context.Context) (*smbConn, error) {
-	for attempt := 1; ; attempt++ {
-		c, err := s.dialOnce(ctx)
-		if err == nil || !errors.Is(err, errLibraryPanic) || attempt == dialAttempts || ctx.Err() != nil {
-			return c, err
-		}
-	}
-}
-
-// sessionDial sets up one session, turning a panic into errLibraryPanic.
-func (s *smbStore) sessionDial(ctx context.Context) (sess *smb2.Session, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			sess, err = nil, fmt.Errorf("%w: %v", errLibraryPanic, p)
-		}
-	}()
-	if s.dialSession != nil {
-		return s.dialSession(ctx, s.addr)
-	}
-	return s.dialer.Dial(ctx, s.addr)
-}
-
-func (s *smbStore) dialOnce(ctx context.Context) (*smbConn, error) {
 	sess, err := s.sessionDial(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s as %s: %w", s.addr, s.user, err)
@@ -227,6 +213,22 @@ func (s *smbStore) dialOnce(ctx context.Context) (*smbConn, error) {
 		return nil, fmt.Errorf("mount share %q on %s: %w", s.share, s.addr, err)
 	}
 	return &smbConn{sess: sess, sh: sh}, nil
+}
+
+// sessionDial sets up one session. A panic in the library becomes an
+// error, so a request fails rather than the whole node. It is not retried:
+// the only panic seen (nil NTLM session in Sum) came from the shared
+// initiator newDialer no longer makes; another would be a new bug to see.
+func (s *smbStore) sessionDial(ctx context.Context) (sess *smb2.Session, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			sess, err = nil, fmt.Errorf("%w: %v", errLibraryPanic, p)
+		}
+	}()
+	if s.dialSession != nil {
+		return s.dialSession(ctx, s.addr)
+	}
+	return s.newDialer().Dial(ctx, s.addr)
 }
 
 // logoff ends a session and closes its connection (go-smb2 closes the

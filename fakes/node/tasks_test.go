@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -681,6 +682,42 @@ func TestTaskLogsOnSMB(t *testing.T) {
 	}
 	if len(nodes) != 2 {
 		t.Fatalf("with a cap of 1 each, both nodes should have run tasks: %v", nodes)
+	}
+	// Every log at once through both nodes, as a dashboard polling several
+	// tasks does: each read sets up an SMB session of its own, and those
+	// set-ups overlapping once answered 503.
+	var failed []string
+	var mu sync.Mutex
+	for range 4 {
+		var wg sync.WaitGroup
+		for _, n := range tc.nodes {
+			for _, id := range ids {
+				wg.Go(func() {
+					req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.srv.URL+api.TaskRawPath(id), nil)
+					req.Header.Set(api.HeaderAPIKey, testKey)
+					resp, err := http.DefaultClient.Do(req)
+					msg := ""
+					if err != nil {
+						msg = err.Error()
+					} else {
+						b, _ := io.ReadAll(resp.Body)
+						resp.Body.Close()
+						if resp.StatusCode != http.StatusOK {
+							msg = fmt.Sprintf("%d %s", resp.StatusCode, b)
+						}
+					}
+					if msg != "" {
+						mu.Lock()
+						failed = append(failed, fmt.Sprintf("%s via %s: %s", id, n.Name(), msg))
+						mu.Unlock()
+					}
+				})
+			}
+		}
+		wg.Wait()
+	}
+	if len(failed) > 0 {
+		t.Fatalf("%d of %d concurrent raw log reads failed, e.g. %s", len(failed), 4*len(tc.nodes)*len(ids), failed[0])
 	}
 }
 
