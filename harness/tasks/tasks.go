@@ -163,6 +163,12 @@ func (d *Driver) do(ctx context.Context, kind, method, base, path, via string, b
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := d.client.Do(req)
+	if err != nil && method == http.MethodGet && ctx.Err() != nil {
+		// A read the harness itself gave up on (the scenario stopping
+		// its watch): nothing the cluster did, so nothing to record.
+		op.End, op.Outcome, op.Error = time.Now(), "", redact.Error(err, nil).Error()
+		return call{op: op}
+	}
 	if err != nil {
 		op.End = time.Now()
 		// Nothing came back: a create or cancel may have taken effect.
@@ -203,7 +209,8 @@ func errorText(body []byte) string {
 }
 
 func (d *Driver) record(op history.Op) history.Op {
-	if d.o.Recorder == nil {
+	// No outcome: a read abandoned by the harness's own cancel (see do).
+	if d.o.Recorder == nil || op.Outcome == "" {
 		return op
 	}
 	return d.o.Recorder.Op(op)

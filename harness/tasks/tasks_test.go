@@ -293,3 +293,33 @@ func TestCreateFailureIsRecordedAndReturned(t *testing.T) {
 		t.Errorf("%d create ops recorded, want 2", n)
 	}
 }
+
+// A read the harness abandons itself (its watch stopped mid-request) is
+// not a client failure and is not recorded; a read the cluster fails is.
+func TestAbandonedReadsAreNotRecordedAsFailures(t *testing.T) {
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	t.Cleanup(hang.Close)
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	path := filepath.Join(t.TempDir(), "history.jsonl")
+	rec, err := history.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Options{URL: hang.URL, APIKey: testKey, Recorder: rec, Nodes: []Node{{"Node1", hang.URL}, {"Node2", down.URL}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	d.ObserveNodes(ctx)
+	rec.Close()
+	h, err := history.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := h.OpsOfKind(history.KindTaskNodes)
+	if len(ops) != 1 || ops[0].Via != "Node2" || ops[0].Outcome != history.Failed {
+		t.Fatalf("recorded %+v, want only Node2's refused read, failed", ops)
+	}
+}
