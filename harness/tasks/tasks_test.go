@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -297,8 +298,16 @@ func TestCreateFailureIsRecordedAndReturned(t *testing.T) {
 // A read the harness abandons itself (its watch stopped mid-request) is
 // not a client failure and is not recorded; a read the cluster fails is.
 func TestAbandonedReadsAreNotRecordedAsFailures(t *testing.T) {
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
-	t.Cleanup(hang.Close)
+	q := newQueue()
+	var hang atomic.Bool // set: task reads through the LB never answer
+	lb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hang.Load() && r.Method == http.MethodGet && r.URL.Path == "/api/tasks" {
+			<-r.Context().Done()
+			return
+		}
+		q.handler("Node1").ServeHTTP(w, r)
+	}))
+	t.Cleanup(lb.Close)
 	down := httptest.NewServer(http.NotFoundHandler())
 	down.Close()
 	path := filepath.Join(t.TempDir(), "history.jsonl")
@@ -306,20 +315,27 @@ func TestAbandonedReadsAreNotRecordedAsFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(Options{URL: hang.URL, APIKey: testKey, Recorder: rec, Nodes: []Node{{"Node1", hang.URL}, {"Node2", down.URL}}})
+	d, err := New(Options{URL: lb.URL, APIKey: testKey, Recorder: rec, Nodes: []Node{{"Node2", down.URL}}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := d.CreateMany(context.Background(), 1, 0, FakeTemplate(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	hang.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	d.ObserveNodes(ctx)
+	_ = d.Poll(ctx)
+	d.ObserveNodes(context.Background())
 	rec.Close()
 	h, err := history.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ops := h.OpsOfKind(history.KindTaskNodes)
-	if len(ops) != 1 || ops[0].Via != "Node2" || ops[0].Outcome != history.Failed {
-		t.Fatalf("recorded %+v, want only Node2's refused read, failed", ops)
+	if polls := h.OpsOfKind(history.KindTaskPoll); len(polls) != 0 {
+		t.Errorf("abandoned polls recorded: %+v", polls)
+	}
+	if ops := h.OpsOfKind(history.KindTaskNodes); len(ops) != 1 || ops[0].Outcome != history.Failed {
+		t.Errorf("node reads recorded %+v, want Node2's refused read, failed", ops)
 	}
 }
