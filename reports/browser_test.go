@@ -96,7 +96,9 @@ func TestReportInChromium(t *testing.T) {
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Headless,
-		chromedp.WindowSize(1400, 1000), chromedp.UserDataDir(t.TempDir()))
+		chromedp.WindowSize(1400, 1000), chromedp.UserDataDir(t.TempDir()),
+		// Chromium puts its singleton socket in TMPDIR and leaves it.
+		chromedp.Env("TMPDIR="+shortTempDir(t)))
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc)
 	ctx, cancel := chromedp.NewContext(allocCtx)
@@ -231,7 +233,9 @@ func newBrowser(t *testing.T, timeout time.Duration) context.Context {
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Headless,
-		chromedp.WindowSize(1400, 1000), chromedp.UserDataDir(t.TempDir()))
+		chromedp.WindowSize(1400, 1000), chromedp.UserDataDir(t.TempDir()),
+		// Chromium puts its singleton socket in TMPDIR and leaves it.
+		chromedp.Env("TMPDIR="+shortTempDir(t)))
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc)
 	ctx, cancel := chromedp.NewContext(allocCtx)
@@ -372,4 +376,16 @@ func TestReportExpectedFailureAndComparisonInChromium(t *testing.T) {
 	if visible != 1 {
 		t.Errorf("%d scenario sections visible with 'regressed only', want 1", visible)
 	}
+}
+
+// shortTempDir is a temporary directory removed after the test, with a path
+// short enough for Chromium's singleton socket (t.TempDir's is too long).
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "octoha-chr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
