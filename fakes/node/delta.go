@@ -12,8 +12,6 @@ import (
 	"hash"
 	"io"
 	"log/slog"
-	"mime"
-	"mime/multipart"
 	"net/http"
 	"path"
 	"strconv"
@@ -251,26 +249,11 @@ func (n *Node) buildSignature(ctx context.Context, base store.Package, cache str
 // the multipart file part is an Octodiff delta named as the new package.
 func (n *Node) deltaUpload(w http.ResponseWriter, r *http.Request, space, packageID, baseVersion string) {
 	ctx := r.Context()
-	if !n.mayPush(w, r, space) {
-		return
-	}
-	mode, err := overwriteMode(r.URL.Query())
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "Invalid upload options.", []string{err.Error()})
-		return
-	}
-	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
-		writeError(w, http.StatusBadRequest, "The delta must be sent as multipart/form-data with a file part.", nil)
-		return
-	}
-	body := n.stallGuard(w, r)
-	defer body.stop()
-	mr := multipart.NewReader(bufio.NewReaderSize(body, bodyBufferSize), params["boundary"])
-	part, ok := n.filePart(w, mr, body)
+	mode, body, mr, part, ok := n.openUpload(w, r, space, "delta")
 	if !ok {
 		return
 	}
+	defer body.stop()
 	pf, err := api.ParseFileName(rawFileName(part))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "The package file name is not valid: "+err.Error(), nil)

@@ -86,32 +86,11 @@ func rawFileName(p *multipart.Part) string {
 // in the database.
 func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 	ctx := r.Context()
-	if !n.mayPush(w, r, space) {
-		return
-	}
-	mode, err := overwriteMode(r.URL.Query())
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "Invalid upload options.", []string{err.Error()})
-		return
-	}
-	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
-		writeError(w, http.StatusBadRequest, "The package must be sent as multipart/form-data with a file part.", nil)
-		return
-	}
-	// A client that stops sending must not hold this goroutine and a
-	// temporary file forever: each read of the body may wait at most
-	// UploadStallTimeout for a byte.
-	body := n.stallGuard(w, r)
-	defer body.stop()
-	// mime/multipart reads through a 4 KiB buffer; a large one underneath
-	// turns a gigabyte upload into a few thousand read syscalls instead of
-	// a quarter of a million.
-	mr := multipart.NewReader(bufio.NewReaderSize(body, bodyBufferSize), params["boundary"])
-	part, ok := n.filePart(w, mr, body)
+	mode, body, mr, part, ok := n.openUpload(w, r, space, "package")
 	if !ok {
 		return
 	}
+	defer body.stop()
 	fileName := rawFileName(part)
 	pf, err := api.ParseFileName(fileName)
 	if err != nil {
@@ -251,6 +230,40 @@ func (n *Node) publishAndAnswer(ctx context.Context, w http.ResponseWriter, log 
 	}
 	log.Info("package stored", "status", status, "bytes", row.Size, "hash", row.Hash)
 	writeJSON(w, status, n.packageResource(stored))
+}
+
+// openUpload is how every upload (full or delta) starts: the caller's push
+// permission, the overwrite mode, and the multipart body's file part, read
+// through the stall guard. When ok is false the answer is written; when it
+// is true the caller stops body once done. what names the part in errors.
+func (n *Node) openUpload(w http.ResponseWriter, r *http.Request, space, what string) (mode string, body *stallReader, mr *multipart.Reader, part *multipart.Part, ok bool) {
+	if !n.mayPush(w, r, space) {
+		return "", nil, nil, nil, false
+	}
+	mode, err := overwriteMode(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "Invalid upload options.", []string{err.Error()})
+		return "", nil, nil, nil, false
+	}
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		writeError(w, http.StatusBadRequest, "The "+what+" must be sent as multipart/form-data with a file part.", nil)
+		return "", nil, nil, nil, false
+	}
+	// A client that stops sending must not hold this goroutine and a
+	// temporary file forever: each read of the body may wait at most
+	// UploadStallTimeout for a byte.
+	body = n.stallGuard(w, r)
+	// mime/multipart reads through a 4 KiB buffer; a large one underneath
+	// turns a gigabyte upload into a few thousand read syscalls instead of
+	// a quarter of a million.
+	mr = multipart.NewReader(bufio.NewReaderSize(body, bodyBufferSize), params["boundary"])
+	part, ok = n.filePart(w, mr, body)
+	if !ok {
+		body.stop()
+		return "", nil, nil, nil, false
+	}
+	return mode, body, mr, part, true
 }
 
 // filePart returns the multipart body's first part with a file name
