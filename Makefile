@@ -11,7 +11,7 @@ LABELS    ?=
 FOCUS     ?=
 PROVIDER  ?= local
 
-.PHONY: all build release test test-images unit deps bench chaos chaos-ginkgo vet fmt clean
+.PHONY: all build release test test-images unit deps bench chaos chaos-ginkgo vet fmt clean docs
 
 all: build
 
@@ -105,6 +105,11 @@ chaos-ginkgo: deps build
 	    -ginkgo.junit-report=$(abspath $(REPORT_DIR))/junit.xml -ginkgo.json-report=$(abspath $(REPORT_DIR))/ginkgo.json \
 	    -ginkgo.poll-progress-after=180s -ginkgo.poll-progress-interval=60s -ginkgo.v \
 	    -ginkgo.no-color=$$(if [ -t 1 ] && [ -z "$$NO_COLOR" ]; then echo false; else echo true; fi)
+
+# Regenerate the pages generated from code (docs/catalogue.md); a test
+# fails when they are stale.
+docs:
+	OCTOHA_UPDATE_DOCS=1 $(GO) test -count=1 -run TestCatalogueDocIsGenerated ./harness/scenario
 
 # Unit tests only (no real components needed).
 unit:

@@ -29,7 +29,7 @@ import (
 // on the share: check exits 1 naming it.
 func TestReadmeByHand(t *testing.T) {
 	bin := needUpBinary(t)
-	lines := readmeBlock(t, "Load, faults and checks by hand")
+	lines := docBlock(t, "docs/by-hand.md", "Load, faults and checks by hand")
 	for _, v := range []struct {
 		name    string
 		up      []string

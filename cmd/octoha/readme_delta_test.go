@@ -15,7 +15,7 @@ import (
 // versions uploaded (two as deltas), check exits 0, down.
 func TestReadmeDelta(t *testing.T) {
 	bin := needUpBinary(t)
-	lines := readmeBlock(t, "Delta uploads and the built-in feed")
+	lines := docBlock(t, "docs/delta.md", "Delta uploads and the built-in feed")
 	dir := local.DefaultRunDir("delta")
 	if _, err := os.Stat(dir); err == nil {
 		t.Skipf("a cluster named delta is running in %s (yours?): not touching it", dir)

@@ -15,7 +15,7 @@ import (
 // heal, a partition of Node2 held 3s, down, then the network scenarios.
 func TestReadmeNetworkFaults(t *testing.T) {
 	bin := needUpBinary(t)
-	lines := readmeBlock(t, "Network faults")
+	lines := docBlock(t, "docs/network.md", "Network faults")
 	dir := local.DefaultRunDir("wan")
 	if _, err := os.Stat(dir); err == nil {
 		t.Skipf("a cluster named wan is running in %s (yours?): not touching it", dir)

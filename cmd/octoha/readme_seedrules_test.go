@@ -35,7 +35,7 @@ func TestReadmeSeedRules(t *testing.T) {
 	}
 	env := append(envWithout("OCTOHA_NETWORK_BASE"), "OCTOHA_NETWORK_BASE=210")
 	t.Cleanup(func() { shLine(t, work, env, "bin/octoha down --name tentacles") })
-	for _, line := range readmeBlock(t, "The seed's other HA rules") {
+	for _, line := range docBlock(t, "docs/seed-rules.md", "The seed's other HA rules") {
 		start := time.Now()
 		code, out := shLine(t, work, env, line)
 		switch {

@@ -43,7 +43,7 @@ func TestReadmeTasksByHand(t *testing.T) {
 		t.Fatal(err)
 	}
 	outputs := map[string]string{}
-	for _, line := range readmeBlock(t, "Server tasks by hand") {
+	for _, line := range docBlock(t, "docs/tasks.md", "Server tasks by hand") {
 		start := time.Now()
 		code, output := shLine(t, work, env, line)
 		if code != 0 {

@@ -14,18 +14,19 @@ import (
 	"github.com/octoha/octoha/harness/cluster/local"
 )
 
-// readmeBlock returns the command lines of every ```sh block in a README
-// section (comments stripped).
-func readmeBlock(t *testing.T, heading string) []string {
+// docBlock returns the command lines of every ```sh block in one section
+// of a page of the docs (a path from the repository's root, e.g.
+// docs/by-hand.md), comments stripped: the tests run them as written.
+func docBlock(t *testing.T, page, heading string) []string {
 	t.Helper()
-	b, err := os.ReadFile("../../README.md")
+	b, err := os.ReadFile(filepath.Join("../..", page))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(b)
 	i := strings.Index(s, "\n## "+heading+"\n")
 	if i < 0 {
-		t.Fatalf("README has no section %q", heading)
+		t.Fatalf("%s has no section %q", page, heading)
 	}
 	s = s[i+4:]
 	if j := strings.Index(s, "\n## "); j >= 0 {
@@ -40,7 +41,7 @@ func readmeBlock(t *testing.T, heading string) []string {
 		s = s[start+6:]
 		end := strings.Index(s, "```")
 		if end < 0 {
-			t.Fatalf("section %q: unterminated sh block", heading)
+			t.Fatalf("%s, section %q: unterminated sh block", page, heading)
 		}
 		for _, l := range strings.Split(s[:end], "\n") {
 			if c := strings.Index(l, "   #"); c >= 0 {
@@ -53,7 +54,7 @@ func readmeBlock(t *testing.T, heading string) []string {
 		s = s[end+3:]
 	}
 	if len(lines) == 0 {
-		t.Fatalf("section %q has no sh block", heading)
+		t.Fatalf("%s, section %q has no sh block", page, heading)
 	}
 	return lines
 }
@@ -83,7 +84,7 @@ func TestReadmeWithoutGo(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := withoutGo(t)
-	for _, line := range readmeBlock(t, "Without Go") {
+	for _, line := range docBlock(t, "docs/certify.md", "Without Go") {
 		start := time.Now()
 		cmd := exec.Command("sh", "-c", line)
 		cmd.Dir = dir
@@ -112,7 +113,7 @@ func TestReadmeFaultLines(t *testing.T) {
 	if code, stdout, stderr := runOctoha(t, bin, 3*time.Minute, "up", "--detach", "--db", "postgres", "--storage", "smb"); code != 0 {
 		t.Fatalf("octoha up --detach: exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	lines := readmeBlock(t, "Certifying a real cluster")
+	lines := docBlock(t, "docs/certify.md", "Certifying a real cluster")
 	var faults []string
 	for _, l := range lines {
 		if strings.HasPrefix(l, "bin/octoha fault ") {
