@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -73,8 +72,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	opts.Console = GinkgoWriter
 	opts.Progress = GinkgoWriter
 	opts.Replay = func(sc scenario.Scenario) string {
-		return fmt.Sprintf("octoha chaos --focus '^%s$' --seed %d --upload-size %s --provider %s",
-			regexp.QuoteMeta(sc.Title), opts.Seed, payload.FormatSize(opts.UploadSize), opts.Provider)
+		return runner.Replay("chaos", sc, opts, os.Getenv("OCTOHA_CLUSTER"))
 	}
 	fmt.Fprintf(GinkgoWriter, "octoha chaos: provider=%s upload size=%s seed=%d (replay with OCTOHA_SEED=%d) reports in %s\n",
 		opts.Provider, payload.FormatSize(opts.UploadSize), opts.Seed, opts.Seed, opts.OutDir)

@@ -20,7 +20,7 @@ import (
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/scenario"
-	"github.com/octoha/octoha/reports"
+	"github.com/octoha/octoha/harness/rundir"
 	"github.com/octoha/octoha/services/postgres"
 	"github.com/octoha/octoha/services/samba"
 )
@@ -256,9 +256,9 @@ func (r *run) finish() {
 	if r.rec != nil {
 		_ = r.rec.Close()
 	}
-	sc := reports.Scenario{
+	sc := rundir.Scenario{
 		Name: r.sc.Title, Title: r.sc.Title, Claim: r.sc.Claim, Slug: res.Slug, Labels: r.sc.Labels(),
-		Seed: r.opts.Seed, Provider: r.opts.Provider, Start: res.Start, End: res.End,
+		Seed: r.opts.Seed, Provider: r.opts.Provider, UploadSize: r.opts.UploadSize, Start: res.Start, End: res.End,
 		Figures: res.Figures, Checks: res.Checks, Results: results, Notes: res.Notes, State: res.State,
 	}
 	for _, u := range res.Undone {
@@ -283,7 +283,7 @@ func (r *run) finish() {
 		sc.Spec = &spec
 		sc.Components = r.c.Components()
 	}
-	if err := reports.WriteScenario(res.Dir, sc); err != nil {
+	if err := rundir.WriteScenario(res.Dir, sc); err != nil {
 		r.log.Error("write scenario file", "err", err)
 	}
 }

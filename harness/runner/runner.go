@@ -32,14 +32,14 @@ import (
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/nemesis"
 	"github.com/octoha/octoha/harness/scenario"
-	"github.com/octoha/octoha/reports"
+	"github.com/octoha/octoha/harness/rundir"
 )
 
 // States of a Result, as reports use them.
 const (
-	Passed  = reports.StatePassed
-	Failed  = reports.StateFailed
-	Skipped = reports.StateSkipped
+	Passed  = rundir.StatePassed
+	Failed  = rundir.StateFailed
+	Skipped = rundir.StateSkipped
 )
 
 // Options configures runs.
@@ -138,7 +138,7 @@ var ErrAborted = errors.New("aborted by a stop condition")
 // into its directory whatever happens.
 func Run(ctx context.Context, opts Options, sc scenario.Scenario) *Result {
 	opts = opts.withDefaults()
-	res := &Result{Title: sc.Title, Slug: sc.Slug(), Start: time.Now(), Dir: filepath.Join(opts.OutDir, reports.ScenariosDir, sc.Slug())}
+	res := &Result{Title: sc.Title, Slug: sc.Slug(), Start: time.Now(), Dir: rundir.ScenarioDir(opts.OutDir, sc.Slug())}
 	r := &run{opts: opts, sc: sc, res: res, log: opts.Logger.With("scenario", sc.Title)}
 	defer r.finish()
 	if err := os.RemoveAll(res.Dir); err != nil {
@@ -149,7 +149,7 @@ func Run(ctx context.Context, opts Options, sc scenario.Scenario) *Result {
 		r.fail(fmt.Errorf("create the scenario directory: %w", err))
 		return res
 	}
-	rec, err := history.Create(filepath.Join(res.Dir, reports.HistoryFile))
+	rec, err := history.Create(filepath.Join(res.Dir, rundir.HistoryFile))
 	if err != nil {
 		r.fail(err)
 		return res

@@ -21,7 +21,7 @@ import (
 	"github.com/octoha/octoha/harness/nemesis"
 	"github.com/octoha/octoha/harness/scenario"
 	"github.com/octoha/octoha/harness/traffic"
-	"github.com/octoha/octoha/reports"
+	"github.com/octoha/octoha/harness/rundir"
 )
 
 var _ scenario.Run = (*run)(nil)
@@ -211,7 +211,7 @@ func (r *run) loadCtx() context.Context {
 }
 
 func (r *run) History() (*history.History, error) {
-	h, err := history.Load(filepath.Join(r.res.Dir, reports.HistoryFile))
+	h, err := history.Load(filepath.Join(r.res.Dir, rundir.HistoryFile))
 	if err != nil {
 		return nil, fmt.Errorf("read the history: %w", err)
 	}

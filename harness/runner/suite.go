@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/onsi/ginkgo/v2/reporters"
 	"github.com/onsi/ginkgo/v2/types"
 
-	"github.com/octoha/octoha/harness/cluster/external"
+	"github.com/octoha/octoha/harness/rundir"
 	"github.com/octoha/octoha/harness/scenario"
 )
 
@@ -56,34 +55,14 @@ func Select(all []scenario.Scenario, labels, focus string) ([]scenario.Scenario,
 	return out, nil
 }
 
-// SizeArg renders a size the way --upload-size reads it back exactly:
-// whole GiB, MiB or KiB where it is one, bytes otherwise.
-func SizeArg(n int64) string {
-	for _, u := range []struct {
-		size int64
-		name string
-	}{{1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
-		if n >= u.size && n%u.size == 0 {
-			return strconv.FormatInt(n/u.size, 10) + u.name
-		}
-	}
-	return strconv.FormatInt(n, 10)
-}
+// SizeArg renders a size the way --upload-size reads it back exactly.
+func SizeArg(n int64) string { return rundir.SizeArg(n) }
 
 // Replay is the command line that runs one scenario again exactly: the
 // same seed, upload size and provider. command is "chaos" or "certify";
 // clusterFile the --cluster argument, if any.
 func Replay(command string, sc scenario.Scenario, opts Options, clusterFile string) string {
-	cmd := "octoha " + command
-	if clusterFile != "" {
-		cmd += " --cluster " + external.ShellQuote(clusterFile)
-	}
-	cmd += " --focus " + external.ShellQuote("^"+regexp.QuoteMeta(sc.Title)+"$")
-	cmd += fmt.Sprintf(" --seed %d --upload-size %s", opts.Seed, SizeArg(opts.UploadSize))
-	if command == "chaos" {
-		cmd += " --provider " + opts.Provider
-	}
-	return cmd
+	return rundir.Replay(rundir.ReplayOptions{Command: command, Title: sc.Title, Seed: opts.Seed, UploadSize: opts.UploadSize, Provider: opts.Provider, ClusterFile: clusterFile})
 }
 
 // WriteSuiteReports writes junit.xml and ginkgo.json for a run of the
