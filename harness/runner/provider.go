@@ -19,8 +19,8 @@ import (
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/lb"
-	"github.com/octoha/octoha/harness/scenario"
 	"github.com/octoha/octoha/harness/rundir"
+	"github.com/octoha/octoha/harness/scenario"
 	"github.com/octoha/octoha/services/postgres"
 	"github.com/octoha/octoha/services/samba"
 )

@@ -31,8 +31,8 @@ import (
 	"github.com/octoha/octoha/harness/cluster/external"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/nemesis"
-	"github.com/octoha/octoha/harness/scenario"
 	"github.com/octoha/octoha/harness/rundir"
+	"github.com/octoha/octoha/harness/scenario"
 )
 
 // States of a Result, as reports use them.

@@ -19,9 +19,9 @@ import (
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/nemesis"
+	"github.com/octoha/octoha/harness/rundir"
 	"github.com/octoha/octoha/harness/scenario"
 	"github.com/octoha/octoha/harness/traffic"
-	"github.com/octoha/octoha/harness/rundir"
 )
 
 var _ scenario.Run = (*run)(nil)
