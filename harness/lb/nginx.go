@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -145,7 +144,7 @@ func (n *nginxLB) Start(ctx context.Context) error {
 			return err
 		}
 		// Accepting means the master has bound; requests need a worker.
-		if len(childPIDs(p.PID())) == 0 {
+		if len(proc.Children(p.PID())) == 0 {
 			return fmt.Errorf("no worker processes yet")
 		}
 		return nil
@@ -266,7 +265,7 @@ func (n *nginxLB) reloadLocked(ctx context.Context) error {
 	}
 	master := n.p.PID()
 	old := map[int]bool{}
-	for _, pid := range childPIDs(master) {
+	for _, pid := range proc.Children(master) {
 		old[pid] = true
 	}
 	// To the master only: the group would include workers, which must not
@@ -281,13 +280,12 @@ func (n *nginxLB) reloadLocked(ctx context.Context) error {
 	// retitle themselves "worker process is shutting down".
 	err := pollUntil(ctx, n.p.Done(), "nginx reload (new workers, old ones shutting down)", func(context.Context) error {
 		fresh := false
-		for _, pid := range childPIDs(master) {
+		for _, pid := range proc.Children(master) {
 			if !old[pid] {
 				fresh = true
 				continue
 			}
-			cmd, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
-			if err == nil && !strings.Contains(string(cmd), "shutting down") {
+			if cmd := proc.Cmdline(pid); cmd != "" && !strings.Contains(cmd, "shutting down") {
 				return fmt.Errorf("old worker %d still accepting", pid)
 			}
 		}
@@ -300,38 +298,4 @@ func (n *nginxLB) reloadLocked(ctx context.Context) error {
 		return n.logs.withTail(err)
 	}
 	return nil
-}
-
-// childPIDs lists the live children of pid by scanning /proc (nginx's
-// workers; zombies are left out).
-func childPIDs(pid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var kids []int
-	for _, e := range ents {
-		cpid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// Fields after the parenthesised command: state ppid ...
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 2 || f[0] == "Z" || f[0] == "X" {
-			continue
-		}
-		if ppid, err := strconv.Atoi(f[1]); err == nil && ppid == pid {
-			kids = append(kids, cpid)
-		}
-	}
-	return kids
 }

@@ -1,13 +1,10 @@
 package scenario
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +15,7 @@ import (
 	"github.com/octoha/octoha/harness/nemesis"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/harness/traffic"
+	"github.com/octoha/octoha/internal/proc"
 )
 
 // The network scenarios run on clusters whose links go through Toxiproxy
@@ -217,7 +215,7 @@ func watchRSS(c cluster.Cluster, stop <-chan struct{}) int64 {
 	for {
 		for _, comp := range c.Components() {
 			if strings.HasPrefix(comp.Part, "node ") && comp.PID > 0 {
-				peak = max(peak, rss(comp.PID))
+				peak = max(peak, proc.RSS(comp.PID))
 			}
 		}
 		select {
@@ -226,23 +224,6 @@ func watchRSS(c cluster.Cluster, stop <-chan struct{}) int64 {
 		case <-t.C:
 		}
 	}
-}
-
-// rss reads a process's resident set size in bytes (0 if unreadable).
-func rss(pid int) int64 {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // FlakyDatabase: latency spikes and connection resets on the nodes'

@@ -234,3 +234,102 @@ func KillOrphanedGroup(pgid int, leaderStart uint64) (int, error) {
 	}
 	return n, nil
 }
+
+// State is the state letter of a process (field 3 of /proc/<pid>/stat:
+// R, S, D, T when stopped, Z when a zombie, …); ok is false when the
+// process cannot be read.
+func State(pid int) (byte, bool) {
+	f := statFields(pid)
+	if len(f) < 1 || f[0] == "" {
+		return 0, false
+	}
+	return f[0][0], true
+}
+
+// parents maps every process's PID to its parent's, with its state, from
+// one scan of /proc.
+func parents() map[int]struct {
+	ppid  int
+	state string
+} {
+	out := map[int]struct {
+		ppid  int
+		state string
+	}{}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return out
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		f := statFields(pid)
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, err := strconv.Atoi(f[1]); err == nil {
+			out[pid] = struct {
+				ppid  int
+				state string
+			}{ppid, f[0]}
+		}
+	}
+	return out
+}
+
+// Children lists the live children of pid (zombies left out).
+func Children(pid int) []int {
+	var kids []int
+	for c, p := range parents() {
+		if p.ppid == pid && p.state != "Z" && p.state != "X" {
+			kids = append(kids, c)
+		}
+	}
+	return kids
+}
+
+// Descendants lists every process below pid, breadth first.
+func Descendants(pid int) []int {
+	children := map[int][]int{}
+	for c, p := range parents() {
+		children[p.ppid] = append(children[p.ppid], c)
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		for _, c := range children[cur] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+// Cmdline is a process's command line, its arguments joined by NULs ("" when
+// it cannot be read).
+func Cmdline(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// RSS is a process's resident set size in bytes (0 when it cannot be read).
+func RSS(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

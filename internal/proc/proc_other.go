@@ -72,3 +72,18 @@ func StartTime(pid int) (uint64, bool) { return 0, false }
 func KillOrphanedGroup(pgid int, leaderStart uint64) (int, error) {
 	return 0, unsupported(fmt.Sprintf("kill the orphaned group %d", pgid))
 }
+
+// State reports false: there is no /proc here.
+func State(pid int) (byte, bool) { return 0, false }
+
+// Children finds none: there is no /proc here.
+func Children(pid int) []int { return nil }
+
+// Descendants finds none: there is no /proc here.
+func Descendants(pid int) []int { return nil }
+
+// Cmdline is empty: there is no /proc here.
+func Cmdline(pid int) string { return "" }
+
+// RSS is 0: there is no /proc here.
+func RSS(pid int) int64 { return 0 }

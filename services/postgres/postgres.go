@@ -13,7 +13,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -519,7 +518,7 @@ func (s *Server) Kill(ctx context.Context) error {
 		return nil
 	}
 	freeze(p.PID())
-	kids := descendants(p.PID())
+	kids := proc.Descendants(p.PID())
 	for _, k := range kids {
 		_ = proc.SignalPID(k, syscall.SIGKILL)
 	}
@@ -583,7 +582,7 @@ func (s *Server) Pause() error {
 	if !freeze(p.PID()) {
 		return fmt.Errorf("postgres: pause %s: postmaster pid %d did not stop", s.Addr(), p.PID())
 	}
-	for _, k := range descendants(p.PID()) {
+	for _, k := range proc.Descendants(p.PID()) {
 		_ = proc.StopPID(k)
 	}
 	return nil
@@ -601,7 +600,7 @@ func (s *Server) Resume() error {
 
 // resumeTree continues the postmaster's children, then the postmaster.
 func resumeTree(p *proc.Process) {
-	for _, k := range descendants(p.PID()) {
+	for _, k := range proc.Descendants(p.PID()) {
 		_ = proc.ContinuePID(k)
 	}
 	_ = p.Resume()
@@ -616,70 +615,13 @@ func freeze(pid int) bool {
 	}
 	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {
-		st, ok := procState(pid)
+		st, ok := proc.State(pid)
 		if !ok || st == 'T' || st == 't' || st == 'Z' || st == 'X' {
 			return true
 		}
 		time.Sleep(time.Millisecond) // polling a kernel state change, bounded above
 	}
 	return false
-}
-
-// procState returns the state letter of /proc/<pid>/stat.
-func procState(pid int) (byte, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0, false
-	}
-	return b[i+2], true
-}
-
-// descendants returns the PIDs of every process below pid, from /proc.
-func descendants(pid int) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	children := map[int][]int{}
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// Fields after the parenthesised command: state ppid ...
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 2 {
-			continue
-		}
-		ppid, err := strconv.Atoi(f[1])
-		if err != nil {
-			continue
-		}
-		children[ppid] = append(children[ppid], child)
-	}
-	var out []int
-	queue := []int{pid}
-	for len(queue) > 0 {
-		cur := queue[0]
-		queue = queue[1:]
-		for _, c := range children[cur] {
-			out = append(out, c)
-			queue = append(queue, c)
-		}
-	}
-	return out
 }
 
 // Close stops the server (killing it if a clean stop fails) and removes the
