@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/octoha/octoha/fakes/node/launch"
+	"github.com/octoha/octoha/internal/redact"
 )
 
 // Errors callers branch on (wrapped; test with errors.Is).
@@ -161,36 +162,9 @@ func Open(ctx context.Context, location string, opts ...Option) (Store, error) {
 	}
 }
 
-// Redact returns location with any password replaced by "xxxxx". It works
-// on malformed URLs too, so it is safe for error messages about them.
-func Redact(location string) string {
-	scheme, rest, ok := strings.Cut(location, "://")
-	if !ok {
-		return location
-	}
-	authEnd := strings.IndexAny(rest, "/?#")
-	if authEnd < 0 {
-		authEnd = len(rest)
-	}
-	auth, tail := rest[:authEnd], rest[authEnd:]
-	at := strings.LastIndexByte(auth, '@')
-	if at < 0 {
-		// A password with an unescaped '/', '?' or '#' ends the authority
-		// early; then hide everything from the first ':' to the last '@'.
-		last := strings.LastIndexByte(rest, '@')
-		if last < 0 || !strings.Contains(auth, ":") {
-			return location
-		}
-		user, _, _ := strings.Cut(auth, ":")
-		return scheme + "://" + user + ":xxxxx@" + rest[last+1:]
-	}
-	userinfo, host := auth[:at], auth[at+1:]
-	user, _, hasPass := strings.Cut(userinfo, ":")
-	if !hasPass {
-		return location
-	}
-	return scheme + "://" + user + ":xxxxx@" + host + tail
-}
+// Redact returns location with any password replaced by redact.Mark. It
+// works on malformed URLs too, so it is safe for error messages about them.
+func Redact(location string) string { return redact.URL(location) }
 
 // checkName validates a name relative to the root: slash-separated,
 // relative, without empty, "." or ".." segments, backslashes, control

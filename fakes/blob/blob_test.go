@@ -466,13 +466,13 @@ func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
 		"/var/octopus/Packages":                "/var/octopus/Packages",
 		"smb://octoha@127.0.0.6:445/share/dir": "smb://octoha@127.0.0.6:445/share/dir",
-		"smb://octoha:pw@127.0.0.6/share/dir":  "smb://octoha:xxxxx@127.0.0.6/share/dir",
-		"smb://u:p%40ss@h/s":                   "smb://u:xxxxx@h/s",
-		"smb://u:p@ss@h/s":                     "smb://u:xxxxx@h/s",
-		"smb://u:pa/ss@h/s":                    "smb://u:xxxxx@h/s",
-		"smb://u:pa?ss@h/s":                    "smb://u:xxxxx@h/s",
-		"SMB://u:secret@h:bad/s":               "SMB://u:xxxxx@h:bad/s",
-		"smb://u:@h/s":                         "smb://u:xxxxx@h/s",
+		"smb://octoha:pw@127.0.0.6/share/dir":  "smb://octoha:(redacted)@127.0.0.6/share/dir",
+		"smb://u:p%40ss@h/s":                   "smb://u:(redacted)@h/s",
+		"smb://u:p@ss@h/s":                     "smb://u:(redacted)@h/s",
+		"smb://u:pa/ss@h/s":                    "smb://u:(redacted)@h/s",
+		"smb://u:pa?ss@h/s":                    "smb://u:(redacted)@h/s",
+		"SMB://u:secret@h:bad/s":               "SMB://u:(redacted)@h:bad/s",
+		"smb://u:@h/s":                         "smb://u:@h/s", // no password to hide
 	} {
 		if got := Redact(in); got != want {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	smb2 "github.com/cloudsoda/go-smb2"
+	"github.com/octoha/octoha/internal/redact"
 )
 
 const (
@@ -166,21 +167,7 @@ func (s *smbStore) full(name string) string {
 
 // safe makes sure no error leaving the store carries the password, even if
 // a library were to echo it.
-func (s *smbStore) safe(err error) error {
-	if err == nil || s.password == "" || !strings.Contains(err.Error(), s.password) {
-		return err
-	}
-	return redactedError{msg: strings.ReplaceAll(err.Error(), s.password, "xxxxx"), err: err}
-}
-
-// redactedError keeps errors.Is working while showing a redacted text.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e redactedError) Error() string { return e.msg }
-func (e redactedError) Unwrap() error { return e.err }
+func (s *smbStore) safe(err error) error { return redact.Error(err, []string{s.password}) }
 
 // errLibraryPanic marks a session set-up that panicked inside go-smb2.
 var errLibraryPanic = errors.New("go-smb2 panicked during session set-up")

@@ -28,6 +28,7 @@ import (
 	smb2 "github.com/cloudsoda/go-smb2"
 
 	"github.com/octoha/octoha/internal/proc"
+	"github.com/octoha/octoha/internal/redact"
 )
 
 // Defaults for Options.
@@ -281,7 +282,7 @@ func (s *Server) addUser(ctx context.Context) error {
 	cmd.Stdin = strings.NewReader(s.opts.Password + "\n" + s.opts.Password + "\n")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("samba: add user %s to passdb (%s): %w: %s", uu, filepath.Base(cmd.Path), err, redactIn(strings.TrimSpace(string(out)), s.opts.Password))
+		return redact.Error(fmt.Errorf("samba: add user %s to passdb (%s): %w: %s", uu, filepath.Base(cmd.Path), err, strings.TrimSpace(string(out))), []string{s.opts.Password})
 	}
 	return nil
 }
@@ -358,13 +359,13 @@ func (s *Server) probe(ctx context.Context) error {
 	d := &smb2.Dialer{Initiator: &smb2.NTLMInitiator{User: s.opts.User, Password: s.opts.Password}}
 	sess, err := d.Dial(ctx, s.Addr())
 	if err != nil {
-		return redactErr(err, s.opts.Password)
+		return redact.Error(err, []string{s.opts.Password})
 	}
 	sess = sess.WithContext(ctx)
 	defer sess.Logoff()
 	sh, err := sess.Mount(s.opts.Share)
 	if err != nil {
-		return redactErr(err, s.opts.Password)
+		return redact.Error(err, []string{s.opts.Password})
 	}
 	_ = sh.WithContext(ctx).Umount()
 	return nil
@@ -487,19 +488,4 @@ func (s *Server) Resume() error {
 // Close stops smbd. The run directory stays (the caller owns it).
 func (s *Server) Close(ctx context.Context) error {
 	return s.Stop(ctx)
-}
-
-// redactErr hides the password should a library ever echo it.
-func redactErr(err error, password string) error {
-	if err == nil || password == "" || !strings.Contains(err.Error(), password) {
-		return err
-	}
-	return errors.New(redactIn(err.Error(), password))
-}
-
-func redactIn(s, password string) string {
-	if password == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, password, "xxxxx")
 }

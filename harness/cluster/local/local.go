@@ -28,6 +28,7 @@ import (
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/internal/proc"
+	"github.com/octoha/octoha/internal/redact"
 	"github.com/octoha/octoha/internal/selfsigned"
 	"github.com/octoha/octoha/services/postgres"
 	"github.com/octoha/octoha/services/samba"
@@ -325,7 +326,7 @@ func (c *Cluster) startDatabase(ctx context.Context, noFallback bool) error {
 		c.comps = append(c.comps, cluster.Component{Part: "database", Description: "PostgreSQL (real, throwaway cluster)", Location: pg.Addr(), PID: pg.PID()})
 	case cluster.DBSQLServer:
 		c.dsn = c.spec.DB.DSN
-		c.comps = append(c.comps, cluster.Component{Part: "database", Description: "SQL Server (given DSN)", Location: redact(c.dsn)})
+		c.comps = append(c.comps, cluster.Component{Part: "database", Description: "SQL Server (given DSN)", Location: redact.DSN(c.dsn)})
 	default:
 		path := filepath.Join(c.dir, "db", "octopus.db")
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -925,11 +926,6 @@ func trimNL(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
-}
-
-// redact hides a DSN's password.
-func redact(dsn string) string {
-	return cluster.Spec{DB: cluster.DatabaseSpec{DSN: dsn}}.Redacted().DB.DSN
 }
 
 // DownDir stops the cluster owned by another process: it signals the owner
