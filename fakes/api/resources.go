@@ -1,6 +1,10 @@
 package api
 
-import "time"
+import (
+	"encoding/json"
+	"strings"
+	"time"
+)
 
 // Links is the HAL-style link map every Octopus resource carries.
 type Links map[string]string
@@ -92,6 +96,23 @@ type Error struct {
 	HelpText      string         `json:",omitempty"`
 	HelpLink      string         `json:",omitempty"`
 	Details       map[string]any `json:",omitempty"`
+}
+
+// ErrorText is what a client shows of an error answer: Octopus's message
+// and its errors when body is an Error, else the start of the body.
+func ErrorText(body []byte) string {
+	var e Error
+	if json.Unmarshal(body, &e) == nil && e.ErrorMessage != "" {
+		if len(e.Errors) > 0 {
+			return e.ErrorMessage + " [" + strings.Join(e.Errors, "; ") + "]"
+		}
+		return e.ErrorMessage
+	}
+	s := strings.TrimSpace(string(body))
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
 }
 
 // Page is a paged Octopus collection.

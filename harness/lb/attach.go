@@ -21,23 +21,7 @@ func ReadStates(ctx context.Context, kind Kind, dir string, names []string) ([]S
 	}
 	switch kind {
 	case HAProxy:
-		out, err := runtimeCommand(ctx, haproxySocketPath(dir), "show stat")
-		if err != nil {
-			return nil, fmt.Errorf("haproxy states: %w", err)
-		}
-		byName, err := parseShowStat(out, haproxyBackend)
-		if err != nil {
-			return nil, fmt.Errorf("haproxy states: %w", err)
-		}
-		states := make([]ServerState, 0, len(names))
-		for _, n := range names {
-			s, ok := byName[n]
-			if !ok {
-				s = ServerState{Name: n, State: StateUnknown, Detail: "not in haproxy show stat"}
-			}
-			states = append(states, s)
-		}
-		return states, nil
+		return HAProxyStates(ctx, "unix", haproxySocketPath(dir), names)
 	case Nginx, NginxDefaults:
 		return unknown(nginxPassiveDetail), nil
 	case Caddy, CaddyTimeout:

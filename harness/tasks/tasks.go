@@ -188,24 +188,9 @@ func (d *Driver) do(ctx context.Context, kind, method, base, path, via string, b
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		op.Outcome = history.OK
 	default:
-		op.Outcome, op.Error = history.Failed, errorText(b)
+		op.Outcome, op.Error = history.Failed, api.ErrorText(b)
 	}
 	return call{op: op, body: b}
-}
-
-func errorText(body []byte) string {
-	var e api.Error
-	if json.Unmarshal(body, &e) == nil && e.ErrorMessage != "" {
-		if len(e.Errors) > 0 {
-			return e.ErrorMessage + " [" + strings.Join(e.Errors, "; ") + "]"
-		}
-		return e.ErrorMessage
-	}
-	s := strings.TrimSpace(string(body))
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
 }
 
 func (d *Driver) record(op history.Op) history.Op {

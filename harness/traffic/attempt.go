@@ -287,7 +287,7 @@ func (u *uploader) judge(ctx context.Context, j *job, a *attemptResult, readErr 
 		}
 	case code == http.StatusConflict && u.opts.OverwriteMode == api.FailIfExists && j.hadUnknown:
 		a.outcome, a.verdict = history.Failed, history.Failed
-		a.err = fmt.Errorf("409 Conflict: %s", apiErrorText(a.respBody))
+		a.err = fmt.Errorf("409 Conflict: %s", api.ErrorText(a.respBody))
 		ours, detail, err := u.verifyExisting(ctx, j, a)
 		switch {
 		case err != nil:
@@ -305,23 +305,23 @@ func (u *uploader) judge(ctx context.Context, j *job, a *attemptResult, readErr 
 		}
 	case code == http.StatusConflict:
 		a.outcome, a.verdict = history.Failed, history.Failed
-		a.err = fmt.Errorf("409 Conflict (package already exists): %s", apiErrorText(a.respBody))
+		a.err = fmt.Errorf("409 Conflict (package already exists): %s", api.ErrorText(a.respBody))
 	case code == http.StatusBadGateway || code == http.StatusGatewayTimeout:
 		// A proxy lost the node or gave up waiting: the node may have
 		// stored the package.
 		a.outcome, a.verdict = history.Unknown, history.Unknown
-		a.err = fmt.Errorf("%d %s from a proxy: %s", code, http.StatusText(code), apiErrorText(a.respBody))
+		a.err = fmt.Errorf("%d %s from a proxy: %s", code, http.StatusText(code), api.ErrorText(a.respBody))
 		a.retry = true
 	case code >= 500:
 		a.outcome, a.verdict = history.Failed, history.Failed
-		a.err = fmt.Errorf("%d %s: %s", code, http.StatusText(code), apiErrorText(a.respBody))
+		a.err = fmt.Errorf("%d %s: %s", code, http.StatusText(code), api.ErrorText(a.respBody))
 		a.retry = true
 	case code >= 300 && code < 400:
 		a.outcome, a.verdict = history.Failed, history.Failed
 		a.err = fmt.Errorf("unexpected redirect %d to %q", code, a.header.Get("Location"))
 	default:
 		a.outcome, a.verdict = history.Failed, history.Failed
-		a.err = fmt.Errorf("%d %s: %s", code, http.StatusText(code), apiErrorText(a.respBody))
+		a.err = fmt.Errorf("%d %s: %s", code, http.StatusText(code), api.ErrorText(a.respBody))
 	}
 }
 
@@ -390,7 +390,7 @@ func (u *uploader) verifyExisting(ctx context.Context, j *job, a *attemptResult)
 		return false, "", fmt.Errorf("GET %s: read: %w", path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return false, "", fmt.Errorf("GET %s: %d %s: %s", path, resp.StatusCode, http.StatusText(resp.StatusCode), apiErrorText(body))
+		return false, "", fmt.Errorf("GET %s: %d %s: %s", path, resp.StatusCode, http.StatusText(resp.StatusCode), api.ErrorText(body))
 	}
 	var p api.Package
 	if err := json.Unmarshal(body, &p); err != nil {

@@ -1,7 +1,6 @@
 package traffic
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/apiclient"
 	"github.com/octoha/octoha/internal/redact"
 )
@@ -84,23 +82,6 @@ func parseBaseURL(raw string) (string, error) {
 
 // newNonce returns a short random tag that makes op IDs unique across runs.
 func newNonce() string { return fmt.Sprintf("%06x", rand.Uint32()&0xffffff) }
-
-// apiErrorText extracts Octopus's error message from an error body, falling
-// back to the start of the body.
-func apiErrorText(body []byte) string {
-	var e api.Error
-	if json.Unmarshal(body, &e) == nil && e.ErrorMessage != "" {
-		if len(e.Errors) > 0 {
-			return e.ErrorMessage + " [" + strings.Join(e.Errors, "; ") + "]"
-		}
-		return e.ErrorMessage
-	}
-	s := strings.TrimSpace(string(body))
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
-}
 
 // resultWriter encodes vegeta Results to one stream from many goroutines
 // with vegeta's own (gob) encoder, keeping the first error.

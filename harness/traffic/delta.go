@@ -92,7 +92,7 @@ func (u *uploader) prepareDelta(ctx context.Context, j *job, attempt int) (retry
 		j.deltaReady = true
 		return false, nil
 	case resp.StatusCode != http.StatusOK:
-		return resp.StatusCode >= 500, fmt.Errorf("delta signature: %d %s: %s", resp.StatusCode, http.StatusText(resp.StatusCode), apiErrorText(body))
+		return resp.StatusCode >= 500, fmt.Errorf("delta signature: %d %s: %s", resp.StatusCode, http.StatusText(resp.StatusCode), api.ErrorText(body))
 	case len(body) > maxSignature:
 		return false, fmt.Errorf("delta signature: answer larger than %d bytes", maxSignature)
 	}
