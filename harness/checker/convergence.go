@@ -53,254 +53,300 @@ func IsUp(state string) bool {
 // with a RejoinWithin bound. A measured time over a bound fails, and so does
 // a bound that cannot be measured at all.
 func Convergence(h *history.History, opts ConvergenceOptions) Result {
-	r := Result{Name: "convergence"}
-	var ev evidence
-	clk := newClock(h)
+	c := newConvergence(h, opts)
 	names := nodeNames(h)
 	for _, n := range opts.Nodes {
 		names[n] = true
 	}
-	_, histEnd := h.Span()
-
-	served := map[string][]history.Op{}
-	for _, o := range h.Ops {
-		if o.Node != "" && viaLB(o) {
-			served[o.Node] = append(served[o.Node], o)
-		}
-	}
-	for _, ops := range served {
-		sort.SliceStable(ops, func(i, j int) bool { return ops[i].Start.Before(ops[j].Start) })
-	}
-	samples := map[string][]history.LBState{}
-	for _, s := range h.LB {
-		// An UNKNOWN sample (the LB could not be asked) says nothing.
-		if st := strings.ToUpper(strings.TrimSpace(s.State)); st != "" && st != "UNKNOWN" {
-			samples[s.Server] = append(samples[s.Server], s)
-		}
-	}
-
-	var (
-		nodeFaults, notRejoined int
-		notJudged               int // node faults not meant to eject
-		ejectMax, rejoinMax     time.Duration
-		ejectMeasured           bool
-		rejoinMeasured          bool
-		failures                []string
-	)
 	for fi, f := range h.Faults {
 		if !names[f.Target] {
-			ev.note("fault %s (%s on %q) is not a node fault", f.ID, f.Kind, f.Target)
+			c.ev.note("fault %s (%s on %q) is not a node fault", f.ID, f.Kind, f.Target)
 			continue
 		}
 		if !Ejecting(f) {
-			notJudged++
-			ev.note("fault %s (%s on %s) is not meant to take the node out of the load balancer", f.ID, faultSpec(f), f.Target)
+			c.notJudged++
+			c.ev.note("fault %s (%s on %s) is not meant to take the node out of the load balancer", f.ID, faultSpec(f), f.Target)
 			continue
 		}
-		nodeFaults++
-		id := faultName(f, fi)
-		label := fmt.Sprintf("%s (%s on %s, %s → %s)", id, f.Kind, f.Target, clk.at(f.Start), endLabel(clk, f))
-		// The window ends at recovery, or at the next fault on the same node.
-		windowEnd := f.End
-		next := histEnd.Add(time.Nanosecond)
-		for _, g := range h.Faults[fi+1:] {
-			if g.Target == f.Target && g.Start.After(f.Start) {
-				next = g.Start
-				break
-			}
-		}
-		if windowEnd.IsZero() || windowEnd.After(next) {
-			windowEnd = next
-		}
-		ops := served[f.Target]
+		c.judge(h, fi)
+	}
+	return c.result()
+}
 
-		// Ejection by requests.
-		var before, during int
-		var lastDuring history.Op
-		for _, o := range ops {
-			switch {
-			case o.Start.Before(f.Start):
-				before++
-			case o.Start.Before(windowEnd):
-				during++
-				lastDuring = o
-			}
-		}
-		ejectReq, ejectReqOK := time.Duration(0), false
-		switch {
-		case during > 0:
-			ejectReq, ejectReqOK = lastDuring.Start.Sub(f.Start), true
-			ev.note("%s: served %s through the LB during the fault, the last starting at %s (%s)", label, plural(during, "request", "requests"), clk.at(lastDuring.Start), opLabel(lastDuring))
-		case before > 0:
-			ejectReqOK = true
-			ev.note("%s: served no request through the LB that started after the fault started (%d before)", label, before)
-		default:
-			ev.note("%s: served no request through the LB before the fault, so ejection by requests cannot be measured", label)
-		}
-		if ejectReqOK {
-			r.Figures = append(r.Figures, Figure{id + ".eject-requests", secs(ejectReq), "s"})
-			r.Figures = append(r.Figures, Figure{id + ".served-during", float64(during), "requests"})
-		}
+// convergence is one Convergence check in progress: what the history says
+// each node served and what the LB said of it, and the tallies so far.
+type convergence struct {
+	opts    ConvergenceOptions
+	r       Result
+	ev      evidence
+	clk     clock
+	histEnd time.Time
+	// served holds each node's requests through the LB, by start time;
+	// samples its LB states (UNKNOWN ones left out).
+	served  map[string][]history.Op
+	samples map[string][]history.LBState
 
-		// Ejection by the LB's view.
-		ss := samples[f.Target]
-		ejectLB, ejectLBOK := time.Duration(0), false
-		var outAt time.Time
-		if len(ss) == 0 {
-			ev.note("%s: no load-balancer state samples for %s", label, f.Target)
-		} else if st, ok := stateAt(ss, f.Start); ok && !IsUp(st.State) {
-			ejectLBOK, outAt = true, f.Start
-			ev.note("%s: LB already had %s %s at the fault's start", label, f.Target, st.State)
-		} else {
-			for _, s := range ss {
-				if !s.Time.Before(f.Start) && s.Time.Before(next) && !IsUp(s.State) {
-					ejectLB, ejectLBOK, outAt = s.Time.Sub(f.Start), true, s.Time
-					ev.note("%s: LB marked %s %s at %s", label, f.Target, s.State, clk.at(s.Time))
-					break
-				}
-			}
-			if !ejectLBOK {
-				ev.note("%s: LB never marked %s out after the fault started", label, f.Target)
-			}
-		}
-		if ejectLBOK {
-			r.Figures = append(r.Figures, Figure{id + ".eject-lb", secs(ejectLB), "s"})
-		}
-		for _, m := range []struct {
-			ok bool
-			d  time.Duration
-		}{{ejectReqOK, ejectReq}, {ejectLBOK, ejectLB}} {
-			if m.ok {
-				ejectMeasured = true
-				ejectMax = max(ejectMax, m.d)
-			}
-		}
-		if b := opts.EjectWithin; b > 0 {
-			switch {
-			case ejectReqOK && ejectReq > b:
-				failures = append(failures, fmt.Sprintf("%s: still routed new requests %s after the fault started (bound %s)", id, fmtDur(ejectReq), fmtDur(b)))
-			case ejectLBOK && ejectLB > b:
-				failures = append(failures, fmt.Sprintf("%s: LB took %s to mark %s out (bound %s)", id, fmtDur(ejectLB), f.Target, fmtDur(b)))
-			case len(ss) > 0 && !ejectLBOK:
-				failures = append(failures, fmt.Sprintf("%s: LB never marked %s out (bound %s)", id, f.Target, fmtDur(b)))
-			case !ejectReqOK && !ejectLBOK:
-				failures = append(failures, fmt.Sprintf("%s: ejection of %s could not be measured (no requests before the fault, no LB samples), bound %s", id, f.Target, fmtDur(b)))
-			}
-		}
+	nodeFaults, notRejoined int
+	notJudged               int // node faults not meant to eject
+	ejectMax, rejoinMax     time.Duration
+	ejectMeasured           bool
+	rejoinMeasured          bool
+	failures                []string
+}
 
-		// Rejoin.
-		if f.End.IsZero() {
-			notRejoined++
-			ev.note("%s: not rejoined: the fault never ended (no recovery recorded)", label)
-			if b := opts.RejoinWithin; b > 0 {
-				failures = append(failures, fmt.Sprintf("%s: %s not rejoined, the fault never ended (bound %s)", id, f.Target, fmtDur(b)))
-			}
-			continue
-		}
-		rejoinReq, rejoinReqOK := time.Duration(0), false
-		for _, o := range ops {
-			if !o.Start.Before(f.End) {
-				rejoinReq, rejoinReqOK = o.Start.Sub(f.End), true
-				ev.note("%s: served again from %s (%s)", label, clk.at(o.Start), opLabel(o))
-				break
-			}
-		}
-		if rejoinReqOK {
-			r.Figures = append(r.Figures, Figure{id + ".rejoin-requests", secs(rejoinReq), "s"})
-		} else {
-			notRejoined++
-			ev.note("%s: not rejoined: served no request through the LB after the fault ended", label)
-		}
-		rejoinLB, rejoinLBOK := time.Duration(0), false
-		if len(ss) > 0 {
-			from := f.End
-			if outAt.After(from) {
-				from = outAt
-			}
-			if outAt.IsZero() {
-				rejoinLBOK = true // never out, so nothing to rejoin
-			} else if st, ok := stateAt(ss, from); ok && IsUp(st.State) {
-				rejoinLB, rejoinLBOK = max(0, st.Time.Sub(f.End)), true
-				ev.note("%s: LB had %s %s again at %s", label, f.Target, st.State, clk.at(st.Time))
-			} else {
-				for _, s := range ss {
-					if !s.Time.Before(from) && IsUp(s.State) {
-						rejoinLB, rejoinLBOK = s.Time.Sub(f.End), true
-						ev.note("%s: LB marked %s %s at %s", label, f.Target, s.State, clk.at(s.Time))
-						break
-					}
-				}
-				if !rejoinLBOK {
-					ev.note("%s: LB never marked %s UP again after the fault ended", label, f.Target)
-				}
-			}
-		}
-		if rejoinLBOK {
-			r.Figures = append(r.Figures, Figure{id + ".rejoin-lb", secs(rejoinLB), "s"})
-		}
-		for _, m := range []struct {
-			ok bool
-			d  time.Duration
-		}{{rejoinReqOK, rejoinReq}, {rejoinLBOK, rejoinLB}} {
-			if m.ok {
-				rejoinMeasured = true
-				rejoinMax = max(rejoinMax, m.d)
-			}
-		}
-		if b := opts.RejoinWithin; b > 0 {
-			switch {
-			case !rejoinReqOK:
-				failures = append(failures, fmt.Sprintf("%s: %s served no requests after the fault ended (bound %s)", id, f.Target, fmtDur(b)))
-			case rejoinReq > b:
-				failures = append(failures, fmt.Sprintf("%s: %s served again only %s after the fault ended (bound %s)", id, f.Target, fmtDur(rejoinReq), fmtDur(b)))
-			case rejoinLBOK && rejoinLB > b:
-				failures = append(failures, fmt.Sprintf("%s: LB marked %s UP only %s after the fault ended (bound %s)", id, f.Target, fmtDur(rejoinLB), fmtDur(b)))
-			case len(ss) > 0 && !rejoinLBOK:
-				failures = append(failures, fmt.Sprintf("%s: LB never marked %s UP again (bound %s)", id, f.Target, fmtDur(b)))
-			}
+func newConvergence(h *history.History, opts ConvergenceOptions) *convergence {
+	c := &convergence{opts: opts, r: Result{Name: "convergence"}, clk: newClock(h),
+		served: map[string][]history.Op{}, samples: map[string][]history.LBState{}}
+	_, c.histEnd = h.Span()
+	for _, o := range h.Ops {
+		if o.Node != "" && viaLB(o) {
+			c.served[o.Node] = append(c.served[o.Node], o)
 		}
 	}
-	if nodeFaults == 0 {
-		r.Status, r.Summary = Skip, "no node faults in this history"
-		if notJudged > 0 {
-			r.Summary = fmt.Sprintf("no fault meant to take a node out of the load balancer (%s on node links not judged)", plural(notJudged, "fault", "faults"))
+	for _, ops := range c.served {
+		sort.SliceStable(ops, func(i, j int) bool { return ops[i].Start.Before(ops[j].Start) })
+	}
+	for _, s := range h.LB {
+		// An UNKNOWN sample (the LB could not be asked) says nothing.
+		if st := strings.ToUpper(strings.TrimSpace(s.State)); st != "" && st != "UNKNOWN" {
+			c.samples[s.Server] = append(c.samples[s.Server], s)
 		}
-		r.Evidence = ev.lines()
+	}
+	return c
+}
+
+func (c *convergence) figure(name string, v float64, unit string) {
+	c.r.Figures = append(c.r.Figures, Figure{name, v, unit})
+}
+
+func (c *convergence) fail(format string, args ...any) {
+	c.failures = append(c.failures, fmt.Sprintf(format, args...))
+}
+
+// measured folds one measurement into the maximum it belongs to.
+func measured(ok bool, d time.Duration, seen *bool, most *time.Duration) {
+	if ok {
+		*seen = true
+		*most = max(*most, d)
+	}
+}
+
+// judge measures the ejection and readmission of the node of fault fi.
+func (c *convergence) judge(h *history.History, fi int) {
+	f := h.Faults[fi]
+	c.nodeFaults++
+	id := faultName(f, fi)
+	label := fmt.Sprintf("%s (%s on %s, %s → %s)", id, f.Kind, f.Target, c.clk.at(f.Start), endLabel(c.clk, f))
+	// The window ends at recovery, or at the next fault on the same node.
+	windowEnd := f.End
+	next := c.histEnd.Add(time.Nanosecond)
+	for _, g := range h.Faults[fi+1:] {
+		if g.Target == f.Target && g.Start.After(f.Start) {
+			next = g.Start
+			break
+		}
+	}
+	if windowEnd.IsZero() || windowEnd.After(next) {
+		windowEnd = next
+	}
+	ops, ss := c.served[f.Target], c.samples[f.Target]
+
+	ejectReq, ejectReqOK := c.ejectByRequests(f, id, label, ops, windowEnd)
+	ejectLB, ejectLBOK, outAt := c.ejectByLB(f, id, label, ss, next)
+	measured(ejectReqOK, ejectReq, &c.ejectMeasured, &c.ejectMax)
+	measured(ejectLBOK, ejectLB, &c.ejectMeasured, &c.ejectMax)
+	if b := c.opts.EjectWithin; b > 0 {
+		switch {
+		case ejectReqOK && ejectReq > b:
+			c.fail("%s: still routed new requests %s after the fault started (bound %s)", id, fmtDur(ejectReq), fmtDur(b))
+		case ejectLBOK && ejectLB > b:
+			c.fail("%s: LB took %s to mark %s out (bound %s)", id, fmtDur(ejectLB), f.Target, fmtDur(b))
+		case len(ss) > 0 && !ejectLBOK:
+			c.fail("%s: LB never marked %s out (bound %s)", id, f.Target, fmtDur(b))
+		case !ejectReqOK && !ejectLBOK:
+			c.fail("%s: ejection of %s could not be measured (no requests before the fault, no LB samples), bound %s", id, f.Target, fmtDur(b))
+		}
+	}
+
+	if f.End.IsZero() {
+		c.notRejoined++
+		c.ev.note("%s: not rejoined: the fault never ended (no recovery recorded)", label)
+		if b := c.opts.RejoinWithin; b > 0 {
+			c.fail("%s: %s not rejoined, the fault never ended (bound %s)", id, f.Target, fmtDur(b))
+		}
+		return
+	}
+	rejoinReq, rejoinReqOK := c.rejoinByRequests(f, id, label, ops)
+	rejoinLB, rejoinLBOK := c.rejoinByLB(f, id, label, ss, outAt)
+	measured(rejoinReqOK, rejoinReq, &c.rejoinMeasured, &c.rejoinMax)
+	measured(rejoinLBOK, rejoinLB, &c.rejoinMeasured, &c.rejoinMax)
+	if b := c.opts.RejoinWithin; b > 0 {
+		switch {
+		case !rejoinReqOK:
+			c.fail("%s: %s served no requests after the fault ended (bound %s)", id, f.Target, fmtDur(b))
+		case rejoinReq > b:
+			c.fail("%s: %s served again only %s after the fault ended (bound %s)", id, f.Target, fmtDur(rejoinReq), fmtDur(b))
+		case rejoinLBOK && rejoinLB > b:
+			c.fail("%s: LB marked %s UP only %s after the fault ended (bound %s)", id, f.Target, fmtDur(rejoinLB), fmtDur(b))
+		case len(ss) > 0 && !rejoinLBOK:
+			c.fail("%s: LB never marked %s UP again (bound %s)", id, f.Target, fmtDur(b))
+		}
+	}
+}
+
+// ejectByRequests: from the fault's start to the start of the last request
+// the node served through the LB before windowEnd.
+func (c *convergence) ejectByRequests(f history.Fault, id, label string, ops []history.Op, windowEnd time.Time) (time.Duration, bool) {
+	var before, during int
+	var lastDuring history.Op
+	for _, o := range ops {
+		switch {
+		case o.Start.Before(f.Start):
+			before++
+		case o.Start.Before(windowEnd):
+			during++
+			lastDuring = o
+		}
+	}
+	d, ok := time.Duration(0), false
+	switch {
+	case during > 0:
+		d, ok = lastDuring.Start.Sub(f.Start), true
+		c.ev.note("%s: served %s through the LB during the fault, the last starting at %s (%s)", label, plural(during, "request", "requests"), c.clk.at(lastDuring.Start), opLabel(lastDuring))
+	case before > 0:
+		ok = true
+		c.ev.note("%s: served no request through the LB that started after the fault started (%d before)", label, before)
+	default:
+		c.ev.note("%s: served no request through the LB before the fault, so ejection by requests cannot be measured", label)
+	}
+	if ok {
+		c.figure(id+".eject-requests", secs(d), "s")
+		c.figure(id+".served-during", float64(during), "requests")
+	}
+	return d, ok
+}
+
+// ejectByLB: from the fault's start to the first sample that has the node
+// out (before the next fault on it); outAt is that sample's time.
+func (c *convergence) ejectByLB(f history.Fault, id, label string, ss []history.LBState, next time.Time) (d time.Duration, ok bool, outAt time.Time) {
+	if len(ss) == 0 {
+		c.ev.note("%s: no load-balancer state samples for %s", label, f.Target)
+		return 0, false, time.Time{}
+	}
+	if st, found := stateAt(ss, f.Start); found && !IsUp(st.State) {
+		ok, outAt = true, f.Start
+		c.ev.note("%s: LB already had %s %s at the fault's start", label, f.Target, st.State)
+	} else {
+		for _, s := range ss {
+			if !s.Time.Before(f.Start) && s.Time.Before(next) && !IsUp(s.State) {
+				d, ok, outAt = s.Time.Sub(f.Start), true, s.Time
+				c.ev.note("%s: LB marked %s %s at %s", label, f.Target, s.State, c.clk.at(s.Time))
+				break
+			}
+		}
+		if !ok {
+			c.ev.note("%s: LB never marked %s out after the fault started", label, f.Target)
+		}
+	}
+	if ok {
+		c.figure(id+".eject-lb", secs(d), "s")
+	}
+	return d, ok, outAt
+}
+
+// rejoinByRequests: from the fault's end to the first request the node
+// served again through the LB.
+func (c *convergence) rejoinByRequests(f history.Fault, id, label string, ops []history.Op) (time.Duration, bool) {
+	for _, o := range ops {
+		if !o.Start.Before(f.End) {
+			d := o.Start.Sub(f.End)
+			c.ev.note("%s: served again from %s (%s)", label, c.clk.at(o.Start), opLabel(o))
+			c.figure(id+".rejoin-requests", secs(d), "s")
+			return d, true
+		}
+	}
+	c.notRejoined++
+	c.ev.note("%s: not rejoined: served no request through the LB after the fault ended", label)
+	return 0, false
+}
+
+// rejoinByLB: from the fault's end to the first UP sample after the node
+// was out (a node never out has nothing to rejoin).
+func (c *convergence) rejoinByLB(f history.Fault, id, label string, ss []history.LBState, outAt time.Time) (d time.Duration, ok bool) {
+	if len(ss) == 0 {
+		return 0, false
+	}
+	from := f.End
+	if outAt.After(from) {
+		from = outAt
+	}
+	if outAt.IsZero() {
+		ok = true // never out, so nothing to rejoin
+	} else if st, found := stateAt(ss, from); found && IsUp(st.State) {
+		d, ok = max(0, st.Time.Sub(f.End)), true
+		c.ev.note("%s: LB had %s %s again at %s", label, f.Target, st.State, c.clk.at(st.Time))
+	} else {
+		for _, s := range ss {
+			if !s.Time.Before(from) && IsUp(s.State) {
+				d, ok = s.Time.Sub(f.End), true
+				c.ev.note("%s: LB marked %s %s at %s", label, f.Target, s.State, c.clk.at(s.Time))
+				break
+			}
+		}
+		if !ok {
+			c.ev.note("%s: LB never marked %s UP again after the fault ended", label, f.Target)
+		}
+	}
+	if ok {
+		c.figure(id+".rejoin-lb", secs(d), "s")
+	}
+	return d, ok
+}
+
+// result turns the tallies into the check's verdict and summary.
+func (c *convergence) result() Result {
+	r := c.r
+	if c.nodeFaults == 0 {
+		r.Status, r.Summary = Skip, "no node faults in this history"
+		if c.notJudged > 0 {
+			r.Summary = fmt.Sprintf("no fault meant to take a node out of the load balancer (%s on node links not judged)", plural(c.notJudged, "fault", "faults"))
+		}
+		r.Evidence = c.ev.lines()
 		return r
 	}
-	r.Figures = append(r.Figures, Figure{"node-faults", float64(nodeFaults), "count"}, Figure{"not-rejoined", float64(notRejoined), "count"})
-	if ejectMeasured {
-		r.Figures = append(r.Figures, Figure{"eject-max", secs(ejectMax), "s"})
+	r.Figures = append(r.Figures, Figure{"node-faults", float64(c.nodeFaults), "count"}, Figure{"not-rejoined", float64(c.notRejoined), "count"})
+	if c.ejectMeasured {
+		r.Figures = append(r.Figures, Figure{"eject-max", secs(c.ejectMax), "s"})
 	}
-	if rejoinMeasured {
-		r.Figures = append(r.Figures, Figure{"rejoin-max", secs(rejoinMax), "s"})
+	if c.rejoinMeasured {
+		r.Figures = append(r.Figures, Figure{"rejoin-max", secs(c.rejoinMax), "s"})
 	}
-	for _, f := range failures {
-		ev.problem("%s", f)
+	for _, f := range c.failures {
+		c.ev.problem("%s", f)
 	}
-	r.Evidence = ev.lines()
-	if len(failures) > 0 {
+	r.Evidence = c.ev.lines()
+	if len(c.failures) > 0 {
 		r.Status = Fail
-		r.Summary = fmt.Sprintf("%s: %s", plural(len(failures), "bound exceeded", "bounds exceeded"), failures[0])
+		r.Summary = fmt.Sprintf("%s: %s", plural(len(c.failures), "bound exceeded", "bounds exceeded"), c.failures[0])
 		return r
 	}
 	r.Status = Pass
 	var parts []string
-	if ejectMeasured {
-		parts = append(parts, "ejected within "+fmtDur(ejectMax))
+	if c.ejectMeasured {
+		parts = append(parts, "ejected within "+fmtDur(c.ejectMax))
 	} else {
 		parts = append(parts, "ejection not measurable")
 	}
-	if rejoinMeasured {
-		parts = append(parts, "rejoined within "+fmtDur(rejoinMax))
+	if c.rejoinMeasured {
+		parts = append(parts, "rejoined within "+fmtDur(c.rejoinMax))
 	}
-	if notRejoined > 0 {
-		parts = append(parts, fmt.Sprintf("%d not rejoined", notRejoined))
+	if c.notRejoined > 0 {
+		parts = append(parts, fmt.Sprintf("%d not rejoined", c.notRejoined))
 	}
-	if opts.EjectWithin > 0 || opts.RejoinWithin > 0 {
-		parts = append(parts, fmt.Sprintf("bounds eject %s, rejoin %s", boundLabel(opts.EjectWithin), boundLabel(opts.RejoinWithin)))
+	if c.opts.EjectWithin > 0 || c.opts.RejoinWithin > 0 {
+		parts = append(parts, fmt.Sprintf("bounds eject %s, rejoin %s", boundLabel(c.opts.EjectWithin), boundLabel(c.opts.RejoinWithin)))
 	}
-	r.Summary = fmt.Sprintf("%s: %s", plural(nodeFaults, "node fault", "node faults"), strings.Join(parts, ", "))
+	r.Summary = fmt.Sprintf("%s: %s", plural(c.nodeFaults, "node fault", "node faults"), strings.Join(parts, ", "))
 	return r
 }
 
