@@ -34,6 +34,44 @@ func Durability(h *history.History, s *Snapshot) Result {
 	var ev evidence
 	clk := newClock(h)
 
+	pkgs, keys, unverifiable := uploadsByPackage(h, clk, &ev)
+	if len(keys) == 0 && unverifiable == 0 {
+		r.Status, r.Summary = Skip, "no acknowledged or unknown-outcome uploads in this history"
+		return r
+	}
+	if s == nil {
+		r.Status = Fail
+		r.Summary = fmt.Sprintf("no snapshot to verify %s against", plural(len(keys), "uploaded package", "uploaded packages"))
+		r.Evidence = ev.lines()
+		return r
+	}
+
+	vias := append([]string{ViaLB}, s.LiveNodes()...)
+	states := map[PackageKey]*PackageState{}
+	for i := range s.Packages {
+		states[s.Packages[i].PackageKey] = &s.Packages[i]
+	}
+	n := durabilityTally{unverifiable: unverifiable, packages: len(keys)}
+	for _, k := range keys {
+		p := pkgs[k]
+		v := p.judge(states[k], vias, clk)
+		for _, line := range v.problems {
+			ev.problem("%s", line)
+		}
+		for _, line := range v.notes {
+			ev.note("%s", line)
+		}
+		n.add(p, v)
+	}
+	n.report(&r, &ev, s, vias)
+	r.Evidence = ev.lines()
+	return r
+}
+
+// uploadsByPackage groups a history's uploads by package version and
+// returns the versions to verify (acknowledged, or of unknown outcome), in
+// order, and how many acknowledged uploads name no version at all.
+func uploadsByPackage(h *history.History, clk clock, ev *evidence) (map[PackageKey]*pkgUploads, []PackageKey, int) {
 	pkgs := map[PackageKey]*pkgUploads{}
 	unverifiable := 0
 	for _, o := range h.Ops {
@@ -71,72 +109,57 @@ func Durability(h *history.History, s *Snapshot) Result {
 		}
 	}
 	sort.Slice(keys, func(i, j int) bool { return keyLess(keys[i], keys[j]) })
-	if len(keys) == 0 && unverifiable == 0 {
-		r.Status, r.Summary = Skip, "no acknowledged or unknown-outcome uploads in this history"
-		return r
-	}
-	if s == nil {
-		r.Status = Fail
-		r.Summary = fmt.Sprintf("no snapshot to verify %s against", plural(len(keys), "uploaded package", "uploaded packages"))
-		r.Evidence = ev.lines()
-		return r
-	}
+	return pkgs, keys, unverifiable
+}
 
-	vias := append([]string{ViaLB}, s.LiveNodes()...)
-	states := map[PackageKey]*PackageState{}
-	for i := range s.Packages {
-		states[s.Packages[i].PackageKey] = &s.Packages[i]
+// durabilityTally counts the verdicts on each package version.
+type durabilityTally struct {
+	packages, unverifiable                                                                 int
+	acked, verified, missing, corrupt, unreadable, unknownPresent, unknownAbsent, metaOnly int
+	deltaBuilt, deltaVerified                                                              int
+	deltaBytes, deltaFull                                                                  int64
+}
+
+func (n *durabilityTally) add(p *pkgUploads, v pkgJudgement) {
+	if p.acked() {
+		n.acked++
 	}
-	var n struct {
-		acked, verified, missing, corrupt, unreadable, unknownPresent, unknownAbsent, metaOnly int
-		deltaBuilt, deltaVerified                                                              int
-		deltaBytes, deltaFull                                                                  int64
+	// A package the server patched from a delta is judged like any other:
+	// its file must have the SHA-1 of the full package the client had (the
+	// op's Hash), not the delta's.
+	delta := false
+	for _, o := range p.writes {
+		if o.DeltaBytes > 0 {
+			delta = true
+			n.deltaBytes += o.DeltaBytes
+			n.deltaFull += o.Size
+		}
 	}
-	for _, k := range keys {
-		p := pkgs[k]
-		if p.acked() {
-			n.acked++
-		}
-		// A package the server patched from a delta is judged like any
-		// other: its file must have the SHA-1 of the full package the
-		// client had (the op's Hash), not the delta's.
-		delta := false
-		for _, o := range p.writes {
-			if o.DeltaBytes > 0 {
-				delta = true
-				n.deltaBytes += o.DeltaBytes
-				n.deltaFull += o.Size
-			}
-		}
+	if delta {
+		n.deltaBuilt++
+	}
+	n.metaOnly += v.metaOnly
+	switch {
+	case v.verdict == verdictCorrupt:
+		n.corrupt++
+	case v.verdict == verdictMissing:
+		n.missing++
+	case v.verdict == verdictUnreadable:
+		n.unreadable++
+	case p.acked():
+		n.verified++
 		if delta {
-			n.deltaBuilt++
+			n.deltaVerified++
 		}
-		v := p.judge(states[k], vias, clk)
-		n.metaOnly += v.metaOnly
-		for _, line := range v.problems {
-			ev.problem("%s", line)
-		}
-		for _, line := range v.notes {
-			ev.note("%s", line)
-		}
-		switch {
-		case v.verdict == verdictCorrupt:
-			n.corrupt++
-		case v.verdict == verdictMissing:
-			n.missing++
-		case v.verdict == verdictUnreadable:
-			n.unreadable++
-		case p.acked():
-			n.verified++
-			if delta {
-				n.deltaVerified++
-			}
-		case v.verdict == verdictAbsent:
-			n.unknownAbsent++
-		default:
-			n.unknownPresent++
-		}
+	case v.verdict == verdictAbsent:
+		n.unknownAbsent++
+	default:
+		n.unknownPresent++
 	}
+}
+
+// report writes the tally's figures, verdict and summary into r.
+func (n *durabilityTally) report(r *Result, ev *evidence, s *Snapshot, vias []string) {
 	r.Figures = []Figure{
 		{"acknowledged", float64(n.acked), "packages"},
 		{"verified", float64(n.verified), "packages"},
@@ -145,7 +168,7 @@ func Durability(h *history.History, s *Snapshot) Result {
 		{"unreadable", float64(n.unreadable), "packages"},
 		{"unknown-present", float64(n.unknownPresent), "packages"},
 		{"unknown-absent", float64(n.unknownAbsent), "packages"},
-		{"unverifiable-ops", float64(unverifiable), "ops"},
+		{"unverifiable-ops", float64(n.unverifiable), "ops"},
 		{"endpoints", float64(len(vias)), "count"},
 		{"node-metadata-only", float64(n.metaOnly), "views"},
 		{"bytes-read", float64(s.BytesRead), "bytes"},
@@ -176,36 +199,35 @@ func Durability(h *history.History, s *Snapshot) Result {
 		where += " (not read on down " + word + " " + strings.Join(down, ", ") + ")"
 		r.Figures = append(r.Figures, Figure{"down-nodes", float64(len(down)), "count"})
 	}
-	bad := n.missing + n.corrupt + n.unreadable + unverifiable
-	if bad == 0 {
+	unknown := n.packages - n.acked
+	switch {
+	case n.missing+n.corrupt+n.unreadable+n.unverifiable == 0:
 		r.Status = Pass
 		r.Summary = fmt.Sprintf("%d of %d acknowledged packages present and intact via %s; unknown-outcome packages: %d present and intact, %d absent",
 			n.verified, n.acked, where, n.unknownPresent, n.unknownAbsent)
-	} else if n.missing+n.corrupt+unverifiable == 0 {
+	case n.missing+n.corrupt+n.unverifiable == 0:
 		// Nothing is known lost or damaged: some view could not be read
 		// (a node that is not known to be down did not answer).
 		r.Status = Fail
 		r.Summary = fmt.Sprintf("uploads not verifiable via %s: %d unreadable, none lost or damaged where readable (of %d acknowledged, %d unknown-outcome packages)",
-			where, n.unreadable, n.acked, len(keys)-n.acked)
-	} else {
+			where, n.unreadable, n.acked, unknown)
+	default:
 		r.Status = Fail
 		var parts []string
 		for _, p := range []struct {
 			n    int
 			what string
-		}{{n.missing, "missing"}, {n.corrupt, "corrupt"}, {n.unreadable, "unreadable"}, {unverifiable, "unverifiable ops"}} {
+		}{{n.missing, "missing"}, {n.corrupt, "corrupt"}, {n.unreadable, "unreadable"}, {n.unverifiable, "unverifiable ops"}} {
 			if p.n > 0 {
 				parts = append(parts, fmt.Sprintf("%d %s", p.n, p.what))
 			}
 		}
 		r.Summary = fmt.Sprintf("uploads lost or damaged via %s: %s (of %d acknowledged, %d unknown-outcome packages)",
-			where, strings.Join(parts, ", "), n.acked, len(keys)-n.acked)
+			where, strings.Join(parts, ", "), n.acked, unknown)
 	}
 	if n.metaOnly > 0 {
 		ev.note("%s checked through nodes by metadata only (larger than the deep limit); bytes were hashed through the load balancer", plural(n.metaOnly, "view was", "views were"))
 	}
-	r.Evidence = ev.lines()
-	return r
 }
 
 // pkgUploads is the upload history of one package version.
@@ -272,25 +294,81 @@ func describeContent(hash string, size int64) string {
 // judge compares what every endpoint serves with the upload history.
 func (p *pkgUploads) judge(st *PackageState, vias []string, clk clock) pkgJudgement {
 	var j pkgJudgement
-	worse := func(v verdict) {
-		if v > j.verdict {
-			j.verdict = v
-		}
-	}
 	why := p.describeOps(clk)
+	contents, absent, unreadable := p.read(st, vias, why, &j)
+	if len(unreadable) > 0 {
+		j.worse(verdictUnreadable)
+		j.problems = append(j.problems, fmt.Sprintf("%s unreadable via %s (%s)", p.key, strings.Join(unreadable, ", "), why))
+	}
+	if len(contents) == 0 {
+		if p.acked() {
+			if len(absent) > 0 {
+				j.worse(verdictMissing)
+				j.problems = append(j.problems, fmt.Sprintf("%s LOST: absent via %s (%s)", p.key, strings.Join(absent, ", "), why))
+			}
+		} else if len(unreadable) == 0 {
+			j.worse(verdictAbsent)
+			j.notes = append(j.notes, fmt.Sprintf("%s absent everywhere, allowed: %s", p.key, why))
+		}
+		return j
+	}
+	// Present somewhere: it must be present everywhere, with one accepted
+	// content.
+	if len(absent) > 0 {
+		j.worse(verdictMissing)
+		what := "LOST"
+		if !p.acked() {
+			what = "partly visible"
+		}
+		j.problems = append(j.problems, fmt.Sprintf("%s %s: absent via %s but present via %s (%s)",
+			p.key, what, strings.Join(absent, ", "), strings.Join(contents[0].vias, ", "), why))
+	}
+	if len(contents) > 1 {
+		j.worse(verdictCorrupt)
+		var parts []string
+		for _, c := range contents {
+			parts = append(parts, fmt.Sprintf("%s via %s", describeContent(c.hash, c.size), strings.Join(c.vias, ", ")))
+		}
+		j.problems = append(j.problems, fmt.Sprintf("%s served with different contents: %s (%s)", p.key, strings.Join(parts, "; "), why))
+	}
+	accepted, anyContent := p.accepted()
+	if anyContent {
+		j.notes = append(j.notes, fmt.Sprintf("%s present; only acknowledged as already existing, so any content is accepted (%s)", p.key, why))
+		return j
+	}
+	for _, c := range contents {
+		p.acceptContent(c, accepted, &j)
+	}
+	if j.verdict == verdictOK && !p.acked() {
+		j.notes = append(j.notes, fmt.Sprintf("%s present and intact although its upload's outcome was unknown (%s)", p.key, why))
+	}
+	return j
+}
+
+func (j *pkgJudgement) worse(v verdict) {
+	if v > j.verdict {
+		j.verdict = v
+	}
+}
+
+// content is one content a package was served with, and through what.
+type content struct {
+	hash string
+	size int64
+	vias []string
+}
+
+// read sorts a package's views through vias into the contents served, the
+// vias it is absent from and those that could not be read; a view whose
+// bytes contradict its metadata, or that names another package, is a
+// problem in j.
+func (p *pkgUploads) read(st *PackageState, vias []string, why string, j *pkgJudgement) (contents []*content, absent, unreadable []string) {
 	byVia := map[string]View{}
 	if st != nil {
 		for _, v := range st.Views {
 			byVia[v.Via] = v
 		}
 	}
-	type seen struct {
-		hash string
-		size int64
-		vias []string
-	}
-	var contents []*seen
-	var absent, unreadable []string
 	for _, via := range vias {
 		v, ok := byVia[via]
 		if !ok {
@@ -308,7 +386,7 @@ func (p *pkgUploads) judge(st *PackageState, vias []string, clk clock) pkgJudgem
 		hash, size := v.Hash, v.Size
 		if v.Downloaded {
 			if !strings.EqualFold(v.BodyHash, v.Hash) || v.BodySize != v.Size {
-				worse(verdictCorrupt)
+				j.worse(verdictCorrupt)
 				j.problems = append(j.problems, fmt.Sprintf("%s via %s: metadata says %s but the bytes%s are %s (%s)",
 					p.key, via, describeContent(v.Hash, v.Size), servedBy(v.BodyNode), describeContent(v.BodyHash, v.BodySize), why))
 			}
@@ -317,89 +395,44 @@ func (p *pkgUploads) judge(st *PackageState, vias []string, clk clock) pkgJudgem
 			j.metaOnly++
 		}
 		if (v.PackageID != "" && !strings.EqualFold(v.PackageID, p.key.PackageID)) || (v.Version != "" && v.Version != p.key.Version) {
-			worse(verdictCorrupt)
+			j.worse(verdictCorrupt)
 			j.problems = append(j.problems, fmt.Sprintf("%s via %s: metadata names %s@%s", p.key, via, v.PackageID, v.Version))
 		}
+		label := via + servedBy(firstNonEmpty(v.BodyNode, v.MetaNode))
 		found := false
 		for _, c := range contents {
 			if strings.EqualFold(c.hash, hash) && c.size == size {
-				c.vias = append(c.vias, via+servedBy(firstNonEmpty(v.BodyNode, v.MetaNode)))
+				c.vias = append(c.vias, label)
 				found = true
 				break
 			}
 		}
 		if !found {
-			contents = append(contents, &seen{hash, size, []string{via + servedBy(firstNonEmpty(v.BodyNode, v.MetaNode))}})
+			contents = append(contents, &content{hash, size, []string{label}})
 		}
 	}
+	return contents, absent, unreadable
+}
 
-	if len(unreadable) > 0 {
-		worse(verdictUnreadable)
-		j.problems = append(j.problems, fmt.Sprintf("%s unreadable via %s (%s)", p.key, strings.Join(unreadable, ", "), why))
-	}
-	if len(contents) == 0 {
-		if p.acked() {
-			if len(absent) > 0 {
-				worse(verdictMissing)
-				j.problems = append(j.problems, fmt.Sprintf("%s LOST: absent via %s (%s)", p.key, strings.Join(absent, ", "), why))
-			}
-		} else if len(unreadable) == 0 {
-			worse(verdictAbsent)
-			j.notes = append(j.notes, fmt.Sprintf("%s absent everywhere, allowed: %s", p.key, why))
+// acceptContent fails j when c is no accepted upload's content, naming the
+// upload whose content it is, if any.
+func (p *pkgUploads) acceptContent(c *content, accepted []history.Op, j *pkgJudgement) {
+	for _, a := range accepted {
+		if contentMatches(a, c.hash, c.size) {
+			return
 		}
-		return j
 	}
-	// Present somewhere: it must be present everywhere, with one accepted
-	// content.
-	if len(absent) > 0 {
-		worse(verdictMissing)
-		what := "LOST"
-		if !p.acked() {
-			what = "partly visible"
-		}
-		j.problems = append(j.problems, fmt.Sprintf("%s %s: absent via %s but present via %s (%s)",
-			p.key, what, strings.Join(absent, ", "), strings.Join(contents[0].vias, ", "), why))
+	j.worse(verdictCorrupt)
+	var want []string
+	for _, a := range accepted {
+		want = append(want, fmt.Sprintf("%s of op #%d", describeContent(a.Hash, a.Size), a.Seq))
 	}
-	if len(contents) > 1 {
-		worse(verdictCorrupt)
-		var parts []string
-		for _, c := range contents {
-			parts = append(parts, fmt.Sprintf("%s via %s", describeContent(c.hash, c.size), strings.Join(c.vias, ", ")))
-		}
-		j.problems = append(j.problems, fmt.Sprintf("%s served with different contents: %s (%s)", p.key, strings.Join(parts, "; "), why))
+	line := fmt.Sprintf("%s CORRUPT via %s: serves %s, expected %s", p.key, strings.Join(c.vias, ", "),
+		describeContent(c.hash, c.size), strings.Join(want, " or "))
+	if o, found := p.whoseContent(c.hash, c.size); found {
+		line += fmt.Sprintf("; that is the content of op #%d (%s)", o.Seq, p.role(o))
 	}
-	accepted, anyContent := p.accepted()
-	if anyContent {
-		j.notes = append(j.notes, fmt.Sprintf("%s present; only acknowledged as already existing, so any content is accepted (%s)", p.key, why))
-		return j
-	}
-	for _, c := range contents {
-		ok := false
-		for _, a := range accepted {
-			if contentMatches(a, c.hash, c.size) {
-				ok = true
-				break
-			}
-		}
-		if ok {
-			continue
-		}
-		worse(verdictCorrupt)
-		var want []string
-		for _, a := range accepted {
-			want = append(want, fmt.Sprintf("%s of op #%d", describeContent(a.Hash, a.Size), a.Seq))
-		}
-		line := fmt.Sprintf("%s CORRUPT via %s: serves %s, expected %s", p.key, strings.Join(c.vias, ", "),
-			describeContent(c.hash, c.size), strings.Join(want, " or "))
-		if o, found := p.whoseContent(c.hash, c.size); found {
-			line += fmt.Sprintf("; that is the content of op #%d (%s)", o.Seq, p.role(o))
-		}
-		j.problems = append(j.problems, line)
-	}
-	if j.verdict == verdictOK && !p.acked() {
-		j.notes = append(j.notes, fmt.Sprintf("%s present and intact although its upload's outcome was unknown (%s)", p.key, why))
-	}
-	return j
+	j.problems = append(j.problems, line)
 }
 
 // describeOps summarises a package's uploads for evidence.
