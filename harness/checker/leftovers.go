@@ -9,6 +9,9 @@ import (
 	"github.com/octoha/octoha/fakes/api"
 )
 
+// fileKey names a feed file by lower-case package id and version.
+type fileKey struct{ id, version string }
+
 // LeftoverOptions tunes NoLeftovers.
 type LeftoverOptions struct {
 	// StrictOrphans fails on orphans: files in the space's feed directory
@@ -36,7 +39,6 @@ func NoLeftovers(s *Snapshot, opts LeftoverOptions) Result {
 	}
 	feedDir := space + "/" + api.BuiltInFeedID + "/"
 
-	type fileKey struct{ id, version string }
 	byKey := map[fileKey][]int{}
 	var temps, other []FileInfo
 	sigs := map[string]FileInfo{} // signature caches by lower-case name
@@ -61,49 +63,8 @@ func NoLeftovers(s *Snapshot, opts LeftoverOptions) Result {
 		ev.problem("temporary file left on the share: %s (%d bytes)", f.Name, f.Size)
 	}
 
-	used := map[int]bool{}
-	var noFile, wrongSize, cachedSigs int
-	for _, row := range s.Rows {
-		key := PackageKey{row.PackageId, row.Version}
-		want := api.PackageFile{ID: row.PackageId, Version: row.Version, Extension: row.FileExtension}.StorePath(space)
-		cands := byKey[fileKey{strings.ToLower(row.PackageId), row.Version}]
-		// Prefer the exact store path, then the same name in any case (a
-		// Windows share is case-insensitive), then any extension.
-		pick := -1
-		for _, i := range cands {
-			if s.Files.Files[i].Name == want {
-				pick = i
-				break
-			}
-		}
-		for _, i := range cands {
-			if pick < 0 && strings.EqualFold(s.Files.Files[i].Name, want) {
-				pick = i
-			}
-		}
-		if pick < 0 && row.FileExtension == "" && len(cands) > 0 {
-			pick = cands[0]
-		}
-		if pick < 0 {
-			noFile++
-			ev.problem("package row %s (%d bytes) points to %s, which does not exist", key, row.PackageSizeBytes, want)
-			continue
-		}
-		used[pick] = true
-		f := s.Files.Files[pick]
-		// The node's Octodiff signature cache of this very file (same
-		// SHA-1) belongs with it.
-		if sig := strings.ToLower(api.SignatureCachePath(f.Name, row.Hash)); row.Hash != "" {
-			if _, ok := sigs[sig]; ok {
-				delete(sigs, sig)
-				cachedSigs++
-			}
-		}
-		if row.PackageSizeBytes > 0 && f.Size != row.PackageSizeBytes {
-			wrongSize++
-			ev.problem("package row %s says %d bytes but %s has %d", key, row.PackageSizeBytes, f.Name, f.Size)
-		}
-	}
+	m := matchRows(s, space, byKey, sigs, &ev)
+	used, noFile, wrongSize, cachedSigs := m.used, m.noFile, m.wrongSize, m.cachedSigs
 
 	var orphans []FileInfo
 	for i, f := range s.Files.Files {
@@ -154,14 +115,17 @@ func NoLeftovers(s *Snapshot, opts LeftoverOptions) Result {
 	}
 	r.Status = Fail
 	var parts []string
-	if len(temps) > 0 {
-		parts = append(parts, plural(len(temps), "temporary file left", "temporary files left"))
-	}
-	if noFile > 0 {
-		parts = append(parts, plural(noFile, "row without its file", "rows without their files"))
-	}
-	if wrongSize > 0 {
-		parts = append(parts, plural(wrongSize, "row with the wrong file size", "rows with the wrong file size"))
+	for _, p := range []struct {
+		n         int
+		one, many string
+	}{
+		{len(temps), "temporary file left", "temporary files left"},
+		{noFile, "row without its file", "rows without their files"},
+		{wrongSize, "row with the wrong file size", "rows with the wrong file size"},
+	} {
+		if p.n > 0 {
+			parts = append(parts, plural(p.n, p.one, p.many))
+		}
 	}
 	if opts.StrictOrphans && len(orphans) > 0 {
 		parts = append(parts, plural(len(orphans), "orphan file", "orphan files"))
@@ -171,4 +135,62 @@ func NoLeftovers(s *Snapshot, opts LeftoverOptions) Result {
 	}
 	r.Summary = "Packages store inconsistent: " + strings.Join(parts, ", ")
 	return r
+}
+
+// rowMatch is what matching package rows to files found.
+type rowMatch struct {
+	used                          map[int]bool // files some row points to
+	noFile, wrongSize, cachedSigs int
+}
+
+// matchRows finds each package row's file among the feed's files (byKey:
+// file indexes by lower-case id and version), reporting rows without a file
+// or with another size; a row's own signature cache is taken out of sigs.
+func matchRows(s *Snapshot, space string, byKey map[fileKey][]int, sigs map[string]FileInfo, ev *evidence) rowMatch {
+	m := rowMatch{used: map[int]bool{}}
+	for _, row := range s.Rows {
+		key := PackageKey{row.PackageId, row.Version}
+		want := api.PackageFile{ID: row.PackageId, Version: row.Version, Extension: row.FileExtension}.StorePath(space)
+		pick := pickFile(s.Files.Files, byKey[fileKey{strings.ToLower(row.PackageId), row.Version}], want, row.FileExtension == "")
+		if pick < 0 {
+			m.noFile++
+			ev.problem("package row %s (%d bytes) points to %s, which does not exist", key, row.PackageSizeBytes, want)
+			continue
+		}
+		m.used[pick] = true
+		f := s.Files.Files[pick]
+		// The node's Octodiff signature cache of this very file (same
+		// SHA-1) belongs with it.
+		if sig := strings.ToLower(api.SignatureCachePath(f.Name, row.Hash)); row.Hash != "" {
+			if _, ok := sigs[sig]; ok {
+				delete(sigs, sig)
+				m.cachedSigs++
+			}
+		}
+		if row.PackageSizeBytes > 0 && f.Size != row.PackageSizeBytes {
+			m.wrongSize++
+			ev.problem("package row %s says %d bytes but %s has %d", key, row.PackageSizeBytes, f.Name, f.Size)
+		}
+	}
+	return m
+}
+
+// pickFile chooses a row's file among the candidates: the exact store path,
+// then the same name in any case (a Windows share is case-insensitive),
+// then, for a row with no extension, any of them; -1 when none fits.
+func pickFile(files []FileInfo, cands []int, want string, anyExtension bool) int {
+	for _, i := range cands {
+		if files[i].Name == want {
+			return i
+		}
+	}
+	for _, i := range cands {
+		if strings.EqualFold(files[i].Name, want) {
+			return i
+		}
+	}
+	if anyExtension && len(cands) > 0 {
+		return cands[0]
+	}
+	return -1
 }
