@@ -25,86 +25,21 @@ func uploadPlot(l *loaded, maxRows int) *plotInfo {
 	}
 	sort.SliceStable(ups, func(i, j int) bool { return h.Ops[ups[i]].Start.Before(h.Ops[ups[j]].Start) })
 	a := newTimeAxis(l.base(), l.finish())
-	// Each bar's label goes inside it when it fits, after it otherwise, or
-	// before it at the right edge; an upload a failed check cites says so
-	// first.
-	type placed struct {
-		x0, x1      float64 // the bar
-		label       string
-		lx          float64 // label position
-		anchorEnd   bool
-		inside      bool
-		left, right float64 // extent of bar and label, for packing
-		blamed      bool
-		tip         string
-	}
-	items := make([]placed, len(ups))
+	items := make([]uploadBar, len(ups))
 	unlabelled := 0
 	for k, i := range ups {
-		o := h.Ops[i]
-		p := placed{x0: a.x(o.Start), x1: math.Max(a.x(o.End), a.x(o.Start)+2)}
-		p.left, p.right = p.x0, p.x1+3
-		prefix := ""
-		if checks, ok := l.blame[o.Seq]; ok {
-			p.blamed = true
-			prefix = "✗ " + strings.Join(checks, ", ") + ": "
-		}
-		// The full label where it fits, else the one without the package
-		// (the tooltip keeps everything), else none: a label never runs
-		// over another bar, the plot's edge or the lane's name on the left.
-		placedLabel := false
-		for _, lbl := range []string{uploadLabel(o, true), uploadLabel(o, false)} {
-			lbl = prefix + lbl
-			lw := float64(len([]rune(lbl)))*charW + 8
-			switch {
-			case p.x1-p.x0 >= lw:
-				p.inside, p.lx = true, p.x0+4
-			case p.x1+lw <= plotW-4:
-				p.lx = p.x1 + 4
-				p.right = p.x1 + lw + 4
-			case p.x0-lw-4 >= plotLeft:
-				p.lx, p.anchorEnd = p.x0-4, true
-				p.left = p.x0 - lw - 4
-			default:
-				continue
-			}
-			p.label, placedLabel = lbl, true
-			break
-		}
-		if !placedLabel {
+		var labelled bool
+		items[k], labelled = placeUploadBar(h.Ops[i], a, l.blame)
+		if !labelled {
 			unlabelled++
 		}
-		p.tip = opTitle(o, a.base) + "; " + prefix + uploadLabel(o, true)
-		items[k] = p
 	}
 	// Pack into rows with room for labels; when that needs too many rows,
 	// pack the bars alone and label only bars a label fits in.
-	pack := func(withLabels bool) ([]int, int) {
-		var ends []float64
-		row := make([]int, len(items))
-		for k, p := range items {
-			left, right := p.x0, p.x1+3
-			if withLabels {
-				left, right = p.left, p.right
-			}
-			r := 0
-			for ; r < len(ends); r++ {
-				if ends[r] <= left {
-					break
-				}
-			}
-			if r == len(ends) {
-				ends = append(ends, 0)
-			}
-			ends[r] = right
-			row[k] = r
-		}
-		return row, len(ends)
-	}
-	row, nrows := pack(true)
+	row, nrows := packBars(items, true)
 	withLabels := true
 	if nrows > maxRows {
-		row, nrows = pack(false)
+		row, nrows = packBars(items, false)
 		withLabels = false
 	}
 	info := &plotInfo{}
@@ -134,50 +69,126 @@ func uploadPlot(l *loaded, maxRows int) *plotInfo {
 	// Fault bands and grid under the bars, labels over everything.
 	faultBands(&w, a, h.Faults, top, bot)
 	a.ticks(&w, top, bot)
-	type text struct {
-		cls, anchor, label string
-		x, y               float64
-	}
-	var texts []text
+	var labels []string
 	for k, i := range ups {
 		if row[k] >= maxRows {
 			continue
 		}
-		o, p := h.Ops[i], items[k]
-		y := top + float64(row[k])*uploadRowH + 3
-		col := outcomeColour[o.Outcome]
-		if col == "" {
-			col = outcomeColour[history.Unknown]
+		if t := drawUploadBar(&w, h.Ops[i], items[k], top+float64(row[k])*uploadRowH+3, withLabels); t != "" {
+			labels = append(labels, t)
 		}
-		cls := "bar"
-		if p.blamed {
-			cls = "bar blamed"
-		}
-		w.p(`<rect class="%s" x="%s" y="%s" width="%s" height="14" rx="2" fill="%s"><title>%s</title></rect>`,
-			cls, num(p.x0), num(y), num(p.x1-p.x0), col, esc(p.tip))
-		if p.label == "" || !p.inside && !withLabels {
-			continue
-		}
-		lcls := "bar-label"
-		switch {
-		case p.inside:
-			lcls += " inside"
-		case p.blamed:
-			lcls += " blamed"
-		}
-		anchor := ""
-		if p.anchorEnd && !p.inside {
-			anchor = ` text-anchor="end"`
-		}
-		texts = append(texts, text{cls: lcls, anchor: anchor, label: p.label, x: p.lx, y: y + 11})
 	}
-	for _, t := range texts {
-		w.p(`<text class="%s" x="%s" y="%s"%s>%s</text>`, t.cls, num(t.x), num(t.y), t.anchor, esc(t.label))
+	for _, t := range labels {
+		w.p("%s", t)
 	}
 	faultLabels(&w, a, h.Faults, frows, 0)
 	w.p(`</svg>`)
 	info.SVG = w.String()
 	return info
+}
+
+// uploadBar is one upload's bar and where its label goes: inside the bar
+// when it fits, after it otherwise, or before it at the right edge.
+type uploadBar struct {
+	x0, x1      float64 // the bar
+	label       string
+	lx          float64 // label position
+	anchorEnd   bool
+	inside      bool
+	left, right float64 // extent of bar and label, for packing
+	blamed      bool    // a failed check cites the upload (its label says so first)
+	tip         string
+}
+
+// placeUploadBar places o's bar on axis a and its label: the full label
+// where it fits, else the one without the package (the tooltip keeps
+// everything), else none (labelled false): a label never runs over another
+// bar, the plot's edge or the lane's name on the left.
+func placeUploadBar(o history.Op, a timeAxis, blame map[uint64][]string) (p uploadBar, labelled bool) {
+	p = uploadBar{x0: a.x(o.Start), x1: math.Max(a.x(o.End), a.x(o.Start)+2)}
+	p.left, p.right = p.x0, p.x1+3
+	prefix := ""
+	if checks, ok := blame[o.Seq]; ok {
+		p.blamed = true
+		prefix = "✗ " + strings.Join(checks, ", ") + ": "
+	}
+	p.tip = opTitle(o, a.base) + "; " + prefix + uploadLabel(o, true)
+	for _, lbl := range []string{uploadLabel(o, true), uploadLabel(o, false)} {
+		lbl = prefix + lbl
+		lw := float64(len([]rune(lbl)))*charW + 8
+		switch {
+		case p.x1-p.x0 >= lw:
+			p.inside, p.lx = true, p.x0+4
+		case p.x1+lw <= plotW-4:
+			p.lx = p.x1 + 4
+			p.right = p.x1 + lw + 4
+		case p.x0-lw-4 >= plotLeft:
+			p.lx, p.anchorEnd = p.x0-4, true
+			p.left = p.x0 - lw - 4
+		default:
+			continue
+		}
+		p.label = lbl
+		return p, true
+	}
+	return p, false
+}
+
+// packBars puts each bar (with its label's extent, withLabels) in the first
+// row where it does not overlap the one before, and returns each bar's row
+// and the number of rows.
+func packBars(items []uploadBar, withLabels bool) ([]int, int) {
+	var ends []float64
+	row := make([]int, len(items))
+	for k, p := range items {
+		left, right := p.x0, p.x1+3
+		if withLabels {
+			left, right = p.left, p.right
+		}
+		r := 0
+		for ; r < len(ends); r++ {
+			if ends[r] <= left {
+				break
+			}
+		}
+		if r == len(ends) {
+			ends = append(ends, 0)
+		}
+		ends[r] = right
+		row[k] = r
+	}
+	return row, len(ends)
+}
+
+// drawUploadBar draws o's bar at y and returns its label's SVG text, drawn
+// later over everything ("" for none: no label, or one outside the bar
+// when labels outside bars are off).
+func drawUploadBar(w *svgw, o history.Op, p uploadBar, y float64, withLabels bool) string {
+	col := outcomeColour[o.Outcome]
+	if col == "" {
+		col = outcomeColour[history.Unknown]
+	}
+	cls := "bar"
+	if p.blamed {
+		cls = "bar blamed"
+	}
+	w.p(`<rect class="%s" x="%s" y="%s" width="%s" height="14" rx="2" fill="%s"><title>%s</title></rect>`,
+		cls, num(p.x0), num(y), num(p.x1-p.x0), col, esc(p.tip))
+	if p.label == "" || !p.inside && !withLabels {
+		return ""
+	}
+	lcls := "bar-label"
+	switch {
+	case p.inside:
+		lcls += " inside"
+	case p.blamed:
+		lcls += " blamed"
+	}
+	anchor := ""
+	if p.anchorEnd && !p.inside {
+		anchor = ` text-anchor="end"`
+	}
+	return fmt.Sprintf(`<text class="%s" x="%s" y="%s"%s>%s</text>`, lcls, num(p.lx), num(y+11), anchor, esc(p.label))
 }
 
 // uploadLabel is "Pkg@1.0.3 · 100 MB · 85.1 MB/s" (plus the status of a
