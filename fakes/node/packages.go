@@ -139,8 +139,17 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 	}
 	h := sha1.New() //nolint:gosec
 	n.receiving.Add(1)
-	size, werr, err := copyHashed(fw, h, part)
+	// One byte past the maximum is enough to refuse: the rest is never
+	// written.
+	size, werr, err := copyHashed(fw, h, io.LimitReader(part, n.cfg.MaxPackageSize+1))
 	n.receiving.Add(-1)
+	if err == nil && werr == nil && size > n.cfg.MaxPackageSize {
+		_ = fw.Abort()
+		log.Warn("upload refused: larger than the maximum package size; nothing was stored", "max", n.cfg.MaxPackageSize)
+		w.Header().Set("Connection", "close") // the rest of the body is not read
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("The package is larger than this server's maximum package size of %d bytes. Nothing was stored.", n.cfg.MaxPackageSize), nil)
+		return
+	}
 	if err == nil && werr == nil {
 		err = drainParts(mr)
 	}
