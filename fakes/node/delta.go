@@ -294,6 +294,9 @@ func (n *Node) deltaUpload(w http.ResponseWriter, r *http.Request, space, packag
 		n.dbError(w, "checking for an existing package", err)
 		return
 	}
+	if err == nil && mode == api.OverwriteExisting && !n.may(w, r, api.PermissionBuiltInFeedAdminister, space) {
+		return // replacing needs BuiltInFeedAdminister
+	}
 	if err == nil && mode != api.OverwriteExisting {
 		if _, err := io.Copy(io.Discard, body); err != nil {
 			return

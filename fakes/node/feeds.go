@@ -18,7 +18,7 @@ import (
 
 // routeFeeds handles /api/{space}/feeds/...
 func (n *Node) routeFeeds(w http.ResponseWriter, r *http.Request, space string, seg []string) {
-	if !allow(w, r, http.MethodGet) {
+	if !allow(w, r, http.MethodGet) || !n.may(w, r, api.PermissionFeedView, space) {
 		return
 	}
 	switch {

@@ -31,9 +31,13 @@ func (n *Node) routeNodes(w http.ResponseWriter, r *http.Request, seg []string) 
 		case http.MethodGet, http.MethodHead:
 			n.getNode(w, r, seg[0])
 		case http.MethodPut:
-			n.putNode(w, r, seg[0])
+			if n.may(w, r, nodeChangePermission, "") {
+				n.putNode(w, r, seg[0])
+			}
 		case http.MethodDelete:
-			n.deleteNode(w, r, seg[0])
+			if n.may(w, r, nodeChangePermission, "") {
+				n.deleteNode(w, r, seg[0])
+			}
 		default:
 			methodNotAllowed(w, "GET, PUT, DELETE")
 		}

@@ -110,6 +110,11 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 		n.dbError(w, "checking for an existing package", err)
 		return
 	}
+	if exists && mode == api.OverwriteExisting && !n.may(w, r, api.PermissionBuiltInFeedAdminister, space) {
+		// Replacing needs more than pushing (Octopus: BuiltInFeedPush to
+		// add, BuiltInFeedAdminister to replace).
+		return
+	}
 	if exists && mode != api.OverwriteExisting {
 		// Read the body to the end so the client sees our answer rather
 		// than a reset while it is still sending.

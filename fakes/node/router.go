@@ -167,7 +167,7 @@ func (n *Node) routeSpace(w http.ResponseWriter, r *http.Request, space string, 
 		n.routeMachines(w, r, space, seg[1:])
 	case "octoha":
 		if len(seg) == 2 && strings.EqualFold(seg[1], "work") {
-			if allow(w, r, http.MethodPost) {
+			if allow(w, r, http.MethodPost) && n.may(w, r, api.PermissionTaskCreate, space) {
 				n.work(w, r)
 			}
 			return
@@ -181,7 +181,7 @@ func (n *Node) routeSpace(w http.ResponseWriter, r *http.Request, space string, 
 func (n *Node) routePackages(w http.ResponseWriter, r *http.Request, space string, seg []string) {
 	switch {
 	case len(seg) == 0:
-		if allow(w, r, http.MethodGet) {
+		if allow(w, r, http.MethodGet) && n.may(w, r, api.PermissionFeedView, space) {
 			n.listPackages(w, r, space)
 		}
 	case len(seg) == 1 && strings.EqualFold(seg[0], "raw"):
@@ -191,18 +191,22 @@ func (n *Node) routePackages(w http.ResponseWriter, r *http.Request, space strin
 	case len(seg) == 1:
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
-			n.getPackage(w, r, space, seg[0])
+			if n.may(w, r, api.PermissionFeedView, space) {
+				n.getPackage(w, r, space, seg[0])
+			}
 		case http.MethodDelete:
-			n.deletePackage(w, r, space, seg[0])
+			if n.may(w, r, api.PermissionBuiltInFeedAdminister, space) {
+				n.deletePackage(w, r, space, seg[0])
+			}
 		default:
 			methodNotAllowed(w, "GET, DELETE")
 		}
 	case len(seg) == 2 && strings.EqualFold(seg[1], "raw"):
-		if allow(w, r, http.MethodGet) {
+		if allow(w, r, http.MethodGet) && n.may(w, r, api.PermissionBuiltInFeedDownload, space) {
 			n.downloadPackage(w, r, space, seg[0])
 		}
 	case len(seg) == 3 && strings.EqualFold(seg[2], "delta-signature"):
-		if allow(w, r, http.MethodGet) {
+		if allow(w, r, http.MethodGet) && n.mayPush(w, r, space) {
 			n.deltaSignature(w, r, space, seg[0], seg[1])
 		}
 	case len(seg) == 3 && strings.EqualFold(seg[2], "delta"):

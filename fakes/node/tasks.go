@@ -20,26 +20,30 @@ func (n *Node) routeTasks(w http.ResponseWriter, r *http.Request, space string, 
 	case len(seg) == 0:
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
-			n.listTasks(w, r, space)
+			if n.may(w, r, api.PermissionTaskView, space) {
+				n.listTasks(w, r, space)
+			}
 		case http.MethodPost:
-			n.createTask(w, r, space)
+			if n.may(w, r, api.PermissionTaskCreate, space) {
+				n.createTask(w, r, space)
+			}
 		default:
 			methodNotAllowed(w, "GET, POST")
 		}
 	case len(seg) == 1:
-		if allow(w, r, http.MethodGet) {
+		if allow(w, r, http.MethodGet) && n.may(w, r, api.PermissionTaskView, space) {
 			n.getTask(w, r, seg[0])
 		}
 	case len(seg) == 2 && strings.EqualFold(seg[1], "raw"):
-		if allow(w, r, http.MethodGet) {
+		if allow(w, r, http.MethodGet) && n.may(w, r, api.PermissionTaskView, space) {
 			n.rawTaskLog(w, r, seg[0])
 		}
 	case len(seg) == 2 && strings.EqualFold(seg[1], "details"):
-		if allow(w, r, http.MethodGet) {
+		if allow(w, r, http.MethodGet) && n.may(w, r, api.PermissionTaskView, space) {
 			n.taskDetails(w, r, seg[0])
 		}
 	case len(seg) == 2 && strings.EqualFold(seg[1], "cancel"):
-		if allow(w, r, http.MethodPost) {
+		if allow(w, r, http.MethodPost) && n.may(w, r, api.PermissionTaskCancel, space) {
 			n.cancelTask(w, r, seg[0])
 		}
 	default:
