@@ -319,7 +319,7 @@ type stallReader struct {
 }
 
 func (n *Node) stallGuard(w http.ResponseWriter, r *http.Request) *stallReader {
-	s := &stallReader{body: r.Body, rc: http.NewResponseController(w), timeout: n.cfg.UploadStallTimeout}
+	s := &stallReader{body: bareBody(r.Body), rc: http.NewResponseController(w), timeout: n.cfg.UploadStallTimeout}
 	if err := s.rc.SetReadDeadline(time.Now().Add(s.timeout)); err == nil {
 		s.guarded = true
 	} else {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/octoha/octoha/fakes/api"
 )
@@ -18,7 +19,52 @@ import (
 func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tw := &trackingWriter{ResponseWriter: w}
 	defer n.recoverPanic(tw, r)
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = n.idleGuard(w, r.Body)
+	}
 	n.route(tw, r)
+}
+
+// idleBody is a request body whose every read must see a byte within
+// BodyIdleTimeout: without it a client that announces a body and sends
+// less holds the connection and its goroutine forever (even a handler
+// that never reads the body waits for it: net/http reads up to 256 KiB
+// of what is left so it can reuse the connection). Like the uploads'
+// stall guard, which replaces it for uploads, it bounds silence, never
+// the length of a request.
+type idleBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (n *Node) idleGuard(w http.ResponseWriter, body io.ReadCloser) io.ReadCloser {
+	b := &idleBody{ReadCloser: body, rc: http.NewResponseController(w), timeout: n.cfg.BodyIdleTimeout}
+	if err := b.rc.SetReadDeadline(time.Now().Add(b.timeout)); err != nil {
+		return body // a connection without deadlines (tests' recorders)
+	}
+	return b
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	_ = b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+	k, err := b.ReadCloser.Read(p)
+	if err != nil {
+		// The body is over: lift the deadline, or net/http's watch for
+		// a client hang-up (a read on the idle connection while the
+		// handler runs) would hit it and cancel the request.
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return k, err
+}
+
+// bareBody returns the body under an idle guard, for the uploads' stall
+// guard to take over.
+func bareBody(body io.Reader) io.Reader {
+	if b, ok := body.(*idleBody); ok {
+		return b.ReadCloser
+	}
+	return body
 }
 
 // recoverPanic turns a handler's panic into a 500 (or, if the response had
