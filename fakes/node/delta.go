@@ -259,6 +259,8 @@ func (n *Node) deltaUpload(w http.ResponseWriter, r *http.Request, space, packag
 		writeError(w, http.StatusBadRequest, "The package file name is not valid: "+err.Error(), nil)
 		return
 	}
+	pf.Version = api.NormalizeVersion(pf.Version) // as a full upload's
+	baseVersion = api.NormalizeVersion(baseVersion)
 	log := n.log.With("package", pf.ID, "version", pf.Version, "base", baseVersion, "mode", mode, "delta", true)
 	// refuse answers before the delta is applied, having read the body to
 	// its end so the client sees the answer rather than a reset.
@@ -276,7 +278,7 @@ func (n *Node) deltaUpload(w http.ResponseWriter, r *http.Request, space, packag
 		refuse(http.StatusBadRequest, fmt.Sprintf("The delta is for package %s but was posted to the delta endpoint of %s.", pf.ID, packageID))
 		return
 	}
-	if baseVersion == pf.Version {
+	if store.ComparePrecedence(baseVersion, pf.Version) == 0 {
 		refuse(http.StatusBadRequest, "A delta cannot be built against the version it creates.")
 		return
 	}

@@ -102,6 +102,9 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 		writeError(w, http.StatusBadRequest, "The package file name is not valid: "+err.Error(), []string{issue})
 		return
 	}
+	// Stored under NuGet's normalised version, as Octopus stores it, so
+	// 1.0.0, 1.0.0+meta and 01.0.0 are one package.
+	pf.Version = api.NormalizeVersion(pf.Version)
 	log := n.log.With("package", pf.ID, "version", pf.Version, "mode", mode)
 
 	existing, err := n.cfg.DB.Package(ctx, space, pf.ID, pf.Version)
@@ -394,13 +397,18 @@ func (n *Node) publish(ctx context.Context, tmp string, row store.Package, mode 
 			return err
 		}
 		row.PackageID = spelling
-		rel := api.PackageFile{ID: spelling, Version: row.Version, Extension: row.Extension}.StorePath(row.SpaceID)
-		row.Path = storedPath(n.cfg.OS, rel)
 		existing, err := tx.Package(ctx, row.Version)
 		exists := err == nil
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
+		if exists {
+			// Versions match in any case (a pre-release label's); the
+			// row keeps its first spelling, like the ID.
+			row.Version = existing.Version
+		}
+		rel := api.PackageFile{ID: spelling, Version: row.Version, Extension: row.Extension}.StorePath(row.SpaceID)
+		row.Path = storedPath(n.cfg.OS, rel)
 		if exists && mode != api.OverwriteExisting {
 			// Another upload of the same version won the race.
 			if mode == api.IgnoreIfExists {
@@ -646,7 +654,8 @@ func (n *Node) lookup(w http.ResponseWriter, r *http.Request, space, resID strin
 		writeError(w, http.StatusNotFound, "The package "+resID+" does not exist.", nil)
 		return store.Package{}, false
 	}
-	row, err := n.cfg.DB.Package(r.Context(), space, pid, ver)
+	// By the version as written or normalised: rows hold the normalised.
+	row, err := n.cfg.DB.Package(r.Context(), space, pid, api.NormalizeVersion(ver))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "The package "+resID+" does not exist.", nil)
