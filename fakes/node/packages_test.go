@@ -297,7 +297,7 @@ func testNoOrphanPackageFiles(t *testing.T, pair nodePair) {
 		if !slices.Equal(statuses, []int{201, 409}) {
 			t.Fatalf("same version, two extensions = %d %s, %d %s; want one 201 and one 409", ra.status, ra.body, rb.status, rb.body)
 		}
-		row := assertConsistent(t, "Ext", "1.0", a, b)
+		row := assertConsistent(t, "Ext", "1.0.0", a, b) // stored normalised
 		if files := packageFiles(t, a); !slices.Equal(files, []string{row.Path}) {
 			t.Fatalf("files = %v, want only the row's %s", files, row.Path)
 		}
@@ -311,8 +311,8 @@ func testNoOrphanPackageFiles(t *testing.T, pair nodePair) {
 		if r, body := a.upload(t, "?overwriteMode=OverwriteExisting", "Ext.1.0.tgz", []byte("tgz")); r.StatusCode != 201 {
 			t.Fatalf("Ext.1.0.tgz = %d %s", r.StatusCode, body)
 		}
-		row := assertConsistent(t, "Ext", "1.0", a)
-		if files := packageFiles(t, a); !slices.Equal(files, []string{"Spaces-1/feeds-builtin/Ext/Ext.1.0.tgz"}) || row.Extension != ".tgz" {
+		row := assertConsistent(t, "Ext", "1.0.0", a)
+		if files := packageFiles(t, a); !slices.Equal(files, []string{"Spaces-1/feeds-builtin/Ext/Ext.1.0.0.tgz"}) || row.Extension != ".tgz" {
 			t.Fatalf("after overwriting .zip with .tgz: files %v, row %+v", files, row)
 		}
 		if r, body := a.do(t, http.MethodDelete, api.PackagePath("Spaces-1", "packages-Ext.1.0"), nil, nil); r.StatusCode != 200 {
