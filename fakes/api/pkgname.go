@@ -140,3 +140,37 @@ func ValidVersion(v string) bool {
 
 // ValidSpaceID reports whether id looks like an Octopus space ID.
 func ValidSpaceID(id string) bool { return spaceIDRE.MatchString(id) }
+
+// NormalizeVersion returns a valid version in NuGet's normalised form, the
+// form Octopus stores: build metadata dropped ("1.0.0+meta" is 1.0.0),
+// leading zeros removed ("01.0.0" is 1.0.0), at least three parts ("1.0"
+// is 1.0.0), and a fourth part only when it is not 0 ("1.0.0.0" is 1.0.0,
+// "1.0.0.5" stays). The pre-release label is kept as written; NuGet
+// compares it case-insensitively, and so do the store's lookups. Anything
+// that is not a valid version is returned unchanged.
+func NormalizeVersion(v string) string {
+	if !ValidVersion(v) {
+		return v
+	}
+	if i := strings.IndexByte(v, '+'); i >= 0 {
+		v = v[:i]
+	}
+	pre := ""
+	if i := strings.IndexByte(v, '-'); i >= 0 {
+		v, pre = v[:i], v[i:]
+	}
+	parts := strings.Split(v, ".")
+	for i, p := range parts {
+		if p = strings.TrimLeft(p, "0"); p == "" {
+			p = "0"
+		}
+		parts[i] = p
+	}
+	for len(parts) < 3 {
+		parts = append(parts, "0")
+	}
+	if len(parts) == 4 && parts[3] == "0" {
+		parts = parts[:3]
+	}
+	return strings.Join(parts, ".") + pre
+}

@@ -112,3 +112,29 @@ func FuzzParseFileName(f *testing.F) {
 		}
 	})
 }
+
+func TestNormalizeVersion(t *testing.T) {
+	for in, want := range map[string]string{
+		"1.0.0":              "1.0.0",
+		"1.0.0+meta":         "1.0.0",
+		"01.0.0":             "1.0.0",
+		"1.00.007":           "1.0.7",
+		"1.0":                "1.0.0",
+		"1":                  "1.0.0",
+		"1.0.0.0":            "1.0.0",
+		"1.0.0.5":            "1.0.0.5",
+		"1.2.3.04":           "1.2.3.4",
+		"1.0-Beta.1":         "1.0.0-Beta.1",
+		"01.0.0-rc.1+build5": "1.0.0-rc.1",
+		"1.0.0-0a":           "1.0.0-0a",
+		"1.0.0-beta.01":      "1.0.0-beta.01", // labels are kept as written
+		"not a version":      "not a version",
+	} {
+		if got := NormalizeVersion(in); got != want {
+			t.Errorf("NormalizeVersion(%q) = %q, want %q", in, got, want)
+		}
+		if ValidVersion(in) && !ValidVersion(NormalizeVersion(in)) {
+			t.Errorf("NormalizeVersion(%q) = %q is not a valid version", in, NormalizeVersion(in))
+		}
+	}
+}

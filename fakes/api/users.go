@@ -10,7 +10,7 @@ import (
 // resources (go-octopusdeploy's users, teams and userroles packages) but
 // simplified: a team holds users only, a scoped user role is scoped to a
 // space only (no environments, projects or tenants), and a user's
-// permissions list BuiltInFeedPush alone.
+// permissions list only the permissions the fake checks.
 
 // Paths.
 const (
@@ -23,14 +23,50 @@ const (
 // administrator); users created through the API start at Users-2.
 const AdminUserID = "Users-1"
 
-// Permission and roles.
+// Permissions the fake checks, by the names Octopus uses in its 403
+// bodies ("Missing permission: BuiltInFeedPush") and its
+// UserPermissionSet. Descriptions from Octopus's "Default permissions for
+// built-in user roles" (octopus.com/docs/security/users-and-teams/default-permissions).
 const (
-	// PermissionBuiltInFeedPush lets a user push packages to the built-in
-	// feed.
+	// PermissionBuiltInFeedPush: push new packages to the built-in feed.
 	PermissionBuiltInFeedPush = "BuiltInFeedPush"
-	// RolePackagePublisher is Octopus's built-in "Package publisher" role,
-	// which grants BuiltInFeedPush.
-	RolePackagePublisher = "userroles-packagepublisher"
+	// PermissionBuiltInFeedAdminister: replace or delete packages in the
+	// built-in feed.
+	PermissionBuiltInFeedAdminister = "BuiltInFeedAdminister"
+	// PermissionBuiltInFeedDownload: retrieve the contents of packages in
+	// the built-in feed.
+	PermissionBuiltInFeedDownload = "BuiltInFeedDownload"
+	// PermissionFeedView: view package feeds and the packages in them.
+	PermissionFeedView = "FeedView"
+	// PermissionTaskView, TaskCreate, TaskCancel: view summary-level
+	// information of tasks, explicitly create (run) them, cancel them.
+	PermissionTaskView   = "TaskView"
+	PermissionTaskCreate = "TaskCreate"
+	PermissionTaskCancel = "TaskCancel"
+	// PermissionMachineView, MachineCreate: view and create machines.
+	PermissionMachineView   = "MachineView"
+	PermissionMachineCreate = "MachineCreate"
+	// PermissionConfigureServer: configure server settings, a system
+	// permission; the fake asks it for changing or deleting server nodes.
+	PermissionConfigureServer = "ConfigureServer"
+	// PermissionAdministerSystem: system-level functions, a system
+	// permission (System administrator only).
+	PermissionAdministerSystem = "AdministerSystem"
+)
+
+// Octopus's built-in user role IDs (those the fake models; roles.go in
+// fakes/node says what each grants).
+const (
+	RolePackagePublisher    = "userroles-packagepublisher"
+	RoleBuildServer         = "userroles-buildserver"
+	RoleSpaceManager        = "userroles-spacemanager"
+	RoleSystemAdministrator = "userroles-systemadministrator"
+	RoleSystemManager       = "userroles-systemmanager"
+	RoleProjectContributor  = "userroles-projectcontributor"
+	RoleProjectDeployer     = "userroles-projectdeployer"
+	RoleDeploymentCreator   = "userroles-deploymentcreator"
+	RoleEnvironmentViewer   = "userroles-environmentviewer"
+	RoleEnvironmentManager  = "userroles-environmentmanager"
 )
 
 // HeaderPermissionCache says how the answering node decided a permission:

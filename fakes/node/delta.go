@@ -259,6 +259,8 @@ func (n *Node) deltaUpload(w http.ResponseWriter, r *http.Request, space, packag
 		writeError(w, http.StatusBadRequest, "The package file name is not valid: "+err.Error(), nil)
 		return
 	}
+	pf.Version = api.NormalizeVersion(pf.Version) // as a full upload's
+	baseVersion = api.NormalizeVersion(baseVersion)
 	log := n.log.With("package", pf.ID, "version", pf.Version, "base", baseVersion, "mode", mode, "delta", true)
 	// refuse answers before the delta is applied, having read the body to
 	// its end so the client sees the answer rather than a reset.
@@ -276,7 +278,7 @@ func (n *Node) deltaUpload(w http.ResponseWriter, r *http.Request, space, packag
 		refuse(http.StatusBadRequest, fmt.Sprintf("The delta is for package %s but was posted to the delta endpoint of %s.", pf.ID, packageID))
 		return
 	}
-	if baseVersion == pf.Version {
+	if store.ComparePrecedence(baseVersion, pf.Version) == 0 {
 		refuse(http.StatusBadRequest, "A delta cannot be built against the version it creates.")
 		return
 	}
@@ -293,6 +295,9 @@ func (n *Node) deltaUpload(w http.ResponseWriter, r *http.Request, space, packag
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		n.dbError(w, "checking for an existing package", err)
 		return
+	}
+	if err == nil && mode == api.OverwriteExisting && !n.may(w, r, api.PermissionBuiltInFeedAdminister, space) {
+		return // replacing needs BuiltInFeedAdminister
 	}
 	if err == nil && mode != api.OverwriteExisting {
 		if _, err := io.Copy(io.Discard, body); err != nil {
@@ -336,7 +341,7 @@ func (n *Node) deltaUpload(w http.ResponseWriter, r *http.Request, space, packag
 		return
 	}
 	n.receiving.Add(1)
-	res, perr := n.patch(baseFile, base.Size, part, fw)
+	res, perr := n.patch(baseFile, base.Size, part, fw, n.deltaLimits(base.Size))
 	n.receiving.Add(-1)
 	if perr == nil {
 		perr = drainParts(mr)
@@ -354,7 +359,11 @@ func (n *Node) deltaUpload(w http.ResponseWriter, r *http.Request, space, packag
 		case body.stalled(perr):
 			n.answerStall(w, log, res.read)
 		case errors.As(perr, &ds):
-			log.Warn("delta upload refused; nothing was stored", "status", ds.status, "err", perr, "deltaBytes", res.read)
+			if ds.status == http.StatusRequestEntityTooLarge {
+				// The rest of the body is not read.
+				w.Header().Set("Connection", "close")
+			}
+			log.Warn("delta upload refused; nothing was stored", "status", ds.status, "err", perr, "deltaBytes", res.read, "bytesWritten", res.size)
 			writeError(w, ds.status, ds.msg, []string{ds.err.Error()})
 		default:
 			log.Error("writing the patched package to the store failed", "err", perr)
@@ -377,6 +386,28 @@ func (n *Node) deltaUpload(w http.ResponseWriter, r *http.Request, space, packag
 	n.publishAndAnswer(ctx, w, log, tmp, row, mode)
 }
 
+// deltaLimits are the bounds on what one delta may produce, enforced
+// while it is applied: a delta is 17 bytes per copy command, so without
+// them a few kilobytes can make the node write without end before the
+// SHA-1 check at the end gives the delta away.
+type deltaLimits struct {
+	maxSize   int64 // the patched package's size
+	maxCopied int64 // bytes copied from the base, all commands together
+}
+
+func (n *Node) deltaLimits(baseSize int64) deltaLimits {
+	l := deltaLimits{maxSize: n.cfg.MaxPackageSize, maxCopied: n.cfg.MaxPackageSize}
+	if baseSize <= l.maxCopied/DeltaCopyFactor {
+		l.maxCopied = baseSize * DeltaCopyFactor
+	}
+	return l
+}
+
+// tooLarge is the refusal of a delta that would exceed lim.
+func tooLarge(msg string, err error) *deltaStatus {
+	return &deltaStatus{http.StatusRequestEntityTooLarge, msg + " Nothing was stored; upload the full package.", err}
+}
+
 // patchResult describes an applied delta.
 type patchResult struct {
 	read int64  // delta bytes read
@@ -397,7 +428,11 @@ func (e *errWrite) Unwrap() error { return e.err }
 // a delta that is malformed, incomplete, does not fit the base or does not
 // produce the package it describes; *errWrite for a failing store;
 // anything else from reading the base.
-func (n *Node) patch(base io.ReadSeeker, baseSize int64, delta io.Reader, out io.Writer) (patchResult, error) {
+//
+// The output is bounded by lim while it is written: a command that would
+// take the package past lim.maxSize, or the copies past lim.maxCopied, is
+// refused (413) before any of its bytes are written.
+func (n *Node) patch(base io.ReadSeeker, baseSize int64, delta io.Reader, out io.Writer, lim deltaLimits) (patchResult, error) {
 	var res patchResult
 	rec := &countingReader{r: delta}
 	dr := octodiff.NewBinaryDeltaReader(fullReader{bufio.NewReaderSize(rec, bodyBufferSize)})
@@ -419,8 +454,16 @@ func (n *Node) patch(base io.ReadSeeker, baseSize int64, delta io.Reader, out io
 	defer copyBufs.Put(bp)
 	pos := int64(-1) // base's read position, to skip needless seeks
 	var rangeErr error
+	var bound *deltaStatus
+	var produced, copied int64 // bytes handed to bw, and of them copied
 	err = dr.Apply(
 		func(b []byte) error {
+			if int64(len(b)) > lim.maxSize-produced {
+				bound = tooLarge(fmt.Sprintf("The delta would produce a package larger than this server's maximum package size of %d bytes.", lim.maxSize),
+					fmt.Errorf("a data command of %d bytes after %d bytes of output", len(b), produced))
+				return bound
+			}
+			produced += int64(len(b))
 			_, err := bw.Write(b)
 			return err
 		},
@@ -429,6 +472,19 @@ func (n *Node) patch(base io.ReadSeeker, baseSize int64, delta io.Reader, out io
 				rangeErr = fmt.Errorf("copy of %d bytes at %d from a base of %d bytes", length, off, baseSize)
 				return rangeErr
 			}
+			switch {
+			case length > lim.maxSize-produced:
+				bound = tooLarge(fmt.Sprintf("The delta would produce a package larger than this server's maximum package size of %d bytes.", lim.maxSize),
+					fmt.Errorf("a copy of %d bytes after %d bytes of output", length, produced))
+			case length > lim.maxCopied-copied:
+				bound = tooLarge(fmt.Sprintf("The delta copies more than %d bytes from its base of %d bytes (at most %d times the base's size); a delta built by an Octopus client copies each part of its base about once.", lim.maxCopied, baseSize, DeltaCopyFactor),
+					fmt.Errorf("a copy of %d bytes after %d bytes copied", length, copied))
+			}
+			if bound != nil {
+				return bound
+			}
+			produced += length
+			copied += length
 			if off != pos {
 				if _, err := base.Seek(off, io.SeekStart); err != nil {
 					return &baseError{fmt.Errorf("seek base to %d: %w", off, err)}
@@ -454,6 +510,8 @@ func (n *Node) patch(base io.ReadSeeker, baseSize int64, delta io.Reader, out io
 	switch {
 	case hw.err != nil:
 		return res, &errWrite{hw.err}
+	case bound != nil:
+		return res, bound
 	case rangeErr != nil:
 		return res, &deltaStatus{http.StatusConflict, "The delta does not fit the base version on the server (it was built against another file); upload the full package.", rangeErr}
 	case rec.err != nil && !errors.Is(rec.err, io.EOF):

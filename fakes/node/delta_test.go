@@ -7,15 +7,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/OctopusDeploy/go-octodiff/pkg/octodiff"
 	octoclient "github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/client"
@@ -334,4 +338,98 @@ func TestDeltaOnWindowsNode(t *testing.T) {
 		t.Fatalf("stored path %q, want the Windows form", row.Path)
 	}
 	noTempFiles(t, a)
+}
+
+// bombDelta is a "ratio bomb": a valid Octodiff delta of copies commands
+// each copying the whole base, 17 bytes a command, naming a package whose
+// hash no patch can give.
+func bombDelta(t *testing.T, baseSize int64, copies int) []byte {
+	t.Helper()
+	var d bytes.Buffer
+	w := octodiff.NewBinaryDeltaWriter(&d)
+	if err := w.WriteMetadata(octodiff.DefaultHashAlgorithm, randomBytes(9, 20)); err != nil {
+		t.Fatal(err)
+	}
+	for range copies {
+		// Flushed one by one: the writer would merge adjacent copies.
+		if err := w.WriteCopyCommand(0, baseSize); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d.Bytes()
+}
+
+// A delta's output is bounded while it is written: copies beyond
+// DeltaCopyFactor times the base, or a package beyond MaxPackageSize, are
+// refused with 413 before their bytes are written, and nothing is stored.
+// (Before the bound, the 17 KB bomb below made the node write 250 MiB and
+// only then refuse it for its hash.)
+func TestDeltaRatioBomb(t *testing.T) {
+	logs := &syncBuffer{}
+	const maxSize = 2 << 20
+	a := newTestNode(t, nil, func(c *Config) {
+		c.MaxPackageSize = maxSize
+		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	const baseSize = 256 << 10
+	base := randomBytes(3, baseSize)
+	if resp, body := a.upload(t, "", "Bomb.Pkg.1.0.0.zip", base); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload = %d %s", resp.StatusCode, body)
+	}
+	nothingStored := func(what, version string) {
+		t.Helper()
+		if _, err := a.db.Package(context.Background(), "Spaces-1", "Bomb.Pkg", version); err == nil {
+			t.Fatalf("%s: a row for %s was recorded", what, version)
+		}
+		if dirExists(t, a, "Spaces-1/feeds-builtin/Bomb.Pkg/Bomb.Pkg."+version+".zip") {
+			t.Fatalf("%s: a file for %s was stored", what, version)
+		}
+		noTempFiles(t, a)
+	}
+
+	bomb := bombDelta(t, baseSize, 1000) // 1000 × 256 KiB = 250 MiB of output
+	start := time.Now()
+	resp, body := a.postDelta(t, "Bomb.Pkg", "1.0.0", "", "Bomb.Pkg.2.0.0.zip", bomb)
+	took := time.Since(start)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "copies more than") {
+		t.Fatalf("bomb = %d %s, want 413 saying it copies too much", resp.StatusCode, body)
+	}
+	nothingStored("bomb", "2.0.0")
+	m := regexp.MustCompile(`delta upload refused.* bytesWritten=(\d+)`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("no refusal logged with bytesWritten:\n%s", logs.String())
+	}
+	written, _ := strconv.ParseInt(m[1], 10, 64)
+	if written > DeltaCopyFactor*baseSize {
+		t.Fatalf("the bomb wrote %d bytes before its refusal, more than %d", written, DeltaCopyFactor*baseSize)
+	}
+	t.Logf("bomb: %d-byte delta against a %d-byte base (would produce %d bytes): 413 after %d bytes written, in %v",
+		len(bomb), baseSize, int64(1000)*baseSize, written, took)
+
+	// A delta adding data past the maximum package size.
+	next := append(bytes.Clone(base), randomBytes(4, maxSize)...)
+	resp, body = a.postDelta(t, "Bomb.Pkg", "1.0.0", "", "Bomb.Pkg.3.0.0.zip", deltaOf(t, base, next))
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "maximum package size of 2097152 bytes") {
+		t.Fatalf("delta past the maximum size = %d %s, want 413", resp.StatusCode, body)
+	}
+	nothingStored("delta past the maximum size", "3.0.0")
+	// The same package uploaded whole.
+	resp, body = a.upload(t, "", "Bomb.Pkg.3.0.0.zip", next)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "maximum package size") {
+		t.Fatalf("full upload past the maximum size = %d %s, want 413", resp.StatusCode, body)
+	}
+	nothingStored("full upload past the maximum size", "3.0.0")
+
+	// Within the bounds, a delta that copies its base twice applies.
+	twice := append(bytes.Clone(base), base...)
+	resp, body = a.postDelta(t, "Bomb.Pkg", "1.0.0", "", "Bomb.Pkg.4.0.0.zip", deltaOf(t, base, twice))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("delta copying its base twice = %d %s", resp.StatusCode, body)
+	}
+	if row := assertConsistent(t, "Bomb.Pkg", "4.0.0", a); row.Hash != sha1hex(twice) {
+		t.Fatalf("patched hash %s, want %s", row.Hash, sha1hex(twice))
+	}
 }

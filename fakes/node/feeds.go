@@ -18,7 +18,7 @@ import (
 
 // routeFeeds handles /api/{space}/feeds/...
 func (n *Node) routeFeeds(w http.ResponseWriter, r *http.Request, space string, seg []string) {
-	if !allow(w, r, http.MethodGet) {
+	if !allow(w, r, http.MethodGet) || !n.may(w, r, api.PermissionFeedView, space) {
 		return
 	}
 	switch {
@@ -67,7 +67,11 @@ func (n *Node) feedsPage(w http.ResponseWriter, r *http.Request, space string) {
 	if t := q.Get("feedType"); t != "" && !strings.EqualFold(t, f.FeedType) {
 		keep = false
 	}
-	if ids := listParam(q, "ids"); len(ids) > 0 && !containsFold(ids, f.Id) {
+	ids, ok := boundedList(w, q, "ids")
+	if !ok {
+		return
+	}
+	if len(ids) > 0 && !containsFold(ids, f.Id) {
 		keep = false
 	}
 	if nm := q.Get("name"); nm != "" && !strings.EqualFold(nm, f.Name) {

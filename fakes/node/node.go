@@ -50,6 +50,24 @@ const (
 	// byte for this long. It bounds silence, not duration: a slow 1 GB
 	// upload that keeps sending is never cut off.
 	DefaultUploadStallTimeout = 2 * time.Minute
+	// DefaultBodyIdleTimeout bounds the silence of any other request's
+	// body (JSON, at most a megabyte): a client that announces a body and
+	// sends nothing more must not hold a connection and a goroutine. Like
+	// the upload stall timeout it bounds silence between reads, not the
+	// length of a request.
+	DefaultBodyIdleTimeout = 30 * time.Second
+	// DefaultMaxPackageSize is the largest package a node accepts, whether
+	// uploaded whole or patched from a delta: four times the harness's
+	// 1 GiB uploads. Octopus documents no such limit of its own (IIS's
+	// request limits aside); the fake needs one so that a delta's copy
+	// commands cannot make it write without end.
+	DefaultMaxPackageSize int64 = 4 << 30
+	// DeltaCopyFactor bounds the bytes a delta may copy from its base: at
+	// most this many times the base's size. A delta the official clients
+	// build copies each base block about once (they upload in full when
+	// the delta is not smaller than the file); a "ratio bomb" copies the
+	// whole base thousands of times.
+	DeltaCopyFactor = 4
 	// DefaultTaskPoll is how often a node looks at the shared task queue:
 	// Octopus's 20 seconds.
 	DefaultTaskPoll = 20 * time.Second
@@ -126,8 +144,15 @@ type Config struct {
 	// when no body byte arrives for this long; default
 	// DefaultUploadStallTimeout.
 	UploadStallTimeout time.Duration
-	Version            string
-	Logger             *slog.Logger
+	// BodyIdleTimeout bounds the silence of every other request body;
+	// default DefaultBodyIdleTimeout.
+	BodyIdleTimeout time.Duration
+	// MaxPackageSize is the largest package accepted, uploaded whole or
+	// patched from a delta (413 beyond it, nothing stored); default
+	// DefaultMaxPackageSize.
+	MaxPackageSize int64
+	Version        string
+	Logger         *slog.Logger
 
 	// UnsafeAckBeforeStore makes the node acknowledge an upload (201) as
 	// soon as the body is received and publish the file and its row only
@@ -276,6 +301,12 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.UploadStallTimeout <= 0 {
 		cfg.UploadStallTimeout = DefaultUploadStallTimeout
+	}
+	if cfg.BodyIdleTimeout <= 0 {
+		cfg.BodyIdleTimeout = DefaultBodyIdleTimeout
+	}
+	if cfg.MaxPackageSize <= 0 {
+		cfg.MaxPackageSize = DefaultMaxPackageSize
 	}
 	if cfg.Version == "" {
 		cfg.Version = DefaultVersion

@@ -31,9 +31,13 @@ func (n *Node) routeNodes(w http.ResponseWriter, r *http.Request, seg []string) 
 		case http.MethodGet, http.MethodHead:
 			n.getNode(w, r, seg[0])
 		case http.MethodPut:
-			n.putNode(w, r, seg[0])
+			if n.may(w, r, nodeChangePermission, "") {
+				n.putNode(w, r, seg[0])
+			}
 		case http.MethodDelete:
-			n.deleteNode(w, r, seg[0])
+			if n.may(w, r, nodeChangePermission, "") {
+				n.deleteNode(w, r, seg[0])
+			}
 		default:
 			methodNotAllowed(w, "GET, PUT, DELETE")
 		}
@@ -62,10 +66,14 @@ func (n *Node) listNodes(w http.ResponseWriter, r *http.Request, paged bool) {
 	now := time.Now()
 	q := r.URL.Query()
 	var ids map[string]bool
-	if s := q.Get("ids"); s != "" {
+	list, ok := boundedList(w, q, "ids")
+	if !ok {
+		return
+	}
+	if len(list) > 0 {
 		ids = map[string]bool{}
-		for _, id := range strings.Split(s, ",") {
-			ids[strings.TrimSpace(id)] = true
+		for _, id := range list {
+			ids[id] = true
 		}
 	}
 	partial := strings.ToLower(q.Get("partialName"))

@@ -102,12 +102,20 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 		writeError(w, http.StatusBadRequest, "The package file name is not valid: "+err.Error(), []string{issue})
 		return
 	}
+	// Stored under NuGet's normalised version, as Octopus stores it, so
+	// 1.0.0, 1.0.0+meta and 01.0.0 are one package.
+	pf.Version = api.NormalizeVersion(pf.Version)
 	log := n.log.With("package", pf.ID, "version", pf.Version, "mode", mode)
 
 	existing, err := n.cfg.DB.Package(ctx, space, pf.ID, pf.Version)
 	exists := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		n.dbError(w, "checking for an existing package", err)
+		return
+	}
+	if exists && mode == api.OverwriteExisting && !n.may(w, r, api.PermissionBuiltInFeedAdminister, space) {
+		// Replacing needs more than pushing (Octopus: BuiltInFeedPush to
+		// add, BuiltInFeedAdminister to replace).
 		return
 	}
 	if exists && mode != api.OverwriteExisting {
@@ -139,8 +147,17 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 	}
 	h := sha1.New() //nolint:gosec
 	n.receiving.Add(1)
-	size, werr, err := copyHashed(fw, h, part)
+	// One byte past the maximum is enough to refuse: the rest is never
+	// written.
+	size, werr, err := copyHashed(fw, h, io.LimitReader(part, n.cfg.MaxPackageSize+1))
 	n.receiving.Add(-1)
+	if err == nil && werr == nil && size > n.cfg.MaxPackageSize {
+		_ = fw.Abort()
+		log.Warn("upload refused: larger than the maximum package size; nothing was stored", "max", n.cfg.MaxPackageSize)
+		w.Header().Set("Connection", "close") // the rest of the body is not read
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("The package is larger than this server's maximum package size of %d bytes. Nothing was stored.", n.cfg.MaxPackageSize), nil)
+		return
+	}
 	if err == nil && werr == nil {
 		err = drainParts(mr)
 	}
@@ -305,7 +322,7 @@ type stallReader struct {
 }
 
 func (n *Node) stallGuard(w http.ResponseWriter, r *http.Request) *stallReader {
-	s := &stallReader{body: r.Body, rc: http.NewResponseController(w), timeout: n.cfg.UploadStallTimeout}
+	s := &stallReader{body: bareBody(r.Body), rc: http.NewResponseController(w), timeout: n.cfg.UploadStallTimeout}
 	if err := s.rc.SetReadDeadline(time.Now().Add(s.timeout)); err == nil {
 		s.guarded = true
 	} else {
@@ -380,13 +397,18 @@ func (n *Node) publish(ctx context.Context, tmp string, row store.Package, mode 
 			return err
 		}
 		row.PackageID = spelling
-		rel := api.PackageFile{ID: spelling, Version: row.Version, Extension: row.Extension}.StorePath(row.SpaceID)
-		row.Path = storedPath(n.cfg.OS, rel)
 		existing, err := tx.Package(ctx, row.Version)
 		exists := err == nil
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
+		if exists {
+			// Versions match in any case (a pre-release label's); the
+			// row keeps its first spelling, like the ID.
+			row.Version = existing.Version
+		}
+		rel := api.PackageFile{ID: spelling, Version: row.Version, Extension: row.Extension}.StorePath(row.SpaceID)
+		row.Path = storedPath(n.cfg.OS, rel)
 		if exists && mode != api.OverwriteExisting {
 			// Another upload of the same version won the race.
 			if mode == api.IgnoreIfExists {
@@ -632,7 +654,8 @@ func (n *Node) lookup(w http.ResponseWriter, r *http.Request, space, resID strin
 		writeError(w, http.StatusNotFound, "The package "+resID+" does not exist.", nil)
 		return store.Package{}, false
 	}
-	row, err := n.cfg.DB.Package(r.Context(), space, pid, ver)
+	// By the version as written or normalised: rows hold the normalised.
+	row, err := n.cfg.DB.Package(r.Context(), space, pid, api.NormalizeVersion(ver))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "The package "+resID+" does not exist.", nil)

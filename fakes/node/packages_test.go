@@ -297,7 +297,7 @@ func testNoOrphanPackageFiles(t *testing.T, pair nodePair) {
 		if !slices.Equal(statuses, []int{201, 409}) {
 			t.Fatalf("same version, two extensions = %d %s, %d %s; want one 201 and one 409", ra.status, ra.body, rb.status, rb.body)
 		}
-		row := assertConsistent(t, "Ext", "1.0", a, b)
+		row := assertConsistent(t, "Ext", "1.0.0", a, b) // stored normalised
 		if files := packageFiles(t, a); !slices.Equal(files, []string{row.Path}) {
 			t.Fatalf("files = %v, want only the row's %s", files, row.Path)
 		}
@@ -311,8 +311,8 @@ func testNoOrphanPackageFiles(t *testing.T, pair nodePair) {
 		if r, body := a.upload(t, "?overwriteMode=OverwriteExisting", "Ext.1.0.tgz", []byte("tgz")); r.StatusCode != 201 {
 			t.Fatalf("Ext.1.0.tgz = %d %s", r.StatusCode, body)
 		}
-		row := assertConsistent(t, "Ext", "1.0", a)
-		if files := packageFiles(t, a); !slices.Equal(files, []string{"Spaces-1/feeds-builtin/Ext/Ext.1.0.tgz"}) || row.Extension != ".tgz" {
+		row := assertConsistent(t, "Ext", "1.0.0", a)
+		if files := packageFiles(t, a); !slices.Equal(files, []string{"Spaces-1/feeds-builtin/Ext/Ext.1.0.0.tgz"}) || row.Extension != ".tgz" {
 			t.Fatalf("after overwriting .zip with .tgz: files %v, row %+v", files, row)
 		}
 		if r, body := a.do(t, http.MethodDelete, api.PackagePath("Spaces-1", "packages-Ext.1.0"), nil, nil); r.StatusCode != 200 {
@@ -466,3 +466,72 @@ func TestDownloadDuringOverwrites(t *testing.T) {
 
 // headerHash is the header a download carries its row's hash in.
 const headerHash = "X-Octoha-Hash"
+
+// Versions are stored normalised as NuGet and Octopus do: 1.0.0+meta,
+// 01.0.0, 1.0 and 1.0.0.0 are all 1.0.0, so a second upload of any of them
+// is a 409 under FailIfExists and a replacement under OverwriteExisting,
+// and a pre-release label matches in any case. Before, each spelling was
+// stored as a package of its own.
+func TestVersionsNormalised(t *testing.T) {
+	a := newTestNode(t, nil)
+	first := []byte("first")
+	if resp, body := a.upload(t, "", "Acme.1.0.0.zip", first); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("Acme.1.0.0 = %d %s", resp.StatusCode, body)
+	}
+	for _, v := range []string{"1.0.0+meta", "01.0.0", "1.0", "1", "1.0.0.0", "1.00.000+build.7"} {
+		resp, body := a.upload(t, "?overwriteMode=FailIfExists", "Acme."+v+".zip", []byte("again "+v))
+		if resp.StatusCode != http.StatusConflict {
+			t.Errorf("Acme.%s after Acme.1.0.0 = %d %s, want 409", v, resp.StatusCode, body)
+		}
+	}
+	if resp, body := a.upload(t, "", "Acme.1.0.0.1.zip", []byte("four parts")); resp.StatusCode != http.StatusCreated {
+		t.Errorf("Acme.1.0.0.1 = %d %s, want 201 (another version)", resp.StatusCode, body)
+	}
+	if resp, body := a.upload(t, "", "Acme.1.0.0-Beta.zip", []byte("beta")); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("Acme.1.0.0-Beta = %d %s", resp.StatusCode, body)
+	}
+	if resp, body := a.upload(t, "", "Acme.1.0.0-beta.zip", []byte("beta again")); resp.StatusCode != http.StatusConflict {
+		t.Errorf("Acme.1.0.0-beta after -Beta = %d %s, want 409", resp.StatusCode, body)
+	}
+
+	// OverwriteExisting under another spelling replaces 1.0.0.
+	second := []byte("second, replacing")
+	resp, body := a.upload(t, "?overwriteMode=OverwriteExisting", "Acme.01.0.0+ci.zip", second)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("overwrite as Acme.01.0.0+ci = %d %s", resp.StatusCode, body)
+	}
+	var res api.Package
+	if err := json.Unmarshal(body, &res); err != nil || res.Version != "1.0.0" {
+		t.Fatalf("overwrite answered %s (%v), want version 1.0.0", body, err)
+	}
+	if row := assertConsistent(t, "Acme", "1.0.0", a); row.Hash != sha1hex(second) {
+		t.Fatalf("1.0.0 has hash %s, want the replacement's %s", row.Hash, sha1hex(second))
+	}
+	resp, body = a.upload(t, "?overwriteMode=OverwriteExisting", "Acme.1.0.0-BETA.zip", []byte("beta replaced"))
+	if resp.StatusCode != http.StatusCreated || json.Unmarshal(body, &res) != nil || res.Version != "1.0.0-Beta" {
+		t.Fatalf("overwrite as 1.0.0-BETA = %d %s, want 201 keeping the first spelling 1.0.0-Beta", resp.StatusCode, body)
+	}
+	want := []string{
+		"Spaces-1/feeds-builtin/Acme/Acme.1.0.0-Beta.zip",
+		"Spaces-1/feeds-builtin/Acme/Acme.1.0.0.1.zip",
+		"Spaces-1/feeds-builtin/Acme/Acme.1.0.0.zip",
+	}
+	if got := packageFiles(t, a); !slices.Equal(got, want) {
+		t.Fatalf("files %q, want %q", got, want)
+	}
+
+	// Read and downloaded by the version as written or normalised.
+	for _, v := range []string{"1.0.0", "01.0.0", "1.0", "1.0.0+meta"} {
+		resp, body := a.do(t, http.MethodGet, api.PackageRawPath("Spaces-1", api.PackageResourceID("Acme", v)), nil, nil)
+		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, second) {
+			t.Errorf("download of Acme %s = %d %q, want 200 and 1.0.0's bytes", v, resp.StatusCode, body)
+		}
+	}
+	// Deleted by another spelling, it is gone under every one.
+	if resp, body := a.do(t, http.MethodDelete, api.PackagePath("Spaces-1", api.PackageResourceID("Acme", "1.0")), nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("delete Acme 1.0 = %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := a.do(t, http.MethodGet, api.PackagePath("Spaces-1", api.PackageResourceID("Acme", "1.0.0")), nil, nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("Acme 1.0.0 after deleting 1.0 = %d, want 404", resp.StatusCode)
+	}
+}

@@ -29,7 +29,8 @@ import (
 //
 // Simplified from Octopus: managing users, teams and roles needs the
 // cluster's own API key (the administrator), not UserEdit/TeamEdit
-// permissions; the only permission checked is BuiltInFeedPush, on uploads.
+// permissions. Every other endpoint asks for the permission Octopus asks
+// for, granted by the built-in roles in roles.go.
 
 // Permission cache modes.
 const (
@@ -40,9 +41,6 @@ const (
 // DefaultPermissionCacheTTL is how long a node trusts a cached permission
 // set it did not invalidate itself.
 const DefaultPermissionCacheTTL = 5 * time.Minute
-
-// pushRoles are the built-in roles that grant BuiltInFeedPush.
-var pushRoles = map[string]bool{api.RolePackagePublisher: true, "userroles-spacemanager": true}
 
 // principal is who a request's API key belongs to.
 type principal struct {
@@ -80,8 +78,20 @@ type permCache struct {
 }
 
 type permEntry struct {
-	push   map[string]bool // spaces the user may push to
+	perms  permSet
 	loaded time.Time
+}
+
+// permSet maps each permission a user holds to the spaces it holds in.
+type permSet map[string]map[string]bool
+
+// has reports whether the set grants perm in space; a system permission
+// holds whatever the space.
+func (ps permSet) has(perm, space string) bool {
+	if systemPermissions[perm] {
+		return len(ps[perm]) > 0
+	}
+	return ps[perm][space]
 }
 
 // invalidate drops every cached set: a change was made through this node.
@@ -91,9 +101,9 @@ func (c *permCache) invalidate() {
 	c.mu.Unlock()
 }
 
-// permissions returns the spaces u may push to, as this node sees them,
-// and how it decided ("miss" or "hit; age=…").
-func (n *Node) permissions(ctx context.Context, u store.User) (map[string]bool, string, error) {
+// permissions returns u's permissions as this node sees them, and how it
+// decided ("miss" or "hit; age=…").
+func (n *Node) permissions(ctx context.Context, u store.User) (permSet, string, error) {
 	c := &n.perms
 	if n.cfg.PermissionCache == PermissionCacheShared {
 		epoch, err := n.cfg.DB.PermissionEpoch(ctx)
@@ -111,16 +121,19 @@ func (n *Node) permissions(ctx context.Context, u store.User) (map[string]bool, 
 	e, ok := c.entries[u.Seq]
 	c.mu.Unlock()
 	if ok && now.Sub(e.loaded) < n.cfg.PermissionCacheTTL {
-		return e.push, fmt.Sprintf("hit; age=%.3fs", now.Sub(e.loaded).Seconds()), nil
+		return e.perms, fmt.Sprintf("hit; age=%.3fs", now.Sub(e.loaded).Seconds()), nil
 	}
 	roles, err := n.cfg.DB.UserRoles(ctx, u.Seq)
 	if err != nil {
 		return nil, "", err
 	}
-	e = permEntry{push: map[string]bool{}, loaded: now}
+	e = permEntry{perms: permSet{}, loaded: now}
 	for _, r := range roles {
-		if pushRoles[r.RoleID] {
-			e.push[r.SpaceID] = true
+		for _, p := range rolePermissions[r.RoleID] {
+			if e.perms[p] == nil {
+				e.perms[p] = map[string]bool{}
+			}
+			e.perms[p][r.SpaceID] = true
 		}
 	}
 	c.mu.Lock()
@@ -129,29 +142,39 @@ func (n *Node) permissions(ctx context.Context, u store.User) (map[string]bool, 
 	}
 	c.entries[u.Seq] = e
 	c.mu.Unlock()
-	return e.push, "miss", nil
+	return e.perms, "miss", nil
 }
 
-// mayPush answers 403 (and false) unless the request's principal may push
-// packages to space.
-func (n *Node) mayPush(w http.ResponseWriter, r *http.Request, space string) bool {
+// may answers 403 (and false) unless the request's principal holds perm
+// in space ("" for the global routes: the default space, the only one).
+func (n *Node) may(w http.ResponseWriter, r *http.Request, perm, space string) bool {
 	p := principalOf(r)
 	if p.admin {
 		return true
 	}
-	push, how, err := n.permissions(r.Context(), p.user)
+	if space == "" {
+		space = api.DefaultSpaceID
+	}
+	perms, how, err := n.permissions(r.Context(), p.user)
 	if err != nil {
 		n.dbError(w, "reading the user's permissions", err)
 		return false
 	}
 	w.Header().Set(api.HeaderPermissionCache, how)
-	if push[space] {
+	if perms.has(perm, space) {
 		return true
 	}
-	w.Header().Set("Connection", "close") // the body is not read
-	writeError(w, http.StatusForbidden, "You do not have permission to perform this action. Please contact your Octopus administrator. Missing permission: "+api.PermissionBuiltInFeedPush,
-		[]string{"Missing permission: " + api.PermissionBuiltInFeedPush})
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close") // the body is not read
+	}
+	writeError(w, http.StatusForbidden, "You do not have permission to perform this action. Please contact your Octopus administrator. Missing permission: "+perm,
+		[]string{"Missing permission: " + perm})
 	return false
+}
+
+// mayPush is may for BuiltInFeedPush.
+func (n *Node) mayPush(w http.ResponseWriter, r *http.Request, space string) bool {
+	return n.may(w, r, api.PermissionBuiltInFeedPush, space)
 }
 
 // authenticate finds the principal of a request's key: the cluster's own
@@ -254,14 +277,16 @@ func (n *Node) routeUsers(w http.ResponseWriter, r *http.Request, seg []string) 
 		}
 	case len(seg) == 2 && strings.EqualFold(seg[1], "permissions"):
 		if allow(w, r, http.MethodGet) {
-			push, how, err := n.permissions(r.Context(), u)
+			perms, how, err := n.permissions(r.Context(), u)
 			if err != nil {
 				n.dbError(w, "reading the user's permissions", err)
 				return
 			}
 			set := api.UserPermissionSet{Id: id, SpacePermissions: map[string][]api.UserPermissionRestriction{}}
-			for space := range push {
-				set.SpacePermissions[api.PermissionBuiltInFeedPush] = append(set.SpacePermissions[api.PermissionBuiltInFeedPush], api.UserPermissionRestriction{SpaceId: space})
+			for perm, spaces := range perms {
+				for space := range spaces {
+					set.SpacePermissions[perm] = append(set.SpacePermissions[perm], api.UserPermissionRestriction{SpaceId: space})
+				}
 			}
 			w.Header().Set(api.HeaderPermissionCache, how)
 			writeJSON(w, http.StatusOK, set)

@@ -3,6 +3,8 @@ package node
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -151,4 +153,116 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// userWithRoles creates a user with an API key, in a team of its own
+// granted roles in Spaces-1 (none: a user without roles); it returns the
+// key.
+func userWithRoles(t *testing.T, tn *testNode, name string, roles ...string) string {
+	t.Helper()
+	var u api.User
+	postJSON(t, tn, api.UsersPath, api.User{Username: name, DisplayName: name, IsService: true}, &u)
+	var k api.APIKey
+	postJSON(t, tn, api.UserPath(u.Id)+"/apikeys", api.APIKey{Purpose: "test"}, &k)
+	var team api.Team
+	postJSON(t, tn, api.TeamsPath, api.Team{Name: name, SpaceId: "Spaces-1", MemberUserIds: []string{u.Id}}, &team)
+	for _, role := range roles {
+		var sr api.ScopedUserRole
+		postJSON(t, tn, api.ScopedUserRolesPath, api.ScopedUserRole{TeamId: team.Id, UserRoleId: role, SpaceId: "Spaces-1"}, &sr)
+	}
+	return k.ApiKey
+}
+
+// Each endpoint asks for the permission Octopus asks for, and each
+// built-in role grants what Octopus's documentation says it grants: a user
+// without roles may change nothing (before, only pushing was checked, so
+// such a user could delete packages, drain nodes, delete node rows and
+// create or cancel tasks). The requests aim at things that do not exist
+// or are malformed, so an allowed one answers 404 or 400 and changes
+// nothing; a refused one answers 403 naming the missing permission.
+func TestPermissionMatrix(t *testing.T) {
+	tn := newTestNode(t, nil)
+	if resp, body := tn.upload(t, "", "Perm.Matrix.1.0.0.zip", []byte("matrix")); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload = %d %s", resp.StatusCode, body)
+	}
+	type endpoint struct {
+		name, method, path, body, perm string
+	}
+	push, ct := multipartBody(t, "file", "Perm.Matrix.1.0.0.zip", []byte("matrix"))
+	pushBody, _ := io.ReadAll(push)
+	endpoints := []endpoint{
+		{"list packages", http.MethodGet, "/api/Spaces-1/packages", "", api.PermissionFeedView},
+		{"search feed", http.MethodGet, "/api/Spaces-1/feeds/feeds-builtin/packages/search?term=Perm", "", api.PermissionFeedView},
+		{"download package", http.MethodGet, "/api/Spaces-1/packages/" + api.PackageResourceID("Perm.Matrix", "1.0.0") + "/raw", "", api.PermissionBuiltInFeedDownload},
+		{"push package", http.MethodPost, "/api/Spaces-1/packages/raw?overwriteMode=IgnoreIfExists", string(pushBody), api.PermissionBuiltInFeedPush},
+		{"replace package", http.MethodPost, "/api/Spaces-1/packages/raw?overwriteMode=OverwriteExisting", string(pushBody), api.PermissionBuiltInFeedPush}, // asked first; then BuiltInFeedAdminister, which every built-in role with push also grants
+		{"delete package", http.MethodDelete, "/api/Spaces-1/packages/" + api.PackageResourceID("No.Such", "9.9.9"), "", api.PermissionBuiltInFeedAdminister},
+		{"list tasks", http.MethodGet, "/api/tasks", "", api.PermissionTaskView},
+		{"create task", http.MethodPost, "/api/Spaces-1/tasks", `{"Name":"NoSuchKind"}`, api.PermissionTaskCreate},
+		{"cancel task", http.MethodPost, "/api/tasks/ServerTasks-999999/cancel", "", api.PermissionTaskCancel},
+		{"work", http.MethodPost, "/api/Spaces-1/octoha/work?ms=-1", "", api.PermissionTaskCreate},
+		{"drain node", http.MethodPut, "/api/octopusservernodes/OctopusServerNodes-99", `{"IsInMaintenanceMode":true}`, api.PermissionConfigureServer},
+		{"delete node", http.MethodDelete, "/api/octopusservernodes/OctopusServerNodes-99", "", api.PermissionConfigureServer},
+	}
+	// What each role may do, from Octopus's documentation of the built-in
+	// roles (not from roles.go's table).
+	feed := []string{"list packages", "search feed", "download package", "push package", "replace package", "delete package"}
+	tasks := []string{"list tasks", "create task", "cancel task", "work"}
+	roles := []struct {
+		name  string
+		roles []string
+		may   []string
+	}{
+		{"no roles", nil, nil},
+		{"Package publisher", []string{api.RolePackagePublisher}, feed},
+		{"Environment viewer", []string{api.RoleEnvironmentViewer}, []string{"list tasks"}},
+		{"Project deployer", []string{api.RoleProjectDeployer}, append([]string{"list packages", "search feed"}, tasks...)},
+		{"Space manager", []string{api.RoleSpaceManager}, append(append([]string{}, feed...), tasks...)},
+		{"System manager", []string{api.RoleSystemManager}, append([]string{"drain node", "delete node"}, tasks...)},
+	}
+	var matrix strings.Builder
+	for i, role := range roles {
+		key := userWithRoles(t, tn, fmt.Sprintf("user%d", i), role.roles...)
+		may := map[string]bool{}
+		for _, e := range role.may {
+			may[e] = true
+		}
+		fmt.Fprintf(&matrix, "%-19s", role.name)
+		for _, e := range endpoints {
+			hdr := map[string]string{api.HeaderAPIKey: key}
+			if strings.HasPrefix(e.body, "--") {
+				hdr["Content-Type"] = ct
+			}
+			var body io.Reader
+			if e.body != "" {
+				body = strings.NewReader(e.body)
+			}
+			resp, got := tn.do(t, e.method, e.path, body, hdr)
+			fmt.Fprintf(&matrix, " %s=%d", e.name, resp.StatusCode)
+			switch {
+			case may[e.name] && (resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized):
+				t.Errorf("%s: %s = %d %s, want it allowed", role.name, e.name, resp.StatusCode, got)
+			case !may[e.name] && resp.StatusCode != http.StatusForbidden:
+				t.Errorf("%s: %s = %d %s, want 403", role.name, e.name, resp.StatusCode, got)
+			case !may[e.name] && !strings.Contains(string(got), "Missing permission: "+e.perm):
+				t.Errorf("%s: %s: 403 body %s does not name %s", role.name, e.name, got, e.perm)
+			}
+		}
+		matrix.WriteString("\n")
+	}
+	t.Logf("role → endpoint=status:\n%s", matrix.String())
+	// The cluster's own key (the harness's) may do everything.
+	for _, e := range endpoints {
+		hdr := map[string]string{}
+		if strings.HasPrefix(e.body, "--") {
+			hdr["Content-Type"] = ct
+		}
+		var body io.Reader
+		if e.body != "" {
+			body = strings.NewReader(e.body)
+		}
+		if resp, got := tn.do(t, e.method, e.path, body, hdr); resp.StatusCode == http.StatusForbidden {
+			t.Errorf("cluster key: %s = 403 %s", e.name, got)
+		}
+	}
 }

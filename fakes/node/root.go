@@ -2,7 +2,9 @@ package node
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -104,6 +106,24 @@ func paging(r *http.Request, defTake int) (skip, take int) {
 		take = defTake
 	}
 	return skip, take
+}
+
+// maxListItems bounds a list parameter (ids, states): a query naming
+// tens of thousands of IDs would exceed the database's limit on a
+// statement's parameters and be answered 503 as if the database were
+// down. Clients batch (the harness's task driver asks for 50 at a time).
+const maxListItems = 1000
+
+// boundedList reads a list parameter (repeated or comma-separated) and
+// answers 400 (and false) when it holds more than maxListItems values.
+func boundedList(w http.ResponseWriter, q url.Values, key string) ([]string, bool) {
+	list := listParam(q, key)
+	if len(list) > maxListItems {
+		writeError(w, http.StatusBadRequest, "There was a problem with your request.",
+			[]string{fmt.Sprintf("The %s parameter lists %d values; at most %d are accepted in one request. Ask in batches.", key, len(list), maxListItems)})
+		return nil, false
+	}
+	return list, true
 }
 
 // pageParam parses one paging parameter: absent or not a number gives def,

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/octoha/octoha/fakes/api"
 )
@@ -18,7 +19,52 @@ import (
 func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tw := &trackingWriter{ResponseWriter: w}
 	defer n.recoverPanic(tw, r)
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = n.idleGuard(w, r.Body)
+	}
 	n.route(tw, r)
+}
+
+// idleBody is a request body whose every read must see a byte within
+// BodyIdleTimeout: without it a client that announces a body and sends
+// less holds the connection and its goroutine forever (even a handler
+// that never reads the body waits for it: net/http reads up to 256 KiB
+// of what is left so it can reuse the connection). Like the uploads'
+// stall guard, which replaces it for uploads, it bounds silence, never
+// the length of a request.
+type idleBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (n *Node) idleGuard(w http.ResponseWriter, body io.ReadCloser) io.ReadCloser {
+	b := &idleBody{ReadCloser: body, rc: http.NewResponseController(w), timeout: n.cfg.BodyIdleTimeout}
+	if err := b.rc.SetReadDeadline(time.Now().Add(b.timeout)); err != nil {
+		return body // a connection without deadlines (tests' recorders)
+	}
+	return b
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	_ = b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+	k, err := b.ReadCloser.Read(p)
+	if err != nil {
+		// The body is over: lift the deadline, or net/http's watch for
+		// a client hang-up (a read on the idle connection while the
+		// handler runs) would hit it and cancel the request.
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return k, err
+}
+
+// bareBody returns the body under an idle guard, for the uploads' stall
+// guard to take over.
+func bareBody(body io.Reader) io.Reader {
+	if b, ok := body.(*idleBody); ok {
+		return b.ReadCloser
+	}
+	return body
 }
 
 // recoverPanic turns a handler's panic into a 500 (or, if the response had
@@ -167,7 +213,7 @@ func (n *Node) routeSpace(w http.ResponseWriter, r *http.Request, space string, 
 		n.routeMachines(w, r, space, seg[1:])
 	case "octoha":
 		if len(seg) == 2 && strings.EqualFold(seg[1], "work") {
-			if allow(w, r, http.MethodPost) {
+			if allow(w, r, http.MethodPost) && n.may(w, r, api.PermissionTaskCreate, space) {
 				n.work(w, r)
 			}
 			return
@@ -181,7 +227,7 @@ func (n *Node) routeSpace(w http.ResponseWriter, r *http.Request, space string, 
 func (n *Node) routePackages(w http.ResponseWriter, r *http.Request, space string, seg []string) {
 	switch {
 	case len(seg) == 0:
-		if allow(w, r, http.MethodGet) {
+		if allow(w, r, http.MethodGet) && n.may(w, r, api.PermissionFeedView, space) {
 			n.listPackages(w, r, space)
 		}
 	case len(seg) == 1 && strings.EqualFold(seg[0], "raw"):
@@ -191,18 +237,22 @@ func (n *Node) routePackages(w http.ResponseWriter, r *http.Request, space strin
 	case len(seg) == 1:
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
-			n.getPackage(w, r, space, seg[0])
+			if n.may(w, r, api.PermissionFeedView, space) {
+				n.getPackage(w, r, space, seg[0])
+			}
 		case http.MethodDelete:
-			n.deletePackage(w, r, space, seg[0])
+			if n.may(w, r, api.PermissionBuiltInFeedAdminister, space) {
+				n.deletePackage(w, r, space, seg[0])
+			}
 		default:
 			methodNotAllowed(w, "GET, DELETE")
 		}
 	case len(seg) == 2 && strings.EqualFold(seg[1], "raw"):
-		if allow(w, r, http.MethodGet) {
+		if allow(w, r, http.MethodGet) && n.may(w, r, api.PermissionBuiltInFeedDownload, space) {
 			n.downloadPackage(w, r, space, seg[0])
 		}
 	case len(seg) == 3 && strings.EqualFold(seg[2], "delta-signature"):
-		if allow(w, r, http.MethodGet) {
+		if allow(w, r, http.MethodGet) && n.mayPush(w, r, space) {
 			n.deltaSignature(w, r, space, seg[0], seg[1])
 		}
 	case len(seg) == 3 && strings.EqualFold(seg[2], "delta"):

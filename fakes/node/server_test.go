@@ -338,3 +338,118 @@ func TestIdleConnectionsClosed(t *testing.T) {
 		t.Fatalf("idle keep-alive connection after %v: %v, want it closed (EOF) after the 200ms idle timeout", time.Since(start).Round(time.Millisecond), err)
 	}
 }
+
+// Every request body is read under an idle deadline, not only uploads: an
+// unauthenticated POST that announces 100 bytes and sends one no longer
+// holds its connection and goroutine forever (net/http waits for the rest
+// after the 401, to reuse the connection); it is closed once the body has
+// been silent for BodyIdleTimeout. The deadline bounds silence, not
+// length: a slow JSON body that keeps sending is answered, and uploads
+// keep their own, longer stall timeout.
+func TestBodyIdleDeadline(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	a := newTestNode(t, nil, func(c *Config) { c.BodyIdleTimeout = idle })
+	conn, err := net.Dial("tcp", a.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	fmt.Fprintf(conn, "POST /api/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(conn) // the answer, then EOF when the server closes
+	closed := time.Since(start)
+	if err != nil {
+		t.Fatalf("the connection of a body that stopped after 1 of 100 bytes is still open after %v (idle deadline %v): %v", closed.Round(time.Millisecond), idle, err)
+	}
+	if !strings.HasPrefix(string(got), "HTTP/1.1 401") {
+		t.Fatalf("answer %q, want 401", got)
+	}
+	t.Logf("a 1-of-100-byte unauthenticated body: 401 and connection closed after %v (idle deadline %v)", closed.Round(time.Millisecond), idle)
+
+	// A JSON body trickling in over several idle periods, never silent
+	// for one, is read and answered.
+	pr, pw := io.Pipe()
+	go func() {
+		for _, part := range []string{`{"Name":`, `"` + api.TaskKindHealth[:3], api.TaskKindHealth[3:] + `",`, `"Arguments":{}}`} {
+			time.Sleep(idle / 3)
+			pw.Write([]byte(part))
+		}
+		pw.Close()
+	}()
+	r, body := a.do(t, http.MethodPost, "/api/Spaces-1/tasks", pr, map[string]string{"Content-Type": "application/json"})
+	if r.StatusCode != http.StatusCreated {
+		t.Fatalf("slow JSON body = %d %s, want 201", r.StatusCode, body)
+	}
+
+	// An upload silent for longer than the idle deadline (but shorter
+	// than its stall timeout) is not cut off.
+	pr, pw = io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		fw, _ := mw.CreateFormFile("file", "Pausing.1.0.0.zip")
+		for range 3 {
+			time.Sleep(2 * idle)
+			fw.Write([]byte("a client that pauses "))
+		}
+		mw.Close()
+		pw.Close()
+	}()
+	r, body = a.do(t, http.MethodPost, "/api/Spaces-1/packages/raw", pr, map[string]string{"Content-Type": mw.FormDataContentType()})
+	if r.StatusCode != http.StatusCreated {
+		t.Fatalf("upload pausing %v at a time = %d %s, want 201 (its stall timeout is %v)", 2*idle, r.StatusCode, body, a.cfg.UploadStallTimeout)
+	}
+}
+
+// List parameters are bounded and durations checked without overflow:
+// 40,000 task IDs were answered 503 "could not reach its database" (the
+// statement exceeded SQLite's parameter limit: a false outage), and a
+// DurationMs of MaxInt64 overflowed into an accepted task. Both are 400s
+// that say why.
+func TestBoundedListsAndDurations(t *testing.T) {
+	a := newTestNode(t, nil)
+	ids := make([]string, 40_000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("ServerTasks-%d", i+1)
+	}
+	start := time.Now()
+	resp, body := a.do(t, http.MethodGet, "/api/tasks?ids="+strings.Join(ids, ","), nil, nil)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "The ids parameter lists 40000 values; at most 1000") {
+		t.Fatalf("40,000 ids = %d %s, want 400 saying the bound", resp.StatusCode, body)
+	}
+	t.Logf("40,000 ids: %d in %v", resp.StatusCode, time.Since(start).Round(time.Millisecond))
+	// At the bound, answered.
+	if resp, body := a.do(t, http.MethodGet, "/api/tasks?ids="+strings.Join(ids[:maxListItems], ","), nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("%d ids = %d %s, want 200", maxListItems, resp.StatusCode, body)
+	}
+	many := strings.Repeat("Queued,", maxListItems+1)
+	for _, path := range []string{
+		"/api/tasks?states=" + many,
+		"/api/octopusservernodes?ids=" + strings.Join(ids[:maxListItems+1], ","),
+		"/api/Spaces-1/feeds?ids=" + strings.Join(ids[:maxListItems+1], ","),
+	} {
+		if resp, body := a.do(t, http.MethodGet, path, nil, nil); resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "at most 1000") {
+			t.Errorf("GET %.60s… = %d %s, want 400", path, resp.StatusCode, body)
+		}
+	}
+	if resp, body := a.do(t, http.MethodGet, "/api/tasks?states=Queued,Sleeping", nil, nil); resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `Unknown task state \"Sleeping\"`) {
+		t.Errorf("unknown state = %d %s, want 400", resp.StatusCode, body)
+	}
+	if resp, body := a.do(t, http.MethodGet, "/api/tasks?states=queued,EXECUTING", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("states in another case = %d %s, want 200", resp.StatusCode, body)
+	}
+
+	for _, ms := range []string{"9223372036854775807", "9223372036854", "-1"} {
+		resp, body := a.do(t, http.MethodPost, "/api/Spaces-1/tasks", strings.NewReader(`{"Name":"Health","Arguments":{"DurationMs":`+ms+`}}`), map[string]string{"Content-Type": "application/json"})
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "DurationMs must be between 0 and") {
+			t.Errorf("DurationMs %s = %d %s, want 400", ms, resp.StatusCode, body)
+		}
+		resp, body = a.do(t, http.MethodPost, "/api/Spaces-1/octoha/work?ms="+ms, nil, nil)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "ms must be a duration") {
+			t.Errorf("work ms=%s = %d %s, want 400", ms, resp.StatusCode, body)
+		}
+	}
+	if resp, body := a.do(t, http.MethodPost, "/api/Spaces-1/octoha/work?ms=1", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("work ms=1 = %d %s", resp.StatusCode, body)
+	}
+}

@@ -20,26 +20,30 @@ func (n *Node) routeTasks(w http.ResponseWriter, r *http.Request, space string, 
 	case len(seg) == 0:
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
-			n.listTasks(w, r, space)
+			if n.may(w, r, api.PermissionTaskView, space) {
+				n.listTasks(w, r, space)
+			}
 		case http.MethodPost:
-			n.createTask(w, r, space)
+			if n.may(w, r, api.PermissionTaskCreate, space) {
+				n.createTask(w, r, space)
+			}
 		default:
 			methodNotAllowed(w, "GET, POST")
 		}
 	case len(seg) == 1:
-		if allow(w, r, http.MethodGet) {
+		if allow(w, r, http.MethodGet) && n.may(w, r, api.PermissionTaskView, space) {
 			n.getTask(w, r, seg[0])
 		}
 	case len(seg) == 2 && strings.EqualFold(seg[1], "raw"):
-		if allow(w, r, http.MethodGet) {
+		if allow(w, r, http.MethodGet) && n.may(w, r, api.PermissionTaskView, space) {
 			n.rawTaskLog(w, r, seg[0])
 		}
 	case len(seg) == 2 && strings.EqualFold(seg[1], "details"):
-		if allow(w, r, http.MethodGet) {
+		if allow(w, r, http.MethodGet) && n.may(w, r, api.PermissionTaskView, space) {
 			n.taskDetails(w, r, seg[0])
 		}
 	case len(seg) == 2 && strings.EqualFold(seg[1], "cancel"):
-		if allow(w, r, http.MethodPost) {
+		if allow(w, r, http.MethodPost) && n.may(w, r, api.PermissionTaskCancel, space) {
 			n.cancelTask(w, r, seg[0])
 		}
 	default:
@@ -77,7 +81,9 @@ func (n *Node) createTask(w http.ResponseWriter, r *http.Request, space string) 
 	} else if canonicalSpace(req.SpaceId) != api.DefaultSpaceID {
 		problems = append(problems, "The space "+req.SpaceId+" does not exist.")
 	}
-	if d := req.Arguments.DurationMs; d < 0 || time.Duration(d)*time.Millisecond > api.MaxTaskDuration {
+	// Compared in milliseconds: converting first would overflow for the
+	// largest int64s and let them through.
+	if d := req.Arguments.DurationMs; d < 0 || d > api.MaxTaskDuration.Milliseconds() {
 		problems = append(problems, fmt.Sprintf("Arguments.DurationMs must be between 0 and %d.", api.MaxTaskDuration.Milliseconds()))
 	}
 	if len(problems) > 0 {
@@ -101,14 +107,28 @@ func (n *Node) listTasks(w http.ResponseWriter, r *http.Request, space string) {
 	q := r.URL.Query()
 	skip, take := paging(r, 30)
 	tq := store.TaskQuery{SpaceID: space, Name: q.Get("name"), Node: q.Get("node"), Skip: skip, Take: take}
-	tq.States = splitList(q.Get("states"))
+	var ok bool
+	if tq.IDs, ok = boundedList(w, q, "ids"); !ok {
+		return
+	}
+	if tq.States, ok = boundedList(w, q, "states"); !ok {
+		return
+	}
+	for i, s := range tq.States {
+		c := canonicalState(s)
+		if c == "" {
+			writeError(w, http.StatusBadRequest, "There was a problem with your request.",
+				[]string{fmt.Sprintf("Unknown task state %q in states. The states are: %s.", s, strings.Join(api.TaskStates, ", "))})
+			return
+		}
+		tq.States[i] = c
+	}
 	switch {
 	case strings.EqualFold(q.Get("running"), "true"):
 		tq.States = []string{api.TaskExecuting, api.TaskCancelling}
 	case strings.EqualFold(q.Get("active"), "true"):
 		tq.States = []string{api.TaskQueued, api.TaskExecuting, api.TaskCancelling}
 	}
-	tq.IDs = splitList(q.Get("ids"))
 	items, total, err := n.cfg.DB.ListTasks(r.Context(), tq)
 	if err != nil {
 		n.dbError(w, "listing tasks", err)
@@ -126,14 +146,14 @@ func (n *Node) listTasks(w http.ResponseWriter, r *http.Request, space string) {
 	writeJSON(w, http.StatusOK, api.NewPage("ServerTask", res, total, skip, take, self))
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, v := range strings.Split(s, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			out = append(out, v)
+// canonicalState returns the state named s in any case, or "".
+func canonicalState(s string) string {
+	for _, st := range api.TaskStates {
+		if strings.EqualFold(s, st) {
+			return st
 		}
 	}
-	return out
+	return ""
 }
 
 func (n *Node) readTask(w http.ResponseWriter, r *http.Request, id string) (store.Task, bool) {

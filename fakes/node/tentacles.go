@@ -157,7 +157,7 @@ func (n *Node) servePolling(ctx context.Context, ln net.Listener) {
 func (n *Node) routeMachines(w http.ResponseWriter, r *http.Request, space string, seg []string) {
 	switch {
 	case len(seg) == 0:
-		if !allow(w, r, http.MethodPost) || !adminOnly(w, r) {
+		if !allow(w, r, http.MethodPost) || !n.may(w, r, api.PermissionMachineCreate, space) {
 			return
 		}
 		var in api.Machine
@@ -181,7 +181,7 @@ func (n *Node) routeMachines(w http.ResponseWriter, r *http.Request, space strin
 		n.log.Info("polling Tentacle registered", "machine", machineID(m.Seq), "subscription", sub)
 		writeJSON(w, http.StatusCreated, machineResource(m))
 	case len(seg) == 1:
-		if !allow(w, r, http.MethodGet) {
+		if !allow(w, r, http.MethodGet) || !n.may(w, r, api.PermissionMachineView, space) {
 			return
 		}
 		seq, ok := api.IDNumber(seg[0], "Machines")

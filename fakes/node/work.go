@@ -68,7 +68,8 @@ func (s *taskSlots) release() {
 func (n *Node) work(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	ms, err := strconv.Atoi(q.Get("ms"))
-	if err != nil || ms < 0 || time.Duration(ms)*time.Millisecond > maxWorkDuration {
+	// Compared in milliseconds: converting first would overflow.
+	if err != nil || ms < 0 || int64(ms) > maxWorkDuration.Milliseconds() {
 		writeError(w, http.StatusBadRequest, "ms must be a duration in milliseconds between 0 and 60000.", nil)
 		return
 	}

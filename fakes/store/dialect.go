@@ -154,8 +154,13 @@ func (d *dialect) upsertPackageStmt(p Package) stmt { return d.stmt(d.upsertPack
 // key columns keep binary collation, so a row keeps its ID's first spelling.
 const pkgIDIs = "LOWER(package_id) = LOWER(?)"
 
+// Versions too: the node stores them normalised (1.0.0, never 01.0 or
+// 1.0.0+meta), and NuGet compares pre-release labels in any case, so
+// 1.0.0-Beta and 1.0.0-beta are one version. ASCII only, like IDs.
+const pkgVersionIs = "LOWER(pkg_version) = LOWER(?)"
+
 func (d *dialect) packageStmt(spaceID, packageID, version string) stmt {
-	return d.stmt("SELECT "+pkgCols+" FROM octoha_package WHERE space_id = ? AND "+pkgIDIs+" AND pkg_version = ?",
+	return d.stmt("SELECT "+pkgCols+" FROM octoha_package WHERE space_id = ? AND "+pkgIDIs+" AND "+pkgVersionIs,
 		spaceID, packageID, version)
 }
 
@@ -166,7 +171,7 @@ func (d *dialect) versionsStmt(spaceID, packageID string) stmt {
 }
 
 func (d *dialect) deletePackageStmt(spaceID, packageID, version string) stmt {
-	return d.stmt("DELETE FROM octoha_package WHERE space_id = ? AND "+pkgIDIs+" AND pkg_version = ?",
+	return d.stmt("DELETE FROM octoha_package WHERE space_id = ? AND "+pkgIDIs+" AND "+pkgVersionIs,
 		spaceID, packageID, version)
 }
 

@@ -57,11 +57,13 @@ const (
 	DefaultLogLevel           = "info"
 	DefaultUnsafeStoreDelay   = 3 * time.Second
 	DefaultUploadStallTimeout = 2 * time.Minute
-	DefaultTaskPoll           = 20 * time.Second
-	DefaultRetentionInterval  = time.Hour
-	DefaultOS                 = "linux"
-	DefaultPermissionCacheTTL = 5 * time.Minute
-	DefaultPermissionCache    = "local"
+	// DefaultMaxPackageSize equals fakes/node's (the package test checks it).
+	DefaultMaxPackageSize     int64 = 4 << 30
+	DefaultTaskPoll                 = 20 * time.Second
+	DefaultRetentionInterval        = time.Hour
+	DefaultOS                       = "linux"
+	DefaultPermissionCacheTTL       = 5 * time.Minute
+	DefaultPermissionCache          = "local"
 )
 
 // Config is a node's command line, secrets excepted. Start from Default and
@@ -96,6 +98,9 @@ type Config struct {
 	// long (and removes its temporary file); it bounds silence, not the
 	// length of an upload.
 	UploadStallTimeout time.Duration
+	// MaxPackageSize is the largest package, in bytes, the node accepts,
+	// uploaded whole or patched from a delta.
+	MaxPackageSize int64
 	// UnsafeAckBeforeStore makes a deliberately broken node that
 	// acknowledges uploads UnsafeStoreDelay before storing them. Test only.
 	UnsafeAckBeforeStore bool
@@ -149,6 +154,7 @@ func Default() Config {
 		LogLevel:           DefaultLogLevel,
 		UnsafeStoreDelay:   DefaultUnsafeStoreDelay,
 		UploadStallTimeout: DefaultUploadStallTimeout,
+		MaxPackageSize:     DefaultMaxPackageSize,
 		TaskPoll:           DefaultTaskPoll,
 		RetentionInterval:  DefaultRetentionInterval,
 		OS:                 DefaultOS,
@@ -181,6 +187,7 @@ var options = []option{
 	{"log-level", "debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
 	{"log-json", "log JSON lines instead of text", func(c *Config) any { return &c.LogJSON }},
 	{"upload-stall-timeout", "abort an upload whose body sends nothing for this long, removing its temporary file", func(c *Config) any { return &c.UploadStallTimeout }},
+	{"max-package-size", "largest package in bytes accepted, uploaded whole or patched from a delta (413 beyond it, nothing stored)", func(c *Config) any { return &c.MaxPackageSize }},
 	{"unsafe-ack-before-store", "TEST ONLY: acknowledge uploads before storing them (a deliberately broken node)", func(c *Config) any { return &c.UnsafeAckBeforeStore }},
 	{"unsafe-store-delay", "TEST ONLY: delay between the early acknowledgement and the store", func(c *Config) any { return &c.UnsafeStoreDelay }},
 	{"task-poll", "how often to look at the shared task queue (Octopus: 20s)", func(c *Config) any { return &c.TaskPoll }},
@@ -214,6 +221,8 @@ func (c *Config) Register(fs *flag.FlagSet) {
 			fs.StringVar(p, o.name, *o.field(&def).(*string), o.usage)
 		case *int:
 			fs.IntVar(p, o.name, *o.field(&def).(*int), o.usage)
+		case *int64:
+			fs.Int64Var(p, o.name, *o.field(&def).(*int64), o.usage)
 		case *bool:
 			fs.BoolVar(p, o.name, *o.field(&def).(*bool), o.usage)
 		case *time.Duration:
@@ -245,6 +254,8 @@ func format(p any) string {
 		return *p
 	case *int:
 		return strconv.Itoa(*p)
+	case *int64:
+		return strconv.FormatInt(*p, 10)
 	case *bool:
 		return strconv.FormatBool(*p)
 	case *time.Duration:

@@ -45,7 +45,7 @@ func nonDefault(t *testing.T) launch.Config {
 		case string:
 			// Awkward values: spaces, '=' and a leading dash.
 			f.SetString("-v " + v.Type().Field(i).Name + "=x")
-		case int:
+		case int, int64:
 			f.SetInt(f.Int() + 7)
 		case bool:
 			f.SetBool(!f.Bool())
@@ -153,6 +153,9 @@ func TestLaunchSecretsFlagsAndEnv(t *testing.T) {
 // node (the harness imports it), so the test holds them together.
 func TestLaunchDefaultsMatchNode(t *testing.T) {
 	d := launch.Default()
+	if d.MaxPackageSize != node.DefaultMaxPackageSize {
+		t.Errorf("launch's default maximum package size %d differs from fakes/node's %d", d.MaxPackageSize, node.DefaultMaxPackageSize)
+	}
 	if d.UploadStallTimeout != node.DefaultUploadStallTimeout {
 		t.Errorf("launch's default upload stall timeout %v differs from fakes/node's %v", d.UploadStallTimeout, node.DefaultUploadStallTimeout)
 	}
