@@ -456,7 +456,7 @@ IF @rc < 0 RAISERROR(N'octoha: package lock not granted (sp_getapplock returned 
 var mssqlDialect = &dialect{
 	kind:     SQLServer,
 	connLost: mssqlConnLost,
-	bindvar: func(n int) string { return "@p" + strconv.Itoa(n) },
+	bindvar:  func(n int) string { return "@p" + strconv.Itoa(n) },
 	lockSchema: `DECLARE @rc INT;
 EXEC @rc = sp_getapplock @Resource = N'octoha.store.schema', @LockMode = N'Exclusive',
 	@LockOwner = N'Transaction', @LockTimeout = 30000;

@@ -147,27 +147,35 @@ func (g *dbGroup) PlannedFailover(ctx context.Context) error {
 	// connections reset and reconnect to the new primary.
 	g.listener.Refuse(0)
 	defer g.listener.Restore()
+	if err := waitCaughtUp(ctx, primary, standby); err != nil {
+		return fmt.Errorf("planned failover: %w", err)
+	}
+	if err := primary.Stop(ctx); err != nil {
+		return fmt.Errorf("planned failover: stop the primary: %w", err)
+	}
+	return g.promote(ctx, si)
+}
+
+// waitCaughtUp waits until standby has replayed everything primary has
+// written so far (its current WAL position).
+func waitCaughtUp(ctx context.Context, primary, standby *postgres.Server) error {
 	lsn, err := primary.CurrentLSN(ctx)
 	if err != nil {
-		return fmt.Errorf("planned failover: read the primary's WAL position: %w", err)
+		return fmt.Errorf("read the primary's WAL position: %w", err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, catchUpWithin)
 	defer cancel()
 	for {
 		ok, err := standby.ReplayedAtLeast(wctx, lsn)
 		if err == nil && ok {
-			break
+			return nil
 		}
 		select {
 		case <-wctx.Done():
-			return fmt.Errorf("planned failover: the standby did not replay up to %s within %s (last error: %v)", lsn, catchUpWithin, err)
+			return fmt.Errorf("the standby did not replay up to %s within %s (last error: %v)", lsn, catchUpWithin, err)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	if err := primary.Stop(ctx); err != nil {
-		return fmt.Errorf("planned failover: stop the primary: %w", err)
-	}
-	return g.promote(ctx, si)
 }
 
 // ForcedFailover implements cluster.DatabaseFailover.
@@ -240,8 +248,20 @@ func (g *dbGroup) EndReconfiguration(context.Context) error {
 	return nil
 }
 
-// PauseReplication implements cluster.DatabaseFailover.
-func (g *dbGroup) PauseReplication(context.Context) error {
+// PauseReplication implements cluster.DatabaseFailover. It cuts the link
+// once the standby has caught up, so that exactly what is committed after
+// the cut is missing from the standby (deterministic loss in a forced
+// failover, not a race with replication lag).
+func (g *dbGroup) PauseReplication(ctx context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	primary, standby, _ := g.roles()
+	if standby == nil || !standby.Running() {
+		return errors.New("pause replication: the group has no running standby")
+	}
+	if err := waitCaughtUp(ctx, primary, standby); err != nil {
+		return fmt.Errorf("pause replication: %w", err)
+	}
 	g.repl.Refuse(0)
 	return nil
 }
