@@ -117,7 +117,7 @@ func LostRows(h *history.History, s *Snapshot) Result {
 	r.Status = Fail
 	r.Summary = fmt.Sprintf("%s of %d lost their package rows while their files stay on the share (%.1f MiB); acknowledged between %s and %s (a %s window)%s",
 		plural(len(lost), "acknowledged upload", "acknowledged uploads"), len(acked), float64(lostBytes)/(1<<20),
-		clk.at(first), clk.at(last), fmtDur(window), faultNote(h, clk, last))
+		clk.at(first), clk.at(last), fmtDur(window), faultNote(h, clk, first, last))
 	if len(gone) > 0 {
 		r.Summary += fmt.Sprintf("; %s lost row and file", plural(len(gone), "more upload", "more uploads"))
 	}
@@ -125,19 +125,32 @@ func LostRows(h *history.History, s *Snapshot) Result {
 	return r
 }
 
-// faultNote names the first fault that started after t: what took the
-// rows away.
-func faultNote(h *history.History, clk clock, t time.Time) string {
-	for _, f := range h.Faults {
-		if f.Start.After(t) {
-			what := f.Kind
-			if f.Detail != "" {
-				what += " (" + f.Detail + ")"
-			}
-			return fmt.Sprintf(", before the %s at %s", what, clk.at(f.Start))
+// faultNote names the faults around the window: the last one that began
+// before its first acknowledgement (e.g. WAL shipping cut) and the first
+// one after its last (what took the rows away).
+func faultNote(h *history.History, clk clock, first, last time.Time) string {
+	name := func(f history.Fault) string {
+		if f.Detail != "" {
+			return f.Kind + " (" + f.Detail + ")"
+		}
+		return f.Kind
+	}
+	var note string
+	var before *history.Fault
+	for i, f := range h.Faults {
+		if f.Start.Before(first) && (before == nil || f.Start.After(before.Start)) {
+			before = &h.Faults[i]
 		}
 	}
-	return ""
+	if before != nil {
+		note += fmt.Sprintf(", after the %s at %s", name(*before), clk.at(before.Start))
+	}
+	for _, f := range h.Faults {
+		if !f.Start.Before(last) {
+			return note + fmt.Sprintf(", before the %s at %s", name(f), clk.at(f.Start))
+		}
+	}
+	return note
 }
 
 func nodeOrLB(o history.Op) string {

@@ -27,8 +27,10 @@ func TestLostRowsNamesAcknowledgedUploadsWithoutRows(t *testing.T) {
 	b.upload("Acme", "1.0.2", []byte("fives"), 5, 6.5, history.OK, 201)
 	b.upload("Acme", "1.0.3", []byte("x"), 5, 6, history.Failed, 500) // never acknowledged
 	b.upload("Acme", "1.0.4", []byte("gone"), 5, 6, history.OK, 201)  // no row, no file
+	b.fault("f0", "db-failover", "", 2.5, 0)
+	b.h.Faults[0].Detail = "replication cut"
 	b.fault("f1", "db-failover", "", 8, 9)
-	b.h.Faults[0].Detail = "forced failover"
+	b.h.Faults[1].Detail = "forced failover"
 	r := LostRows(&b.h, lostRowsStore())
 	wantStatus(t, r, Fail)
 	wantFigure(t, r, FindingLostAcks, 2)
@@ -39,7 +41,7 @@ func TestLostRowsNamesAcknowledgedUploadsWithoutRows(t *testing.T) {
 	if !HasFinding(r, Finding{Name: FindingLostAcks}) {
 		t.Fatalf("finding %s not named: %s", FindingLostAcks, r.Summary)
 	}
-	for _, want := range []string{"2 acknowledged uploads", "forced failover", "2.500s window"} {
+	for _, want := range []string{"2 acknowledged uploads", "after the db-failover (replication cut) at t+1.500s", "before the db-failover (forced failover) at t+7.000s", "2.500s window"} {
 		if !strings.Contains(r.Summary, want) {
 			t.Errorf("summary %q does not say %q", r.Summary, want)
 		}
