@@ -109,3 +109,40 @@ func TestDBGroupFailovers(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A synchronous group really is synchronous: with WAL shipping cut, a
+// commit does not return; once shipping resumes it does.
+func TestDBGroupSyncWaitsForTheStandby(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping a test that starts two real PostgreSQL servers")
+	}
+	if _, err := postgres.Available(); err != nil {
+		t.Skipf("PostgreSQL binaries not installed: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	g, err := startDBGroup(ctx, cluster.ReplicaSync, t.TempDir(), "127.0.0.1", io.Discard, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(context.Background())
+	dsn := g.DSN()
+	if err := groupExec(ctx, dsn, "CREATE TABLE t (v int)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.PauseReplication(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bctx, bcancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	err = groupExec(bctx, dsn, "INSERT INTO t VALUES (1)")
+	bcancel()
+	if err == nil {
+		t.Fatal("a synchronous primary acknowledged a commit with WAL shipping cut")
+	}
+	if err := g.ResumeReplication(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := groupExec(ctx, dsn, "INSERT INTO t VALUES (2)"); err != nil {
+		t.Fatalf("commit after WAL shipping resumed: %v", err)
+	}
+}
