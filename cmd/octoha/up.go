@@ -39,6 +39,7 @@ type specFlags struct {
 	proxied  *bool
 	os       *string
 	mixedOS  *bool
+	replica  *string
 }
 
 func addSpecFlags(fs *flag.FlagSet) *specFlags {
@@ -60,6 +61,7 @@ func addSpecFlags(fs *flag.FlagSet) *specFlags {
 		proxied:  fs.Bool("toxiproxy", false, "put every link (client → LB, LB → node, node → database and share) through Toxiproxy, for network faults"),
 		os:       fs.String("os", "linux", "operating system of the nodes: linux or windows, or one per node comma-separated (windows,linux,…)"),
 		mixedOS:  fs.Bool("allow-mixed-os", false, "allow Windows and Linux nodes in one cluster, which the seed forbids (to watch downloads fail)"),
+		replica:  fs.String("db-replica", "", "with --db postgres: a failover group, primary + standby behind one listener, replicating sync or async (docs/azure-sql.md)"),
 	}
 }
 
@@ -92,6 +94,9 @@ func (f *specFlags) spec(fs *flag.FlagSet) (cluster.Spec, error) {
 	}
 	if set["db"] {
 		s.DB.Kind = *f.db
+	}
+	if set["db-replica"] {
+		s.DB.Replica = *f.replica
 	}
 	if set["db-dsn"] {
 		s.DB.DSN = *f.dsn

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,7 @@ type options struct {
 	opTimeout      time.Duration
 	busyTimeout    time.Duration
 	log            *slog.Logger
+	reconnect      ReconnectPolicy
 }
 
 // WithConnectTimeout sets how long establishing a connection (and Ping)
@@ -93,18 +95,34 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 		opTimeout:      DefaultOpTimeout,
 		busyTimeout:    DefaultBusyTimeout,
 		log:            slog.Default(),
+		reconnect:      DefaultReconnect,
 	}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	redacted := RedactDSN(dsn)
-	driver, driverDSN, d, memory, err := driverFor(dsn, o)
+	drv, driverDSN, d, memory, err := driverFor(dsn, o)
 	if err != nil {
 		return nil, err
 	}
-	sdb, err := sql.Open(driver, driverDSN)
+	sdb, err := sql.Open(drv, driverDSN)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", redacted, scrub(err, dsn))
+	}
+	if d.connLost != nil {
+		// Reopen through a connector whose connections drop themselves
+		// after a connection loss (reconnect.go).
+		dc, ok := sdb.Driver().(driver.DriverContext)
+		if !ok {
+			_ = sdb.Close()
+			return nil, fmt.Errorf("store: open %s: driver %s has no connector", redacted, drv)
+		}
+		conn, err := dc.OpenConnector(driverDSN)
+		_ = sdb.Close()
+		if err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", redacted, scrub(err, dsn))
+		}
+		sdb = sql.OpenDB(lossConnector{Connector: conn, lost: d.connLost})
 	}
 	if memory {
 		// Each connection to ":memory:" is its own database: keep exactly one.
@@ -229,6 +247,11 @@ func (db *DB) tryCreateSchema(ctx context.Context) error {
 	return tx.Commit()
 }
 
+// retry runs idempotent work under the reconnect policy (reconnect.go).
+func (db *DB) retry(ctx context.Context, op func(context.Context) error) error {
+	return db.opts.reconnect.do(ctx, db.d.connLost, op)
+}
+
 // errorf is fmt.Errorf with the DSN's passwords scrubbed from the message.
 func (db *DB) errorf(format string, args ...any) error {
 	return scrubSecrets(fmt.Errorf(format, args...), db.secrets)
@@ -273,7 +296,13 @@ func (db *DB) Heartbeat(ctx context.Context, n Node) error {
 	ctx, cancel := db.op(ctx)
 	defer cancel()
 	s := db.d.heartbeatStmt(n)
-	if _, err := db.sql.ExecContext(ctx, s.sql, s.args...); err != nil {
+	// An upsert of the same row: idempotent, so retried on a new
+	// connection after a connection loss.
+	err := db.retry(ctx, func(ctx context.Context) error {
+		_, err := db.sql.ExecContext(ctx, s.sql, s.args...)
+		return err
+	})
+	if err != nil {
 		return db.errorf("store: heartbeat of node %s: %w", n.ID, err)
 	}
 	return nil
@@ -312,7 +341,11 @@ func (db *DB) Node(ctx context.Context, id string) (Node, error) {
 
 func (db *DB) node(ctx context.Context, id string) (Node, error) {
 	s := db.d.nodeStmt(id)
-	n, err := scanNode(db.sql.QueryRowContext(ctx, s.sql, s.args...))
+	var n Node
+	err := db.retry(ctx, func(ctx context.Context) (err error) {
+		n, err = scanNode(db.sql.QueryRowContext(ctx, s.sql, s.args...))
+		return err
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return Node{}, db.errorf("store: node %s: %w", id, ErrNotFound)
 	}

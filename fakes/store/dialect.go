@@ -25,6 +25,10 @@ const (
 // dialect is one engine's SQL.
 type dialect struct {
 	kind Kind
+	// connLost reports an error after which the connection must be
+	// dropped and the work retried on a new one (reconnect.go); nil: the
+	// engine is embedded and has no connections to lose.
+	connLost func(error) bool
 	// bindvar returns the n-th (1-based) placeholder.
 	bindvar func(n int) string
 	// lockSchema serialises concurrent schema creation inside the schema
@@ -356,6 +360,7 @@ const packageLockClass = 0x6f6370 // "ocp"
 
 var postgresDialect = &dialect{
 	kind:       Postgres,
+	connLost:   pgConnLost,
 	bindvar:    func(n int) string { return "$" + strconv.Itoa(n) },
 	lockSchema: "SELECT pg_advisory_xact_lock(" + strconv.Itoa(schemaLockKey) + ")",
 	schema: []string{
@@ -454,8 +459,9 @@ IF @rc < 0 RAISERROR(N'octoha: package lock not granted (sp_getapplock returned 
 }
 
 var mssqlDialect = &dialect{
-	kind:    SQLServer,
-	bindvar: func(n int) string { return "@p" + strconv.Itoa(n) },
+	kind:     SQLServer,
+	connLost: mssqlConnLost,
+	bindvar:  func(n int) string { return "@p" + strconv.Itoa(n) },
 	lockSchema: `DECLARE @rc INT;
 EXEC @rc = sp_getapplock @Resource = N'octoha.store.schema', @LockMode = N'Exclusive',
 	@LockOwner = N'Transaction', @LockTimeout = 30000;

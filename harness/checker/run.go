@@ -31,6 +31,9 @@ type Options struct {
 	Tentacles *TentacleOptions
 	// Tasks, when set, adds the task checks (tasks-*) to the report.
 	Tasks *TaskOptions
+	// LostRows adds the lost-rows check (acknowledged uploads whose row
+	// is gone while their file stays; lostrows.go).
+	LostRows bool
 }
 
 // Run collects a snapshot of the target and evaluates every check. It
@@ -58,6 +61,9 @@ func Evaluate(h *history.History, s *Snapshot, opts Options) *Report {
 		r.Results = append(r.Results, MinOps(h, m.Kind, m.N))
 	}
 	r.Results = append(r.Results, Durability(h, s), NoLeftovers(s, opts.Leftovers))
+	if opts.LostRows {
+		r.Results = append(r.Results, LostRows(h, s))
+	}
 	if len(opts.NodeOS) > 0 {
 		r.Results = append(r.Results, Downloads(h, s, opts.NodeOS))
 	}

@@ -22,6 +22,10 @@ const (
 	CapDBOutage    Capability = "db-outage"
 	CapShareOutage Capability = "share-outage"
 	CapPartition   Capability = "partition"
+	// CapDBFailover: the database is a failover group (primary, standby,
+	// one listener) that can fail over, planned or forced, and go through
+	// an Azure SQL-style reconfiguration.
+	CapDBFailover Capability = "db-failover"
 	// CapNetwork: the cluster's links go through Toxiproxy, so latency,
 	// bandwidth, black holes, resets and cuts can be injected on them.
 	CapNetwork Capability = "network"
@@ -40,7 +44,7 @@ const (
 )
 
 // faultCaps are the capabilities that are faults.
-var faultCaps = []Capability{CapKill, CapPause, CapRestart, CapDrain, CapDBOutage, CapShareOutage, CapPartition, CapNetwork}
+var faultCaps = []Capability{CapKill, CapPause, CapRestart, CapDrain, CapDBOutage, CapShareOutage, CapPartition, CapNetwork, CapDBFailover}
 
 // knownCaps is every capability this version knows.
 var knownCaps = append(slices.Clone(faultCaps), CapLBView, CapFileListing, CapSimulated)

@@ -101,7 +101,18 @@ type DatabaseSpec struct {
 	// run); "${VAR}" takes it from the environment, keeping passwords out
 	// of files.
 	DSN string `yaml:"dsn"`
+	// Replica makes the PostgreSQL database a failover group: a primary
+	// and a streaming-replication standby behind one listener address,
+	// replicating "sync" or "async" ("" : a single server). Local
+	// provider only (docs/azure-sql.md).
+	Replica string `yaml:"replica,omitempty"`
 }
+
+// Replication modes of a database failover group.
+const (
+	ReplicaSync  = "sync"
+	ReplicaAsync = "async"
+)
 
 // StorageSpec configures the shared file storage.
 type StorageSpec struct {
@@ -446,6 +457,18 @@ func (s Spec) validate() error {
 		}
 	default:
 		bad("database.kind %q: want sqlite, postgres or sqlserver", s.DB.Kind)
+	}
+	switch s.DB.Replica {
+	case "":
+	case ReplicaSync, ReplicaAsync:
+		if s.DB.Kind != DBPostgres {
+			bad("database.replica %q needs database.kind postgres (a PostgreSQL failover group)", s.DB.Replica)
+		}
+		if s.Provider == ProviderDocker {
+			bad("database.replica %q: a database failover group is not supported on the docker provider yet (use the local provider)", s.DB.Replica)
+		}
+	default:
+		bad("database.replica %q: want sync or async", s.DB.Replica)
 	}
 	switch s.Storage.Kind {
 	case StorageLocal, StorageSMB:

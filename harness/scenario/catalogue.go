@@ -46,6 +46,8 @@ func Catalogue() []Scenario {
 		TaskCapacity(2, 20),
 		TaskCapacity(4, 10),
 		TaskUnsafeClaim(),
+		AzureSQLFailover(true), AzureSQLFailover(false), AzureSQLForcedAsync(),
+		AzureSQLReconfigurationUploads(), AzureSQLReconfigurationTasks(),
 	}
 }
 

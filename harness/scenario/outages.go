@@ -16,11 +16,18 @@ import (
 // stopDatabase stops the shared database and waits until no node answers
 // 200 (exactly 503 when exact) and the load balancer answers 503.
 func stopDatabase(ctx context.Context, r Run, exact bool) (*nemesis.Injection, error) {
-	c, spec := r.Cluster(), r.Spec()
 	outage, err := r.Inject(ctx, nemesis.DatabaseOutage, "")
 	if err != nil {
 		return nil, err
 	}
+	return outage, nodesGoUnhealthy(ctx, r, outage.Start(), exact, "db-down")
+}
+
+// nodesGoUnhealthy waits until no node answers 200 (exactly 503 when
+// exact) and the load balancer answers 503, recording figures
+// <prefix>-to-all-nodes-unhealthy and <prefix>-to-lb-503 from start.
+func nodesGoUnhealthy(ctx context.Context, r Run, start time.Time, exact bool, prefix string) error {
+	c, spec := r.Cluster(), r.Spec()
 	unhealthy := spec.Node.UnhealthyAfter + 2*spec.Node.Heartbeat + 2*time.Second
 	for _, n := range c.Nodes() {
 		cond := PingIsNot(ctx, n.URL, http.StatusOK)
@@ -28,35 +35,44 @@ func stopDatabase(ctx context.Context, r Run, exact bool) (*nemesis.Injection, e
 			cond = PingIs(ctx, n.URL, http.StatusServiceUnavailable)
 		}
 		if err := Eventually(ctx, n.Name+" without its database", unhealthy, 50*time.Millisecond, cond); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	r.Figure("db-down-to-all-nodes-unhealthy", time.Since(outage.Start()).Seconds(), "s")
+	r.Figure(prefix+"-to-all-nodes-unhealthy", time.Since(start).Seconds(), "s")
 	if err := Eventually(ctx, "the load balancer answers 503 with every node out", LBBound(spec, spec.LB.Fall), 20*time.Millisecond, PingIs(ctx, c.URL(), http.StatusServiceUnavailable)); err != nil {
-		return nil, err
+		return err
 	}
-	r.Figure("db-down-to-lb-503", time.Since(outage.Start()).Seconds(), "s")
-	return outage, nil
+	r.Figure(prefix+"-to-lb-503", time.Since(start).Seconds(), "s")
+	return nil
 }
 
 // startDatabase ends a database outage and waits until the load balancer
 // and every node serve again, by themselves.
 func startDatabase(ctx context.Context, r Run, outage *nemesis.Injection) error {
-	c := r.Cluster()
 	if err := outage.Recover(ctx); err != nil {
 		return err
 	}
-	back := time.Now()
-	if err := Eventually(ctx, "the load balancer serves again", 30*time.Second, 50*time.Millisecond, PingIs(ctx, c.URL(), http.StatusOK)); err != nil {
-		return err
+	_, err := clusterServesAgain(ctx, r, time.Now(), 30*time.Second, "db-up-to-cluster-serving")
+	return err
+}
+
+// clusterServesAgain waits (within, from since) until the load balancer
+// and every node answer 200 again, by themselves, and records the time
+// since `since` as figure; it returns that time.
+func clusterServesAgain(ctx context.Context, r Run, since time.Time, within time.Duration, figure string) (time.Duration, error) {
+	c := r.Cluster()
+	left := func() time.Duration { return max(within-time.Since(since), 100*time.Millisecond) }
+	if err := Eventually(ctx, "the load balancer serves again", left(), 50*time.Millisecond, PingIs(ctx, c.URL(), http.StatusOK)); err != nil {
+		return 0, err
 	}
 	for _, n := range c.Nodes() {
-		if err := Eventually(ctx, n.Name+" serves again after the database returned", 30*time.Second, 50*time.Millisecond, PingIs(ctx, n.URL, http.StatusOK)); err != nil {
-			return err
+		if err := Eventually(ctx, n.Name+" serves again after the database returned", left(), 50*time.Millisecond, PingIs(ctx, n.URL, http.StatusOK)); err != nil {
+			return 0, err
 		}
 	}
-	r.Figure("db-up-to-cluster-serving", time.Since(back).Seconds(), "s")
-	return nil
+	took := time.Since(since)
+	r.Figure(figure, took.Seconds(), "s")
+	return took, nil
 }
 
 // DatabaseOutage: the shared database goes away mid-load and comes back.
@@ -77,6 +93,25 @@ func DatabaseOutage() Scenario {
 }
 
 func dbOutageSteps(ctx context.Context, r Run) error {
+	return uploadsAcrossDBFault(ctx, r, func(ctx context.Context) error {
+		r.Step("stopping the database mid-load")
+		outage, err := stopDatabase(ctx, r, false)
+		if err != nil {
+			return err
+		}
+		if err := Sleep(ctx, 2*time.Second); err != nil { // keep the outage on while clients retry
+			return err
+		}
+		r.Step("starting the database again")
+		return startDatabase(ctx, r, outage)
+	}, checker.Options{})
+}
+
+// uploadsAcrossDBFault is the choreography of a database fault under
+// load: ping and node-list load, uploads that retry, the fault once the
+// first upload is acknowledged, then every upload must succeed and the
+// checks run (extra adds to the checker options).
+func uploadsAcrossDBFault(ctx context.Context, r Run, fault func(ctx context.Context) error, extra checker.Options) error {
 	if err := r.Attack("ping", 30); err != nil {
 		return err
 	}
@@ -92,26 +127,17 @@ func dbOutageSteps(ctx context.Context, r Run) error {
 	if err := r.WaitOps(ctx, history.KindUpload, 1); err != nil {
 		return err
 	}
-	r.Step("stopping the database mid-load")
-	outage, err := stopDatabase(ctx, r, false)
-	if err != nil {
-		return err
-	}
-	if err := Sleep(ctx, 2*time.Second); err != nil { // keep the outage on while clients retry
-		return err
-	}
-	r.Step("starting the database again")
-	if err := startDatabase(ctx, r, outage); err != nil {
+	if err := fault(ctx); err != nil {
 		return err
 	}
 	if _, err := AwaitUploads(ctx, uploads, 5*time.Minute, "uploads retried through the outage must succeed"); err != nil {
 		return err
 	}
 	r.StopLoad()
-	rep, err := r.Check(ctx, checker.Options{
-		MinOps:      []checker.MinOpsRule{{Kind: "ping", N: 10}},
-		ErrorWindow: checker.ErrorWindowOptions{Grace: 5 * time.Second, IgnoreStatus: []int{http.StatusConflict}},
-	})
+	opts := extra
+	opts.MinOps = []checker.MinOpsRule{{Kind: "ping", N: 10}}
+	opts.ErrorWindow = checker.ErrorWindowOptions{Grace: 5 * time.Second, IgnoreStatus: []int{http.StatusConflict}}
+	rep, err := r.Check(ctx, opts)
 	if err != nil {
 		return err
 	}

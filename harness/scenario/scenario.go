@@ -55,10 +55,13 @@ const (
 	LTopology    = "topology"
 	LPermissions = "permissions"
 	LTentacles   = "tentacles"
+
+	// The seed's Azure cluster (issue 20).
+	LAzure = "azure"
 )
 
 // AllLabels is every label, as the README lists them.
-var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky, LDelta, LNetwork, LTasks, LTopology, LPermissions, LTentacles}
+var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky, LDelta, LNetwork, LTasks, LTopology, LPermissions, LTentacles, LAzure}
 
 // Providers a scenario may run on.
 const (
@@ -79,7 +82,10 @@ type Shape struct {
 	// DB and Storage default to PostgreSQL and Samba: real components
 	// where installed (the local provider falls back to SQLite and a local
 	// directory and says so).
-	DB, Storage        string
+	DB, Storage string
+	// DBReplica makes the PostgreSQL database a failover group (primary +
+	// standby behind one listener): cluster.ReplicaSync or ReplicaAsync.
+	DBReplica          string
 	MaxConcurrentTasks int
 	// UnsafeAckBeforeStore runs deliberately broken nodes.
 	UnsafeAckBeforeStore bool
@@ -123,6 +129,7 @@ func (s Shape) Spec() cluster.Spec {
 	if s.Storage != "" {
 		spec.Storage.Kind = s.Storage
 	}
+	spec.DB.Replica = s.DBReplica
 	if s.MaxConcurrentTasks > 0 {
 		spec.Node.MaxConcurrentTasks = s.MaxConcurrentTasks
 	}
@@ -245,7 +252,7 @@ func (s Scenario) Labels() []string {
 			add(LFailover)
 		case nemesis.KindDrain:
 			add(LDrain)
-		case nemesis.KindDBOutage:
+		case nemesis.KindDBOutage, nemesis.KindDBFailover:
 			add(LDatabase)
 		case nemesis.KindShare:
 			add(LStorage)

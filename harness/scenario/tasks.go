@@ -366,6 +366,19 @@ func TaskDatabaseOutage() Scenario {
 }
 
 func taskDatabaseOutageSteps(ctx context.Context, r Run) error {
+	return tasksAcrossDBFault(ctx, r, "stopping the database for 3 s", func(ctx context.Context) error {
+		if _, err := r.Hold(ctx, nemesis.DatabaseOutage, "", 3*time.Second); err != nil {
+			return err
+		}
+		return Eventually(ctx, "the load balancer serves again", 30*time.Second, 50*time.Millisecond, PingIs(ctx, r.Cluster().URL(), 200))
+	})
+}
+
+// tasksAcrossDBFault is the choreography of a database fault mid-queue:
+// 20 tasks queued, the fault (which returns once the cluster serves
+// again), 10 more, then every task must end, none twice, no node above
+// its cap.
+func tasksAcrossDBFault(ctx context.Context, r Run, what string, fault func(ctx context.Context) error) error {
 	rig, err := startTasks(r, time.Second)
 	if err != nil {
 		return err
@@ -376,11 +389,8 @@ func taskDatabaseOutageSteps(ctx context.Context, r Run) error {
 	if err != nil {
 		return err
 	}
-	r.Step("stopping the database for 3 s with %d tasks queued or running", len(ids))
-	if _, err := r.Hold(ctx, nemesis.DatabaseOutage, "", 3*time.Second); err != nil {
-		return err
-	}
-	if err := Eventually(ctx, "the load balancer serves again", 30*time.Second, 50*time.Millisecond, PingIs(ctx, r.Cluster().URL(), 200)); err != nil {
+	r.Step("%s with %d tasks queued or running", what, len(ids))
+	if err := fault(ctx); err != nil {
 		return err
 	}
 	r.Step("queueing 10 more after the database returned")

@@ -535,5 +535,8 @@ func (c *Cluster) Can(cp cluster.Capability) error {
 	if cp == cluster.CapNetwork {
 		return c.canNetwork()
 	}
+	if cp == cluster.CapDBFailover {
+		return errors.New("database failover groups (primary + standby behind one listener) are not supported on the docker provider yet; use the local provider")
+	}
 	return nil
 }

@@ -102,6 +102,7 @@ type Cluster struct {
 	nodes []*nodeProc
 	lb    lb.Balancer
 	pg    *postgres.Server
+	group *dbGroup // database.replica: a failover group instead of pg (dbgroup.go)
 	smb   *samba.Server
 	dsn   string
 	// tp carries every link when spec.Toxiproxy is set (network.go).
@@ -317,6 +318,15 @@ func (c *Cluster) startDatabase(ctx context.Context, noFallback bool) error {
 		logf, err := c.logFile("postgres")
 		if err != nil {
 			return err
+		}
+		if c.spec.DB.Replica != "" {
+			g, err := startDBGroup(ctx, c.spec.DB.Replica, filepath.Join(c.dir, "postgres"), c.spec.DBHost(), logf, c.log)
+			if err != nil {
+				return fmt.Errorf("start the PostgreSQL failover group: %w", err)
+			}
+			c.group, c.dsn = g, g.DSN()
+			c.comps = append(c.comps, cluster.Component{Part: "database", Description: "PostgreSQL failover group (real primary + " + c.spec.DB.Replica + " streaming standby behind a relay listener)", Location: g.Addr()})
+			return nil
 		}
 		pg, err := postgres.Start(ctx, postgres.Options{Dir: filepath.Join(c.dir, "postgres"), Host: c.spec.DBHost(), Port: PostgresPort, Log: logf})
 		if err != nil {
@@ -754,6 +764,11 @@ func (c *Cluster) Down(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("stop PostgreSQL: %w", err))
 		}
 	}
+	if c.group != nil {
+		if err := c.group.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop the PostgreSQL failover group: %w", err))
+		}
+	}
 	if err := os.RemoveAll(c.dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove run directory: %w", err))
 	}
@@ -777,6 +792,9 @@ func (c *Cluster) PIDs() []int {
 	}
 	if c.smb != nil && c.smb.PID() > 0 {
 		pids = append(pids, c.smb.PID())
+	}
+	if c.group != nil {
+		pids = append(pids, c.group.PIDs()...)
 	}
 	if pid := c.tp.PID(); pid > 0 {
 		pids = append(pids, pid)
@@ -970,7 +988,14 @@ func DownDir(ctx context.Context, dir string) error {
 // the links to go through Toxiproxy (Spec.Toxiproxy).
 func (c *Cluster) Can(cp cluster.Capability) error {
 	switch cp {
+	case cluster.CapDBFailover:
+		if c.group == nil {
+			return fmt.Errorf("the database is not a failover group: failovers need database.replica sync or async with PostgreSQL (spec database.replica, apt-get install postgresql)")
+		}
 	case cluster.CapDBOutage:
+		if c.group != nil {
+			return errors.New("the database is a failover group: stop it with a failover (planned or forced) instead of an outage")
+		}
 		if c.pg == nil {
 			return fmt.Errorf("the database is %s (embedded): database outages need PostgreSQL (--db postgres, apt-get install postgresql) or SQL Server", c.spec.DB.Kind)
 		}
