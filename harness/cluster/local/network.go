@@ -3,9 +3,9 @@ package local
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strconv"
 
 	"github.com/octoha/octoha/harness/cluster"
