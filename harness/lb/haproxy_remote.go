@@ -61,6 +61,13 @@ func HAProxyStates(ctx context.Context, network, addr string, names []string) ([
 	if err != nil {
 		return nil, fmt.Errorf("haproxy states: %w", err)
 	}
+	return HAProxyStatesFrom(out, names)
+}
+
+// HAProxyStatesFrom is HAProxyStates on a `show stat` reply read some
+// other way (e.g. through `docker exec` when the runtime API is a unix
+// socket inside a container).
+func HAProxyStatesFrom(out string, names []string) ([]ServerState, error) {
 	byName, err := parseShowStat(out, haproxyBackend)
 	if err != nil {
 		return nil, fmt.Errorf("haproxy states: %w", err)
