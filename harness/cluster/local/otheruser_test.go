@@ -22,19 +22,39 @@ func TestOtherUserHelper(t *testing.T) { otheruser.Serve(t) }
 
 // TestOtherUsersLockedOut runs a cluster as root with every link through
 // Toxiproxy, in a run directory others may traverse (0711, as the default
-// /tmp/octoha-0 is), stores a package, and then tries as nobody what
-// issue 22 found: the Toxiproxy API on its old loopback TCP address
-// (create a proxy on 0.0.0.0:81 to a node, re-point client-lb), and every
-// file and socket in the run directory (the SQLite database, the stored
-// packages, the logs, the control socket, HAProxy's runtime socket,
-// Toxiproxy's socket). Each must be refused; the load balancer, which is
-// public by design, must answer (so the probes did run).
+// /tmp/octoha-0 is), stores packages, and then tries as nobody what issue
+// 22 found: the Toxiproxy API on its old loopback TCP address (create a
+// proxy on 0.0.0.0:81 to a node, re-point client-lb), and every file and
+// socket in the run directory (the database, the stored packages, the
+// logs, the control socket, HAProxy's runtime socket, Caddy's admin
+// socket, Toxiproxy's socket). Each must be refused; the load balancer,
+// which is public by design, must answer (so the probes did run). Two
+// clusters: HAProxy on SQLite and a local directory, and Caddy on
+// PostgreSQL (run as its own user) and Samba.
 func TestOtherUsersLockedOut(t *testing.T) {
 	otheruser.Skip(t)
-	bin := needLocal(t, lb.HAProxy, cluster.DBSQLite, cluster.StorageLocal)
-	spec := testSpec("127.0.152", lb.HAProxy, cluster.DBSQLite, cluster.StorageLocal)
-	spec.Nodes = 2
-	spec.Toxiproxy = true
+	for _, tc := range []struct {
+		network     string
+		lb          lb.Kind
+		db, storage string
+		must        []string // files or sockets (relative) the probes must include
+	}{
+		{"127.0.152", lb.HAProxy, cluster.DBSQLite, cluster.StorageLocal,
+			[]string{"db/octopus.db", "share/Packages/", "lb/haproxy.sock", "toxiproxy/api.sock", local.ControlSocket}},
+		{"127.0.153", lb.Caddy, cluster.DBPostgres, cluster.StorageSMB,
+			[]string{"postgres/data/PG_VERSION", "samba/share/Packages/", "lb/admin/", "toxiproxy/api.sock", local.ControlSocket}},
+	} {
+		t.Run(string(tc.lb)+"-"+tc.db+"-"+tc.storage, func(t *testing.T) {
+			bin := needLocal(t, tc.lb, tc.db, tc.storage)
+			spec := testSpec(tc.network, tc.lb, tc.db, tc.storage)
+			spec.Nodes = 2
+			spec.Toxiproxy = true
+			lockedOut(t, bin, spec, tc.must)
+		})
+	}
+}
+
+func lockedOut(t *testing.T, bin string, spec cluster.Spec, must []string) {
 	base, err := os.MkdirTemp("", "octoha-otheruser-run-")
 	if err != nil {
 		t.Fatal(err)
@@ -70,33 +90,42 @@ func TestOtherUsersLockedOut(t *testing.T) {
 		t.Fatalf("upload: %v %v", err, sum.Err())
 	}
 
-	// Every file and socket in the run directory, as root sees it.
+	// Every file and socket in the run directory, as root sees it
+	// (PostgreSQL's data directory: one file of it stands for the rest).
 	var probes []otheruser.Probe
-	var sawDB, sawPackage, sawToxiproxy bool
+	found := map[string]bool{}
 	err = filepath.WalkDir(runDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(runDir, p)
+		rel = filepath.ToSlash(rel)
 		switch {
+		case d.IsDir() && rel == "postgres/data":
+			probes = append(probes, otheruser.Probe{Name: "read postgres/data/PG_VERSION", Kind: "read", Target: filepath.Join(p, "PG_VERSION")})
+			found["postgres/data/PG_VERSION"] = true
+			return filepath.SkipDir
 		case d.Type().IsRegular():
 			probes = append(probes, otheruser.Probe{Name: "read " + rel, Kind: "read", Target: p})
-			sawDB = sawDB || rel == filepath.Join("db", "octopus.db")
-			sawPackage = sawPackage || strings.HasPrefix(rel, filepath.Join("share", "Packages")+string(filepath.Separator))
 		case d.Type()&fs.ModeSocket != 0:
 			probes = append(probes, otheruser.Probe{Name: "dial " + rel, Kind: "dial-unix", Target: p})
-			sawToxiproxy = sawToxiproxy || strings.HasPrefix(rel, "toxiproxy")
+		default:
+			return nil
+		}
+		for _, m := range must {
+			if rel == m || strings.HasSuffix(m, "/") && strings.HasPrefix(rel, m) {
+				found[m] = true
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !sawDB || !sawPackage {
-		t.Fatalf("run directory lacks the SQLite database (%v) or a stored package (%v): the probes would miss them", sawDB, sawPackage)
-	}
-	if !sawToxiproxy {
-		t.Errorf("Toxiproxy's API is not a unix socket in the run directory (it is at %s)", c.Toxiproxy().Addr())
+	for _, m := range must {
+		if !found[m] {
+			t.Errorf("the run directory has no %s: the probes miss it (is Toxiproxy's API still a unix socket there? it is at %s)", m, c.Toxiproxy().Addr())
+		}
 	}
 	oldAPI := "http://" + spec.Network + ".7:8474"
 	node := strings.TrimPrefix(c.Nodes()[0].URL, "http://")
@@ -134,4 +163,7 @@ func TestOtherUsersLockedOut(t *testing.T) {
 		}
 	}
 	directPing(t, c.URL(), http.StatusOK, 10*time.Second)
+	if _, err := traffic.Upload(ctx, traffic.UploadOptions{URL: c.URL(), APIKey: c.APIKey(), Size: 64 << 10, Count: 1, Seed: 23}); err != nil {
+		t.Errorf("upload after the probes: %v", err)
+	}
 }
