@@ -22,6 +22,7 @@ func init() {
 // directory, or (a container's private network) TCP with the secret in
 // $OCTOHA_TOXIPROXY_SECRET.
 func runToxiproxy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	privateUmask()
 	fs := newFlagSet(toxiproxy.Subcommand, stderr)
 	socket := fs.String("socket", "", "unix socket of the Toxiproxy API, in a directory of yours with mode 0700")
 	listen := fs.String("listen", "", "host:port of the Toxiproxy API instead of --socket; every request must carry $"+toxiproxy.SecretEnv+" as a bearer token")

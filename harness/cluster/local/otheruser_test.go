@@ -107,6 +107,13 @@ func lockedOut(t *testing.T, bin string, spec cluster.Spec, must []string) {
 			return filepath.SkipDir
 		case d.Type().IsRegular():
 			probes = append(probes, otheruser.Probe{Name: "read " + rel, Kind: "read", Target: p})
+			// What the nodes write (the SQLite database, packages in a
+			// local directory) is 0600 too: they run with umask 077.
+			if strings.HasPrefix(rel, "db/") || strings.HasPrefix(rel, "share/") {
+				if fi, err := d.Info(); err == nil && fi.Mode().Perm()&0o077 != 0 {
+					t.Errorf("%s has mode %#o, want no access for group or others", rel, fi.Mode().Perm())
+				}
+			}
 		case d.Type()&fs.ModeSocket != 0:
 			probes = append(probes, otheruser.Probe{Name: "dial " + rel, Kind: "dial-unix", Target: p})
 		default:
