@@ -409,9 +409,7 @@ type proxy struct {
 	Toxics   []Toxic `json:"toxics"`
 }
 
-func (p proxy) link() Link {
-	return Link{Name: p.Name, Listen: p.Listen, Upstream: p.Upstream, Enabled: p.Enabled, Toxics: p.Toxics}
-}
+func (p proxy) link() Link { return Link(p) }
 
 // Ping checks that the API answers.
 func (c *Client) Ping(ctx context.Context) error {
