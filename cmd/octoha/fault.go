@@ -375,12 +375,13 @@ var (
 )
 
 // Toxiproxy implements cluster.NetworkController: its API is reached
-// directly, at the address the spec gives it.
+// directly, on the unix socket the state file names (the cluster's owner's
+// alone).
 func (s stateCluster) Toxiproxy() *toxiproxy.Client {
-	if !s.st.Spec.Toxiproxy {
+	if !s.st.Spec.Toxiproxy || s.st.ToxiproxySocket == "" {
 		return nil
 	}
-	return toxiproxy.NewClient(s.st.Spec.ToxiproxyAddr())
+	return toxiproxy.NewUnixClient(s.st.ToxiproxySocket)
 }
 
 // heal removes every octoha toxic and enables every link of node (every

@@ -17,6 +17,7 @@ import (
 )
 
 func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	privateUmask()
 	fs := newFlagSet(launch.Subcommand, stderr)
 	// The flags are the launch contract, shared with the providers that
 	// start nodes; secrets come from flags only when a person types them.

@@ -225,13 +225,15 @@ func collectStatus(ctx context.Context, st *local.State) statusReport {
 	// Heartbeats and drain flags come from the shared database, through
 	// any node that answers (as an operator would read them).
 	rows := map[string]api.Node{}
-	if key, err := local.ReadAPIKey(st.RunDir); err == nil {
-		urls := []string{st.LBURL}
-		for _, n := range st.Nodes {
-			urls = append(urls, n.URL)
-		}
-		for _, u := range urls {
-			if list, err := getNodes(ctx, client, u, key); err == nil {
+	// The key goes through apiclient, to the cluster's own origins only.
+	key, err := local.ReadAPIKey(st.RunDir)
+	var kc *http.Client
+	if err == nil {
+		kc, err = apiclient.New(apiclient.Options{APIKey: key, Origins: origins, Timeout: 2 * time.Second})
+	}
+	if err == nil {
+		for _, u := range origins {
+			if list, err := getNodes(ctx, kc, u); err == nil {
 				for _, n := range list {
 					rows[n.Id] = n
 				}
@@ -296,12 +298,11 @@ func nodeState(n nodeStatus) string {
 	return "OK"
 }
 
-func getNodes(ctx context.Context, client *http.Client, baseURL, key string) ([]api.Node, error) {
+func getNodes(ctx context.Context, client *http.Client, baseURL string) ([]api.Node, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+api.NodesAllPath, nil)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set(api.HeaderAPIKey, key)
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err

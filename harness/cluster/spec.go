@@ -522,9 +522,6 @@ func (s Spec) DBHost() string { return s.host(5) }
 // ShareHost is the SMB server's address (local provider).
 func (s Spec) ShareHost() string { return s.host(6) }
 
-// ToxiproxyAddr is the Toxiproxy API's host:port (Spec.Toxiproxy).
-func (s Spec) ToxiproxyAddr() string { return net.JoinHostPort(s.host(7), "8474") }
-
 func (s Spec) host(last int) string { return s.Network + "." + strconv.Itoa(last) }
 
 // NodeName is node i's (0-based) name, "Node1", …

@@ -13,9 +13,12 @@ const HAProxyBackend = haproxyBackend
 // HAProxyConfigOptions is what differs when HAProxy runs somewhere the
 // haproxy driver does not start it (a container, docker compose).
 type HAProxyConfigOptions struct {
-	// StatsSocket is the runtime API's `stats socket` address, e.g.
-	// "ipv4@0.0.0.0:9999" (reach it with HAProxyStates over "tcp").
-	// Empty: the driver's unix socket in Options.Dir.
+	// StatsSocket is the runtime API's `stats socket` address and any
+	// bind options, e.g. "/var/lib/haproxy/admin.sock mode 600" (the
+	// docker provider's; read the reply with HAProxyStatesFrom). A TCP
+	// address gives `level admin` to whoever reaches it: keep it off any
+	// port other local users can reach. Empty: the driver's unix socket in
+	// Options.Dir.
 	StatsSocket string
 	// Resolver is a DNS server, host:port, that HAProxy asks again at run
 	// time for backend host names, e.g. Docker's embedded DNS at
@@ -61,6 +64,13 @@ func HAProxyStates(ctx context.Context, network, addr string, names []string) ([
 	if err != nil {
 		return nil, fmt.Errorf("haproxy states: %w", err)
 	}
+	return HAProxyStatesFrom(out, names)
+}
+
+// HAProxyStatesFrom is HAProxyStates on a `show stat` reply read some
+// other way (e.g. through `docker exec` when the runtime API is a unix
+// socket inside a container).
+func HAProxyStatesFrom(out string, names []string) ([]ServerState, error) {
 	byName, err := parseShowStat(out, haproxyBackend)
 	if err != nil {
 		return nil, fmt.Errorf("haproxy states: %w", err)

@@ -94,7 +94,7 @@ func TestNetFaultsOnToxiproxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	tp, err := toxiproxy.Start(ctx, toxiproxy.Options{Binary: bin, Addr: "127.0.145.7:8474", Dir: t.TempDir()})
+	tp, err := toxiproxy.Start(ctx, toxiproxy.Options{Binary: bin, Allow: []string{"127.0.145.0/24"}, Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

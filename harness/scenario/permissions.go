@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/harness/apiclient"
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/history"
@@ -78,7 +79,10 @@ func permissionSteps(ctx context.Context, r Run, opts checker.PermissionOptions,
 		return Skip("the %s load balancer here offers no cookie stickiness", spec.LB.Kind)
 	}
 	c := r.Cluster()
-	admin := adminClient{key: c.APIKey()}
+	admin, err := newAdminClient(c)
+	if err != nil {
+		return err
+	}
 	r.Step("creating a user with an API key, in a team granted %s (through the load balancer)", api.RolePackagePublisher)
 	key, grant, err := admin.publisher(ctx, c.URL(), fmt.Sprintf("octoha-pusher-%d", r.Seed()))
 	if err != nil {
@@ -165,8 +169,20 @@ func allSessionsDenied(h *history.History, t time.Time, n, k int) error {
 }
 
 // adminClient calls the Octopus API with the cluster's own key (never
-// logged).
-type adminClient struct{ key string }
+// logged), through apiclient: the key goes to the cluster's origins only.
+type adminClient struct{ hc *http.Client }
+
+func newAdminClient(c cluster.Cluster) (adminClient, error) {
+	origins := []string{c.URL()}
+	for _, n := range c.Nodes() {
+		origins = append(origins, n.URL)
+	}
+	hc, err := apiclient.New(apiclient.Options{APIKey: c.APIKey(), Origins: origins, Timeout: 10 * time.Second})
+	if err != nil {
+		return adminClient{}, fmt.Errorf("permission scenario: %w", err)
+	}
+	return adminClient{hc: hc}, nil
+}
 
 func (a adminClient) do(ctx context.Context, method, url string, in, out any) (status int, node string, err error) {
 	var body io.Reader
@@ -181,9 +197,8 @@ func (a adminClient) do(ctx context.Context, method, url string, in, out any) (s
 	if err != nil {
 		return 0, "", err
 	}
-	req.Header.Set(api.HeaderAPIKey, a.key)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	resp, err := a.hc.Do(req)
 	if err != nil {
 		return 0, "", err
 	}

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/harness/apiclient"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/internal/selfsigned"
 )
@@ -80,6 +81,7 @@ type Tentacle struct {
 // Fleet is the registered Tentacles.
 type Fleet struct {
 	o         Options
+	hc        *http.Client // the REST API's, from apiclient (adds the key)
 	Tentacles []*Tentacle
 	mu        sync.Mutex
 	seen      string // the server thumbprint, once trusted
@@ -99,7 +101,11 @@ func Register(ctx context.Context, o Options) (*Fleet, error) {
 	if o.Prefix == "" {
 		o.Prefix = "Tentacle"
 	}
-	f := &Fleet{o: o, seen: o.Thumbprint}
+	hc, err := apiclient.New(apiclient.Options{APIKey: o.APIKey, Origins: []string{o.URL}, Timeout: 10 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("tentacles: %w", err)
+	}
+	f := &Fleet{o: o, hc: hc, seen: o.Thumbprint}
 	for i := range o.Count {
 		name := o.Prefix + strconv.Itoa(i+1)
 		cert, err := selfsigned.New(name)
@@ -128,9 +134,8 @@ func (f *Fleet) call(ctx context.Context, method, url string, in, out any) error
 	if err != nil {
 		return err
 	}
-	req.Header.Set(api.HeaderAPIKey, f.o.APIKey)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	resp, err := f.hc.Do(req)
 	if err != nil {
 		return err
 	}
@@ -268,8 +273,7 @@ func (f *Fleet) Lost(ctx context.Context, taskIDs []string) (int, error) {
 		if err != nil {
 			return lost, err
 		}
-		req.Header.Set(api.HeaderAPIKey, f.o.APIKey)
-		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		resp, err := f.hc.Do(req)
 		if err != nil {
 			return lost, fmt.Errorf("read task %s: %w", id, err)
 		}
@@ -296,8 +300,7 @@ func (f *Fleet) Unfinished(ctx context.Context, ids []string) ([]string, error) 
 		if err != nil {
 			return nil, err
 		}
-		req.Header.Set(api.HeaderAPIKey, f.o.APIKey)
-		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		resp, err := f.hc.Do(req)
 		if err != nil {
 			return nil, fmt.Errorf("read task %s: %w", id, err)
 		}

@@ -193,9 +193,6 @@ func Attack(ctx context.Context, opts AttackOptions) (*vegeta.Metrics, error) {
 	hdr := http.Header{}
 	hdr.Set("Accept", "application/json")
 	hdr.Set("User-Agent", userAgent)
-	if o.APIKey != "" {
-		hdr.Set(api.HeaderAPIKey, o.APIKey)
-	}
 	method := http.MethodGet
 	if o.Target == TargetWork {
 		method = http.MethodPost

@@ -207,7 +207,6 @@ func (u *uploader) attempt(ctx context.Context, j *job, n int) (a attemptResult)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", userAgent)
-	req.Header.Set(api.HeaderAPIKey, u.opts.APIKey)
 	req.Header.Set(api.HeaderOp, a.opID)
 
 	h := sha1.New()
@@ -376,7 +375,6 @@ func (u *uploader) verifyExisting(ctx context.Context, j *job, a *attemptResult)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", userAgent)
-	req.Header.Set(api.HeaderAPIKey, u.opts.APIKey)
 	req.Header.Set(api.HeaderOp, op.ID)
 	resp, err := u.client.Do(req)
 	if err != nil {

@@ -73,7 +73,6 @@ func (u *uploader) prepareDelta(ctx context.Context, j *job, attempt int) (retry
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", userAgent)
-	req.Header.Set(api.HeaderAPIKey, u.opts.APIKey)
 	req.Header.Set(api.HeaderOp, op.ID)
 	resp, err := u.client.Do(req)
 	if err != nil {

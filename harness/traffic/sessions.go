@@ -75,6 +75,11 @@ func PushSessions(ctx context.Context, o SessionOptions) (int, error) {
 		if o.Cookies {
 			client.Jar, _ = cookiejar.New(nil)
 		}
+		// The key goes through apiclient: to o.URL's origin only.
+		client, err := clientFor(client, 0, o.URL, o.APIKey)
+		if err != nil {
+			return 0, fmt.Errorf("push sessions: %w", err)
+		}
 		name := o.ClientPrefix + strconv.Itoa(i+1)
 		wg.Add(1)
 		go func() {
@@ -82,7 +87,7 @@ func PushSessions(ctx context.Context, o SessionOptions) (int, error) {
 			t := time.NewTicker(o.Interval)
 			defer t.Stop()
 			for n := 1; ; n++ {
-				op := probe(ctx, client, url, o.APIKey, body, ct)
+				op := probe(ctx, client, url, body, ct)
 				if ctx.Err() != nil && op.Outcome != history.OK {
 					return // cut short by the end of the run: not an answer
 				}
@@ -117,12 +122,11 @@ func probeBody() ([]byte, string, error) {
 	return buf.Bytes(), mw.FormDataContentType(), nil
 }
 
-func probe(ctx context.Context, client *http.Client, url, key string, body []byte, ct string) history.Op {
+func probe(ctx context.Context, client *http.Client, url string, body []byte, ct string) history.Op {
 	op := history.Op{Kind: KindPushProbe, Start: time.Now(), Via: "lb", URL: url, Bytes: int64(len(body)), PackageID: ProbePackage, Version: "1.0.0", Outcome: history.Failed}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err == nil {
 		req.Header.Set("Content-Type", ct)
-		req.Header.Set(api.HeaderAPIKey, key)
 		var resp *http.Response
 		if resp, err = client.Do(req); err == nil {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))

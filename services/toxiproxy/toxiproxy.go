@@ -8,56 +8,254 @@
 package toxiproxy
 
 import (
+	"bytes"
 	"context"
+	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
-	"slices"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	tpclient "github.com/Shopify/toxiproxy/v2/client"
+	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/octoha/octoha/internal/proc"
 )
 
-// DefaultPort is the API port, Toxiproxy's own default.
+// DefaultPort is the API port, Toxiproxy's own default (the docker
+// provider's container listens on it, on the cluster's private network).
 const DefaultPort = 8474
 
 // Subcommand is the octoha subcommand that runs Serve.
 const Subcommand = "toxiproxy"
 
-// Serve runs the Toxiproxy API server on addr (host:port) until ctx is
-// done; proxies are created through the API. It is what `octoha
-// toxiproxy` runs, in a process of its own: Toxiproxy's server exits the
-// process on a listen error and keeps global state, so it is never run
-// inside the harness.
-func Serve(ctx context.Context, addr string, log io.Writer) error {
-	host, port, err := net.SplitHostPort(addr)
+// SecretEnv is the environment variable that carries the per-cluster
+// secret a TCP API requires (never a flag: argv is world-readable in /proc).
+const SecretEnv = "OCTOHA_TOXIPROXY_SECRET"
+
+// ErrListenRefused is the cause of a proxy refused because it would listen
+// outside the networks the server was told it may use.
+var ErrListenRefused = errors.New("listen address outside the cluster's networks")
+
+// ServeOptions configures Serve. Exactly one of Socket and Listen is set.
+type ServeOptions struct {
+	// Socket serves the API on this unix socket (mode 0600); its directory
+	// must be the caller's and private (0700): only the cluster's owner
+	// may reach it.
+	Socket string
+	// Listen serves the API on TCP host:port (a container's private
+	// network): every request must then carry Secret as a bearer token.
+	Listen string
+	// Secret is required with Listen (at least 16 bytes).
+	Secret string
+	// Allow are the networks proxies may listen on; a proxy that would
+	// listen anywhere else (another interface, a host name) is refused
+	// with 403, so the API cannot open a door outside the cluster.
+	Allow []netip.Prefix
+	// Log receives the server's log.
+	Log io.Writer
+}
+
+// Serve runs the Toxiproxy API until ctx is done; proxies are created
+// through the API. It is what `octoha toxiproxy` runs, in a process of its
+// own: Toxiproxy keeps global state, so it is never run inside the harness.
+func Serve(ctx context.Context, o ServeOptions) error {
+	if (o.Socket == "") == (o.Listen == "") {
+		return errors.New("toxiproxy: serve on exactly one of a unix socket and a TCP address")
+	}
+	if len(o.Allow) == 0 {
+		return errors.New("toxiproxy: no networks proxies may listen on")
+	}
+	if o.Listen != "" && len(o.Secret) < 16 {
+		return fmt.Errorf("toxiproxy: a TCP API needs a secret of at least 16 bytes in $%s", SecretEnv)
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	var l net.Listener
+	var err error
+	if o.Socket != "" {
+		l, err = listenPrivate(o.Socket)
+	} else {
+		l, err = net.Listen("tcp", o.Listen)
+		if err != nil {
+			err = fmt.Errorf("toxiproxy API address %s is not free: %w", o.Listen, err)
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("toxiproxy listen address %q: %w", addr, err)
+		return err
 	}
-	// Fail clearly (Toxiproxy would exit with a log line) when the address is taken.
-	l, err := net.Listen("tcp", addr)
+	logger := zerolog.New(o.Log).With().Timestamp().Logger().Level(zerolog.InfoLevel)
+	api := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), logger)
+	srv := &http.Server{Handler: handler(api, o), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	fmt.Fprintf(o.Log, "Starting HTTP server on %s\n", l.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case <-ctx.Done():
+		// Proxies' listeners close with the process.
+		_ = srv.Close()
+		if o.Socket != "" {
+			_ = os.Remove(o.Socket)
+		}
+		return nil
+	case err := <-errc:
+		return fmt.Errorf("toxiproxy API: %w", err)
+	}
+}
+
+// listenPrivate listens on the unix socket path, in a directory that must
+// be a real directory of the caller's that no one else may enter.
+func listenPrivate(path string) (net.Listener, error) {
+	dir := filepath.Dir(path)
+	fi, err := os.Lstat(dir)
 	if err != nil {
-		return fmt.Errorf("toxiproxy API address %s is not free: %w", addr, err)
+		return nil, fmt.Errorf("toxiproxy API socket directory: %w", err)
 	}
-	l.Close()
-	if log == nil {
-		log = io.Discard
+	if !fi.IsDir() || fi.Mode().Perm()&0o077 != 0 || !ownedBySelf(fi) {
+		return nil, fmt.Errorf("toxiproxy API socket directory %s must be a directory of the user's with mode 0700 (is %s)", dir, fi.Mode())
 	}
-	logger := zerolog.New(log).With().Timestamp().Logger().Level(zerolog.InfoLevel)
-	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), logger)
-	go srv.Listen(host, port)
-	<-ctx.Done()
-	// Proxies' listeners close with the process.
-	return nil
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("toxiproxy API socket: remove stale %s: %w", path, err)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("toxiproxy API socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("toxiproxy API socket: %w", err)
+	}
+	return l, nil
+}
+
+// handler is Toxiproxy's API (the routes its own server registers, less
+// /populate and /metrics, which the harness does not use) behind two
+// guards: the bearer secret on TCP, and the allowed listen addresses.
+func handler(api *toxiproxy.ApiServer, o ServeOptions) http.Handler {
+	r := mux.NewRouter()
+	r.HandleFunc("/reset", api.ResetState).Methods("POST")
+	r.HandleFunc("/proxies", api.ProxyIndex).Methods("GET")
+	r.Handle("/proxies", checkListen(o.Allow, true, http.HandlerFunc(api.ProxyCreate))).Methods("POST")
+	r.HandleFunc("/proxies/{proxy}", api.ProxyShow).Methods("GET")
+	r.Handle("/proxies/{proxy}", checkListen(o.Allow, false, http.HandlerFunc(api.ProxyUpdate))).Methods("POST")
+	r.HandleFunc("/proxies/{proxy}", api.ProxyDelete).Methods("DELETE")
+	r.HandleFunc("/proxies/{proxy}/toxics", api.ToxicIndex).Methods("GET")
+	r.HandleFunc("/proxies/{proxy}/toxics", api.ToxicCreate).Methods("POST")
+	r.HandleFunc("/proxies/{proxy}/toxics/{toxic}", api.ToxicShow).Methods("GET")
+	r.HandleFunc("/proxies/{proxy}/toxics/{toxic}", api.ToxicUpdate).Methods("POST")
+	r.HandleFunc("/proxies/{proxy}/toxics/{toxic}", api.ToxicDelete).Methods("DELETE")
+	r.HandleFunc("/version", api.Version).Methods("GET")
+	var h http.Handler = r
+	if o.Listen != "" {
+		want := []byte("Bearer " + o.Secret)
+		next := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if subtle.ConstantTimeCompare([]byte(req.Header.Get("Authorization")), want) != 1 {
+				http.Error(w, `{"error":"the Toxiproxy API needs the cluster's secret","status":401}`, http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, req)
+		})
+	}
+	return h
+}
+
+// checkListen refuses a proxy body whose listen address is outside allow
+// (required: a creation without one would listen wherever Toxiproxy picks),
+// then hands the body on unchanged.
+func checkListen(allow []netip.Prefix, required bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, err := io.ReadAll(io.LimitReader(req.Body, 64<<10))
+		if err != nil {
+			http.Error(w, `{"error":"read body","status":400}`, http.StatusBadRequest)
+			return
+		}
+		var in struct {
+			Listen *string `json:"listen"`
+		}
+		if err := json.Unmarshal(b, &in); err != nil {
+			http.Error(w, `{"error":"bad request body","status":400}`, http.StatusBadRequest)
+			return
+		}
+		if in.Listen != nil || required {
+			listen := ""
+			if in.Listen != nil {
+				listen = *in.Listen
+			}
+			if err := allowedListen(allow, listen); err != nil {
+				msg, _ := json.Marshal(map[string]any{"error": err.Error(), "status": http.StatusForbidden})
+				http.Error(w, string(msg), http.StatusForbidden)
+				return
+			}
+		}
+		req.Body = io.NopCloser(bytes.NewReader(b))
+		req.ContentLength = int64(len(b))
+		next.ServeHTTP(w, req)
+	})
+}
+
+// allowedListen says why a proxy may not listen on addr (nil: it may):
+// it must be an IP literal (a name could resolve anywhere) in allow.
+func allowedListen(allow []netip.Prefix, addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("listen %q: %w: want ip:port", addr, ErrListenRefused)
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return fmt.Errorf("listen %q: %w: not an IP address", addr, ErrListenRefused)
+	}
+	ip = ip.Unmap()
+	for _, p := range allow {
+		if p.Contains(ip) {
+			return nil
+		}
+	}
+	return fmt.Errorf("listen %q: %w", addr, ErrListenRefused)
+}
+
+// ParseAllow parses a comma-separated list of networks (CIDR, or single
+// addresses) proxies may listen on.
+func ParseAllow(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("allowed network %q: %w", f, err)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("allowed network %q: %w", f, err)
+		}
+		out = append(out, p.Masked())
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no allowed networks")
+	}
+	return out, nil
 }
 
 // Toxic is one fault on a link, as Toxiproxy's client describes it.
@@ -111,37 +309,114 @@ type Link struct {
 	Toxics   []Toxic
 }
 
-// Client drives a Toxiproxy server through its API. Toxiproxy's client has
-// no contexts; every call is bounded by the server's own timeouts, and a
-// cancelled ctx is checked before each call.
+// Client drives a Toxiproxy server through its API: on a unix socket
+// (NewUnixClient) or on TCP with the cluster's secret (NewTCPClient).
+// Every call is bounded by ctx and by the client's timeout.
 type Client struct {
-	addr string
-	c    *tpclient.Client
+	addr   string // the socket path or host:port, for messages
+	base   string // URL prefix of the API
+	secret string
+	hc     *http.Client
 	// mu serialises read-modify-write of a proxy (enable/disable).
 	mu sync.Mutex
 }
 
-// NewClient returns a client of the API at addr (host:port).
-func NewClient(addr string) *Client {
-	return &Client{addr: addr, c: tpclient.NewClient("http://" + addr)}
+// NewUnixClient returns a client of the API on the unix socket at path.
+func NewUnixClient(path string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+		MaxIdleConnsPerHost: 4,
+	}
+	return &Client{addr: path, base: "http://toxiproxy", hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 }
 
-// Addr is the API's host:port.
+// NewTCPClient returns a client of the API at addr (host:port) that sends
+// secret with every request.
+func NewTCPClient(addr, secret string) *Client {
+	return &Client{addr: addr, base: "http://" + addr, secret: secret, hc: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// Addr is where the API is: a socket path or host:port.
 func (c *Client) Addr() string { return c.addr }
 
-// Ping checks that the API answers.
-func (c *Client) Ping(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.addr+"/version", nil)
+// do sends a request with a JSON body (nil: none) and decodes a JSON
+// answer into out (nil: discarded); a status other than want is an error
+// carrying Toxiproxy's message.
+func (c *Client) do(ctx context.Context, method, path string, body, out any, want int) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
 		return err
 	}
-	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.secret != "" {
+		req.Header.Set("Authorization", "Bearer "+c.secret)
+	}
+	resp, err := c.hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("toxiproxy API %s: %w", c.addr, err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("toxiproxy API %s: GET /version: %s", c.addr, resp.Status)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return fmt.Errorf("toxiproxy API %s: %s %s: read answer: %w", c.addr, method, path, err)
+	}
+	if resp.StatusCode != want {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(b))
+		}
+		return &APIError{Status: resp.StatusCode, Message: e.Error}
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("toxiproxy API %s: %s %s: %w", c.addr, method, path, err)
+		}
+	}
+	return nil
+}
+
+// APIError is an answer of the API other than the one expected.
+type APIError struct {
+	Status  int
+	Message string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("toxiproxy API: %d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
+}
+
+// proxy is a proxy as the API describes it.
+type proxy struct {
+	Name     string  `json:"name"`
+	Listen   string  `json:"listen"`
+	Upstream string  `json:"upstream"`
+	Enabled  bool    `json:"enabled"`
+	Toxics   []Toxic `json:"toxics"`
+}
+
+func (p proxy) link() Link { return Link(p) }
+
+// Ping checks that the API answers.
+func (c *Client) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := c.do(ctx, http.MethodGet, "/version", nil, nil, http.StatusOK); err != nil {
+		return fmt.Errorf("toxiproxy API %s: GET /version: %w", c.addr, err)
 	}
 	return nil
 }
@@ -149,10 +424,8 @@ func (c *Client) Ping(ctx context.Context) error {
 // AddLink creates a proxy: once it returns, listen accepts connections
 // and forwards them to upstream.
 func (c *Client) AddLink(ctx context.Context, name, listen, upstream string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if _, err := c.c.CreateProxy(name, listen, upstream); err != nil {
+	body := proxy{Name: name, Listen: listen, Upstream: upstream, Enabled: true}
+	if err := c.do(ctx, http.MethodPost, "/proxies", body, nil, http.StatusCreated); err != nil {
 		return fmt.Errorf("create link %s (%s → %s): %w", name, listen, upstream, err)
 	}
 	return nil
@@ -160,16 +433,13 @@ func (c *Client) AddLink(ctx context.Context, name, listen, upstream string) err
 
 // Links lists every link, sorted by name.
 func (c *Client) Links(ctx context.Context) ([]Link, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	ps, err := c.c.Proxies()
-	if err != nil {
+	var ps map[string]proxy
+	if err := c.do(ctx, http.MethodGet, "/proxies", nil, &ps, http.StatusOK); err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
 	out := make([]Link, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, Link{Name: p.Name, Listen: p.Listen, Upstream: p.Upstream, Enabled: p.Enabled, Toxics: p.ActiveToxics})
+		out = append(out, p.link())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -177,26 +447,16 @@ func (c *Client) Links(ctx context.Context) ([]Link, error) {
 
 // Link returns one link.
 func (c *Client) Link(ctx context.Context, name string) (Link, error) {
-	if err := ctx.Err(); err != nil {
-		return Link{}, err
-	}
-	p, err := c.c.Proxy(name)
-	if err != nil {
+	var p proxy
+	if err := c.do(ctx, http.MethodGet, "/proxies/"+url.PathEscape(name), nil, &p, http.StatusOK); err != nil {
 		return Link{}, fmt.Errorf("link %s: %w", name, err)
 	}
-	return Link{Name: p.Name, Listen: p.Listen, Upstream: p.Upstream, Enabled: p.Enabled, Toxics: p.ActiveToxics}, nil
+	return p.link(), nil
 }
 
 // AddToxic adds t to a link.
 func (c *Client) AddToxic(ctx context.Context, link string, t Toxic) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	p, err := c.c.Proxy(link)
-	if err != nil {
-		return fmt.Errorf("add %s toxic to link %s: %w", t.Type, link, err)
-	}
-	if _, err := p.AddToxic(t.Name, t.Type, t.Stream, t.Toxicity, t.Attributes); err != nil {
+	if err := c.do(ctx, http.MethodPost, "/proxies/"+url.PathEscape(link)+"/toxics", t, nil, http.StatusOK); err != nil {
 		return fmt.Errorf("add %s toxic %s to link %s: %w", t.Type, t.Name, link, err)
 	}
 	return nil
@@ -205,19 +465,14 @@ func (c *Client) AddToxic(ctx context.Context, link string, t Toxic) error {
 // RemoveToxic removes a toxic from a link; a toxic that is not there is
 // not an error (recoveries are idempotent).
 func (c *Client) RemoveToxic(ctx context.Context, link, name string) error {
-	if err := ctx.Err(); err != nil {
-		return err
+	err := c.do(ctx, http.MethodDelete, "/proxies/"+url.PathEscape(link)+"/toxics/"+url.PathEscape(name), nil, nil, http.StatusNoContent)
+	if ae := (*APIError)(nil); errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+		// Either the toxic or the link is missing: only the first is fine.
+		if _, lerr := c.Link(ctx, link); lerr == nil {
+			return nil
+		}
 	}
-	p, err := c.c.Proxy(link)
 	if err != nil {
-		return fmt.Errorf("remove toxic %s from link %s: %w", name, link, err)
-	}
-	// The client wraps API errors with %v, so a 404 cannot be told apart:
-	// look first.
-	if !slices.ContainsFunc(p.ActiveToxics, func(t Toxic) bool { return t.Name == name }) {
-		return nil
-	}
-	if err := p.RemoveToxic(name); err != nil {
 		return fmt.Errorf("remove toxic %s from link %s: %w", name, link, err)
 	}
 	return nil
@@ -226,24 +481,10 @@ func (c *Client) RemoveToxic(ctx context.Context, link, name string) error {
 // SetEnabled enables or disables a link. A disabled link does not listen,
 // and its open connections are closed: a cut.
 func (c *Client) SetEnabled(ctx context.Context, link string, on bool) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p, err := c.c.Proxy(link)
-	if err != nil {
-		return fmt.Errorf("set link %s enabled=%v: %w", link, on, err)
-	}
-	if p.Enabled == on {
-		return nil
-	}
-	if on {
-		err = p.Enable()
-	} else {
-		err = p.Disable()
-	}
-	if err != nil {
+	body := map[string]bool{"enabled": on}
+	if err := c.do(ctx, http.MethodPost, "/proxies/"+url.PathEscape(link), body, nil, http.StatusOK); err != nil {
 		return fmt.Errorf("set link %s enabled=%v: %w", link, on, err)
 	}
 	return nil
@@ -253,8 +494,13 @@ func (c *Client) SetEnabled(ctx context.Context, link string, on bool) error {
 type Options struct {
 	// Binary is the octoha executable (runs `octoha toxiproxy`).
 	Binary string
-	// Addr is the API's host:port.
-	Addr string
+	// Socket is the API's unix socket. Its directory is created 0700 if
+	// missing, and must otherwise be the user's and 0700. Empty: in a
+	// temporary directory (0700) removed by Close.
+	Socket string
+	// Allow are the networks (CIDR or single addresses) proxies may
+	// listen on: the cluster's own.
+	Allow []string
 	// Dir is the child's working directory.
 	Dir string
 	// Env is the child's environment (nil: inherit).
@@ -265,31 +511,61 @@ type Options struct {
 	ReadyTimeout time.Duration
 }
 
+// MaxSocketPath is the longest unix socket path Start takes (sun_path is
+// 108 bytes on Linux, with the NUL; macOS has 104).
+const MaxSocketPath = 100
+
 // Server is a running Toxiproxy child process and a client of it.
 type Server struct {
 	*Client
-	p *proc.Process
+	p       *proc.Process
+	tempDir string // the socket's directory when Start made it
 }
 
-// Start runs `octoha toxiproxy --listen addr` in its own process group
-// (killed with the harness) and waits until its API answers.
+// Start runs `octoha toxiproxy --socket path --allow nets` in its own
+// process group (killed with the harness) and waits until its API answers.
 func Start(ctx context.Context, o Options) (*Server, error) {
-	if o.Binary == "" || o.Addr == "" {
-		return nil, errors.New("toxiproxy: Binary and Addr are required")
+	if o.Binary == "" || len(o.Allow) == 0 {
+		return nil, errors.New("toxiproxy: Binary and Allow are required")
+	}
+	tempDir := ""
+	if o.Socket == "" {
+		d, err := os.MkdirTemp("", "octoha-tp-")
+		if err != nil {
+			return nil, fmt.Errorf("toxiproxy: create the API socket's directory: %w", err)
+		}
+		tempDir, o.Socket = d, filepath.Join(d, "api.sock")
+	}
+	ok := false
+	defer func() {
+		if !ok && tempDir != "" {
+			_ = os.RemoveAll(tempDir)
+		}
+	}()
+	if len(o.Socket) > MaxSocketPath {
+		return nil, fmt.Errorf("toxiproxy: socket path %s is longer than %d bytes", o.Socket, MaxSocketPath)
+	}
+	allow := strings.Join(o.Allow, ",")
+	if _, err := ParseAllow(allow); err != nil {
+		return nil, fmt.Errorf("toxiproxy: %w", err)
+	}
+	if err := os.Mkdir(filepath.Dir(o.Socket), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("toxiproxy: create the API socket's directory: %w", err)
 	}
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 10 * time.Second
 	}
-	p, err := proc.Start(proc.Spec{Name: "toxiproxy", Path: o.Binary, Args: []string{Subcommand, "--listen", o.Addr}, Dir: o.Dir, Env: o.Env, Log: o.Log})
+	p, err := proc.Start(proc.Spec{Name: "toxiproxy", Path: o.Binary, Args: []string{Subcommand, "--socket", o.Socket, "--allow", allow}, Dir: o.Dir, Env: o.Env, Log: o.Log})
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Client: NewClient(o.Addr), p: p}
+	s := &Server{Client: NewUnixClient(o.Socket), p: p, tempDir: tempDir}
 	rctx, cancel := context.WithTimeout(ctx, o.ReadyTimeout)
 	defer cancel()
 	for {
 		err := s.Ping(rctx)
 		if err == nil {
+			ok = true
 			return s, nil
 		}
 		select {
@@ -297,7 +573,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			return nil, fmt.Errorf("toxiproxy exited during startup: %v (last: %w)", p.Err(), err)
 		case <-rctx.Done():
 			_ = p.Kill(context.WithoutCancel(ctx))
-			return nil, fmt.Errorf("toxiproxy API %s did not answer within %s: %w", o.Addr, o.ReadyTimeout, err)
+			return nil, fmt.Errorf("toxiproxy API %s did not answer within %s: %w", o.Socket, o.ReadyTimeout, err)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -316,5 +592,11 @@ func (s *Server) Close(ctx context.Context) error {
 	if s == nil || s.p == nil {
 		return nil
 	}
-	return s.p.Stop(ctx, 2*time.Second)
+	err := s.p.Stop(ctx, 2*time.Second)
+	if s.tempDir != "" {
+		if rerr := os.RemoveAll(s.tempDir); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove the toxiproxy socket's directory: %w", rerr))
+		}
+	}
+	return err
 }

@@ -2,9 +2,12 @@ package toxiproxy_test
 
 import (
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -20,12 +23,18 @@ func TestMain(m *testing.M) {
 
 // Addresses on this package's own loopback network.
 const (
-	apiAddr  = "127.0.140.7:8474"
+	network  = "127.0.140.0/24"
 	echoAddr = "127.0.140.20:9000"
 	linkAddr = "127.0.140.21:9000"
 )
 
 func startServer(t *testing.T) *toxiproxy.Server {
+	t.Helper()
+	return startServerAt(t, filepath.Join(t.TempDir(), "api", "api.sock"))
+}
+
+// startServerAt starts the server with its API on the unix socket sock.
+func startServerAt(t *testing.T, sock string) *toxiproxy.Server {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("-short: runs the octoha binary")
@@ -36,7 +45,7 @@ func startServer(t *testing.T) *toxiproxy.Server {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := toxiproxy.Start(ctx, toxiproxy.Options{Binary: bin, Addr: apiAddr, Dir: t.TempDir()})
+	s, err := toxiproxy.Start(ctx, toxiproxy.Options{Binary: bin, Socket: sock, Allow: []string{network}, Dir: filepath.Dir(sock)})
 	if err != nil {
 		t.Fatalf("start toxiproxy: %v", err)
 	}
@@ -81,6 +90,13 @@ func roundTrip(t *testing.T, addr string) (time.Duration, error) {
 		return 0, err
 	}
 	return time.Since(start), nil
+}
+
+func unixDial(path string) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}
 }
 
 func portFree(addr string) bool {
@@ -189,9 +205,10 @@ func TestCancelledCallsAndNothingLeftListening(t *testing.T) {
 	if s.PID() != 0 {
 		t.Fatalf("toxiproxy (pid %d) still running after Close", pid)
 	}
-	for _, a := range []string{apiAddr, linkAddr} {
-		if !portFree(a) {
-			t.Errorf("%s still in use after Close", a)
-		}
+	if !portFree(linkAddr) {
+		t.Errorf("%s still in use after Close", linkAddr)
+	}
+	if _, err := os.Stat(s.Addr()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("API socket %s after Close: %v, want it removed", s.Addr(), err)
 	}
 }

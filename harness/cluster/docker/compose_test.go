@@ -53,7 +53,7 @@ func composeHAProxyConfig(t *testing.T) string {
 		backends = append(backends, lb.Backend{Name: cluster.NodeName(i), Addr: "node" + strconv.Itoa(i+1) + ":8080"})
 	}
 	cfg, err := lb.HAProxyConfig(lb.Options{Listen: "0.0.0.0:8080", Backends: backends},
-		lb.HAProxyConfigOptions{StatsSocket: "ipv4@0.0.0.0:" + strconv.Itoa(StatsPort), Resolver: dockerDNS})
+		lb.HAProxyConfigOptions{StatsSocket: HAProxyRuntimeSocket + " mode 600", Resolver: dockerDNS})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +84,20 @@ func TestComposeHAProxyConfig(t *testing.T) {
 func TestComposeConfigValid(t *testing.T) {
 	bin := composeBinary(t)
 	root := repoRoot(t)
+	// No fixed default API key: without OCTOHA_API_KEY the file is refused,
+	// naming the variable.
+	{
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := exec.CommandContext(ctx, bin, "-f", "docker-compose.yml", "config", "-q")
+		cmd.Dir = root
+		cmd.Env = withoutVar(os.Environ(), "OCTOHA_API_KEY")
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err == nil || !strings.Contains(string(out), "OCTOHA_API_KEY") {
+			t.Errorf("docker-compose config without OCTOHA_API_KEY: %v %s, want a refusal naming it (no fixed default key)", err, out)
+		}
+	}
+	keyed := append(withoutVar(os.Environ(), "OCTOHA_API_KEY"), "OCTOHA_API_KEY=API-COMPOSECONFIGTEST00000000")
 	for _, args := range [][]string{
 		{"-f", "docker-compose.yml", "config", "-q"},
 		{"--env-file", filepath.Join("docker", "compose", "local.env"), "-f", "docker-compose.yml", "config", "-q"},
@@ -91,6 +105,7 @@ func TestComposeConfigValid(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Dir = root
+		cmd.Env = keyed
 		out, err := cmd.CombinedOutput()
 		cancel()
 		if err != nil {
@@ -102,16 +117,31 @@ func TestComposeConfigValid(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "-f", "docker-compose.yml", "config")
 	cmd.Dir = root
-	cmd.Env = withoutImageVars(os.Environ())
+	cmd.Env = withoutImageVars(keyed)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("docker-compose config: %v", err)
+	}
+	// The runtime API (level admin) is published nowhere.
+	if strings.Contains(string(out), "9999") || !strings.Contains(string(out), "127.0.0.1") {
+		t.Errorf("compose config publishes HAProxy's runtime API port:\n%s", out)
 	}
 	for _, img := range []string{"mcr.microsoft.com/mssql/server:", "haproxy:2.6", "samba", "127.0.0.1:8080"} {
 		if !strings.Contains(string(out), img) {
 			t.Errorf("default compose config lacks %q:\n%s", img, out)
 		}
 	}
+}
+
+// withoutVar drops name from env.
+func withoutVar(env []string, name string) []string {
+	var out []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // withoutImageVars drops OCTOHA_IMAGE_* so compose's defaults show.
@@ -135,7 +165,9 @@ func TestComposeUpLocal(t *testing.T) {
 	project := "octohacompose" + newRunID()
 	env := os.Environ()
 	ports := map[string]int{}
-	for _, v := range []string{"OCTOHA_LB_PORT", "OCTOHA_STATS_PORT", "OCTOHA_NODE1_PORT", "OCTOHA_NODE2_PORT", "OCTOHA_NODE3_PORT"} {
+	// The compose file has no default key: without one it refuses to start.
+	env = append(env, "OCTOHA_API_KEY=API-"+strings.ToUpper(randomSecret(13)))
+	for _, v := range []string{"OCTOHA_LB_PORT", "OCTOHA_NODE1_PORT", "OCTOHA_NODE2_PORT", "OCTOHA_NODE3_PORT"} {
 		p, err := proc.FreePort("127.0.0.1")
 		if err != nil {
 			t.Fatal(err)
@@ -169,7 +201,13 @@ func TestComposeUpLocal(t *testing.T) {
 	names := []string{"Node1", "Node2", "Node3"}
 	var last []lb.ServerState
 	for {
-		states, err := lb.HAProxyStates(wctx, "tcp", "127.0.0.1:"+strconv.Itoa(ports["OCTOHA_STATS_PORT"]), names)
+		// The runtime API is a unix socket inside the container, as in the
+		// provider: read through the engine.
+		var states []lb.ServerState
+		out, err := run(wctx, "exec", "-T", "lb", "sh", "-c", `printf '%s\n' "$1" | socat -t 5 stdio unix-connect:`+HAProxyRuntimeSocket, "sh", "show stat")
+		if err == nil {
+			states, err = lb.HAProxyStatesFrom(string(out), names)
+		}
 		up := 0
 		if err == nil {
 			last = states

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	mnetwork "github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
+	tcexec "github.com/testcontainers/testcontainers-go/exec"
 
 	"github.com/octoha/octoha/fakes/blob"
 	"github.com/octoha/octoha/harness/cluster"
@@ -88,16 +90,49 @@ func (c *Cluster) ContainerName(part string) (string, error) {
 }
 
 // LBStates implements cluster.Cluster: `show stat` from HAProxy's runtime
-// API, published on 127.0.0.1.
+// API, through the engine (haproxyRuntime).
 func (c *Cluster) LBStates(ctx context.Context) ([]lb.ServerState, error) {
-	if c.statsAddr == "" {
-		return nil, errors.New("load balancer not started")
+	out, err := c.haproxyRuntime(ctx, "show stat")
+	if err != nil {
+		return nil, fmt.Errorf("haproxy states: %w", err)
 	}
 	names := make([]string, len(c.nodes))
 	for i, n := range c.nodes {
 		names[i] = n.info.Name
 	}
-	return lb.HAProxyStates(ctx, "tcp", c.statsAddr, names)
+	return lb.HAProxyStatesFrom(out, names)
+}
+
+// HAProxyRuntimeSocket is HAProxy's runtime API inside its container: a
+// unix socket (mode 600, root's), published nowhere. The API is at `level
+// admin` (it drains servers), so no other local user may reach it; the
+// harness reaches it through the Docker engine, whose socket is root's.
+// /var/lib/haproxy exists in Debian's package and in the official image.
+const HAProxyRuntimeSocket = "/var/lib/haproxy/admin.sock"
+
+// haproxyRuntime sends one runtime API command to the HAProxy container
+// (`docker exec … socat`; the command is an argument of sh, never part of
+// its script) and returns the reply.
+func (c *Cluster) haproxyRuntime(ctx context.Context, cmd string) (string, error) {
+	cr := c.lb
+	if cr == nil || cr.tc == nil {
+		return "", errors.New("load balancer not started")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	script := `printf '%s\n' "$1" | socat -t 5 stdio unix-connect:` + HAProxyRuntimeSocket
+	code, r, err := cr.tc.Exec(ctx, []string{"sh", "-c", script, "sh", cmd}, tcexec.Multiplexed())
+	if err != nil {
+		return "", fmt.Errorf("haproxy runtime API (docker exec in %s): %w", cr.name, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(r, 4<<20))
+	if err != nil {
+		return "", fmt.Errorf("haproxy runtime API (docker exec in %s): read the reply: %w", cr.name, err)
+	}
+	if code != 0 {
+		return "", fmt.Errorf("haproxy runtime API (docker exec in %s): exit %d: %s (does the image %s have socat? make images builds one that does)", cr.name, code, strings.TrimSpace(string(b)), cr.image)
+	}
+	return string(b), nil
 }
 
 // Components implements cluster.Cluster.
@@ -511,7 +546,7 @@ func (b *balancer) SetServerState(ctx context.Context, name string, state lb.Sta
 		return fmt.Errorf("haproxy: cannot set a server to %s (want UP, DRAIN, MAINT or DOWN)", state)
 	}
 	cmd := fmt.Sprintf("set server %s/%s state %s", lb.HAProxyBackend, name, word)
-	out, err := lb.HAProxyCommand(ctx, "tcp", b.c.statsAddr, cmd)
+	out, err := b.c.haproxyRuntime(ctx, cmd)
 	if err != nil {
 		return err
 	}

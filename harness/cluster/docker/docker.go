@@ -69,7 +69,8 @@ const (
 	PostgresPort = 5432
 	MSSQLPort    = 1433
 	SMBPort      = 445
-	// StatsPort is HAProxy's runtime API (TCP), published to 127.0.0.1.
+	// StatsPort was HAProxy's runtime API on TCP; the API is now the unix
+	// socket HAProxyRuntimeSocket, reached only through the engine.
 	StatsPort = 9999
 )
 
@@ -127,7 +128,6 @@ type Cluster struct {
 	dbReadyLine string // logged once per database start
 	dsn         string // as nodes use it; holds a password: never logged
 	smbPassword string
-	statsAddr   string // HAProxy runtime API on the host, 127.0.0.1:port
 	lbURL       string
 	comps       []cluster.Component
 	tps         tpState // Spec.Toxiproxy (network.go)
@@ -142,6 +142,7 @@ type Cluster struct {
 type ctr struct {
 	id, name, alias, part, image string
 	ports                        map[int]int // container port → host port on 127.0.0.1
+	tc                           *testcontainers.DockerContainer
 }
 
 type nodeCtr struct {
@@ -446,6 +447,9 @@ func (c *Cluster) run(ctx context.Context, cr *ctr, create func(context.Context)
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
 	defer cancel()
 	tc, err := create(cctx)
+	if tc != nil {
+		cr.tc = tc
+	}
 	if err := c.started(ctx, cr, containerID(tc), err); err != nil {
 		return err
 	}
@@ -675,13 +679,13 @@ func (c *Cluster) startLB(ctx context.Context, timeout time.Duration) error {
 		Interval: c.spec.LB.Interval, Fall: c.spec.LB.Fall, Rise: c.spec.LB.Rise, Sticky: c.spec.LB.Sticky,
 		Drain: lb.DrainMode(c.spec.LB.Drain), ShutdownSessions: c.spec.LB.ShutdownSessions,
 		ServerTimeout: c.spec.LB.ServerTimeout,
-	}, lb.HAProxyConfigOptions{StatsSocket: "ipv4@0.0.0.0:" + strconv.Itoa(StatsPort), Resolver: dockerDNS, SharedAddress: c.tps.tp != nil})
+	}, lb.HAProxyConfigOptions{StatsSocket: HAProxyRuntimeSocket + " mode 600", Resolver: dockerDNS, SharedAddress: c.tps.tp != nil})
 	if err != nil {
 		return fmt.Errorf("configure HAProxy: %w", err)
 	}
 	opts, cr, err := c.options(ctrSpec{
 		part: "lb", alias: AliasLB, image: c.images.HAProxy,
-		ports: []int{port, StatsPort},
+		ports: []int{port},
 		files: []testcontainers.ContainerFile{{Reader: strings.NewReader(cfg), ContainerFilePath: haproxyCfgPath, FileMode: 0o644}},
 	})
 	if err != nil {
@@ -691,10 +695,9 @@ func (c *Cluster) startLB(ctx context.Context, timeout time.Duration) error {
 	opts = append(opts, testcontainers.WithWaitStrategy(pingWait("HAProxy", cr.ports[port], timeout, func(int) bool { return true })))
 	c.lb = cr
 	c.lbURL = c.clientURL("http://127.0.0.1:" + strconv.Itoa(cr.ports[port]))
-	c.statsAddr = "127.0.0.1:" + strconv.Itoa(cr.ports[StatsPort])
 	if err := c.runImage(ctx, cr, opts); err != nil {
 		return err
 	}
-	c.addComponent(cluster.Component{Part: "load balancer", Description: "HAProxy (container " + c.images.HAProxy + "; runtime API on " + c.statsAddr + ")", Location: c.lbURL})
+	c.addComponent(cluster.Component{Part: "load balancer", Description: "HAProxy (container " + c.images.HAProxy + "; runtime API on " + HAProxyRuntimeSocket + " inside it, through docker exec)", Location: c.lbURL})
 	return nil
 }

@@ -407,6 +407,11 @@ func checkPublishedOnLoopbackOnly(t *testing.T, ctx context.Context, c *Cluster)
 			if p.PublicPort != 0 && p.IP.String() != "127.0.0.1" {
 				t.Errorf("container %v publishes %d on %s", ct.Names, p.PrivatePort, p.IP)
 			}
+			// HAProxy's runtime API is at level admin: any local user
+			// could drain every server through a published port.
+			if p.PublicPort != 0 && p.PrivatePort == StatsPort {
+				t.Errorf("container %v publishes HAProxy's runtime API (%d) on %s:%d", ct.Names, p.PrivatePort, p.IP, p.PublicPort)
+			}
 		}
 	}
 }

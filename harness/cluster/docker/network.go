@@ -23,8 +23,12 @@ import (
 //	node i → database  toxiproxy:DBLinkPort+i                     → db
 //	node i → share     toxiproxy:ShareLinkPort+i                  → share
 //
-// The harness reaches the API on a published port, and still reaches the
-// nodes, the database and the share directly.
+// The harness reaches the API on a port published on 127.0.0.1, where every
+// request must carry the cluster's secret (a random one per cluster, given
+// to the container in its environment: other local users cannot read it,
+// and without it they get 401); its proxies may listen only inside the
+// container (0.0.0.0 there). The harness still reaches the nodes, the
+// database and the share directly.
 const (
 	AliasToxiproxy = "toxiproxy"
 	ClientLinkPort = 9000
@@ -79,9 +83,11 @@ func (c *Cluster) startToxiproxy(ctx context.Context, timeout time.Duration) err
 	if !c.spec.Toxiproxy {
 		return nil
 	}
+	secret := randomSecret(24)
 	opts, cr, err := c.options(ctrSpec{
 		part: "network", alias: AliasToxiproxy, image: c.images.Node,
-		cmd:   []string{"--listen", "0.0.0.0:" + strconv.Itoa(toxiproxy.DefaultPort)},
+		cmd:   []string{"--listen", "0.0.0.0:" + strconv.Itoa(toxiproxy.DefaultPort), "--allow", "0.0.0.0/32"},
+		env:   map[string]string{toxiproxy.SecretEnv: secret},
 		ports: []int{toxiproxy.DefaultPort, ClientLinkPort},
 		// Seconds when it can start at all; an image from before the
 		// toxiproxy subcommand exits at once.
@@ -94,7 +100,7 @@ func (c *Cluster) startToxiproxy(ctx context.Context, timeout time.Duration) err
 	if err := c.runImage(ctx, cr, opts); err != nil {
 		return fmt.Errorf("%w (does the node image %s have `octoha toxiproxy`? rebuild it with make images)", err, c.images.Node)
 	}
-	tp := toxiproxy.NewClient("127.0.0.1:" + strconv.Itoa(cr.ports[toxiproxy.DefaultPort]))
+	tp := toxiproxy.NewTCPClient("127.0.0.1:"+strconv.Itoa(cr.ports[toxiproxy.DefaultPort]), secret)
 	if err := tp.Ping(ctx); err != nil {
 		return err
 	}

@@ -3,7 +3,10 @@ package docker
 import (
 	"context"
 	"io"
+	"net/http"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/nemesis"
 	"github.com/octoha/octoha/harness/traffic"
+	"github.com/octoha/octoha/internal/otheruser"
 )
 
 // TestToxiproxyCluster: with Spec.Toxiproxy the docker cluster's links go
@@ -45,6 +49,7 @@ func TestToxiproxyCluster(t *testing.T) {
 			t.Errorf("links %v lack %s", names, want)
 		}
 	}
+	checkToxiproxyLockedOut(t, c)
 	sum, err := traffic.Upload(ctx, traffic.UploadOptions{URL: c.URL(), APIKey: c.APIKey(), Size: 8 << 20, Count: 2, Concurrency: 2, Seed: 3})
 	if err != nil || sum.Err() != nil {
 		t.Fatalf("upload through the proxies: %v %v", err, sum.Err())
@@ -63,4 +68,51 @@ func TestToxiproxyCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertNothingLeft(t, ctx, c.RunID(), "")
+}
+
+// TestOtherUserHelper is the body of the probes otheruser.Run runs as nobody.
+func TestOtherUserHelper(t *testing.T) { otheruser.Serve(t) }
+
+// checkToxiproxyLockedOut: the Toxiproxy API published on 127.0.0.1 wants
+// the cluster's secret. Without it (as any local user would try; as nobody
+// when the test runs as root) creating a proxy on 0.0.0.0:81 or re-pointing
+// client-lb is refused with 401, and nothing changed.
+func checkToxiproxyLockedOut(t *testing.T, c *Cluster) {
+	t.Helper()
+	api := "http://" + c.Toxiproxy().Addr()
+	probes := []otheruser.Probe{
+		{Name: "proxy on 0.0.0.0:81", Kind: "http", Method: http.MethodPost, Target: api + "/proxies", Body: `{"name":"evil","listen":"0.0.0.0:81","upstream":"node1:8080"}`},
+		{Name: "re-point client-lb", Kind: "http", Method: http.MethodPost, Target: api + "/proxies/client-lb", Body: `{"upstream":"127.0.0.1:9"}`},
+	}
+	for _, p := range probes {
+		req, err := http.NewRequest(p.Method, p.Target, strings.NewReader(p.Body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s without the secret: %v", p.Name, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s without the secret: %s, want 401", p.Name, resp.Status)
+		}
+	}
+	if os.Geteuid() == 0 {
+		res := otheruser.Run(t, "TestOtherUserHelper", probes)
+		for _, p := range probes {
+			if r := res[p.Name]; !strings.Contains(r.Err, "401") {
+				t.Errorf("%s as %s: %+v, want 401", p.Name, otheruser.User, r)
+			}
+		}
+	}
+	links, err := c.Toxiproxy().Links(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		if l.Name == "evil" || l.Upstream == "127.0.0.1:9" {
+			t.Errorf("link %+v was made without the secret", l)
+		}
+	}
 }

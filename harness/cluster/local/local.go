@@ -292,7 +292,7 @@ func (c *Cluster) checkAddresses() error {
 }
 
 func (c *Cluster) logFile(name string) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Join(c.dir, "logs"), 0o755); err != nil {
+	if err := privateDir(filepath.Join(c.dir, "logs")); err != nil {
 		return nil, err
 	}
 	// 0600: a node or balancer may log what a client sent.
@@ -319,6 +319,11 @@ func (c *Cluster) startDatabase(ctx context.Context, noFallback bool) error {
 		if err != nil {
 			return err
 		}
+		// PostgreSQL's OS user (as root) traverses this directory to its
+		// own 0700 data and socket directories; no one else may list it.
+		if err := searchableDir(filepath.Join(c.dir, "postgres")); err != nil {
+			return err
+		}
 		if c.spec.DB.Replica != "" {
 			g, err := startDBGroup(ctx, c.spec.DB.Replica, filepath.Join(c.dir, "postgres"), c.spec.DBHost(), logf, c.log)
 			if err != nil {
@@ -339,7 +344,8 @@ func (c *Cluster) startDatabase(ctx context.Context, noFallback bool) error {
 		c.comps = append(c.comps, cluster.Component{Part: "database", Description: "SQL Server (given DSN)", Location: redact.DSN(c.dsn)})
 	default:
 		path := filepath.Join(c.dir, "db", "octopus.db")
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		// Users and API key hashes: the owner's alone.
+		if err := privateDir(filepath.Dir(path)); err != nil {
 			return err
 		}
 		c.dsn = "sqlite:" + path
@@ -361,6 +367,10 @@ func (c *Cluster) startStorage(ctx context.Context, noFallback bool) error {
 			if err != nil {
 				return err
 			}
+			// smbd runs as the user and serves the share as the user.
+			if err := privateDir(filepath.Join(c.dir, "samba")); err != nil {
+				return err
+			}
 			srv, err := samba.Start(ctx, samba.Options{Dir: filepath.Join(c.dir, "samba"), Host: c.spec.ShareHost(), Port: SMBPort, Log: logf})
 			if err != nil {
 				return fmt.Errorf("start Samba: %w", err)
@@ -374,6 +384,10 @@ func (c *Cluster) startStorage(ctx context.Context, noFallback bool) error {
 		}
 	}
 	root := filepath.Join(c.dir, "share")
+	// Every stored package: the owner's alone.
+	if err := privateDir(root); err != nil {
+		return err
+	}
 	for _, d := range []string{"Packages", "Artifacts", "TaskLogs"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			return err
@@ -496,6 +510,10 @@ func (c *Cluster) startLB(ctx context.Context, noFallback bool) error {
 	for i, n := range c.nodes {
 		polling.Backends = append(polling.Backends, lb.Backend{Name: n.info.Name, Addr: nodeAddrs[i]})
 	}
+	// The balancer runs as the user (nginx as root keeps `user root`).
+	if err := privateDir(filepath.Join(c.dir, "lb")); err != nil {
+		return err
+	}
 	bal, err := lb.New(lb.Options{
 		Kind: kind, Listen: c.lbListen(), Backends: backends, Dir: filepath.Join(c.dir, "lb"),
 		Interval: c.spec.LB.Interval, Fall: c.spec.LB.Fall, Rise: c.spec.LB.Rise, Sticky: c.spec.LB.Sticky,
@@ -524,7 +542,7 @@ func (c *Cluster) pollingCert() (certFile, keyFile string, err error) {
 	certFile, keyFile = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 	cert, err := selfsigned.New("octoha cluster " + c.spec.Name)
 	if err == nil {
-		err = os.MkdirAll(dir, 0o700)
+		err = privateDir(dir)
 	}
 	if err == nil {
 		err = os.WriteFile(certFile, cert.CertPEM, 0o644)
@@ -823,6 +841,8 @@ type State struct {
 	// signalled by down, not reported alive by status.
 	Starts map[int]uint64 `json:"starts,omitempty"`
 	Spec   cluster.Spec   `json:"spec"`
+	// ToxiproxySocket is the Toxiproxy API's unix socket (Spec.Toxiproxy).
+	ToxiproxySocket string `json:"toxiproxySocket,omitempty"`
 }
 
 // APIKeyFile is where the run directory keeps the API key (mode 0600).
@@ -834,6 +854,9 @@ func (c *Cluster) writeState(ready bool) error {
 		LBURL: c.URL(), LBKind: c.spec.LB.Kind, LBDir: filepath.Join(c.dir, "lb"),
 		Nodes: c.Nodes(), Components: c.Components(), PIDs: c.PIDs(), Spec: c.spec.Redacted(),
 		Starts: map[int]uint64{},
+	}
+	if c.tp != nil {
+		st.ToxiproxySocket = c.tp.Addr()
 	}
 	pids := append([]int{st.SupervisorPID}, st.PIDs...)
 	for _, comp := range st.Components {

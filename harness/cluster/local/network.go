@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strconv"
 
 	"github.com/octoha/octoha/harness/cluster"
@@ -72,7 +73,7 @@ func (c *Cluster) nodeShare(i int, loc string) string {
 
 // proxiedAddrs are the extra addresses a proxied cluster listens on.
 func (c *Cluster) proxiedAddrs() []string {
-	addrs := []string{c.spec.ToxiproxyAddr(), c.lbListen()}
+	addrs := []string{c.lbListen()}
 	for i := range c.spec.Nodes {
 		addrs = append(addrs, c.lbToNode(i), c.nodePort(i, PostgresPort), c.nodePort(i, SMBPort))
 	}
@@ -89,7 +90,17 @@ func (c *Cluster) startToxiproxy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	tp, err := toxiproxy.Start(ctx, toxiproxy.Options{Binary: c.bin, Addr: c.spec.ToxiproxyAddr(), Dir: c.dir, Log: logf})
+	// The API is a unix socket in a 0700 directory of the run directory
+	// (a temporary one when that path would not fit in sun_path): only
+	// the cluster's owner reaches it, and its proxies may listen only on
+	// the cluster's own /24.
+	sock := filepath.Join(c.dir, "toxiproxy", "api.sock")
+	if len(sock) > toxiproxy.MaxSocketPath {
+		sock = ""
+	} else if err := privateDir(filepath.Dir(sock)); err != nil {
+		return fmt.Errorf("start Toxiproxy: %w", err)
+	}
+	tp, err := toxiproxy.Start(ctx, toxiproxy.Options{Binary: c.bin, Socket: sock, Allow: []string{c.spec.Network + ".0/24"}, Dir: c.dir, Log: logf})
 	if err != nil {
 		return fmt.Errorf("start Toxiproxy: %w", err)
 	}

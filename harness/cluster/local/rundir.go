@@ -152,3 +152,33 @@ func symlinkErr(what, path string) error {
 	return fmt.Errorf("%w: %s %s is a symbolic link (to %s), which octoha does not follow: "+
 		"someone may be redirecting it; remove it, or choose another --run-dir", ErrUnsafeRunDir, what, path, to)
 }
+
+// privateDir makes path, a directory in a run directory, one that only
+// the user may enter: created 0700 if missing, else checked (a real
+// directory of the user's, CheckRunDir's rules) and set to 0700. As root
+// the run directory itself is 0711 (PostgreSQL's user must traverse it),
+// so it is the mode of each directory in it that keeps the database,
+// the packages and the logs from other local users.
+func privateDir(path string) error {
+	return dirWithMode(path, 0o700)
+}
+
+// searchableDir is privateDir for a directory a service running as
+// another user must traverse (PostgreSQL's, as root): 0711 as root,
+// listing and writing still the user's alone.
+func searchableDir(path string) error {
+	return dirWithMode(path, DirMode())
+}
+
+func dirWithMode(path string, mode os.FileMode) error {
+	if err := os.Mkdir(path, mode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if err := checkDir(path, "run directory's subdirectory"); err != nil {
+		return err
+	}
+	if err := chmodNoFollow(path, mode); err != nil {
+		return fmt.Errorf("make %s private: %w", path, err)
+	}
+	return nil
+}
