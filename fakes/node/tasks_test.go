@@ -566,8 +566,16 @@ func testLeaderFailover(t *testing.T, dsn string) {
 		if !strings.Contains(tk.ErrorMessage, "The server node "+old.Name()+" running this task went offline") {
 			t.Errorf("%s: %q", tk.Id, tk.ErrorMessage)
 		}
-		if raw := other.raw(t, tk.Id); !strings.Contains(raw, "marked Failed by node") {
-			t.Errorf("%s log lacks the leader's line:\n%s", tk.Id, raw)
+		// The leader marks the task Failed, then appends its line to the
+		// task's log: a reader may see the state first, so wait (bounded)
+		// for the line rather than reading once.
+		raw := other.raw(t, tk.Id)
+		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(raw, "marked Failed by node") && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond) // poll interval of a real condition with a deadline
+			raw = other.raw(t, tk.Id)
+		}
+		if !strings.Contains(raw, "marked Failed by node") {
+			t.Errorf("%s log lacks the leader's line 5s after the task was Failed:\n%s", tk.Id, raw)
 		}
 		if d := tk.CompletedTime.Sub(*offline.LastSeen); d < old.cfg.OfflineAfter {
 			t.Errorf("%s failed %v after its node was last seen, before the offline bound", tk.Id, d)
