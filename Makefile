@@ -11,7 +11,7 @@ LABELS    ?=
 FOCUS     ?=
 PROVIDER  ?= local
 
-.PHONY: all build release test test-images unit deps bench chaos chaos-ginkgo vet fmt clean
+.PHONY: all build release test test-images unit deps bench chaos chaos-ginkgo vet fmt clean flake
 
 all: build
 
@@ -105,6 +105,19 @@ chaos-ginkgo: deps build
 	    -ginkgo.junit-report=$(abspath $(REPORT_DIR))/junit.xml -ginkgo.json-report=$(abspath $(REPORT_DIR))/ginkgo.json \
 	    -ginkgo.poll-progress-after=180s -ginkgo.poll-progress-interval=60s -ginkgo.v \
 	    -ginkgo.no-color=$$(if [ -t 1 ] && [ -z "$$NO_COLOR" ]; then echo false; else echo true; fi)
+
+# Flake hunt: the timing-sensitive packages (load balancers, fake node,
+# clusters, task/traffic drivers, faults, runner, scenarios, checks, real
+# services) FLAKE_COUNT times each, one package at a time, while stress-ng
+# keeps one core busy (installed through scripts/deps.sh when it can be);
+# fails on any failed run and prints package, runs, failures. FLAKE_PKGS
+# narrows it; FLAKE_WRAP=isolated runs each package in a private network
+# namespace on a machine shared with other test runs. See scripts/flake.sh.
+FLAKE_COUNT ?= 5
+FLAKE_PKGS  ?=
+FLAKE_WRAP  ?=
+flake: deps
+	@GO='$(GO)' FLAKE_COUNT='$(FLAKE_COUNT)' FLAKE_WRAP='$(FLAKE_WRAP)' ./scripts/flake.sh $(FLAKE_PKGS)
 
 # Unit tests only (no real components needed).
 unit:
