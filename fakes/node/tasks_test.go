@@ -430,8 +430,11 @@ func TestUnsafeTaskClaimRunsTasksTwice(t *testing.T) {
 func TestTaskCapAndDrainAtRunTime(t *testing.T) {
 	tc := startTaskCluster(t, sqliteDSN(t), 1, func(i int, c *Config) { c.MaxConcurrentTasks = 2 })
 	a := tc.nodes[0]
+	// Long enough that none of the first tasks ends before the drain, even
+	// on a loaded machine: one ending early would let a poll start a fifth
+	// (legitimately, under the cap) and change the counts checked below.
 	for i := 0; i < 8; i++ {
-		a.create(t, api.TaskKindHealth, api.TaskArguments{DurationMs: 1500})
+		a.create(t, api.TaskKindHealth, api.TaskArguments{DurationMs: 4000})
 	}
 	executing := func() int {
 		return a.listTasks(t, api.TaskListQuery([]string{api.TaskExecuting}, "Node1", nil, 0, 100)).TotalResults
@@ -450,11 +453,11 @@ func TestTaskCapAndDrainAtRunTime(t *testing.T) {
 	}
 	four := 4
 	a.do(t, http.MethodPut, api.NodePath(a.cfg.ID), api.NodeUpdate{MaxConcurrentTasks: &four}, nil)
-	waitUntil(t, time.Second, "four tasks running after the cap was raised", func() bool { return executing() == 4 })
+	waitUntil(t, 3*time.Second, "four tasks running after the cap was raised", func() bool { return executing() == 4 })
 	drain := true
 	a.do(t, http.MethodPut, api.NodePath(a.cfg.ID), api.NodeUpdate{IsInMaintenanceMode: &drain}, nil)
 	drainedAt := time.Now()
-	waitUntil(t, 3*time.Second, "running tasks to finish while draining", func() bool { return executing() == 0 })
+	waitUntil(t, 8*time.Second, "running tasks to finish while draining", func() bool { return executing() == 0 })
 	time.Sleep(3 * a.cfg.TaskPoll) // polls that must start nothing
 	p := a.listTasks(t, api.TaskListQuery(nil, "", nil, 0, 100))
 	queued := 0
