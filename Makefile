@@ -11,7 +11,7 @@ LABELS    ?=
 FOCUS     ?=
 PROVIDER  ?= local
 
-.PHONY: all build release test test-images unit deps bench chaos chaos-ginkgo vet fmt clean docs
+.PHONY: all build release test test-images unit deps bench chaos chaos-ginkgo vet fmt clean docs flake
 
 all: build
 
@@ -110,6 +110,19 @@ chaos-ginkgo: deps build
 # fails when they are stale.
 docs:
 	OCTOHA_UPDATE_DOCS=1 $(GO) test -count=1 -run TestCatalogueDocIsGenerated ./harness/scenario
+
+# Flake hunt: the timing-sensitive packages (load balancers, fake node,
+# clusters, task/traffic drivers, faults, runner, scenarios, checks, real
+# services) FLAKE_COUNT times each, one package at a time, while stress-ng
+# keeps one core busy (installed through scripts/deps.sh when it can be);
+# fails on any failed run and prints package, runs, failures. FLAKE_PKGS
+# narrows it; FLAKE_WRAP=isolated runs each package in a private network
+# namespace on a machine shared with other test runs. See scripts/flake.sh.
+FLAKE_COUNT ?= 5
+FLAKE_PKGS  ?=
+FLAKE_WRAP  ?=
+flake: deps
+	@GO='$(GO)' FLAKE_COUNT='$(FLAKE_COUNT)' FLAKE_WRAP='$(FLAKE_WRAP)' ./scripts/flake.sh $(FLAKE_PKGS)
 
 # Unit tests only (no real components needed).
 unit:

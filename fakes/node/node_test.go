@@ -414,7 +414,9 @@ func TestJanitorSweepsAbandonedTempFiles(t *testing.T) {
 }
 
 func TestUnsafeAckBeforeStore(t *testing.T) {
-	a := newTestNode(t, nil, func(c *Config) { c.UnsafeAckBeforeStore = true; c.UnsafeStoreDelay = 300 * time.Millisecond })
+	// The store delay must outlast the upload's answer and the GET below
+	// on a loaded machine (with 300ms the GET could come after the store).
+	a := newTestNode(t, nil, func(c *Config) { c.UnsafeAckBeforeStore = true; c.UnsafeStoreDelay = 2 * time.Second })
 	resp, _ := a.upload(t, "", "Early.1.0.0.zip", []byte("acked too soon"))
 	if resp.StatusCode != 201 {
 		t.Fatalf("unsafe upload = %d", resp.StatusCode)
@@ -424,7 +426,7 @@ func TestUnsafeAckBeforeStore(t *testing.T) {
 	if resp.StatusCode != 404 {
 		t.Fatalf("package visible right after the early ack: %d", resp.StatusCode)
 	}
-	waitFor(t, 5*time.Second, "late publish", func() bool {
+	waitFor(t, 10*time.Second, "late publish", func() bool {
 		resp, _ := a.do(t, http.MethodGet, api.PackagePath("Spaces-1", "packages-Early.1.0.0"), nil, nil)
 		return resp.StatusCode == 200
 	})

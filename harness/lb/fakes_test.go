@@ -50,6 +50,15 @@ type fakeNode struct {
 	ping atomic.Int32
 	srv  *http.Server
 	hits atomic.Int64
+
+	mu     sync.Mutex
+	bodies []bodyRead // one per request, once its body was read to the end or failed
+}
+
+// bodyRead is what the node got of one request's body.
+type bodyRead struct {
+	bytes int64
+	err   error // nil when the body arrived whole
 }
 
 func startFakeNode(t testing.TB, name, ip string) *fakeNode {
@@ -74,12 +83,41 @@ func (n *fakeNode) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	n.hits.Add(1)
 	got, err := io.Copy(io.Discard, r.Body)
+	n.mu.Lock()
+	n.bodies = append(n.bodies, bodyRead{bytes: got, err: err})
+	n.mu.Unlock()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	w.Header().Set("X-Body-Bytes", strconv.FormatInt(got, 10))
 	fmt.Fprintf(w, "%s got %d bytes\n", n.name, got)
+}
+
+// waitBodies waits until the node has finished reading the bodies of more
+// than `after` requests (a proxy may answer its client before the node's
+// handler sees the cut), and returns those after the first `after`.
+func (n *fakeNode) waitBodies(t testing.TB, after int, bound time.Duration) []bodyRead {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for {
+		n.mu.Lock()
+		got := append([]bodyRead(nil), n.bodies...)
+		n.mu.Unlock()
+		if len(got) > after {
+			return got[after:]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no request body finished within %v (%d before)", n.name, bound, after)
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval of a real condition with a deadline
+	}
+}
+
+func (n *fakeNode) bodyCount() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.bodies)
 }
 
 // kill closes the listener and every connection: connections are refused.

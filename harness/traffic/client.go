@@ -27,15 +27,17 @@ const maxResponseBody = 1 << 20
 const userAgent = "octoha (traffic)"
 
 // newTransport returns a transport for loopback load: no proxy from the
-// environment (traffic must not leave 127.0.0.0/8), bounded dials, and
-// enough idle connections per host for the workers.
+// environment (traffic must not leave 127.0.0.0/8), bounded dials, an
+// answer that arrives while a body is still being sent recorded as that
+// answer (answerFirstConn), and enough idle connections per host for the
+// workers.
 func newTransport(idlePerHost int) *http.Transport {
 	return &http.Transport{
 		Proxy: nil,
-		DialContext: (&net.Dialer{
+		DialContext: answerFirstDial((&net.Dialer{
 			Timeout:   10 * time.Second,
 			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		}).DialContext),
 		MaxIdleConns:        max(idlePerHost, 100),
 		MaxIdleConnsPerHost: max(idlePerHost, 2),
 		IdleConnTimeout:     90 * time.Second,

@@ -554,3 +554,38 @@ func TestUploadRate(t *testing.T) {
 		t.Fatal("a negative rate was accepted")
 	}
 }
+
+// A load balancer that cuts an upload mid-body answers and closes at once,
+// the client's unsent bytes still arriving (Caddy 2.6 with read_body on a
+// chunked upload): the client's next write meets a reset while its answer
+// is already in the socket. Every such attempt records the answer (200,
+// empty: history.EmptyAck), never the write error that races it — the
+// slow-client scenario's finding depended on which came first.
+func TestUploadAnswerBeforeResetWins(t *testing.T) {
+	node := newTestNode(t, "Node1")
+	node.beforeBody = func(w http.ResponseWriter, r *http.Request, n int) bool {
+		if _, err := io.CopyN(io.Discard, r.Body, 300_000); err != nil {
+			t.Errorf("read part of the body: %v", err)
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return true
+		}
+		brw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		brw.Flush()
+		conn.Close() // unread body pending: the kernel resets the connection
+		return true
+	}
+	const count = 20
+	s, h, _ := run(t, t.Context(), UploadOptions{URL: node.URL(), Size: 8 << 20, Count: count, Retries: 0})
+	ops := h.OpsOfKind(history.KindUpload)
+	if s.Attempts != count || len(ops) != count {
+		t.Fatalf("%d attempts, %d ops; want %d", s.Attempts, len(ops), count)
+	}
+	for _, o := range ops {
+		if o.Status != http.StatusOK || o.Outcome != history.OK || !strings.HasPrefix(o.Error, history.EmptyAck) {
+			t.Errorf("op %d: status %d, outcome %s, error %q; want the 200 with an empty body", o.Seq, o.Status, o.Outcome, o.Error)
+		}
+	}
+}
