@@ -2,22 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/history"
-	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/nemesis"
-	"github.com/octoha/octoha/services/toxiproxy"
 )
 
 // faultAction is one `octoha fault` action: the injection of a nemesis
@@ -116,19 +111,14 @@ Flags:`)
 	if err != nil {
 		return err
 	}
-	st, err := local.ReadState(dir)
+	sc, err := local.Attach(dir)
 	if err != nil {
-		return fmt.Errorf("no cluster in %s (start one with octoha up): %w", dir, err)
+		return err
 	}
-	sc := stateCluster{st: st, dir: dir}
+	st := sc.State()
 	if act.node {
 		if !slices.ContainsFunc(st.Nodes, func(n cluster.Node) bool { return n.Name == *node || n.ID == *node }) {
 			return fmt.Errorf("%w: no node named %q in cluster %s", errUsage, *node, st.Name)
-		}
-	}
-	if act.kind == nemesis.KindDrain || slices.Contains(act.recovers, nemesis.KindDrain) {
-		if sc.key, err = local.ReadAPIKey(dir); err != nil {
-			return err
 		}
 	}
 	if *out == "" {
@@ -142,8 +132,8 @@ Flags:`)
 	}
 	defer arts.close()
 	env := nemesis.Env{Cluster: sc, Recorder: arts.rec, Logger: slog.New(slog.DiscardHandler)}
-	w := &lbWatch{sc: sc, rec: arts.rec, last: map[string]lb.State{}, out: stdout}
-	w.sample(ctx) // the view before: the LB had the node UP when the fault began
+	w := cluster.NewLBWatcher(sc, arts.rec)
+	_, _ = w.Sample(ctx) // the view before: the LB had the node UP when the fault began
 
 	what := strings.TrimSpace(action + " " + *node)
 	start := time.Now()
@@ -163,7 +153,7 @@ Flags:`)
 			// The LB's view is watched for the whole window.
 			wctx, stopWatch := context.WithCancel(actx)
 			watched := make(chan struct{})
-			go func() { defer close(watched); w.watch(wctx) }()
+			go func() { defer close(watched); w.Watch(wctx, 100*time.Millisecond) }()
 			fmt.Fprintf(stdout, "%s for %s (Ctrl-C undoes it at once)\n", what, *hold)
 			rec, err := nemesis.Hold(actx, env, f, *node, *hold)
 			stopWatch()
@@ -177,7 +167,7 @@ Flags:`)
 			if err != nil {
 				return err
 			}
-			w.settle(context.WithoutCancel(actx), *node, true)
+			settle(context.WithoutCancel(actx), w, stdout, *node, true)
 			return arts.close()
 		}
 		inj, err := nemesis.Inject(actx, env, f, *node)
@@ -189,10 +179,10 @@ Flags:`)
 			time.Since(start).Round(time.Millisecond), rec.ID, arts.historyPath(), strings.TrimSpace(recoveryOf(action)+" "+nodeFlag(*node)))
 		if nf, ok := f.(nemesis.Net); ok && nf.Kind != nemesis.KindPartition {
 			// A slow or lossy link need not take the node out: one look.
-			w.sample(actx)
+			_, _ = w.Sample(actx)
 			return arts.close()
 		}
-		w.settle(actx, *node, false)
+		settle(actx, w, stdout, *node, false)
 		return arts.close()
 	}
 
@@ -222,7 +212,7 @@ Flags:`)
 		case "undrain":
 			err = nemesis.SetMaintenance(actx, env, *node, false)
 		case "heal":
-			err = sc.heal(actx, *node)
+			err = nemesis.Heal(actx, sc, *node)
 		default:
 			err = local.Control(actx, dir, action, *node)
 		}
@@ -233,11 +223,11 @@ Flags:`)
 			strings.Join(act.recovers, "/"), arts.historyPath())
 	}
 	if *waitLB {
-		w.settle(actx, *node, true)
+		settle(actx, w, stdout, *node, true)
 	} else {
 		// One look, not a wait: whoever called a recovery (a certify hook)
 		// learns that it is over as soon as it is.
-		w.sample(actx)
+		_, _ = w.Sample(actx)
 	}
 	return arts.close()
 }
@@ -263,217 +253,14 @@ func nodeFlag(node string) string {
 	return "--node " + node
 }
 
-// lbWatch records the load balancer's view of every node into the history
-// (each change, as cluster.WatchLB does in scenarios), so that check can
-// time ejection and readmission of faults done by hand.
-type lbWatch struct {
-	sc   stateCluster
-	rec  *history.Recorder
-	last map[string]lb.State
-	out  io.Writer
-	bad  bool // the LB's view cannot be read (e.g. the embedded LB)
-}
-
-func (w *lbWatch) sample(ctx context.Context) []lb.ServerState {
-	if w.bad {
-		return nil
-	}
-	states, err := w.sc.LBStates(ctx)
-	if err != nil {
-		w.bad = true
-		return nil
-	}
-	now := time.Now()
-	for _, s := range states {
-		if s.State == lb.StateUnknown {
-			continue
-		}
-		if w.last[s.Name] != s.State {
-			w.last[s.Name] = s.State
-			w.rec.LB(history.LBState{Time: now, Server: s.Name, State: string(s.State), Detail: s.Check})
-		}
-	}
-	return states
-}
-
-// watch samples until ctx is done.
-func (w *lbWatch) watch(ctx context.Context) {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		w.sample(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// settle samples until the LB has node (every node when node is "") in
-// the wanted state — serving when up, out of rotation otherwise — or
-// lbSettle passes, and says which.
-func (w *lbWatch) settle(ctx context.Context, node string, up bool) {
-	if w.bad {
+// settle waits (up to lbSettle) until the load balancer has node in or out
+// of service, recording its view, and prints what it saw; a database or
+// share outage need not take nodes out, so it is not waited for.
+func settle(ctx context.Context, w *cluster.LBWatcher, out io.Writer, node string, up bool) {
+	if node == "" && !up {
 		return
 	}
-	if node == "" && !up {
-		return // a database or share outage need not take nodes out
+	if seen, settled := w.Settle(ctx, node, up, lbSettle); settled || strings.Contains(seen, "not yet") {
+		fmt.Fprintf(out, "load balancer: %s\n", seen)
 	}
-	ctx, cancel := context.WithTimeout(ctx, lbSettle)
-	defer cancel()
-	start := time.Now()
-	want := "out of rotation"
-	if up {
-		want = "UP"
-	}
-	for {
-		states := w.sample(ctx)
-		if w.bad {
-			return
-		}
-		done, which := true, []string{}
-		for _, s := range states {
-			if node != "" && s.Name != node {
-				continue
-			}
-			if s.State == lb.StateUnknown {
-				return // this balancer's view is not observable
-			}
-			which = append(which, s.Name+" "+string(s.State))
-			if checker.IsUp(string(s.State)) != up || (up && strings.HasPrefix(s.Check, "INI")) {
-				done = false
-			}
-		}
-		if done {
-			fmt.Fprintf(w.out, "load balancer: %s (%s after)\n", strings.Join(which, ", "), time.Since(start).Round(time.Millisecond))
-			return
-		}
-		select {
-		case <-ctx.Done():
-			fmt.Fprintf(w.out, "load balancer: %s, not yet %s after %s\n", strings.Join(which, ", "), want, lbSettle)
-			return
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// stateCluster is a running local cluster seen through its state file:
-// enough of cluster.Cluster for the nemesis, its faults carried out by the
-// cluster's owner over the control socket.
-type stateCluster struct {
-	st  *local.State
-	dir string
-	key string
-}
-
-var (
-	_ cluster.NodeController     = stateCluster{}
-	_ cluster.DatabaseController = stateCluster{}
-	_ cluster.ShareController    = stateCluster{}
-	_ cluster.NetworkController  = stateCluster{}
-)
-
-// Toxiproxy implements cluster.NetworkController: its API is reached
-// directly, on the unix socket the state file names (the cluster's owner's
-// alone).
-func (s stateCluster) Toxiproxy() *toxiproxy.Client {
-	if !s.st.Spec.Toxiproxy || s.st.ToxiproxySocket == "" {
-		return nil
-	}
-	return toxiproxy.NewUnixClient(s.st.ToxiproxySocket)
-}
-
-// heal removes every octoha toxic and enables every link of node (every
-// link of the cluster when node is ""), whatever the history says.
-func (s stateCluster) heal(ctx context.Context, node string) error {
-	tp := s.Toxiproxy()
-	if tp == nil {
-		return errors.New("the cluster's links do not go through Toxiproxy (octoha up --toxiproxy)")
-	}
-	links, err := tp.Links(ctx)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, l := range links {
-		if node != "" && !strings.Contains("-"+l.Name+"-", "-"+node+"-") {
-			continue
-		}
-		for _, t := range l.Toxics {
-			if strings.HasPrefix(t.Name, "octoha-") {
-				errs = append(errs, tp.RemoveToxic(ctx, l.Name, t.Name))
-			}
-		}
-		errs = append(errs, tp.SetEnabled(ctx, l.Name, true))
-	}
-	return errors.Join(errs...)
-}
-
-func (s stateCluster) Spec() cluster.Spec    { return s.st.Spec }
-func (s stateCluster) URL() string           { return s.st.LBURL }
-func (s stateCluster) Nodes() []cluster.Node { return s.st.Nodes }
-func (s stateCluster) APIKey() string        { return s.key }
-func (s stateCluster) LBStates(ctx context.Context) ([]lb.ServerState, error) {
-	names := make([]string, len(s.st.Nodes))
-	for i, n := range s.st.Nodes {
-		names[i] = n.Name
-	}
-	return lb.ReadStates(ctx, lb.Kind(s.st.LBKind), filepath.Clean(s.st.LBDir), names)
-}
-func (s stateCluster) Components() []cluster.Component { return s.st.Components }
-func (s stateCluster) Down(context.Context) error      { return nil }
-func (s stateCluster) Can(cp cluster.Capability) error {
-	switch cp {
-	case cluster.CapKill, cluster.CapPause, cluster.CapRestart, cluster.CapDrain:
-		return nil
-	case cluster.CapDBOutage:
-		if s.st.Spec.DB.Kind != cluster.DBPostgres {
-			return fmt.Errorf("the database is %s (embedded): database outages need octoha up --db postgres", s.st.Spec.DB.Kind)
-		}
-		return nil
-	case cluster.CapShareOutage:
-		if s.st.Spec.Storage.Kind != cluster.StorageSMB {
-			return fmt.Errorf("the share is a local directory (embedded): share outages need octoha up --storage smb")
-		}
-		return nil
-	case cluster.CapNetwork, cluster.CapPartition:
-		if !s.st.Spec.Toxiproxy {
-			return fmt.Errorf("%s faults need the cluster's links through Toxiproxy: octoha up --toxiproxy", cp)
-		}
-		return nil
-	}
-	return fmt.Errorf("octoha fault cannot do %s on a local cluster", cp)
-}
-
-func (s stateCluster) control(ctx context.Context, action, node string) error {
-	return local.Control(ctx, s.dir, action, node)
-}
-
-func (s stateCluster) KillNode(ctx context.Context, n string) error {
-	return s.control(ctx, local.ActionKill, n)
-}
-func (s stateCluster) PauseNode(ctx context.Context, n string) error {
-	return s.control(ctx, local.ActionPause, n)
-}
-func (s stateCluster) ResumeNode(ctx context.Context, n string) error {
-	return s.control(ctx, local.ActionResume, n)
-}
-func (s stateCluster) StopNode(ctx context.Context, n string) error {
-	return s.control(ctx, local.ActionStop, n)
-}
-func (s stateCluster) StartNode(ctx context.Context, n string) error {
-	return s.control(ctx, local.ActionStart, n)
-}
-func (s stateCluster) StopDatabase(ctx context.Context) error {
-	return s.control(ctx, local.ActionDBStop, "")
-}
-func (s stateCluster) StartDatabase(ctx context.Context) error {
-	return s.control(ctx, local.ActionDBStart, "")
-}
-func (s stateCluster) StopShare(ctx context.Context) error {
-	return s.control(ctx, local.ActionShareStop, "")
-}
-func (s stateCluster) StartShare(ctx context.Context) error {
-	return s.control(ctx, local.ActionShareStart, "")
 }

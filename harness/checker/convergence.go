@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/harness/lb"
 )
 
 // ConvergenceOptions bounds how fast the load balancer must react. Zero
@@ -27,13 +28,9 @@ type ConvergenceOptions struct {
 }
 
 // IsUp reports whether a load-balancer state means the server takes new
-// requests: HAProxy's "UP" and "UP 1/3" (up, failing checks) and "no check";
-// everything else ("DOWN", "DOWN 1/2", "NOLB", "DRAIN", "MAINT") does not.
-// Convergence ignores "UNKNOWN" samples (the LB could not be asked).
-func IsUp(state string) bool {
-	s := strings.ToUpper(strings.TrimSpace(state))
-	return strings.HasPrefix(s, "UP") || s == "NO CHECK"
-}
+// requests (lb.Serving). Convergence ignores "UNKNOWN" samples (the LB
+// could not be asked).
+func IsUp(state string) bool { return lb.Serving(state) }
 
 // Convergence measures, for every fault whose target is a node and that is
 // meant to take it out of the load balancer (Ejecting), how long the load

@@ -103,24 +103,91 @@ func WaitReady(ctx context.Context, c Cluster) error {
 // records every change in the history, until ctx is done. It is how the
 // harness measures ejection from the balancer's own point of view.
 func WatchLB(ctx context.Context, c Cluster, rec *history.Recorder, every time.Duration) {
-	last := map[string]lb.State{}
+	NewLBWatcher(c, rec).Watch(ctx, every)
+}
+
+// LBWatcher records each change of the load balancer's view of the nodes
+// into a history: the scenarios' watch and octoha fault's alike, so that
+// the checks time ejection and readmission the same way for both.
+type LBWatcher struct {
+	c    Cluster
+	rec  *history.Recorder
+	last map[string]lb.State
+}
+
+// NewLBWatcher watches c's balancer into rec.
+func NewLBWatcher(c Cluster, rec *history.Recorder) *LBWatcher {
+	return &LBWatcher{c: c, rec: rec, last: map[string]lb.State{}}
+}
+
+// Sample reads the balancer's view once and records what changed.
+func (w *LBWatcher) Sample(ctx context.Context) ([]lb.ServerState, error) {
+	states, err := w.c.LBStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	for _, s := range states {
+		if w.last[s.Name] != s.State {
+			w.last[s.Name] = s.State
+			w.rec.LB(history.LBState{Time: now, Server: s.Name, State: string(s.State), Detail: s.Check})
+		}
+	}
+	return states, nil
+}
+
+// Watch samples every interval until ctx is done.
+func (w *LBWatcher) Watch(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		states, err := c.LBStates(ctx)
-		if err == nil {
-			now := time.Now()
-			for _, s := range states {
-				if last[s.Name] != s.State {
-					last[s.Name] = s.State
-					rec.LB(history.LBState{Time: now, Server: s.Name, State: string(s.State), Detail: s.Check})
-				}
-			}
-		}
+		_, _ = w.Sample(ctx) // an unreadable view is tried again at the next tick
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// Settle samples until the balancer has node (every node when node is "")
+// in service (up) or out of it, for at most bound, and says what it saw:
+// settled is false when the bound passed first or the view cannot be read
+// or is UNKNOWN (a balancer without one, such as nginx OSS).
+func (w *LBWatcher) Settle(ctx context.Context, node string, up bool, bound time.Duration) (seen string, settled bool) {
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	start := time.Now()
+	want := "out of rotation"
+	if up {
+		want = "UP"
+	}
+	for {
+		states, err := w.Sample(ctx)
+		if err != nil {
+			return "load balancer's view unreadable: " + err.Error(), false
+		}
+		done, which := true, []string{}
+		for _, s := range states {
+			if node != "" && s.Name != node {
+				continue
+			}
+			if s.State == lb.StateUnknown {
+				return "this load balancer's view is not observable", false
+			}
+			which = append(which, s.Name+" "+string(s.State))
+			// HAProxy reports a server UP before its first check ("INI").
+			if lb.Serving(string(s.State)) != up || (up && strings.HasPrefix(s.Check, "INI")) {
+				done = false
+			}
+		}
+		if done {
+			return fmt.Sprintf("%s (%s after)", strings.Join(which, ", "), time.Since(start).Round(time.Millisecond)), true
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Sprintf("%s, not yet %s after %s", strings.Join(which, ", "), want, bound), false
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

@@ -70,6 +70,15 @@ const (
 	StateUnknown State = "UNKNOWN"
 )
 
+// Serving reports whether a state, as a balancer or a history spells it,
+// means the server takes new requests: HAProxy's "UP" and "UP 1/3" (up,
+// failing checks) and "no check"; everything else ("DOWN", "DOWN 1/2",
+// "NOLB", "DRAIN", "MAINT", "UNKNOWN") does not.
+func Serving(state string) bool {
+	s := strings.ToUpper(strings.TrimSpace(state))
+	return strings.HasPrefix(s, "UP") || s == "NO CHECK"
+}
+
 // ServerState is one backend server as the load balancer sees it.
 type ServerState struct {
 	Name   string // backend name, e.g. Node1

@@ -264,3 +264,30 @@ func (n Net) Recover(ctx context.Context, env Env, target string) error {
 func IsNetwork(kind string) bool {
 	return kind == KindPartition || slices.Contains(NetworkKinds, kind)
 }
+
+// Heal removes every octoha toxic from node's links (every link of the
+// cluster when node is "") and enables them, whatever the history says: the
+// recovery of last resort for `octoha fault heal`.
+func Heal(ctx context.Context, c cluster.Cluster, node string) error {
+	tp := Net{}.client(c)
+	if tp == nil {
+		return errors.New("the cluster's links do not go through Toxiproxy (octoha up --toxiproxy)")
+	}
+	links, err := tp.Links(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, l := range links {
+		if node != "" && !strings.Contains("-"+l.Name+"-", "-"+node+"-") {
+			continue
+		}
+		for _, t := range l.Toxics {
+			if strings.HasPrefix(t.Name, "octoha-") {
+				errs = append(errs, tp.RemoveToxic(ctx, l.Name, t.Name))
+			}
+		}
+		errs = append(errs, tp.SetEnabled(ctx, l.Name, true))
+	}
+	return errors.Join(errs...)
+}

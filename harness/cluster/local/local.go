@@ -1005,31 +1005,6 @@ func DownDir(ctx context.Context, dir string) error {
 	return nil
 }
 
-// Can implements cluster.Capable: processes can be killed, paused and
-// restarted; database and share outages need the real PostgreSQL and Samba
-// (not the embedded fallbacks); partitions and other network faults need
-// the links to go through Toxiproxy (Spec.Toxiproxy).
-func (c *Cluster) Can(cp cluster.Capability) error {
-	switch cp {
-	case cluster.CapDBFailover:
-		if c.group == nil {
-			return fmt.Errorf("the database is not a failover group: failovers need database.replica sync or async with PostgreSQL (spec database.replica, apt-get install postgresql)")
-		}
-	case cluster.CapDBOutage:
-		if c.group != nil {
-			return errors.New("the database is a failover group: stop it with a failover (planned or forced) instead of an outage")
-		}
-		if c.pg == nil {
-			return fmt.Errorf("the database is %s (embedded): database outages need PostgreSQL (--db postgres, apt-get install postgresql) or SQL Server", c.spec.DB.Kind)
-		}
-	case cluster.CapShareOutage:
-		if c.smb == nil {
-			return errors.New("the share is a local directory (embedded): share outages need Samba (--storage smb, apt-get install samba)")
-		}
-	case cluster.CapPartition, cluster.CapNetwork:
-		if c.tp == nil {
-			return fmt.Errorf("%s faults need the cluster's links to go through Toxiproxy (octoha up --toxiproxy, spec toxiproxy: true); the docker provider can partition too", cp)
-		}
-	}
-	return nil
-}
+// Can implements cluster.Capable (see capable): the spec records what
+// actually started, the embedded fallbacks included.
+func (c *Cluster) Can(cp cluster.Capability) error { return capable(c.spec, cp) }
