@@ -39,6 +39,7 @@ type specFlags struct {
 	proxied  *bool
 	os       *string
 	mixedOS  *bool
+	azure    *azureFlags
 }
 
 func addSpecFlags(fs *flag.FlagSet) *specFlags {
@@ -46,7 +47,7 @@ func addSpecFlags(fs *flag.FlagSet) *specFlags {
 		config:   fs.String("config", "", "cluster spec YAML (flags override it)"),
 		name:     fs.String("name", "default", "cluster name (names the default run directory)"),
 		nodes:    fs.Int("nodes", 3, "number of nodes"),
-		lbKind:   fs.String("lb", "haproxy", "load balancer: haproxy, nginx, nginx-defaults, caddy, caddy-timeout or embedded"),
+		lbKind:   fs.String("lb", "haproxy", "load balancer: haproxy, nginx, nginx-defaults, caddy, caddy-timeout, embedded, azure-lb or azure-appgw (docs/azure.md)"),
 		db:       fs.String("db", "sqlite", "database: sqlite, postgres or sqlserver"),
 		dsn:      fs.String("db-dsn", "", "SQL Server DSN for --db sqlserver (or ${VAR} in the YAML); prefer $OCTOHA_MSSQL_DSN"),
 		storage:  fs.String("storage", "local", "share: local (a directory) or smb (Samba)"),
@@ -60,6 +61,7 @@ func addSpecFlags(fs *flag.FlagSet) *specFlags {
 		proxied:  fs.Bool("toxiproxy", false, "put every link (client → LB, LB → node, node → database and share) through Toxiproxy, for network faults"),
 		os:       fs.String("os", "linux", "operating system of the nodes: linux or windows, or one per node comma-separated (windows,linux,…)"),
 		mixedOS:  fs.Bool("allow-mixed-os", false, "allow Windows and Linux nodes in one cluster, which the seed forbids (to watch downloads fail)"),
+		azure:    addAzureFlags(fs),
 	}
 }
 
@@ -131,6 +133,9 @@ func (f *specFlags) spec(fs *flag.FlagSet) (cluster.Spec, error) {
 	}
 	if set["allow-mixed-os"] {
 		s.Node.AllowMixedOS = *f.mixedOS
+	}
+	if err := f.azure.apply(&s, set); err != nil {
+		return s, err
 	}
 	if s.Provider == "" || s.Provider == cluster.ProviderLocal {
 		s.Provider = cluster.ProviderLocal

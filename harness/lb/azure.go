@@ -192,3 +192,6 @@ func (a Azure) validate(k Kind) error {
 	}
 	return errors.Join(errs...)
 }
+
+// ValidateAzure checks a's figures (zero: Azure's defaults) for kind k.
+func ValidateAzure(k Kind, a Azure) error { return a.withDefaults(k).validate(k) }
