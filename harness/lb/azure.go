@@ -195,3 +195,6 @@ func (a Azure) validate(k Kind) error {
 
 // ValidateAzure checks a's figures (zero: Azure's defaults) for kind k.
 func ValidateAzure(k Kind, a Azure) error { return a.withDefaults(k).validate(k) }
+
+// WithDefaults returns a with kind k's Azure defaults in its zero fields.
+func (a Azure) WithDefaults(k Kind) Azure { return a.withDefaults(k) }

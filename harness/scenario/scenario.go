@@ -24,6 +24,7 @@ import (
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/nemesis"
 	"github.com/octoha/octoha/harness/traffic"
 )
@@ -55,10 +56,13 @@ const (
 	LTopology    = "topology"
 	LPermissions = "permissions"
 	LTentacles   = "tentacles"
+
+	// LAzure: the seed's Azure components simulated (issue 20, docs/azure.md).
+	LAzure = "azure"
 )
 
 // AllLabels is every label, as the README lists them.
-var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky, LDelta, LNetwork, LTasks, LTopology, LPermissions, LTentacles}
+var AllLabels = []string{LHealth, LDrain, LFailover, LUpload, LDatabase, LStorage, LLB, LCapacity, LChaos, LBroken, LSlow, LDocker, LExternal, LCertify, LSticky, LDelta, LNetwork, LTasks, LTopology, LPermissions, LTentacles, LAzure}
 
 // Providers a scenario may run on.
 const (
@@ -105,6 +109,10 @@ type Shape struct {
 	// UnsafeTaskClaim runs nodes that claim tasks without the lock
 	// (deliberately broken, OctopusDeploy/Issues#8356).
 	UnsafeTaskClaim bool
+	// Azure is lb.azure for the azure-lb and azure-appgw kinds; AzureFiles
+	// shapes the share links like Azure Files (docs/azure.md).
+	Azure      cluster.AzureLBSpec
+	AzureFiles *cluster.AzureFilesSpec
 }
 
 // Spec turns the shape into a cluster spec over the defaults.
@@ -131,6 +139,11 @@ func (s Shape) Spec() cluster.Spec {
 	spec.LB.RequestTimeout = s.LBRequestTimeout
 	spec.Node.OS, spec.Node.AllowMixedOS = s.OS, len(s.OS) > 1
 	spec.Node.PermissionCacheTTL, spec.Node.PermissionCache = s.PermissionCacheTTL, s.PermissionCache
+	spec.LB.Azure = s.Azure
+	if s.AzureFiles != nil {
+		f := *s.AzureFiles
+		spec.Storage.AzureFiles = &f
+	}
 	s.taskSpec(&spec)
 	return spec
 }
@@ -276,6 +289,9 @@ func (s Scenario) Labels() []string {
 	}
 	if s.Shape.Sticky {
 		add(LSticky)
+	}
+	if lb.IsAzure(lb.Kind(s.Shape.LB)) || s.Shape.AzureFiles != nil {
+		add(LAzure)
 	}
 	if s.Shape.Toxiproxy {
 		add(LNetwork)
