@@ -48,6 +48,7 @@ func Catalogue() []Scenario {
 		TaskUnsafeClaim(),
 		AzureLBDrain(), AzureLBIdle(), AzureAppGWTimeout(false), AzureAppGWTimeout(true), AzureAppGWWAF(), AzureAppGWEjection(),
 		AzurePermissionCache(lb.AzureLB), AzurePermissionCache(lb.AzureAppGW), AzureFilesThrottle(),
+		AzureCertProbe(), AzureCertLongUpload(), AzureCertOver100MB(),
 	}
 }
 
