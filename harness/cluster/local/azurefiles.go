@@ -40,7 +40,7 @@ func (c *Cluster) azureFiles(ctx context.Context, node string) error {
 	if node == cluster.NodeName(0) {
 		c.comps = append(c.comps, cluster.Component{Part: "share profile",
 			Description: fmt.Sprintf("Azure Files standard share (emulated on the share links by Toxiproxy): %s latency, %d IOPS shared (over it requests fail), %d B/s shared", f.Latency, f.IOPS, f.Bandwidth),
-			Location: c.tp.Addr()})
+			Location:    c.tp.Addr()})
 	}
 	return nil
 }
