@@ -36,6 +36,13 @@ func (a AzureLBSpec) Options() lb.Azure {
 		Affinity: lb.Affinity(a.Affinity), Scaled: a.Scaled}
 }
 
+// The toxics of the Azure Files profile on each share link; faults use
+// other names, so removing a fault leaves the profile.
+const (
+	AzureFilesLatencyToxic  = "azure-files-latency"
+	AzureFilesThrottleToxic = "azure-files-throttle"
+)
+
 // AzureFilesSpec is storage.azureFiles: an Azure Files standard share's
 // scale targets on every node's share link (Toxiproxy: latency, and the
 // azure_files toxic for IOPS and bandwidth shared by all nodes).

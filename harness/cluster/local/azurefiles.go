@@ -8,13 +8,6 @@ import (
 	"github.com/octoha/octoha/services/toxiproxy"
 )
 
-// AzureFilesToxics names the toxics of the Azure Files profile on a share
-// link; faults use other names, so removing a fault leaves the profile.
-const (
-	AzureFilesLatencyToxic  = "azure-files-latency"
-	AzureFilesThrottleToxic = "azure-files-throttle"
-)
-
 // azureFiles puts the Azure Files profile (storage.azureFiles) on node's
 // share link: the share's latency both ways, and the azure_files toxic
 // (IOPS cap that fails requests, bandwidth) in one pool for all nodes.
@@ -29,9 +22,9 @@ func (c *Cluster) azureFiles(ctx context.Context, node string) error {
 	}
 	half := f.Latency / 2
 	for _, t := range []toxiproxy.Toxic{
-		toxiproxy.Latency(AzureFilesLatencyToxic+"-up", toxiproxy.Upstream, half, 0),
-		toxiproxy.Latency(AzureFilesLatencyToxic+"-down", toxiproxy.Downstream, f.Latency-half, 0),
-		toxiproxy.AzureFiles(AzureFilesThrottleToxic, c.spec.Name+"-share", f.IOPS, f.Bandwidth),
+		toxiproxy.Latency(cluster.AzureFilesLatencyToxic+"-up", toxiproxy.Upstream, half, 0),
+		toxiproxy.Latency(cluster.AzureFilesLatencyToxic+"-down", toxiproxy.Downstream, f.Latency-half, 0),
+		toxiproxy.AzureFiles(cluster.AzureFilesThrottleToxic, c.spec.Name+"-share", f.IOPS, f.Bandwidth),
 	} {
 		if err := c.tp.AddToxic(ctx, link, t); err != nil {
 			return fmt.Errorf("Azure Files profile on %s: %w", link, err)
