@@ -27,7 +27,7 @@ func (c *Cluster) azureFiles(ctx context.Context, node string) error {
 		toxiproxy.AzureFiles(cluster.AzureFilesThrottleToxic, c.spec.Name+"-share", f.IOPS, f.Bandwidth),
 	} {
 		if err := c.tp.AddToxic(ctx, link, t); err != nil {
-			return fmt.Errorf("Azure Files profile on %s: %w", link, err)
+			return fmt.Errorf("add the Azure Files profile to %s: %w", link, err)
 		}
 	}
 	if node == cluster.NodeName(0) {
