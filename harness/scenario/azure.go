@@ -433,8 +433,10 @@ func AzureFilesThrottle() Scenario {
 		Title: "Azure Files — throttled share",
 		Claim: "With the share shaped as Azure Files (3 ms, 60 MiB/s, IOPS cap scaled from 1,000 to 40 so concurrent uploads exceed it), throttled uploads fail with a 5xx, retries store every package, and with the cap lifted every package reads back whole and nothing half-stored stays.",
 		Topic: LAzure,
-		Needs: []cluster.Capability{cluster.CapNetwork},
-		Shape: Shape{Nodes: 2, DB: cluster.DBSQLite, Storage: cluster.StorageSMB, Toxiproxy: true,
+		Needs: []cluster.Capability{cluster.CapSimulated},
+		// AzureFiles turns Toxiproxy on (cluster.Spec.Normalize); the shape
+		// leaves Toxiproxy unset so the label stays azure, not network.
+		Shape: Shape{Nodes: 2, DB: cluster.DBSQLite, Storage: cluster.StorageSMB,
 			AzureFiles: &cluster.AzureFilesSpec{IOPS: 40}},
 		Providers: []string{Local}, ProviderNote: "the Azure Files profile is a custom toxic in octoha's own Toxiproxy",
 		Uploads: &Uploads{Count: 8, Concurrency: 8, MaxSize: 16 << 20},
