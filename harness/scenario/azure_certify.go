@@ -34,12 +34,13 @@ func AzureCertProbe() Scenario {
 	return sc
 }
 
-// certProbeBound is the configured bound: lb.azure of the cluster YAML
-// over the defaults of its lb.kind (azure-lb when the kind is not Azure's).
+// certProbeBound is the configured bound: for lb.kind azure-lb or
+// azure-appgw, lb.azure of the cluster YAML over Azure's defaults; for any
+// other load balancer, the YAML's lb.interval × lb.fall.
 func certProbeBound(spec cluster.Spec) time.Duration {
 	k := lb.Kind(spec.LB.Kind)
 	if !lb.IsAzure(k) {
-		k = lb.AzureLB
+		return time.Duration(spec.LB.Fall) * spec.LB.Interval
 	}
 	return spec.LB.Azure.Options().WithDefaults(k).ProbeBound()
 }
