@@ -40,6 +40,7 @@ type specFlags struct {
 	os       *string
 	mixedOS  *bool
 	replica  *string
+	azure    *azureFlags
 }
 
 func addSpecFlags(fs *flag.FlagSet) *specFlags {
@@ -47,7 +48,7 @@ func addSpecFlags(fs *flag.FlagSet) *specFlags {
 		config:   fs.String("config", "", "cluster spec YAML (flags override it)"),
 		name:     fs.String("name", "default", "cluster name (names the default run directory)"),
 		nodes:    fs.Int("nodes", 3, "number of nodes"),
-		lbKind:   fs.String("lb", "haproxy", "load balancer: haproxy, nginx, nginx-defaults, caddy, caddy-timeout or embedded"),
+		lbKind:   fs.String("lb", "haproxy", "load balancer: haproxy, nginx, nginx-defaults, caddy, caddy-timeout, embedded, azure-lb or azure-appgw (docs/azure.md)"),
 		db:       fs.String("db", "sqlite", "database: sqlite, postgres or sqlserver"),
 		dsn:      fs.String("db-dsn", "", "SQL Server DSN for --db sqlserver (or ${VAR} in the YAML); prefer $OCTOHA_MSSQL_DSN"),
 		storage:  fs.String("storage", "local", "share: local (a directory) or smb (Samba)"),
@@ -62,6 +63,7 @@ func addSpecFlags(fs *flag.FlagSet) *specFlags {
 		os:       fs.String("os", "linux", "operating system of the nodes: linux or windows, or one per node comma-separated (windows,linux,…)"),
 		mixedOS:  fs.Bool("allow-mixed-os", false, "allow Windows and Linux nodes in one cluster, which the seed forbids (to watch downloads fail)"),
 		replica:  fs.String("db-replica", "", "with --db postgres: a failover group, primary + standby behind one listener, replicating sync or async (docs/azure-sql.md)"),
+		azure:    addAzureFlags(fs),
 	}
 }
 
@@ -136,6 +138,9 @@ func (f *specFlags) spec(fs *flag.FlagSet) (cluster.Spec, error) {
 	}
 	if set["allow-mixed-os"] {
 		s.Node.AllowMixedOS = *f.mixedOS
+	}
+	if err := f.azure.apply(&s, set); err != nil {
+		return s, err
 	}
 	if s.Provider == "" || s.Provider == cluster.ProviderLocal {
 		s.Provider = cluster.ProviderLocal

@@ -24,9 +24,13 @@ var (
 	// 2.6.2: when read_body expires mid-body the request context ends,
 	// Caddy writes nothing, and Go's server sends 200 with no body.
 	FindingLBEmptyAck = Finding{"lb-empty-ack", "the load balancer cut the upload and answered 2xx itself with an empty body, no node's answer (Caddy 2.6 does this when its total request read limit expires: 200 OK after exactly the limit): a client that trusts the status believes a package stored that no node kept — raise or remove the limit (Caddy: `servers { timeouts { read_body } }` in the global options; Go http.Server ReadTimeout)"}
-	FindingBadGW      = Finding{"bad-gateway", "the load balancer lost the node mid-request (502 Bad Gateway): a node died or the connection to it was cut"}
-	FindingNoNode     = Finding{"no-node", "the load balancer had no healthy node (503 with no node answering)"}
-	FindingCutOff     = Finding{"connection-cut", "connections were closed without any answer during uploads (e.g. nginx client_body_timeout, or a node that died)"}
+	// The Azure Application Gateway model's answers (harness/lb
+	// gatewayFront) name their setting; so do these findings.
+	FindingAppGWTimeout = Finding{"appgw-request-timeout", "Azure Application Gateway's backend request timeout cut the upload (504 after the backend setting's \"Request time-out\", 20 s by default): a large package from a slow client takes longer — raise the backend setting's request time-out (1–86400 s; octoha lb.azure.requestTimeout)"}
+	FindingWAFUpload    = Finding{"waf-upload-limit", "Azure Application Gateway's WAF refused the package (413: above the WAF's file upload limit, 100 MB by default, or its request body limit): Octopus packages are multipart file uploads and 1 GB+ must pass — raise the WAF policy's file upload limit (fileUploadLimitInMb) or turn off request-body enforcement (octoha lb.azure.wafFileUploadLimit)"}
+	FindingBadGW        = Finding{"bad-gateway", "the load balancer lost the node mid-request (502 Bad Gateway): a node died or the connection to it was cut"}
+	FindingNoNode       = Finding{"no-node", "the load balancer had no healthy node (503 with no node answering)"}
+	FindingCutOff       = Finding{"connection-cut", "connections were closed without any answer during uploads (e.g. nginx client_body_timeout, or a node that died)"}
 )
 
 // DiagnoseUploads reads the upload attempts of a history and names the
@@ -51,6 +55,10 @@ func DiagnoseUploads(h *history.History) Result {
 		total++
 		var f *Finding
 		switch {
+		case op.Status == 413 && op.Node == "" && strings.Contains(op.Error, "application gateway WAF"):
+			f = &FindingWAFUpload
+		case op.Status == 504 && op.Node == "" && strings.Contains(op.Error, "application gateway request timeout"):
+			f = &FindingAppGWTimeout
 		case op.Status == 413 && op.Node == "":
 			f = &FindingBodyLimit
 		case (op.Status == 504 || op.Status == 408) && op.Node == "":
@@ -117,7 +125,7 @@ func DiagnoseUploads(h *history.History) Result {
 func HasFinding(r Result, f Finding) bool { return r.Value(f.Name) > 0 }
 
 func findingByName(n string) Finding {
-	for _, f := range []Finding{FindingBodyLimit, FindingLBTimeout, FindingLBEmptyAck, FindingBadGW, FindingNoNode, FindingCutOff} {
+	for _, f := range []Finding{FindingBodyLimit, FindingWAFUpload, FindingAppGWTimeout, FindingLBTimeout, FindingLBEmptyAck, FindingBadGW, FindingNoNode, FindingCutOff} {
 		if f.Name == n {
 			return f
 		}

@@ -92,6 +92,8 @@ type LBSpec struct {
 	// RequestTimeout is a total limit on reading a request (caddy-timeout,
 	// default 60s, and embedded only; see lb.Options.RequestTimeout).
 	RequestTimeout time.Duration `yaml:"requestTimeout,omitempty"`
+	// Azure configures azure-lb and azure-appgw (zero: Azure's defaults).
+	Azure AzureLBSpec `yaml:"azure,omitempty"`
 }
 
 // DatabaseSpec configures the shared database.
@@ -117,6 +119,9 @@ const (
 // StorageSpec configures the shared file storage.
 type StorageSpec struct {
 	Kind string `yaml:"kind"` // local, smb
+	// AzureFiles shapes the share links like an Azure Files standard share
+	// (smb storage; turns Toxiproxy on).
+	AzureFiles *AzureFilesSpec `yaml:"azureFiles,omitempty"`
 }
 
 // NodeSpec configures every node.
@@ -395,6 +400,7 @@ func (s Spec) Normalize() (Spec, error) {
 	if s.Node.MaxConcurrentTasks == 0 {
 		s.Node.MaxConcurrentTasks = d.Node.MaxConcurrentTasks
 	}
+	s.normalizeAzure()
 	s.DB.DSN = os.ExpandEnv(s.DB.DSN)
 	if s.APIKey == "" {
 		s.APIKey = NewAPIKey()
@@ -423,6 +429,7 @@ func (s Spec) validate() error {
 	if err != nil {
 		bad("%v", err)
 	}
+	errs = append(errs, s.validateAzure(kind)...)
 	switch {
 	case s.LB.RequestTimeout < 0:
 		bad("lb.requestTimeout %v is negative", s.LB.RequestTimeout)

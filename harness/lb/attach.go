@@ -20,7 +20,7 @@ func ReadStates(ctx context.Context, kind Kind, dir string, names []string) ([]S
 		return out
 	}
 	switch kind {
-	case HAProxy:
+	case HAProxy, AzureLB, AzureAppGW: // the Azure kinds' HAProxy keeps its socket in dir too
 		return HAProxyStates(ctx, "unix", haproxySocketPath(dir), names)
 	case Nginx, NginxDefaults:
 		return unknown(nginxPassiveDetail), nil

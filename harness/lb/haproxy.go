@@ -36,7 +36,7 @@ func newHAProxy(o Options) (*haproxyLB, error) {
 	return &haproxyLB{o: o, bin: bin, version: binaryVersion(bin, "-v")}, nil
 }
 
-func (h *haproxyLB) Kind() Kind     { return HAProxy }
+func (h *haproxyLB) Kind() Kind     { return h.o.Kind }
 func (h *haproxyLB) URL() string    { return "http://" + h.o.Listen }
 func (h *haproxyLB) socket() string { return haproxySocketPath(h.o.Dir) }
 func (h *haproxyLB) cfgPath() string {

@@ -21,6 +21,9 @@ const haproxyLogFormat = `"%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %C
 
 // haproxyConfig renders the configuration measured in lb.md §1.
 func haproxyConfig(o Options) string {
+	if IsAzure(o.Kind) {
+		return renderAzureHAProxy(o, HAProxyConfigOptions{})
+	}
 	return renderHAProxyConfig(o, HAProxyConfigOptions{})
 }
 

@@ -30,7 +30,9 @@ const (
 )
 
 // Kinds lists every driver, default first.
-func Kinds() []Kind { return []Kind{HAProxy, Nginx, NginxDefaults, Caddy, CaddyTimeout, Embedded} }
+func Kinds() []Kind {
+	return []Kind{HAProxy, Nginx, NginxDefaults, Caddy, CaddyTimeout, Embedded, AzureLB, AzureAppGW}
+}
 
 // ParseKind parses a driver name, case-insensitively; "" means HAProxy.
 func ParseKind(s string) (Kind, error) {
@@ -137,6 +139,8 @@ func New(opts Options) (Balancer, error) {
 		return newCaddy(o)
 	case Embedded:
 		return newEmbedded(o), nil
+	case AzureLB, AzureAppGW:
+		return newAzure(o)
 	}
 	return nil, fmt.Errorf("lb: unknown load balancer kind %q", o.Kind)
 }
@@ -145,7 +149,7 @@ func New(opts Options) (Balancer, error) {
 // how to install what is missing.
 func Available(k Kind) error {
 	switch k {
-	case HAProxy:
+	case HAProxy, AzureLB, AzureAppGW:
 		_, err := findBinary("haproxy", "apt-get install haproxy")
 		return err
 	case Nginx, NginxDefaults:

@@ -93,6 +93,9 @@ type Options struct {
 	// Polling, when set, adds the polling Tentacles' TCP frontends
 	// (HAProxy; the other drivers ignore it and Describe says so).
 	Polling *Polling
+	// Azure configures the azure-lb and azure-appgw kinds (zero fields:
+	// Azure's defaults); the other kinds ignore it.
+	Azure Azure
 	// Log receives the load balancer's own log (request and health-check
 	// lines). nil discards it; the drivers also keep a copy in Dir.
 	Log io.Writer
@@ -136,6 +139,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Kind == CaddyTimeout && o.RequestTimeout == 0 {
 		o.RequestTimeout = DefaultCaddyReadBody
+	}
+	if IsAzure(o.Kind) {
+		o.Azure = o.Azure.withDefaults(o.Kind)
 	}
 	if err := o.validate(); err != nil {
 		return o, err
@@ -219,13 +225,24 @@ func (o Options) validate() error {
 	if o.Drain != DrainDown && o.Drain != DrainNOLB {
 		bad("Drain %q: want %q or %q", o.Drain, DrainDown, DrainNOLB)
 	}
+	if IsAzure(o.Kind) {
+		if err := o.Azure.validate(o.Kind); err != nil {
+			errs = append(errs, err)
+		}
+		if o.Sticky {
+			bad("Sticky: %s persists sessions by its own affinity setting (Azure.Affinity)", o.Kind)
+		}
+		if o.Drain == DrainNOLB || o.ShutdownSessions {
+			bad("Drain nolb and ShutdownSessions are HAProxy settings; %s models Azure's probe (only a healthy answer passes) and flows continue", o.Kind)
+		}
+	}
 	switch o.Kind {
-	case HAProxy, Nginx, NginxDefaults, Caddy, CaddyTimeout:
+	case HAProxy, Nginx, NginxDefaults, Caddy, CaddyTimeout, AzureLB, AzureAppGW:
 		if o.Dir == "" {
 			bad("%s needs Options.Dir for its config, pid/socket and logs", o.Kind)
 		}
 	}
-	if o.Kind == HAProxy && o.Dir != "" {
+	if (o.Kind == HAProxy || IsAzure(o.Kind)) && o.Dir != "" {
 		// sun_path is 108 bytes including the terminating NUL.
 		if p := haproxySocketPath(o.Dir); len(p) > 107 {
 			bad("runtime socket path %q is %d bytes; unix sockets allow 107: use a shorter Dir", p, len(p))

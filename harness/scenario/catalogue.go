@@ -46,6 +46,9 @@ func Catalogue() []Scenario {
 		TaskCapacity(2, 20),
 		TaskCapacity(4, 10),
 		TaskUnsafeClaim(),
+		AzureLBDrain(), AzureLBIdle(), AzureAppGWTimeout(false), AzureAppGWTimeout(true), AzureAppGWWAF(), AzureAppGWEjection(),
+		AzurePermissionCache(lb.AzureLB), AzurePermissionCache(lb.AzureAppGW), AzureFilesThrottle(),
+		AzureCertProbe(), AzureCertLongUpload(), AzureCertOver100MB(),
 		AzureSQLFailover(true), AzureSQLFailover(false), AzureSQLForcedAsync(),
 		AzureSQLReconfigurationUploads(), AzureSQLReconfigurationTasks(),
 	}

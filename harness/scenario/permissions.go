@@ -16,6 +16,7 @@ import (
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/traffic"
 )
 
@@ -74,7 +75,8 @@ func PermissionCache(variant string) Scenario {
 
 func permissionSteps(ctx context.Context, r Run, opts checker.PermissionOptions, wantSticky bool) error {
 	spec := r.Spec()
-	sticky := spec.LB.Sticky
+	// Application Gateway's affinity cookie pins a session as HAProxy's does.
+	sticky := spec.LB.Sticky || spec.LB.Azure.Affinity == string(lb.AffinityCookie)
 	if wantSticky && !sticky {
 		return Skip("the %s load balancer here offers no cookie stickiness", spec.LB.Kind)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/nemesis"
 	"github.com/octoha/octoha/harness/traffic"
 )
@@ -56,7 +57,7 @@ const (
 	LPermissions = "permissions"
 	LTentacles   = "tentacles"
 
-	// The seed's Azure cluster (issue 20).
+	// LAzure: the seed's Azure components simulated (issue 20, docs/azure.md).
 	LAzure = "azure"
 )
 
@@ -111,6 +112,10 @@ type Shape struct {
 	// UnsafeTaskClaim runs nodes that claim tasks without the lock
 	// (deliberately broken, OctopusDeploy/Issues#8356).
 	UnsafeTaskClaim bool
+	// Azure is lb.azure for the azure-lb and azure-appgw kinds; AzureFiles
+	// shapes the share links like Azure Files (docs/azure.md).
+	Azure      cluster.AzureLBSpec
+	AzureFiles *cluster.AzureFilesSpec
 }
 
 // Spec turns the shape into a cluster spec over the defaults.
@@ -138,6 +143,11 @@ func (s Shape) Spec() cluster.Spec {
 	spec.LB.RequestTimeout = s.LBRequestTimeout
 	spec.Node.OS, spec.Node.AllowMixedOS = s.OS, len(s.OS) > 1
 	spec.Node.PermissionCacheTTL, spec.Node.PermissionCache = s.PermissionCacheTTL, s.PermissionCache
+	spec.LB.Azure = s.Azure
+	if s.AzureFiles != nil {
+		f := *s.AzureFiles
+		spec.Storage.AzureFiles = &f
+	}
 	s.taskSpec(&spec)
 	return spec
 }
@@ -283,6 +293,9 @@ func (s Scenario) Labels() []string {
 	}
 	if s.Shape.Sticky {
 		add(LSticky)
+	}
+	if lb.IsAzure(lb.Kind(s.Shape.LB)) || s.Shape.AzureFiles != nil {
+		add(LAzure)
 	}
 	if s.Shape.Toxiproxy {
 		add(LNetwork)

@@ -519,6 +519,7 @@ func (c *Cluster) startLB(ctx context.Context, noFallback bool) error {
 		Interval: c.spec.LB.Interval, Fall: c.spec.LB.Fall, Rise: c.spec.LB.Rise, Sticky: c.spec.LB.Sticky,
 		Drain: lb.DrainMode(c.spec.LB.Drain), ShutdownSessions: c.spec.LB.ShutdownSessions,
 		ServerTimeout: c.spec.LB.ServerTimeout, RequestTimeout: c.spec.LB.RequestTimeout, Log: logf, Polling: polling,
+		Azure: c.spec.LB.Azure.Options(),
 	})
 	if err != nil {
 		return fmt.Errorf("configure load balancer: %w", err)

@@ -129,6 +129,9 @@ func (c *Cluster) startToxiproxy(ctx context.Context) error {
 			if err := add(cluster.LinkShare, name, c.nodePort(i, SMBPort), c.smb.Addr()); err != nil {
 				return err
 			}
+			if err := c.azureFiles(ctx, name); err != nil {
+				return err
+			}
 		}
 	}
 	c.comps = append(c.comps, cluster.Component{Part: "network", Description: "Toxiproxy (embedded in octoha): every link proxied for network faults", Location: tp.Addr(), PID: tp.PID()})

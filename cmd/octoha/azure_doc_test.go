@@ -1,0 +1,107 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/octoha/octoha/harness/cluster/local"
+	"github.com/octoha/octoha/harness/lb"
+)
+
+// docBlock returns the sh lines of a markdown file's section, as
+// readmeBlock does for the README.
+func docBlock(t *testing.T, path, heading string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i := strings.Index(s, "\n## "+heading+"\n")
+	if i < 0 {
+		t.Fatalf("%s has no section %q", path, heading)
+	}
+	s = s[i+4:]
+	if j := strings.Index(s, "\n## "); j >= 0 {
+		s = s[:j]
+	}
+	var lines []string
+	for {
+		start := strings.Index(s, "```sh\n")
+		if start < 0 {
+			break
+		}
+		s = s[start+6:]
+		end := strings.Index(s, "```")
+		if end < 0 {
+			t.Fatalf("%s section %q: unterminated sh block", path, heading)
+		}
+		for _, l := range strings.Split(s[:end], "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				lines = append(lines, l)
+			}
+		}
+		s = s[end+3:]
+	}
+	if len(lines) == 0 {
+		t.Fatalf("%s section %q has no sh lines", path, heading)
+	}
+	return lines
+}
+
+// docs/azure.md's "Run it", line by line as written: a cluster behind the
+// Application Gateway model on an Azure Files-shaped share, its status,
+// down, then every azure scenario.
+func TestAzureDocRunIt(t *testing.T) {
+	bin := needUpBinary(t)
+	if err := lb.Available(lb.AzureAppGW); err != nil {
+		t.Skipf("azure-appgw needs HAProxy: %v", err)
+	}
+	if _, err := os.Stat("/usr/sbin/smbd"); err != nil {
+		t.Skip("the doc's cluster uses Samba (apt-get install samba): smbd not found")
+	}
+	lines := docBlock(t, "../../docs/azure.md", "Run it")
+	dir := local.DefaultRunDir("az")
+	if _, err := os.Stat(dir); err == nil {
+		t.Skipf("a cluster named az is running in %s (yours?): not touching it", dir)
+	}
+	cleanupRun(t, dir)
+	work := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(work, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(bin, filepath.Join(work, "bin", "octoha")); err != nil {
+		t.Fatal(err)
+	}
+	env := append(envWithout(trafficAPIKeyEnv), "OCTOHA_NETWORK_BASE=186")
+	wants := map[string][]string{
+		"up":     {"Application Gateway v2 model", "Azure Files standard share"},
+		"status": {"Node1", "affinity cookie"},
+		"chaos":  {"9 passed, 0 failed, 3 skipped"},
+	}
+	for _, line := range lines {
+		start := time.Now()
+		code, output := shLine(t, work, env, line)
+		if code != 0 {
+			t.Fatalf("docs/azure.md line %q: exit %d\n%s", line, code, output)
+		}
+		t.Logf("%s: ok in %s", line, time.Since(start).Round(100*time.Millisecond))
+		for prefix, ws := range wants {
+			if strings.HasPrefix(line, "bin/octoha "+prefix+" ") {
+				for _, w := range ws {
+					if !strings.Contains(output, w) {
+						t.Errorf("docs/azure.md line %q printed no %q:\n%s", line, w, output)
+					}
+				}
+			}
+		}
+		if strings.HasPrefix(line, "bin/octoha up ") {
+			if st, err := local.ReadState(dir); err == nil {
+				t.Cleanup(func() { os.RemoveAll(defaultOutDir(st, "az")) })
+			}
+		}
+	}
+}
