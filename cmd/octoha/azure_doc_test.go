@@ -11,47 +11,6 @@ import (
 	"github.com/octoha/octoha/harness/lb"
 )
 
-// docBlock returns the sh lines of a markdown file's section, as
-// readmeBlock does for the README.
-func docBlock(t *testing.T, path, heading string) []string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	i := strings.Index(s, "\n## "+heading+"\n")
-	if i < 0 {
-		t.Fatalf("%s has no section %q", path, heading)
-	}
-	s = s[i+4:]
-	if j := strings.Index(s, "\n## "); j >= 0 {
-		s = s[:j]
-	}
-	var lines []string
-	for {
-		start := strings.Index(s, "```sh\n")
-		if start < 0 {
-			break
-		}
-		s = s[start+6:]
-		end := strings.Index(s, "```")
-		if end < 0 {
-			t.Fatalf("%s section %q: unterminated sh block", path, heading)
-		}
-		for _, l := range strings.Split(s[:end], "\n") {
-			if l = strings.TrimSpace(l); l != "" {
-				lines = append(lines, l)
-			}
-		}
-		s = s[end+3:]
-	}
-	if len(lines) == 0 {
-		t.Fatalf("%s section %q has no sh lines", path, heading)
-	}
-	return lines
-}
-
 // docs/azure.md's "Run it", line by line as written: a cluster behind the
 // Application Gateway model on an Azure Files-shaped share, its status,
 // down, then every azure scenario.
@@ -63,7 +22,7 @@ func TestAzureDocRunIt(t *testing.T) {
 	if _, err := os.Stat("/usr/sbin/smbd"); err != nil {
 		t.Skip("the doc's cluster uses Samba (apt-get install samba): smbd not found")
 	}
-	lines := docBlock(t, "../../docs/azure.md", "Run it")
+	lines := docBlock(t, "docs/azure.md", "Run it")
 	dir := local.DefaultRunDir("az")
 	if _, err := os.Stat(dir); err == nil {
 		t.Skipf("a cluster named az is running in %s (yours?): not touching it", dir)
