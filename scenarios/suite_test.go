@@ -52,7 +52,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	opts.UploadSize, err = payload.ParseSize(size)
 	Expect(err).NotTo(HaveOccurred(), "OCTOHA_UPLOAD_SIZE=%q", size)
 	Expect(opts.UploadSize).To(BeNumerically(">", 0), "OCTOHA_UPLOAD_SIZE must be positive")
-	opts.Seed = time.Now().UnixNano() % 1_000_000_000
+	opts.Seed = runner.NewSeed()
 	if s := os.Getenv("OCTOHA_SEED"); s != "" {
 		opts.Seed, err = strconv.ParseInt(s, 10, 64)
 		Expect(err).NotTo(HaveOccurred(), "OCTOHA_SEED=%q must be an integer", s)

@@ -126,7 +126,7 @@ func runCatalogue(ctx context.Context, command string, f catalogueFlags, stdout,
 	}
 	seed := f.seed
 	if seed == 0 {
-		seed = time.Now().UnixNano() % 1_000_000_000
+		seed = runner.NewSeed()
 	}
 	// Nodes run as this very binary, whatever the release calls it.
 	opts := runner.Options{UploadSize: size, Seed: seed, AbortErrorRate: rate, Binary: nodeBinary()}
@@ -210,36 +210,8 @@ func runCatalogue(ctx context.Context, command string, f catalogueFlags, stdout,
 	// An interrupt cancels ctx: the scenario in progress stops, undoes its
 	// faults and tears down; no further scenario starts. Further signals
 	// are held by the caller's handler while that happens.
-	stopNote := context.AfterFunc(ctx, func() {
-		fmt.Fprintf(stdout, "\noctoha %s: interrupted — undoing every fault and tearing down (up to %s per recovery)\n", command, 2*time.Minute)
-	})
-	defer stopNote()
-
-	start := time.Now()
-	var results []*runner.Result
-	counts := map[string]int{}
-	for i, sc := range selected {
-		if ctx.Err() != nil {
-			break
-		}
-		fmt.Fprintf(stdout, "\n[%d/%d] %s  (%s)\n      %s\n", i+1, len(selected), sc.Title, strings.Join(sc.Labels(), ", "), sc.Claim)
-		res := runner.Run(ctx, opts, sc)
-		results = append(results, res)
-		counts[res.State]++
-		switch res.State {
-		case runner.Passed:
-			fmt.Fprintf(stdout, "  PASSED in %s\n", res.Duration().Round(100*time.Millisecond))
-		case runner.Skipped:
-			fmt.Fprintf(stdout, "  SKIPPED: %s\n", res.Reason)
-		default:
-			fmt.Fprintf(stdout, "  FAILED in %s: %s\n  (history and logs in %s)\n", res.Duration().Round(100*time.Millisecond), indent(res.Reason), res.Dir)
-		}
-		for _, u := range res.Undone {
-			if u.Error != "" {
-				fmt.Fprintf(stdout, "  RECOVERY FAILED — check the cluster by hand: %s: %s\n", u.What, u.Error)
-			}
-		}
-	}
+	suite := runner.RunSuite(ctx, opts, command, selected)
+	start, results, counts := suite.Start, suite.Results, suite.Counts
 	if err := runner.WriteSuiteReports(ctx, out, "octoha "+command, start, all, results); err != nil {
 		fmt.Fprintf(stderr, "octoha %s: %v\n", command, err)
 	}
@@ -270,8 +242,6 @@ func runCatalogue(ctx context.Context, command string, f catalogueFlags, stdout,
 	}
 	return nil
 }
-
-func indent(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n    ") }
 
 // listCatalogue prints every scenario with whether it can run here.
 func listCatalogue(ctx context.Context, w io.Writer, opts runner.Options, all, selected []scenario.Scenario) error {

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -113,4 +114,56 @@ func WriteSuiteReports(ctx context.Context, dir, suite string, start time.Time, 
 		return fmt.Errorf("write %s: %w", GinkgoJSONFile, err)
 	}
 	return nil
+}
+
+// NewSeed is a fresh seed for a run that was given none (printed, so the
+// run can be replayed).
+func NewSeed() int64 { return time.Now().UnixNano() % 1_000_000_000 }
+
+// SuiteResult is what a run of several scenarios gave.
+type SuiteResult struct {
+	Start   time.Time
+	Results []*Result
+	// Counts are the results by state (Passed, Failed, Skipped).
+	Counts map[string]int
+}
+
+// RunSuite runs the selected scenarios one after the other, as `octoha
+// chaos` and `octoha certify` do, saying on opts.Console what each is and
+// how it ended. An interrupt (ctx done) stops the scenario in progress,
+// which undoes its faults and tears down, and starts no other.
+func RunSuite(ctx context.Context, opts Options, command string, selected []scenario.Scenario) *SuiteResult {
+	out := opts.Console
+	if out == nil {
+		out = io.Discard
+	}
+	stopNote := context.AfterFunc(ctx, func() {
+		fmt.Fprintf(out, "\noctoha %s: interrupted — undoing every fault and tearing down (up to %s per recovery)\n", command, 2*time.Minute)
+	})
+	defer stopNote()
+	s := &SuiteResult{Start: time.Now(), Counts: map[string]int{}}
+	for i, sc := range selected {
+		if ctx.Err() != nil {
+			break
+		}
+		fmt.Fprintf(out, "\n[%d/%d] %s  (%s)\n      %s\n", i+1, len(selected), sc.Title, strings.Join(sc.Labels(), ", "), sc.Claim)
+		res := Run(ctx, opts, sc)
+		s.Results = append(s.Results, res)
+		s.Counts[res.State]++
+		switch res.State {
+		case Passed:
+			fmt.Fprintf(out, "  PASSED in %s\n", res.Duration().Round(100*time.Millisecond))
+		case Skipped:
+			fmt.Fprintf(out, "  SKIPPED: %s\n", res.Reason)
+		default:
+			fmt.Fprintf(out, "  FAILED in %s: %s\n  (history and logs in %s)\n", res.Duration().Round(100*time.Millisecond),
+				strings.ReplaceAll(strings.TrimSpace(res.Reason), "\n", "\n    "), res.Dir)
+		}
+		for _, u := range res.Undone {
+			if u.Error != "" {
+				fmt.Fprintf(out, "  RECOVERY FAILED — check the cluster by hand: %s: %s\n", u.What, u.Error)
+			}
+		}
+	}
+	return s
 }
