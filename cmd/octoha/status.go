@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,55 +14,8 @@ import (
 
 	"github.com/mattn/go-isatty"
 
-	"github.com/octoha/octoha/fakes/api"
-	"github.com/octoha/octoha/harness/apiclient"
-	"github.com/octoha/octoha/harness/checker"
-	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/local"
-	"github.com/octoha/octoha/harness/lb"
 )
-
-// nodeStatus is one node's line in `octoha status`.
-type nodeStatus struct {
-	Name        string     `json:"name"`
-	ID          string     `json:"id"`
-	URL         string     `json:"url"`
-	Ping        int        `json:"ping"` // direct ping status; 0 = no answer
-	PingError   string     `json:"pingError,omitempty"`
-	LBState     string     `json:"lbState"`
-	LBCheck     string     `json:"lbCheck,omitempty"`
-	Draining    *bool      `json:"draining,omitempty"`
-	LastSeen    *time.Time `json:"lastSeen,omitempty"`
-	Offline     *bool      `json:"offline,omitempty"`
-	ProcessLive *bool      `json:"processAlive,omitempty"`
-	// Rank, RunningTasks and TaskCap are the Nodes page's columns, from
-	// the shared database: Leader or Follower, the tasks the node holds
-	// and its MaxConcurrentTasks.
-	Rank         string `json:"rank,omitempty"`
-	RunningTasks *int   `json:"runningTasks,omitempty"`
-	TaskCap      *int   `json:"taskCap,omitempty"`
-	PID          int    `json:"pid,omitempty"`
-	// State sums the node up: OK (serving through the LB), DRAINING,
-	// UNHEALTHY (answers, but not 200), NOT ANSWERING (process alive),
-	// DEAD (process gone), OUT (answers 200 but the LB has it out).
-	State string `json:"state"`
-}
-
-type statusReport struct {
-	Name       string              `json:"name"`
-	RunDir     string              `json:"runDir"`
-	OwnerPID   int                 `json:"ownerPid"`
-	OwnerAlive bool                `json:"ownerAlive"`
-	LBURL      string              `json:"lbURL"`
-	LBPing     int                 `json:"lbPing"`
-	LBPingErr  string              `json:"lbPingError,omitempty"`
-	LBKind     string              `json:"lbKind"`
-	Nodes      []nodeStatus        `json:"nodes"`
-	Components []cluster.Component `json:"components"`
-	Notes      []string            `json:"notes,omitempty"`
-	// Degraded lists why the cluster is not fully serving (empty: it is).
-	Degraded []string `json:"degraded,omitempty"`
-}
 
 // statusDegradedCode is status's exit code when the cluster is degraded
 // (a node not serving, the load balancer not answering 200, the owner
@@ -106,14 +58,14 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	collect := func(ctx context.Context) (statusReport, error) {
+	collect := func(ctx context.Context) (local.StatusReport, error) {
 		st, err := local.ReadState(dir)
 		if err != nil {
-			return statusReport{}, fmt.Errorf("no cluster in %s (start one with octoha up): %w", dir, err)
+			return local.StatusReport{}, fmt.Errorf("no cluster in %s (start one with octoha up): %w", dir, err)
 		}
-		return collectStatus(ctx, st), nil
+		return local.Status(ctx, st), nil
 	}
-	show := func(rep statusReport) error {
+	show := func(rep local.StatusReport) error {
 		if *asJSON {
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")
@@ -144,7 +96,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if f, ok := stdout.(*os.File); ok && isatty.IsTerminal(f.Fd()) && !*asJSON {
 		term = true
 	}
-	var rep statusReport
+	var rep local.StatusReport
 	for shown := false; ; shown = true {
 		r, err := collect(ctx)
 		if ctx.Err() != nil && shown {
@@ -179,149 +131,13 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-func collectStatus(ctx context.Context, st *local.State) statusReport {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	// The key goes only to this cluster's own addresses (issue 11 item 3).
-	origins := []string{st.LBURL}
-	for _, n := range st.Nodes {
-		origins = append(origins, n.URL)
-	}
-	client, err := apiclient.New(apiclient.Options{Origins: origins, Timeout: 2 * time.Second})
-	if err != nil {
-		client = &http.Client{Timeout: 2 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	}
-	rep := statusReport{Name: st.Name, RunDir: st.RunDir, OwnerPID: st.SupervisorPID, OwnerAlive: st.Alive(), LBURL: st.LBURL, LBKind: st.LBKind, Components: st.Components}
-	if !rep.OwnerAlive {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("the cluster's owner (pid %d) is gone: the cluster is down; run octoha down to clean up", st.SupervisorPID))
-	}
-	// The LB's ping: a balancer may route one attempt to a node that just
-	// died or froze; ask again before saying it does not answer.
-	for attempt := 0; attempt < 3; attempt++ {
-		code, _, err := cluster.PingStatus(ctx, client, st.LBURL)
-		rep.LBPing, rep.LBPingErr = code, ""
-		if err != nil {
-			rep.LBPingErr = err.Error()
-		}
-		if code == http.StatusOK || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-
-	names := make([]string, len(st.Nodes))
-	for i, n := range st.Nodes {
-		names[i] = n.Name
-	}
-	lbStates := map[string]lb.ServerState{}
-	if states, err := lb.ReadStates(ctx, lb.Kind(st.LBKind), st.LBDir, names); err == nil {
-		for _, s := range states {
-			lbStates[s.Name] = s
-		}
-	} else {
-		rep.Notes = append(rep.Notes, "load balancer state unavailable: "+err.Error())
-	}
-
-	// Heartbeats and drain flags come from the shared database, through
-	// any node that answers (as an operator would read them).
-	rows := map[string]api.Node{}
-	// The key goes through apiclient, to the cluster's own origins only.
-	key, err := local.ReadAPIKey(st.RunDir)
-	var kc *http.Client
-	if err == nil {
-		kc, err = apiclient.New(apiclient.Options{APIKey: key, Origins: origins, Timeout: 2 * time.Second})
-	}
-	if err == nil {
-		for _, u := range origins {
-			if list, err := getNodes(ctx, kc, u); err == nil {
-				for _, n := range list {
-					rows[n.Id] = n
-				}
-				break
-			}
-		}
-	}
-	pids := map[string]int{}
-	for _, c := range st.Components {
-		pids[c.Part] = c.PID
-	}
-	for _, n := range st.Nodes {
-		ns := nodeStatus{Name: n.Name, ID: n.ID, URL: n.URL, LBState: string(lb.StateUnknown)}
-		code, _, err := cluster.PingStatus(ctx, client, n.URL)
-		ns.Ping = code
-		if err != nil {
-			ns.PingError = err.Error()
-		}
-		if s, ok := lbStates[n.Name]; ok {
-			ns.LBState, ns.LBCheck = string(s.State), s.Check
-		}
-		if r, ok := rows[n.ID]; ok {
-			d, off := r.IsInMaintenanceMode, r.IsOffline
-			ns.Draining, ns.Offline, ns.LastSeen = &d, &off, r.LastSeen
-			running, cap := r.RunningTaskCount, r.MaxConcurrentTasks
-			ns.Rank, ns.RunningTasks, ns.TaskCap = r.Rank, &running, &cap
-		}
-		if pid := pids["node "+n.Name]; pid > 0 {
-			alive := st.Running(pid)
-			ns.ProcessLive, ns.PID = &alive, pid
-		}
-		ns.State = nodeState(ns)
-		if ns.State != "OK" {
-			rep.Degraded = append(rep.Degraded, n.Name+" "+ns.State)
-		}
-		rep.Nodes = append(rep.Nodes, ns)
-	}
-	if rep.LBPing != http.StatusOK {
-		rep.Degraded = append(rep.Degraded, "load balancer ping "+codeText(rep.LBPing))
-	}
-	if !rep.OwnerAlive {
-		rep.Degraded = append([]string{"owner gone"}, rep.Degraded...)
-	}
-	return rep
-}
-
-// nodeState sums up one node from its process, its own ping and the
-// load balancer's view.
-func nodeState(n nodeStatus) string {
-	switch {
-	case n.ProcessLive != nil && !*n.ProcessLive:
-		return "DEAD"
-	case n.Ping == 0:
-		return "NOT ANSWERING"
-	case n.Ping == http.StatusTeapot || (n.Draining != nil && *n.Draining):
-		return "DRAINING"
-	case n.Ping != http.StatusOK:
-		return "UNHEALTHY"
-	case n.LBState != string(lb.StateUnknown) && !checker.IsUp(n.LBState):
-		return "OUT"
-	}
-	return "OK"
-}
-
-func getNodes(ctx context.Context, client *http.Client, baseURL string) ([]api.Node, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+api.NodesAllPath, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", api.NodesAllPath, resp.Status)
-	}
-	var nodes []api.Node
-	return nodes, json.NewDecoder(resp.Body).Decode(&nodes)
-}
-
-func printStatus(w io.Writer, r statusReport) {
+func printStatus(w io.Writer, r local.StatusReport) {
 	owner := "running"
 	if !r.OwnerAlive {
 		owner = "GONE"
 	}
 	fmt.Fprintf(w, "cluster %q  (owner pid %d %s, run dir %s)\n", r.Name, r.OwnerPID, owner, r.RunDir)
-	lbPing := codeText(r.LBPing)
+	lbPing := local.PingText(r.LBPing)
 	if r.LBPing == 0 && r.LBPingErr != "" {
 		lbPing += " (" + r.LBPingErr + ")"
 	}
@@ -356,7 +172,7 @@ func printStatus(w io.Writer, r statusReport) {
 		if n.PID > 0 {
 			pid = strconv.Itoa(n.PID)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.State, pid, n.URL, codeText(n.Ping), lbs, drain, rank, tasks, seen, live)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.State, pid, n.URL, local.PingText(n.Ping), lbs, drain, rank, tasks, seen, live)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nComponents:")
@@ -377,18 +193,4 @@ func printStatus(w io.Writer, r statusReport) {
 	} else {
 		fmt.Fprintln(w, "OK: every node serving")
 	}
-}
-
-func codeText(code int) string {
-	switch code {
-	case 0:
-		return "no answer"
-	case http.StatusOK:
-		return "200 serving"
-	case http.StatusTeapot:
-		return "418 draining"
-	case http.StatusServiceUnavailable:
-		return "503 unavailable"
-	}
-	return fmt.Sprintf("%d", code)
 }

@@ -1,30 +1,11 @@
 package main
 
 import (
-	"net/http"
 	"strings"
 	"testing"
-)
 
-func TestNodeState(t *testing.T) {
-	yes, no := true, false
-	for want, n := range map[string]nodeStatus{
-		"OK":            {Ping: http.StatusOK, LBState: "UP", ProcessLive: &yes},
-		"DEAD":          {Ping: 0, LBState: "DOWN", ProcessLive: &no},
-		"NOT ANSWERING": {Ping: 0, LBState: "UP", ProcessLive: &yes},
-		"DRAINING":      {Ping: http.StatusTeapot, LBState: "DOWN", Draining: &yes},
-		"UNHEALTHY":     {Ping: http.StatusServiceUnavailable, LBState: "DOWN"},
-		"OUT":           {Ping: http.StatusOK, LBState: "MAINT"},
-	} {
-		if got := nodeState(n); got != want {
-			t.Errorf("%+v: state %q, want %q", n, got, want)
-		}
-	}
-	// An LB whose view cannot be read does not make a serving node degraded.
-	if got := nodeState(nodeStatus{Ping: http.StatusOK, LBState: "UNKNOWN"}); got != "OK" {
-		t.Errorf("unknown LB view: %q", got)
-	}
-}
+	"github.com/octoha/octoha/harness/cluster/local"
+)
 
 func TestStatusDegradedExitCode(t *testing.T) {
 	if (statusDegraded{[]string{"Node2 DEAD"}}).ExitCode() != 3 {
@@ -37,7 +18,7 @@ func TestStatusDegradedExitCode(t *testing.T) {
 func TestPrintStatusTaskColumns(t *testing.T) {
 	two, cap := 2, 20
 	var b strings.Builder
-	printStatus(&b, statusReport{Name: "c", OwnerAlive: true, Nodes: []nodeStatus{
+	printStatus(&b, local.StatusReport{Name: "c", OwnerAlive: true, Nodes: []local.NodeStatus{
 		{Name: "Node1", State: "OK", Ping: 200, LBState: "UP", Rank: "Leader", RunningTasks: &two, TaskCap: &cap},
 		{Name: "Node2", State: "DEAD", LBState: "DOWN"},
 	}})

@@ -267,13 +267,13 @@ func waitUntilOutput(t *testing.T, out *syncBuffer, text string, exited <-chan s
 }
 
 // statusJSON runs `octoha status --json`.
-func statusJSON(t *testing.T, bin, dir string) statusReport {
+func statusJSON(t *testing.T, bin, dir string) local.StatusReport {
 	t.Helper()
 	code, stdout, stderr := runOctoha(t, bin, 30*time.Second, "status", "--run-dir", dir, "--json")
 	if code != 0 && code != statusDegradedCode {
 		t.Fatalf("status --json exited %d: %s", code, stderr)
 	}
-	var rep statusReport
+	var rep local.StatusReport
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, stdout)
 	}
