@@ -19,6 +19,7 @@ import (
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/scenario"
+	"github.com/octoha/octoha/internal/syncbuf"
 	"github.com/octoha/octoha/services/postgres"
 	"github.com/octoha/octoha/services/samba"
 )
@@ -240,7 +241,7 @@ func TestCertifyInterruptedMidDrainUndrains(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "certify")
 	cmd := childCmd(context.Background(), bin, "certify", "--cluster", p.yaml, "--focus", "^Health check$", "--out", out)
 	cmd.Env = append(os.Environ(), p.keyEnv+"="+p.key)
-	var stdout syncBuffer
+	var stdout syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/octoha/octoha/harness/lb"
+	"github.com/octoha/octoha/internal/syncbuf"
 )
 
 // groupMembers lists the live processes whose process group is pgid.
@@ -46,7 +47,7 @@ func TestOwnerKilledLeavesNoNginxWorker(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "run")
 	cleanupRun(t, dir)
-	var out syncBuffer
+	var out syncbuf.Buffer
 	cmd := childCmd(context.Background(), bin, "up", "--network", "127.0.26", "--lb", "nginx", "--nodes", "1", "--run-dir", dir)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/internal/syncbuf"
 )
 
 // The README's "Load, faults and checks by hand" section, run line by line
@@ -149,7 +150,7 @@ func faultFor(t *testing.T, bin, work string, env []string, out string) {
 	if code != 0 || !strings.Contains(output, "recorded as pause-2") {
 		t.Fatalf("fault pause --for 1s: exit %d\n%s", code, output)
 	}
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	cmd := exec.Command(bin, "fault", "kill", "--node", "Node3", "--for", "5m")
 	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = work, env, &buf, &buf
 	if err := cmd.Start(); err != nil {

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/internal/proc"
+	"github.com/octoha/octoha/internal/syncbuf"
 	"github.com/octoha/octoha/internal/testbin"
 )
 
@@ -55,24 +55,6 @@ func needUpBinary(t *testing.T) string {
 		t.Fatalf("build octoha: %v", err)
 	}
 	return bin
-}
-
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // childCmd returns the binary run with args; it dies with the test process.
@@ -198,7 +180,7 @@ func TestUpForegroundSIGINT(t *testing.T) {
 	bin := needUpBinary(t)
 	dir := filepath.Join(t.TempDir(), "run")
 	cleanupRun(t, dir)
-	var out syncBuffer
+	var out syncbuf.Buffer
 	cmd := childCmd(context.Background(), bin, "up", "--network", "127.0.23", "--run-dir", dir)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
@@ -250,7 +232,7 @@ func TestUpForegroundSIGINT(t *testing.T) {
 }
 
 // waitUntilOutput waits for text in a running child's output.
-func waitUntilOutput(t *testing.T, out *syncBuffer, text string, exited <-chan struct{}) {
+func waitUntilOutput(t *testing.T, out *syncbuf.Buffer, text string, exited <-chan struct{}) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(out.String(), text) {
@@ -408,7 +390,7 @@ func TestUpOwnerKilled(t *testing.T) {
 	bin := needUpBinary(t)
 	dir := filepath.Join(t.TempDir(), "run")
 	cleanupRun(t, dir)
-	var out syncBuffer
+	var out syncbuf.Buffer
 	cmd := childCmd(context.Background(), bin, "up", "--network", "127.0.25", "--run-dir", dir)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/packages"
 
 	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/internal/syncbuf"
 )
 
 // randomBytes returns n reproducible pseudo-random bytes.
@@ -368,7 +369,7 @@ func bombDelta(t *testing.T, baseSize int64, copies int) []byte {
 // (Before the bound, the 17 KB bomb below made the node write 250 MiB and
 // only then refuse it for its hash.)
 func TestDeltaRatioBomb(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	const maxSize = 2 << 20
 	a := newTestNode(t, nil, func(c *Config) {
 		c.MaxPackageSize = maxSize

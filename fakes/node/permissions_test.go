@@ -8,11 +8,11 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/internal/syncbuf"
 )
 
 func postJSON(t *testing.T, tn *testNode, path string, in, out any) {
@@ -61,7 +61,7 @@ func allowed(status int) bool { return status == http.StatusCreated || status ==
 // while B keeps answering from its cache until the TTL runs out.
 func TestPermissionCacheInvalidatedOnlyWhereChanged(t *testing.T) {
 	ttl := 700 * time.Millisecond
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	logged := func(c *Config) {
 		c.PermissionCacheTTL = ttl
 		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -135,24 +135,6 @@ func TestPermissionCacheShared(t *testing.T) {
 	if _, err := New(Config{ID: "x", Name: "x", DB: a.db, Packages: a.pkgs, APIKeys: []string{testKey}, PermissionCache: "sometimes"}); err == nil || !strings.Contains(err.Error(), "permission cache") {
 		t.Errorf("New accepted permission cache mode %q: %v", "sometimes", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // userWithRoles creates a user with an API key, in a team of its own

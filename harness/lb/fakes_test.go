@@ -1,7 +1,6 @@
 package lb
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/internal/proc"
+	"github.com/octoha/octoha/internal/syncbuf"
 )
 
 // Test topology: backends on 127.0.0.111-.113 and the load balancer on
@@ -141,25 +141,6 @@ func backends(nodes []*fakeNode) []Backend {
 	return bs
 }
 
-// syncBuffer is a goroutine-safe log sink whose contents are shown when a
-// test fails (t.Log cannot be used after the test returns).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testOptions is the common setup: short checks, a free port on
 // testLBHost, a short Dir (the HAProxy socket path must fit 107 bytes).
 func testOptions(t testing.TB, kind Kind, nodes []*fakeNode) Options {
@@ -203,7 +184,7 @@ func requireKind(t *testing.T, k Kind) {
 // on failure, at cleanup.
 func startLB(t testing.TB, o Options) Balancer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	o.Log = logs
 	b, err := New(o)
 	if err != nil {

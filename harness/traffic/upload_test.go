@@ -17,6 +17,7 @@ import (
 	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/payload"
+	"github.com/octoha/octoha/internal/syncbuf"
 )
 
 // run uploads with a recorder and results buffer and returns all three.
@@ -458,30 +459,12 @@ func TestUploadOptionsValidate(t *testing.T) {
 
 func TestUploadProgressLines(t *testing.T) {
 	node := newTestNode(t, "Node1")
-	var out syncBuffer
+	var out syncbuf.Buffer
 	_, _, _ = run(t, t.Context(), UploadOptions{URL: node.URL(), Size: 8 << 20, Count: 2, Progress: &out, ProgressInterval: 5 * time.Millisecond})
 	s := out.String()
 	if !strings.Contains(s, "upload: 2/2 done (0 not ok)") || !strings.Contains(s, "MB/s") {
 		t.Fatalf("progress output:\n%s", s)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the progress goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestUploadMemoryStaysFlat uploads 256 MiB and checks that the process's
