@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,9 +104,12 @@ func apiErrorText(body []byte) string {
 }
 
 // resultWriter encodes vegeta Results to one stream from many goroutines
-// with vegeta's own (gob) encoder, keeping the first error.
+// with vegeta's own (gob) encoder, keeping the first error. Writes are
+// buffered (a write call per result cost an attack about as much as
+// encoding it); Flush writes the rest.
 type resultWriter struct {
 	mu  sync.Mutex
+	buf *bufio.Writer
 	enc vegeta.Encoder
 	err error
 }
@@ -114,7 +118,8 @@ func newResultWriter(w io.Writer) *resultWriter {
 	if w == nil {
 		return nil
 	}
-	return &resultWriter{enc: vegeta.NewEncoder(w)}
+	buf := bufio.NewWriterSize(w, 64<<10)
+	return &resultWriter{buf: buf, enc: vegeta.NewEncoder(buf)}
 }
 
 func (rw *resultWriter) write(r *vegeta.Result) {
@@ -131,12 +136,16 @@ func (rw *resultWriter) write(r *vegeta.Result) {
 	}
 }
 
-func (rw *resultWriter) Err() error {
+// Flush writes what is buffered and returns the first error.
+func (rw *resultWriter) Flush() error {
 	if rw == nil {
 		return nil
 	}
 	rw.mu.Lock()
 	defer rw.mu.Unlock()
+	if err := rw.buf.Flush(); err != nil && rw.err == nil {
+		rw.err = fmt.Errorf("write vegeta results: %w", err)
+	}
 	return rw.err
 }
 

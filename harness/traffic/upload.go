@@ -388,7 +388,7 @@ func Upload(ctx context.Context, opts UploadOptions) (*UploadSummary, error) {
 	}
 	o.Logger.Info("upload finished", "ok", s.OK, "failed", s.Failed, "unknown", s.Unknown,
 		"bytes", s.BytesSent, "duration", s.Duration, "MBps", s.Throughput/1e6)
-	return s, u.results.Err()
+	return s, u.results.Flush()
 }
 
 // job is one package being uploaded: its spec and, once known, its hash.
@@ -410,7 +410,7 @@ type job struct {
 // attempt has sent them all.
 func (j *job) expectedHash() string {
 	if j.hash == "" {
-		j.hash = j.spec.Hash()
+		j.hash = j.spec.CachedHash()
 	}
 	return j.hash
 }
