@@ -70,6 +70,9 @@ type AttackOptions struct {
 	// WorkDuration is how long each TargetWork request holds a task slot
 	// (default 100ms); WorkWait how long it may wait for one (default 1s).
 	WorkDuration, WorkWait time.Duration
+	// Loader, if set, receives what the attack cost this machine and
+	// whether it kept its rate (a fixed rate only) when Attack returns.
+	Loader *LoaderStats
 }
 
 // TargetPath returns the request path of an attack target.
@@ -220,6 +223,7 @@ func Attack(ctx context.Context, opts AttackOptions) (*vegeta.Metrics, error) {
 	// must not end up in history.jsonl or the results file.
 	shown := redact.URL(target)
 	o.Logger.Info("attack starting", "url", shown, "rate", o.Rate.String(), "duration", o.Duration, "name", o.Name)
+	clock := startLoaderClock()
 	rw := newResultWriter(o.Results)
 	// Ops are queued here and written in batches off this goroutine: it
 	// is the one every worker hands its result to, so its cost per result
@@ -245,7 +249,12 @@ func Attack(ctx context.Context, opts AttackOptions) (*vegeta.Metrics, error) {
 	}
 	m.Close()
 	_ = batch.Close() // a write error stays in the recorder, whose Close reports it
-	o.Logger.Info("attack finished", "requests", m.Requests, "rate", m.Rate, "success", m.Success)
+	st := clock.stats(perSecond(o.Rate), m.Rate)
+	if o.Loader != nil {
+		*o.Loader = st
+	}
+	o.Logger.Info("attack finished", "requests", m.Requests, "rate", m.Rate, "success", m.Success,
+		"loaderCPUShare", st.CPUShare, "behind", st.Behind)
 	return &m, rw.Flush()
 }
 

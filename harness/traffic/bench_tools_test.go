@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -87,15 +86,6 @@ func runTool(tb testing.TB, env []string, stdin []byte, name string, args ...str
 		tb.Fatalf("%s %s: %v\nstdout: %s\nstderr: %s", filepath.Base(name), strings.Join(args, " "), err, out.Bytes(), errb.Bytes())
 	}
 	return toolRun{wall: wall, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}, out.Bytes()
-}
-
-// selfCPU is this process's user + system CPU time so far.
-func selfCPU(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatalf("getrusage: %v", err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // spread renders "median (min–max)" of xs with the given format verb.
@@ -233,9 +223,9 @@ func BenchmarkUploadVsCurl(b *testing.B) {
 			if err != nil {
 				b.Fatalf("go-octopusdeploy client: %v", err)
 			}
-			cpu0, start := selfCPU(b), time.Now()
+			cpu0, start := processCPU(), time.Now()
 			res, err := packages.UploadV2(oc, api.DefaultSpaceID, spec.FileName(), spec.Reader(), packages.OverwriteModeOverwriteExisting, false)
-			r := toolRun{wall: time.Since(start), cpu: selfCPU(b) - cpu0}
+			r := toolRun{wall: time.Since(start), cpu: processCPU() - cpu0}
 			if err != nil {
 				b.Fatalf("go-octopusdeploy UploadV2: %v", err)
 			}
