@@ -1,8 +1,6 @@
 package history
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -70,7 +68,7 @@ func (b *Batch) run(delay time.Duration) {
 	t := time.NewTicker(delay)
 	defer t.Stop()
 	var spare []Op
-	var buf bytes.Buffer
+	var buf []byte
 	for {
 		select {
 		case <-b.stop:
@@ -85,7 +83,7 @@ func (b *Batch) run(delay time.Duration) {
 
 // flush writes what is queued, swapping the queue with spare so Add
 // appends into a slice the writer is not reading.
-func (b *Batch) flush(spare *[]Op, buf *bytes.Buffer) {
+func (b *Batch) flush(spare *[]Op, buf *[]byte) {
 	b.mu.Lock()
 	ops := b.queue
 	b.queue = (*spare)[:0]
@@ -114,22 +112,27 @@ func (b *Batch) Close() error {
 
 // ops appends ops as consecutive entries with one write, under one lock
 // of a shared history.
-func (r *Recorder) ops(ops []Op, buf *bytes.Buffer) {
+func (r *Recorder) ops(ops []Op, buf *[]byte) {
 	r.locked(func() {
-		buf.Reset()
-		enc := json.NewEncoder(buf)
+		b := (*buf)[:0]
 		for i := range ops {
 			r.seq++
 			ops[i].Seq = r.seq
 			if ops[i].Command == "" {
 				ops[i].Command = r.command
 			}
-			if err := enc.Encode(entry{Op: &ops[i]}); err != nil && r.err == nil {
-				r.err = fmt.Errorf("write history: %w", err)
+			mark := len(b)
+			var err error
+			if b, err = appendOpEntry(b, &ops[i]); err != nil {
+				b = b[:mark] // not half an entry
+				if r.err == nil {
+					r.err = fmt.Errorf("write history: %w", err)
+				}
 			}
 		}
-		if _, err := r.w.Write(buf.Bytes()); err != nil && r.err == nil {
+		if _, err := r.w.Write(b); err != nil && r.err == nil {
 			r.err = fmt.Errorf("write history: %w", err)
 		}
+		*buf = b
 	})
 }
