@@ -117,12 +117,12 @@ unit:
 # vs a discard sink behind the same HAProxy, node → Samba vs smbclient put,
 # and uploads with vs without Toxiproxy. BENCH_SIZE is each upload's size
 # (256MiB: about 6 minutes on 2 cores; the issue's figures are at 1GiB),
-# BENCH_ROUNDS the rounds per pair, BENCH a -bench regexp (BENCH=. runs
+# BENCH_ROUNDS the rounds per pair (default 5), BENCH a -bench regexp (BENCH=. runs
 # every benchmark of fakes/ and harness/). They run in a private network
 # namespace (`isolated`) where the machine has one, so other clusters on
 # 127.x cannot collide; the vegeta CLI is installed into bin/tools.
 BENCH_SIZE     ?= 256MiB
-BENCH_ROUNDS   ?= 3
+BENCH_ROUNDS   ?= 5
 BENCH          ?= VsCurl|VsVegetaCLI|NodeVsSink|NodeUploadSMB|ToxiproxyOverhead
 VEGETA_VERSION ?= v12.13.0
 ISOLATED       ?= $(shell command -v isolated 2>/dev/null)
