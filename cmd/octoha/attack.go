@@ -66,6 +66,7 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		URL: *rawURL, APIKey: key, Target: *target, SpaceID: *space, Rate: rate,
 		Duration: *duration, Workers: *workers, MaxWorkers: *maxWorkers, Timeout: *timeout,
 		Name: *name, Via: *via, Observe: func(r *vegeta.Result) { spread.Add(r); prog.add(r) },
+		Loader: &traffic.LoaderStats{},
 	}
 	if err := opts.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -103,6 +104,7 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("write report: %w", err)
 		}
 		fmt.Fprintf(stdout, "\nNode spread (%s header):\n%s", api.HeaderNode, spread)
+		fmt.Fprintf(stdout, "\n%s\n", opts.Loader)
 		fmt.Fprintf(stdout, "\nhistory: %s (as %s)\nresults: %s\n", arts.historyPath(), arts.name, arts.resultsPath())
 	}
 	return aerr

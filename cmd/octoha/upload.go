@@ -212,6 +212,7 @@ func printUploadSummary(w io.Writer, s *traffic.UploadSummary) {
 	fmt.Fprintf(w, "%d packages: %d ok, %d failed, %d unknown; %d attempts; %s sent in %s (%.1f MB/s); seed %d\n",
 		len(s.Packages), s.OK, s.Failed, s.Unknown, s.Attempts, payload.FormatSize(s.BytesSent),
 		s.Duration.Round(time.Millisecond), s.Throughput/1e6, s.Seed)
+	fmt.Fprintln(w, s.Loader)
 }
 
 // parseFraction reads "5%" or "0.05" as 0.05; it must be in (0, 1].

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -132,11 +133,14 @@ func (r *run) Attack(target string, rate int, opts ...func(*traffic.AttackOption
 	for _, f := range opts {
 		f(&o)
 	}
+	var st traffic.LoaderStats
+	o.Loader = &st
 	r.background(func(ctx context.Context) error {
 		defer out.Close()
 		if _, err := traffic.Attack(ctx, o); err != nil {
 			return fmt.Errorf("API load (%s): %w", target, err)
 		}
+		r.loaderFigures("attack-"+target, st)
 		return nil
 	})
 	return nil
@@ -171,7 +175,23 @@ func (r *run) Upload(ctx context.Context, o traffic.UploadOptions) (*traffic.Upl
 		return nil, fmt.Errorf("run uploads: %w", err)
 	}
 	r.Figure("upload-throughput", sum.Throughput/1e6, "MB/s")
+	r.loaderFigures("upload", sum.Loader)
 	return sum, nil
+}
+
+// loaderFigures records what a load cost the harness machine, and whether
+// a load with a schedule fell behind it, so a saturated loader shows in
+// the summary next to the figures it may have distorted.
+func (r *run) loaderFigures(load string, st traffic.LoaderStats) {
+	r.Figure(load+"-loader-cpu-share", 100*st.CPUShare, "% of "+strconv.Itoa(st.CPUs)+" cores")
+	if st.Scheduled {
+		behind := 0.0
+		if st.Behind {
+			behind = 1
+			r.Note("%s fell behind its schedule: %s", load, st)
+		}
+		r.Figure(load+"-behind-schedule", behind, "")
+	}
 }
 
 func (r *run) UploadInBackground(o traffic.UploadOptions) <-chan scenario.UploadResult {
@@ -193,6 +213,7 @@ func (r *run) UploadInBackground(o traffic.UploadOptions) <-chan scenario.Upload
 			err = fmt.Errorf("run uploads: %w", err)
 		} else {
 			r.Figure("upload-throughput", sum.Throughput/1e6, "MB/s")
+			r.loaderFigures("upload", sum.Loader)
 		}
 		ch <- scenario.UploadResult{Summary: sum, Err: err}
 	}()

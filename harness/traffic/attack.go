@@ -70,6 +70,9 @@ type AttackOptions struct {
 	// WorkDuration is how long each TargetWork request holds a task slot
 	// (default 100ms); WorkWait how long it may wait for one (default 1s).
 	WorkDuration, WorkWait time.Duration
+	// Loader, if set, receives what the attack cost this machine and
+	// whether it kept its rate (a fixed rate only) when Attack returns.
+	Loader *LoaderStats
 }
 
 // TargetPath returns the request path of an attack target.
@@ -162,10 +165,13 @@ type opIDTransport struct {
 	prefix string
 }
 
+// RoundTrip sets the header on the request itself rather than on a clone
+// (a RoundTripper should not change its caller's request): vegeta builds
+// a fresh request, headers included, for every hit and drops it after,
+// and a clone per request cost the loader a few percent of its CPU.
 func (t opIDTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	r := req.Clone(req.Context())
-	r.Header.Set(api.HeaderOp, t.prefix+req.Header.Get("X-Vegeta-Seq"))
-	return t.base.RoundTrip(r)
+	req.Header[api.HeaderOp] = []string{t.prefix + req.Header.Get("X-Vegeta-Seq")}
+	return t.base.RoundTrip(req)
 }
 
 // Attack runs one vegeta attack of GET requests against the target at the
@@ -214,7 +220,12 @@ func Attack(ctx context.Context, opts AttackOptions) (*vegeta.Metrics, error) {
 	// must not end up in history.jsonl or the results file.
 	shown := redact.URL(target)
 	o.Logger.Info("attack starting", "url", shown, "rate", o.Rate.String(), "duration", o.Duration, "name", o.Name)
+	clock := startLoaderClock()
 	rw := newResultWriter(o.Results)
+	// Ops are queued here and written in batches off this goroutine: it
+	// is the one every worker hands its result to, so its cost per result
+	// caps the attack's rate.
+	batch := history.NewBatch(o.Recorder, 0)
 	kind := o.Target
 	var m vegeta.Metrics
 	for r := range atk.Attack(targeter, o.Rate, o.Duration, o.Name) {
@@ -228,14 +239,20 @@ func Attack(ctx context.Context, opts AttackOptions) (*vegeta.Metrics, error) {
 		}
 		m.Add(r)
 		rw.write(r)
-		o.Recorder.Op(attackOp(r, kind, prefix, o.ClientName, o.Via))
+		batch.Add(attackOp(r, kind, prefix, o.ClientName, o.Via))
 		if o.Observe != nil {
 			o.Observe(r)
 		}
 	}
 	m.Close()
-	o.Logger.Info("attack finished", "requests", m.Requests, "rate", m.Rate, "success", m.Success)
-	return &m, rw.Err()
+	_ = batch.Close() // a write error stays in the recorder, whose Close reports it
+	st := clock.stats(perSecond(o.Rate), m.Rate)
+	if o.Loader != nil {
+		*o.Loader = st
+	}
+	o.Logger.Info("attack finished", "requests", m.Requests, "rate", m.Rate, "success", m.Success,
+		"loaderCPUShare", st.CPUShare, "behind", st.Behind)
+	return &m, rw.Flush()
 }
 
 // attackOp turns a vegeta result into a history Op.

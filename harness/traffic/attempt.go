@@ -109,9 +109,14 @@ func (u *uploader) limiter() *rate.Limiter {
 
 // writeBody writes the multipart body into pw: one part, field "file",
 // filename "<ID>.<Version><ext>", as the Octopus CLI sends it. It hashes the
-// payload on the way and reports payload progress.
+// payload on the way unless h is nil (the hash is known: the bytes are a
+// function of the spec) and reports payload progress.
 func writeBody(ctx context.Context, pw *io.PipeWriter, mw *multipart.Writer, spec payload.Spec, h hash.Hash, progress *atomic.Int64, lim *rate.Limiter) error {
-	return writePart(ctx, pw, mw, spec, io.TeeReader(spec.Reader(), h), progress, lim)
+	var r io.Reader = spec.Reader()
+	if h != nil {
+		r = io.TeeReader(r, h)
+	}
+	return writePart(ctx, pw, mw, spec, r, progress, lim)
 }
 
 // writeDeltaBody is writeBody for a delta upload: the part is the delta
@@ -209,7 +214,18 @@ func (u *uploader) attempt(ctx context.Context, j *job, n int) (a attemptResult)
 	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set(api.HeaderOp, a.opID)
 
-	h := sha1.New()
+	// SHA-1 costs the loader more CPU than generating and sending the
+	// bytes together: hash them on the way only when no earlier upload of
+	// the same content (this run, or a replay through the on-disk cache)
+	// has.
+	var h hash.Hash
+	if j.hash == "" && j.delta == nil {
+		if known, ok := payload.KnownHash(j.spec); ok {
+			j.hash = known
+		} else {
+			h = sha1.New()
+		}
+	}
 	progress := u.prog.counter(j.index)
 	writerDone := make(chan error, 1)
 	go func() {
@@ -240,8 +256,9 @@ func (u *uploader) attempt(ctx context.Context, j *job, n int) (a attemptResult)
 	a.bodyBytes = bodyBytes.Load()
 	if werr == nil {
 		a.sentAll = true
-		if j.delta == nil {
+		if h != nil {
 			j.hash = hex.EncodeToString(h.Sum(nil))
+			payload.RememberHash(j.spec, j.hash)
 		}
 	}
 	if doErr != nil && a.status == 0 {

@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -86,9 +87,12 @@ func parseBaseURL(raw string) (string, error) {
 func newNonce() string { return fmt.Sprintf("%06x", rand.Uint32()&0xffffff) }
 
 // resultWriter encodes vegeta Results to one stream from many goroutines
-// with vegeta's own (gob) encoder, keeping the first error.
+// with vegeta's own (gob) encoder, keeping the first error. Writes are
+// buffered (a write call per result cost an attack about as much as
+// encoding it); Flush writes the rest.
 type resultWriter struct {
 	mu  sync.Mutex
+	buf *bufio.Writer
 	enc vegeta.Encoder
 	err error
 }
@@ -97,7 +101,8 @@ func newResultWriter(w io.Writer) *resultWriter {
 	if w == nil {
 		return nil
 	}
-	return &resultWriter{enc: vegeta.NewEncoder(w)}
+	buf := bufio.NewWriterSize(w, 64<<10)
+	return &resultWriter{buf: buf, enc: vegeta.NewEncoder(buf)}
 }
 
 func (rw *resultWriter) write(r *vegeta.Result) {
@@ -114,12 +119,16 @@ func (rw *resultWriter) write(r *vegeta.Result) {
 	}
 }
 
-func (rw *resultWriter) Err() error {
+// Flush writes what is buffered and returns the first error.
+func (rw *resultWriter) Flush() error {
 	if rw == nil {
 		return nil
 	}
 	rw.mu.Lock()
 	defer rw.mu.Unlock()
+	if err := rw.buf.Flush(); err != nil && rw.err == nil {
+		rw.err = fmt.Errorf("write vegeta results: %w", err)
+	}
 	return rw.err
 }
 

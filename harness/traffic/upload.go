@@ -148,6 +148,10 @@ type UploadSummary struct {
 	// Throughput is BytesSent per second of Duration.
 	Throughput float64
 	Seed       int64
+	// Loader is what the upload cost this machine, and whether a
+	// rate-limited upload kept its rate (per package at once: Rate ×
+	// Concurrency is the schedule).
+	Loader LoaderStats
 }
 
 // Err returns an error saying how many packages did not end ok, or nil.
@@ -342,6 +346,7 @@ func Upload(ctx context.Context, opts UploadOptions) (*UploadSummary, error) {
 	o.Logger.Info("upload starting", "url", u.shownURL, "count", o.Count, "size", o.Size,
 		"concurrency", o.Concurrency, "seed", o.Seed, "retries", o.Retries, "delta", o.Delta, "change", o.Change)
 
+	clock := startLoaderClock()
 	out := make([]PackageResult, o.Count)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -386,9 +391,11 @@ func Upload(ctx context.Context, opts UploadOptions) (*UploadSummary, error) {
 	if s.Duration > 0 {
 		s.Throughput = float64(s.BytesSent) / s.Duration.Seconds()
 	}
+	s.Loader = clock.stats(float64(o.Rate)*float64(o.Concurrency), s.Throughput)
 	o.Logger.Info("upload finished", "ok", s.OK, "failed", s.Failed, "unknown", s.Unknown,
-		"bytes", s.BytesSent, "duration", s.Duration, "MBps", s.Throughput/1e6)
-	return s, u.results.Err()
+		"bytes", s.BytesSent, "duration", s.Duration, "MBps", s.Throughput/1e6,
+		"loaderCPUShare", s.Loader.CPUShare, "behind", s.Loader.Behind)
+	return s, u.results.Flush()
 }
 
 // job is one package being uploaded: its spec and, once known, its hash.
@@ -410,7 +417,7 @@ type job struct {
 // attempt has sent them all.
 func (j *job) expectedHash() string {
 	if j.hash == "" {
-		j.hash = j.spec.Hash()
+		j.hash = j.spec.CachedHash()
 	}
 	return j.hash
 }
