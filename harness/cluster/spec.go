@@ -430,22 +430,16 @@ func (s Spec) validate() error {
 		bad("%v", err)
 	}
 	errs = append(errs, s.validateAzure(kind)...)
-	switch {
-	case s.LB.RequestTimeout < 0:
+	if s.LB.RequestTimeout < 0 {
 		bad("lb.requestTimeout %v is negative", s.LB.RequestTimeout)
-	case s.LB.RequestTimeout > 0 && kind != lb.CaddyTimeout && kind != lb.Embedded:
-		bad("lb.requestTimeout is a total request read limit, which only %s and %s have (lb.kind is %s)", lb.CaddyTimeout, lb.Embedded, kind)
 	}
-	if kind == lb.Caddy || kind == lb.CaddyTimeout {
-		if s.LB.Sticky {
-			bad("lb.sticky: not available with %s (use haproxy)", kind)
-		}
-		if s.LB.Drain == string(lb.DrainNOLB) {
-			bad("lb.drain nolb: Caddy has no drain state (use haproxy)")
-		}
-		if s.LB.ShutdownSessions {
-			bad("lb.shutdownSessions: not available with %s (use haproxy)", kind)
-		}
+	if err == nil {
+		errs = append(errs, lb.Unsupported(kind,
+			lb.Wanted{Setting: "lb.sticky", Feature: lb.FeatSticky, On: s.LB.Sticky},
+			lb.Wanted{Setting: "lb.drain nolb", Feature: lb.FeatNOLB, On: s.LB.Drain == string(lb.DrainNOLB)},
+			lb.Wanted{Setting: "lb.shutdownSessions", Feature: lb.FeatShutdownSessions, On: s.LB.ShutdownSessions},
+			lb.Wanted{Setting: "lb.requestTimeout", Feature: lb.FeatRequestTimeout, On: s.LB.RequestTimeout > 0},
+		)...)
 	}
 	if s.LB.Interval < 10*time.Millisecond {
 		bad("lb.interval %v is too short (min 10ms)", s.LB.Interval)

@@ -81,12 +81,6 @@ func (s Spec) validateAzure(kind lb.Kind) []error {
 		if err := lb.ValidateAzure(kind, s.LB.Azure.Options()); err != nil {
 			errs = append(errs, fmt.Errorf("lb.azure: %w", err))
 		}
-		if s.LB.Sticky {
-			errs = append(errs, fmt.Errorf("lb.sticky: %s persists sessions by lb.azure.affinity", kind))
-		}
-		if s.LB.Drain == string(lb.DrainNOLB) || s.LB.ShutdownSessions {
-			errs = append(errs, fmt.Errorf("lb.drain nolb and lb.shutdownSessions are HAProxy settings; %s models Azure's probe", kind))
-		}
 		if s.Provider == ProviderDocker {
 			errs = append(errs, fmt.Errorf("lb.kind %s: the docker provider cannot run it (its silent idle drop, request timeout and WAF limits run in octoha's own process in front of HAProxy); use the local provider", kind))
 		}

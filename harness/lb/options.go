@@ -216,11 +216,13 @@ func (o Options) validate() error {
 	if o.RequestTimeout < 0 {
 		bad("RequestTimeout %v is negative", o.RequestTimeout)
 	}
-	switch {
-	case o.RequestTimeout > 0 && o.Kind == Caddy:
-		bad("RequestTimeout: the %s profile is the one without a total request timeout; use %s", Caddy, CaddyTimeout)
-	case o.RequestTimeout > 0 && o.Kind != Embedded && o.Kind != CaddyTimeout:
-		bad("RequestTimeout: %s has no total request timeout (its timeouts are inactivity timers); use %s or the embedded Go proxy", o.Kind, CaddyTimeout)
+	for _, err := range Unsupported(o.Kind,
+		Wanted{"Sticky", FeatSticky, o.Sticky},
+		Wanted{"Drain nolb", FeatNOLB, o.Drain == DrainNOLB},
+		Wanted{"ShutdownSessions", FeatShutdownSessions, o.ShutdownSessions},
+		Wanted{"RequestTimeout", FeatRequestTimeout, o.RequestTimeout > 0},
+	) {
+		bad("%v", err)
 	}
 	if o.Drain != DrainDown && o.Drain != DrainNOLB {
 		bad("Drain %q: want %q or %q", o.Drain, DrainDown, DrainNOLB)
@@ -228,12 +230,6 @@ func (o Options) validate() error {
 	if IsAzure(o.Kind) {
 		if err := o.Azure.validate(o.Kind); err != nil {
 			errs = append(errs, err)
-		}
-		if o.Sticky {
-			bad("Sticky: %s persists sessions by its own affinity setting (Azure.Affinity)", o.Kind)
-		}
-		if o.Drain == DrainNOLB || o.ShutdownSessions {
-			bad("Drain nolb and ShutdownSessions are HAProxy settings; %s models Azure's probe (only a healthy answer passes) and flows continue", o.Kind)
 		}
 	}
 	switch o.Kind {
@@ -251,30 +247,6 @@ func (o Options) validate() error {
 	if (o.Kind == Caddy || o.Kind == CaddyTimeout) && o.Dir != "" {
 		if p := caddySocketPath(o.Dir); len(p) > 107 {
 			bad("admin socket path %q is %d bytes; unix sockets allow 107: use a shorter Dir", p, len(p))
-		}
-	}
-	if o.Kind == Caddy || o.Kind == CaddyTimeout {
-		// Caddy's cookie policy pins to a hash of the upstream address and
-		// falls back at random: not the SRV=<node> contract of the others.
-		if o.Sticky {
-			bad("Sticky is not modelled for Caddy (its lb_policy cookie pins to a hash of the address, not %s=<node>): use haproxy or embedded", CookieName)
-		}
-		if o.Drain == DrainNOLB {
-			bad("Drain %q: Caddy has no drain state (a failed check takes the upstream out): use haproxy or embedded", DrainNOLB)
-		}
-		if o.ShutdownSessions {
-			bad("ShutdownSessions: Caddy does not cut an unhealthy upstream's requests: use haproxy")
-		}
-	}
-	if o.Kind == Nginx || o.Kind == NginxDefaults {
-		if o.Sticky {
-			bad("Sticky is not available in nginx OSS (no `sticky` directive; lb.md §2): use haproxy or embedded")
-		}
-		if o.Drain == DrainNOLB {
-			bad("Drain %q needs active health checks, which nginx OSS lacks (lb.md §2): use haproxy or embedded", DrainNOLB)
-		}
-		if o.ShutdownSessions {
-			bad("ShutdownSessions needs active health checks, which nginx OSS lacks: use haproxy")
 		}
 	}
 	return errors.Join(errs...)

@@ -140,7 +140,8 @@ func (a *Attached) StartShare(ctx context.Context) error {
 // be killed, paused and restarted; database and share outages need the
 // real PostgreSQL and Samba, not the embedded fallbacks; failovers need a
 // failover group; partitions and other network faults need the links to
-// go through Toxiproxy.
+// go through Toxiproxy; the balancer's own view needs a balancer that has
+// one (lb.FeatStateView).
 func capable(spec cluster.Spec, cp cluster.Capability) error {
 	group := spec.DB.Kind == cluster.DBPostgres && spec.DB.Replica != ""
 	switch cp {
@@ -159,6 +160,8 @@ func capable(spec cluster.Spec, cp cluster.Capability) error {
 		if spec.Storage.Kind != cluster.StorageSMB {
 			return errors.New("the share is a local directory (embedded): share outages need Samba (--storage smb, apt-get install samba)")
 		}
+	case cluster.CapLBView:
+		return lb.Supports(lb.Kind(spec.LB.Kind), lb.FeatStateView)
 	case cluster.CapPartition, cluster.CapNetwork:
 		if !spec.Toxiproxy {
 			return fmt.Errorf("%s faults need the cluster's links to go through Toxiproxy (octoha up --toxiproxy, spec toxiproxy: true); the docker provider can partition too", cp)
