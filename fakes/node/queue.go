@@ -381,12 +381,15 @@ func (n *Node) execute(ctx context.Context, e *execution) {
 		}
 	}
 	end := time.Now().UTC()
-	recorded := n.recordFinish(ctx, e, state, msg, end)
+	// The log is whole before the task shows as ended: a client that sees
+	// the task completed and reads its raw log finds the finished line.
 	e.log.add(end, api.TaskFinishedLine(t.ID, n.cfg.Name, end, state))
+	n.flushLog(ctx, e.log)
+	recorded := n.recordFinish(ctx, e, state, msg, end)
 	if !recorded.ok {
 		e.log.add(end, fmt.Sprintf("This run's outcome was not recorded: the task is already %s on node %q", recorded.state, recorded.node))
+		n.flushLog(ctx, e.log)
 	}
-	n.flushLog(ctx, e.log)
 	n.log.Info("task finished", "task", t.ID, "state", state, "recorded", recorded.ok)
 }
 

@@ -86,7 +86,7 @@ func Tasks(h *history.History, opts TaskOptions) []Result {
 		{CheckTasksDrain, func() Result { return TasksDrain(h, m, opts) }},
 		{CheckTasksLeader, func() Result { return TasksLeader(h, opts) }},
 		{CheckTasksDeadNode, func() Result { return TasksDeadNode(h, m, opts) }},
-		{CheckTasksCancel, func() Result { return TasksCancel(h, m) }},
+		{CheckTasksCancel, func() Result { return TasksCancel(h, m, opts) }},
 	}
 	var out []Result
 	for _, c := range all {

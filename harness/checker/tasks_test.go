@@ -301,13 +301,19 @@ func TestTasksCancelIgnored(t *testing.T) {
 	tb.cancel("ServerTasks-1", 2)
 	tb.cancel("ServerTasks-2", 2)
 	tb.cancel("ServerTasks-3", 2)
+	// ServerTasks-4 ends on its own 50 ms after the cancel: its node polls
+	// every 100 ms, so it could not have seen the cancel yet.
+	tb.create("ServerTasks-4", 1)
+	tb.cancel("ServerTasks-4", 2)
+	tb.final(history.TaskView{ID: "ServerTasks-4", State: history.TaskSuccess, Node: "Node2", CompletedTime: tp(2.06)}, 10)
 	tb.final(history.TaskView{ID: "ServerTasks-1", State: history.TaskCanceled, Node: "Node1", CompletedTime: tp(2.5)}, 10)
 	tb.final(history.TaskView{ID: "ServerTasks-2", State: history.TaskSuccess, Node: "Node3", CompletedTime: tp(4)}, 10)
 	tb.final(history.TaskView{ID: "ServerTasks-3", State: history.TaskSuccess, Node: "Node1", CompletedTime: tp(1.5)}, 10)
 	h := &tb.b.h
-	r := TasksCancel(h, NewTaskModel(h))
+	r := TasksCancel(h, NewTaskModel(h), TaskOptions{Poll: 100 * time.Millisecond})
 	mustStatus(t, r, Fail)
-	mustEvidence(t, r, "ServerTasks-2 on Node3: cancelled at", "ended Success", "ServerTasks-3 ended Success at t+")
+	mustEvidence(t, r, "ServerTasks-2 on Node3: cancelled at", "ended Success", "ServerTasks-3 ended Success at t+",
+		"ServerTasks-4 ended Success at t+1.060s, within one poll (100ms) of the cancel")
 	if r.Value("cancel-ignored") != 1 {
 		t.Errorf("cancel-ignored = %v, want 1", r.Value("cancel-ignored"))
 	}
