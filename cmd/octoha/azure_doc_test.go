@@ -39,7 +39,7 @@ func TestAzureDocRunIt(t *testing.T) {
 	wants := map[string][]string{
 		"up":     {"Application Gateway v2 model", "Azure Files standard share"},
 		"status": {"Node1", "affinity cookie"},
-		"chaos":  {"9 passed, 0 failed, 3 skipped"},
+		"chaos":  {"14 passed, 0 failed, 3 skipped"},
 	}
 	for _, line := range lines {
 		start := time.Now()
