@@ -114,23 +114,15 @@ func (w *World) compute() *computefake.ServerFactory {
 				r.SetTerminalResponse(http.StatusOK, armcompute.VirtualMachinesClientRestartResponse{}, nil)
 				return
 			},
-			BeginPowerOff: func(ctx context.Context, _ string, name string, _ *armcompute.VirtualMachinesClientBeginPowerOffOptions) (r azfake.PollerResponder[armcompute.VirtualMachinesClientPowerOffResponse], e azfake.ErrorResponder) {
+			BeginPowerOff: func(_ context.Context, _ string, name string, _ *armcompute.VirtualMachinesClientBeginPowerOffOptions) (r azfake.PollerResponder[armcompute.VirtualMachinesClientPowerOffResponse], e azfake.ErrorResponder) {
 				if _, ok := get(w, w.vms, name); !ok {
 					notFound(&e)
 					return
 				}
 				w.mu.Lock()
 				w.stopped[strings.ToLower(name)] = true
-				hold := w.HoldPowerOff
 				w.mu.Unlock()
 				w.mutate("power off " + name)
-				if hold != nil {
-					// The power-off has landed; its answer never comes.
-					close(hold)
-					<-ctx.Done()
-					e.SetError(ctx.Err())
-					return
-				}
 				r.AddNonTerminalResponse(http.StatusAccepted, nil)
 				r.SetTerminalResponse(http.StatusOK, armcompute.VirtualMachinesClientPowerOffResponse{}, nil)
 				return

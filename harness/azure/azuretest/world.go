@@ -53,9 +53,9 @@ type World struct {
 	// DenyWrites answers every change 403 AuthorizationFailed; DenyAll
 	// every request.
 	DenyWrites, DenyAll bool
-	// HoldPowerOff, when set, makes a power-off land and then wait for the
-	// request to be cancelled (an interrupted run); it is closed when the
-	// power-off has landed.
+	// HoldPowerOff, when set, makes a power-off land and its answer wait
+	// until the request is cancelled (an interrupted run); it is closed
+	// when the power-off has landed. Set it before the world is used.
 	HoldPowerOff chan struct{}
 	requests     int
 }
@@ -139,6 +139,13 @@ func (w *World) add(b []byte) error {
 		return fmt.Errorf("unknown resource type %q", head.Type)
 	}
 	return err
+}
+
+// HoldPowerOffs sets (or, nil, clears) HoldPowerOff while the world is in use.
+func (w *World) HoldPowerOffs(ch chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.HoldPowerOff = ch
 }
 
 // SetVMOS changes a VM's OS type (a mixed cluster).
@@ -254,9 +261,23 @@ func (t transport) Do(req *http.Request) (*http.Response, error) {
 	}
 	path := strings.ToLower(req.URL.Path)
 	for p, tr := range t.byProvider {
-		if strings.Contains(path, "/providers/"+p+"/") {
-			return tr.Do(req)
+		if !strings.Contains(path, "/providers/"+p+"/") {
+			continue
 		}
+		w.mu.Lock()
+		hold := w.HoldPowerOff
+		w.mu.Unlock()
+		if hold != nil && strings.HasSuffix(path, "/poweroff") {
+			// The power-off lands; its answer never comes.
+			resp, err := tr.Do(req)
+			if err == nil && resp.Body != nil {
+				resp.Body.Close()
+			}
+			close(hold)
+			<-req.Context().Done()
+			return nil, req.Context().Err()
+		}
+		return tr.Do(req)
 	}
 	return respond(req, http.StatusNotFound, nil, `{"error":{"code":"NoRegisteredProviderFound"}}`), nil
 }
