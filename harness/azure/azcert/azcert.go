@@ -39,6 +39,16 @@ func Rows(ctx context.Context, spec *cluster.Spec, set azure.Settings, o azure.O
 	if iv, th, ok := azure.EjectionBound(spec.Azure, obs); ok {
 		spec.LB.Interval, spec.LB.Fall = iv, th
 	}
+	// Each node's OS comes from its VM, not from a hand-written os:.
+	if spec.External != nil {
+		for _, v := range obs.VMs {
+			for i := range spec.External.Nodes {
+				if spec.External.Nodes[i].Name == v.Node && v.OSType != "" {
+					spec.External.Nodes[i].OS = strings.ToLower(v.OSType)
+				}
+			}
+		}
+	}
 	var out []certificate.Row
 	for _, r := range azure.Judge(spec.Azure, obs, set) {
 		out = append(out, Row(r))
