@@ -309,7 +309,6 @@ func databaseRow(s *Spec, o *Observed) Row {
 	return r
 }
 
-
 func shareRow(s *Spec, o *Observed) Row {
 	r := Row{ID: RowShareRegion, Requirement: "The shared storage is an Azure Files share in the same region as the node VMs"}
 	if s.Storage == nil {

@@ -275,7 +275,9 @@ func (s *Spec) SQLServerID() string {
 }
 
 // FailoverGroupID is the failover group's resource ID.
-func (s *Spec) FailoverGroupID() string { return s.SQLServerID() + "/failoverGroups/" + s.SQL.FailoverGroup }
+func (s *Spec) FailoverGroupID() string {
+	return s.SQLServerID() + "/failoverGroups/" + s.SQL.FailoverGroup
+}
 
 // DatabaseID is the database's resource ID.
 func (s *Spec) DatabaseID() string { return s.SQLServerID() + "/databases/" + s.SQL.Database }

@@ -11,7 +11,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"github.com/octoha/octoha/harness/azure"
 	"io"
 	"net"
 	"os"
@@ -22,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/octoha/octoha/fakes/node/launch"
+	"github.com/octoha/octoha/harness/azure"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/internal/redact"
 )
