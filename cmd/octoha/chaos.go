@@ -14,6 +14,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/octoha/octoha/harness/azure"
+	"github.com/octoha/octoha/harness/azure/azcert"
+	"github.com/octoha/octoha/harness/certificate"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/harness/runner"
@@ -27,6 +30,9 @@ type catalogueFlags struct {
 	seed                                                  int64
 	list, allowDestructive, yes, verbose                  bool
 	abortRate                                             string
+	// certify only: Azure configuration rows and the plan.
+	plan                   bool
+	maxPackage, uploadRate string
 }
 
 func (f *catalogueFlags) register(fs *flag.FlagSet, certify bool) {
@@ -42,6 +48,9 @@ func (f *catalogueFlags) register(fs *flag.FlagSet, certify bool) {
 	fs.BoolVar(&f.yes, "yes", false, "external clusters: do not ask before destructive faults")
 	if certify {
 		fs.StringVar(&f.abortRate, "abort-error-rate", "5%", "stop a scenario and undo its faults when more than this share of requests through the load balancer fail outside fault windows")
+		fs.BoolVar(&f.plan, "plan", false, "print what would be read from Azure and which faults would run against which resource, and exit (touches nothing, needs no credential)")
+		fs.StringVar(&f.maxPackage, "max-package", "", "the largest package the cluster must take (default: --upload-size); judged against the gateway's request timeout and WAF limits")
+		fs.StringVar(&f.uploadRate, "upload-rate", "", "the rate packages are uploaded at, e.g. 10MiB/s: the largest package's upload time is judged against the request timeout")
 		f.provider = cluster.ProviderExternal
 	} else {
 		fs.StringVar(&f.provider, "provider", "local", "local (processes), docker (containers), auto (docker when an engine and the images are there) or external (--cluster)")
@@ -145,6 +154,19 @@ func runCatalogue(ctx context.Context, command string, f catalogueFlags, stdout,
 		ext = &spec
 		opts.External = ext
 	}
+	if f.plan {
+		if ext == nil {
+			return fmt.Errorf("%w: --plan needs --cluster FILE.yaml", errUsage)
+		}
+		if err := azcert.Plan(stdout, *ext, f.allowDestructive); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		return nil
+	}
+	azSettings, err := azureSettings(f, size)
+	if err != nil {
+		return err
+	}
 	provider, why, err := runner.ResolveProvider(ctx, f.provider)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -210,6 +232,15 @@ func runCatalogue(ctx context.Context, command string, f catalogueFlags, stdout,
 	// An interrupt cancels ctx: the scenario in progress stops, undoes its
 	// faults and tears down; no further scenario starts. Further signals
 	// are held by the caller's handler while that happens.
+	var configRows []certificate.Row
+	if command == "certify" && ext != nil && ext.Azure != nil {
+		fmt.Fprintf(stdout, "octoha certify: reading the Azure configuration of %s\n", ext.Azure.ResourceGroup)
+		configRows, err = azcert.Rows(ctx, ext, azSettings, azure.Options{Logger: opts.Logger})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "octoha certify: ejection bound from the probe: %s × %d\n", ext.LB.Interval, ext.LB.Fall)
+	}
 	suite := runner.RunSuite(ctx, opts, command, selected)
 	start, results, counts := suite.Start, suite.Results, suite.Counts
 	if err := runner.WriteSuiteReports(ctx, out, "octoha "+command, start, all, results); err != nil {
@@ -222,7 +253,7 @@ func runCatalogue(ctx context.Context, command string, f catalogueFlags, stdout,
 	}
 	certFailed := false
 	if command == "certify" {
-		c := certificateFor(ctx, opts, ext, all, results)
+		c := certificateFor(ctx, opts, ext, all, results, configRows)
 		if err := c.Write(out); err != nil {
 			return err
 		}

@@ -47,6 +47,10 @@ type Row struct {
 	Evidence    []string `json:"evidence,omitempty"`
 	Scenarios   []string `json:"scenarios"`
 	Replay      []string `json:"replay,omitempty"`
+	// Resource and Value: a configuration row's resource ID and the value
+	// seen there (read from the cloud's API, not from a scenario).
+	Resource string `json:"resource,omitempty"`
+	Value    string `json:"value,omitempty"`
 }
 
 // Certificate is the whole document.
@@ -75,6 +79,9 @@ type Input struct {
 	Results   []*runner.Result
 	// Replay renders the command that replays a scenario.
 	Replay func(sc scenario.Scenario) string
+	// Configuration rows (e.g. Azure's), decided before the run; they
+	// count in the verdict like the others.
+	Configuration []Row
 }
 
 // Build decides every row from the results.
@@ -139,6 +146,17 @@ func Build(in Input) Certificate {
 			failed = true
 		case row.Status == NotRun && !req.Optional:
 			incomplete = true
+		}
+		c.Rows = append(c.Rows, row)
+	}
+	for _, row := range in.Configuration {
+		switch row.Status {
+		case Fail:
+			failed = true
+		case NotRun:
+			if !row.Optional {
+				incomplete = true
+			}
 		}
 		c.Rows = append(c.Rows, row)
 	}

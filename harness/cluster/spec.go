@@ -21,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/octoha/octoha/fakes/node/launch"
+	"github.com/octoha/octoha/harness/azure"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/internal/redact"
 )
@@ -75,6 +76,9 @@ type Spec struct {
 	Toxiproxy bool `yaml:"toxiproxy,omitempty"`
 	// External describes a real cluster (provider "external").
 	External *ExternalSpec `yaml:"external,omitempty"`
+	// Azure names a real cluster's Azure resources: certification reads
+	// their configuration, and Azure faults act on them (external only).
+	Azure *azure.Spec `yaml:"azure,omitempty"`
 }
 
 // LBSpec configures the load balancer.
@@ -501,6 +505,18 @@ func (s Spec) validate() error {
 		}
 	} else {
 		s.validateOS(bad)
+	}
+	if s.Azure != nil {
+		if s.Provider != ProviderExternal {
+			bad("azure: describes a real cluster: use it with provider external")
+		}
+		var names []string
+		for _, n := range s.External.nodes() {
+			names = append(names, n.Name)
+		}
+		if err := s.Azure.Validate(names); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if p := s.Node.PermissionCache; p != "" && p != "local" && p != "shared" {
 		bad("node.permissionCache %q: want local or shared", p)

@@ -62,7 +62,7 @@ func Preflight(ctx context.Context, opts Options, sc scenario.Scenario) error {
 		}
 		var errs []error
 		for _, n := range sc.Needs {
-			if err := external.Can(opts.External.External, n); err != nil {
+			if err := external.CanSpec(*opts.External, n); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -20,11 +20,17 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/node/launch"
 	"github.com/octoha/octoha/harness/apiclient"
+	"github.com/octoha/octoha/harness/azure"
+	"github.com/octoha/octoha/harness/azure/faults"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/internal/redact"
@@ -53,10 +59,20 @@ type Options struct {
 	Logger *slog.Logger
 	// HookTimeout bounds each hook command; default 5 minutes.
 	HookTimeout time.Duration
+	// AzureTransport and AzureCredential replace Azure's HTTP client and
+	// default credential chain (tests: the SDK's fake servers).
+	AzureTransport  policy.Transporter
+	AzureCredential azcore.TokenCredential
 }
 
 // Cluster is a connected external cluster.
 type Cluster struct {
+	// az injects node faults through Azure's API when the spec has an
+	// azure: section (instead of hooks); azDone says what it did to each
+	// node ("vm" powered off, "service" stopped), for StartNode.
+	az     *faults.Injector
+	azMu   sync.Mutex
+	azDone map[string]string
 	spec   cluster.Spec
 	key    string
 	nodes  []cluster.Node
@@ -106,6 +122,15 @@ func Connect(ctx context.Context, spec cluster.Spec, opts Options) (*Cluster, er
 		opts.HookTimeout = 5 * time.Minute
 	}
 	c := &Cluster{spec: norm, key: key, hooks: ext.Hooks, allow: ext.AllowDestructive, log: opts.Logger, hookTO: opts.HookTimeout}
+	if norm.Azure != nil && c.allow {
+		// No request is made here: a missing credential shows on the
+		// first fault, naming what to do.
+		azc, err := azure.New(norm.Azure, azure.Options{Logger: opts.Logger, Transport: opts.AzureTransport, Credential: opts.AzureCredential})
+		if err != nil {
+			return nil, fmt.Errorf("external cluster: %w", err)
+		}
+		c.az, c.azDone = faults.New(azc), map[string]string{}
+	}
 	for i, n := range ext.Nodes {
 		if n.Name == "" || n.URL == "" {
 			return nil, fmt.Errorf("external cluster: node %d needs a name and a url", i+1)
@@ -223,7 +248,34 @@ var faultHooks = map[cluster.Capability][]string{
 }
 
 // Can implements cluster.Capable.
-func (c *Cluster) Can(cp cluster.Capability) error { return Can(c.spec.External, cp) }
+func (c *Cluster) Can(cp cluster.Capability) error { return CanSpec(c.spec, cp) }
+
+// CanSpec is Can for a whole spec: with an azure: section, kill (VM power
+// off) and restart (service stop through Run Command) need no hooks, only
+// --allow-destructive.
+func CanSpec(spec cluster.Spec, cp cluster.Capability) error {
+	if (cp == cluster.CapKill || cp == cluster.CapRestart) && spec.Azure != nil && spec.External != nil {
+		if !spec.External.AllowDestructive {
+			return fmt.Errorf("%s on an external cluster is destructive: it needs --allow-destructive (or external.allowDestructive: true); with azure: it goes through Azure's API", cp)
+		}
+		return nil
+	}
+	return Can(spec.External, cp)
+}
+
+// azureNode injects a node fault through Azure: kill powers the VM off,
+// stop stops the Octopus service with Run Command. The undo is the
+// caller's (the nemesis registers StartNode before injecting).
+func (c *Cluster) azureNode(ctx context.Context, name, what string) error {
+	var undo faults.Stack // StartNode undoes; this stack only satisfies the registration
+	c.azMu.Lock()
+	c.azDone[name] = what
+	c.azMu.Unlock()
+	if what == "vm" {
+		return c.az.PowerOff(ctx, &undo, name)
+	}
+	return c.az.StopService(ctx, &undo, name)
+}
 
 // Can says whether a real cluster described by ext can take cp, without
 // connecting to it: drains always (through the API); destructive faults
@@ -315,8 +367,14 @@ func (c *Cluster) run(ctx context.Context, hook, node string) error {
 	return nil
 }
 
-// KillNode implements cluster.NodeController through the kill hook.
-func (c *Cluster) KillNode(ctx context.Context, name string) error { return c.run(ctx, HookKill, name) }
+// KillNode implements cluster.NodeController: Azure power-off, or the
+// kill hook.
+func (c *Cluster) KillNode(ctx context.Context, name string) error {
+	if c.az != nil {
+		return c.azureNode(ctx, name, "vm")
+	}
+	return c.run(ctx, HookKill, name)
+}
 
 // PauseNode implements cluster.NodeController through the pause hook.
 func (c *Cluster) PauseNode(ctx context.Context, name string) error {
@@ -328,13 +386,20 @@ func (c *Cluster) ResumeNode(ctx context.Context, name string) error {
 	return c.run(ctx, HookResume, name)
 }
 
-// StopNode implements cluster.NodeController through the stop hook.
-func (c *Cluster) StopNode(ctx context.Context, name string) error { return c.run(ctx, HookStop, name) }
+// StopNode implements cluster.NodeController: the Octopus service
+// stopped through Azure Run Command, or the stop hook.
+func (c *Cluster) StopNode(ctx context.Context, name string) error {
+	if c.az != nil {
+		return c.azureNode(ctx, name, "service")
+	}
+	return c.run(ctx, HookStop, name)
+}
 
-// StartNode implements cluster.NodeController through the start hook, then
-// waits until the node answers its ping.
+// StartNode implements cluster.NodeController (Azure: start the VM or the
+// service, whichever was stopped; else the start hook), then waits until
+// the node answers its ping.
 func (c *Cluster) StartNode(ctx context.Context, name string) error {
-	if err := c.run(ctx, HookStart, name); err != nil {
+	if err := c.start(ctx, name); err != nil {
 		return err
 	}
 	for _, n := range c.nodes {
@@ -345,6 +410,27 @@ func (c *Cluster) StartNode(ctx context.Context, name string) error {
 		}
 	}
 	return fmt.Errorf("no node named %q", name)
+}
+
+func (c *Cluster) start(ctx context.Context, name string) error {
+	if c.az == nil {
+		return c.run(ctx, HookStart, name)
+	}
+	c.azMu.Lock()
+	what := c.azDone[name]
+	delete(c.azDone, name)
+	c.azMu.Unlock()
+	switch what {
+	case "vm":
+		return c.az.StartVM(ctx, name)
+	case "service":
+		return c.az.StartService(ctx, name)
+	}
+	// Nothing stopped it through Azure: start both, harmless when running.
+	if err := c.az.StartVM(ctx, name); err != nil {
+		return err
+	}
+	return c.az.StartService(ctx, name)
 }
 
 // StopDatabase implements cluster.DatabaseController through a hook.
