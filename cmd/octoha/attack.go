@@ -13,10 +13,10 @@ import (
 	"github.com/mattn/go-isatty"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/traffic"
 	"github.com/octoha/octoha/internal/redact"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // runAttack puts rate-based read load on a cluster with vegeta and prints
@@ -29,7 +29,7 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		rateS      = fs.String("rate", "50/s", `requests per period, e.g. 200/s, 50/100ms; "0" = as fast as --max-workers allow`)
 		duration   = fs.Duration("duration", 10*time.Second, "how long to attack")
 		apiKey     = fs.String("api-key", "", "Octopus API key (default: the cluster's own key, else $"+trafficAPIKeyEnv+"; ping needs none)")
-		space      = fs.String("space", api.DefaultSpaceID, "space ID (target packages)")
+		space      = fs.String("space", octopusapi.DefaultSpaceID, "space ID (target packages)")
 		workers    = fs.Uint64("workers", vegeta.DefaultWorkers, "initial workers")
 		maxWorkers = fs.Uint64("max-workers", 0, "maximum workers (default unlimited; required with --rate 0)")
 		timeout    = fs.Duration("timeout", traffic.DefaultAttackTimeout, "per-request timeout")
@@ -103,7 +103,7 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err := vegeta.NewTextReporter(m).Report(stdout); err != nil {
 			return fmt.Errorf("write report: %w", err)
 		}
-		fmt.Fprintf(stdout, "\nNode spread (%s header):\n%s", api.HeaderNode, spread)
+		fmt.Fprintf(stdout, "\nNode spread (%s header):\n%s", octopusapi.HeaderNode, spread)
 		fmt.Fprintf(stdout, "\n%s\n", opts.Loader)
 		fmt.Fprintf(stdout, "\nhistory: %s (as %s)\nresults: %s\n", arts.historyPath(), arts.name, arts.resultsPath())
 	}

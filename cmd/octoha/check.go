@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/node/launch"
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster"
@@ -20,6 +19,7 @@ import (
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/nemesis"
 	"github.com/octoha/octoha/harness/scenario"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // checkAPIKeyEnv supplies check's API key, so it need not appear on the
@@ -52,7 +52,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		lbURL         = fs.String("url", "", "base URL of the load balancer (default: that of the cluster --name)")
 		out           = fs.String("out", "", "run directory that upload, attack and fault wrote (default "+byHandRoot()+"/<cluster>-<owner pid>)")
 		apiKey        = fs.String("api-key", "", "Octopus API key (default: the cluster's own key, else $"+checkAPIKeyEnv+"; prefer those: flags show in process lists)")
-		space         = fs.String("space", api.DefaultSpaceID, "space ID")
+		space         = fs.String("space", octopusapi.DefaultSpaceID, "space ID")
 		filesDir      = fs.String("files-dir", "", "local Packages directory to scan for leftovers and orphans (default: the cluster's, local or the Samba share's; skipped without one)")
 		jsonOut       = fs.Bool("json", false, "print the report as JSON")
 		deepNodes     = fs.Bool("deep-nodes", false, "download and hash every package through every live node, whatever its size")
@@ -116,8 +116,8 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if key == "" {
 		return fmt.Errorf("%w: an API key is required: set $%s (or --api-key)", errUsage, checkAPIKeyEnv)
 	}
-	if !api.ValidSpaceID(*space) {
-		return fmt.Errorf("%w: --space %q is not a space ID like %s", errUsage, *space, api.DefaultSpaceID)
+	if !octopusapi.ValidSpaceID(*space) {
+		return fmt.Errorf("%w: --space %q is not a space ID like %s", errUsage, *space, octopusapi.DefaultSpaceID)
 	}
 	if *concurrency <= 0 || *timeout <= 0 || *stall <= 0 || *allowOutside < 0 {
 		return fmt.Errorf("%w: --concurrency, --timeout and --stall-timeout must be positive, --allowed-outside-failures not negative", errUsage)

@@ -13,7 +13,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/local"
@@ -22,6 +21,7 @@ import (
 	"github.com/octoha/octoha/harness/tasks"
 	"github.com/octoha/octoha/harness/traffic"
 	"github.com/octoha/octoha/internal/redact"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // runTasks creates, watches and cancels server tasks on a running
@@ -53,7 +53,7 @@ func addTasksFlags(fs *flag.FlagSet) tasksFlags {
 	return tasksFlags{
 		url:    fs.String("url", "", "base URL of the load balancer (default: the load balancer of the cluster --name)"),
 		apiKey: fs.String("api-key", "", "Octopus API key (default: the cluster's own key, else $"+trafficAPIKeyEnv+"; prefer those: flags show in process lists)"),
-		space:  fs.String("space", api.DefaultSpaceID, "space ID"),
+		space:  fs.String("space", octopusapi.DefaultSpaceID, "space ID"),
 		out:    fs.String("out", "", "run directory shared with upload, attack, fault and check (default "+byHandRoot()+"/<cluster>-<owner pid>)"),
 		cf:     addClusterFlags(fs),
 	}
@@ -108,7 +108,7 @@ func runTasksCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 		count    = fs.Int("count", 1, "number of tasks")
 		duration = fs.Duration("duration", 2*time.Second, "how long each task runs (the fake node's DurationMs argument)")
 		rateS    = fs.String("rate", "0", `tasks per period, e.g. 5/s; "0" = one after the other as fast as they are answered`)
-		kind     = fs.String("kind", api.TaskKindHealth, "the task's Name: "+strings.Join(api.TaskKinds, ", "))
+		kind     = fs.String("kind", octopusapi.TaskKindHealth, "the task's Name: "+strings.Join(octopusapi.TaskKinds, ", "))
 		watch    = fs.Bool("watch", false, "then follow them as tasks watch does")
 		every    = fs.Duration("every", 500*time.Millisecond, "with --watch: how often to read the tasks and the node list")
 		within   = fs.Duration("for", 5*time.Minute, "with --watch: stop following after this long")
@@ -120,8 +120,8 @@ func runTasksCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *count < 1 {
 		return fmt.Errorf("%w: --count must be at least 1", errUsage)
 	}
-	if *duration < 0 || *duration > api.MaxTaskDuration {
-		return fmt.Errorf("%w: --duration must be between 0 and %s", errUsage, api.MaxTaskDuration)
+	if *duration < 0 || *duration > octopusapi.MaxTaskDuration {
+		return fmt.Errorf("%w: --duration must be between 0 and %s", errUsage, octopusapi.MaxTaskDuration)
 	}
 	rate, err := parseTaskRate(*rateS)
 	if err != nil {
@@ -259,7 +259,7 @@ func watchTasks(ctx context.Context, s *tasksSession, every, within time.Duratio
 func progressLine(d *tasks.Driver) string {
 	c := d.Counts()
 	var parts []string
-	for _, st := range api.TaskStates {
+	for _, st := range octopusapi.TaskStates {
 		if c[st] > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", st, c[st]))
 		}

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 func TestTasksUsageErrors(t *testing.T) {
@@ -44,7 +44,7 @@ func TestTasksUsageErrors(t *testing.T) {
 func brokenCancelQueue(t *testing.T) *httptest.Server {
 	t.Helper()
 	var mu sync.Mutex
-	tasks := map[string]*api.Task{}
+	tasks := map[string]*octopusapi.Task{}
 	n := 0
 	js := func(w http.ResponseWriter, v any) {
 		w.Header().Set("Content-Type", "application/json")
@@ -56,7 +56,7 @@ func brokenCancelQueue(t *testing.T) *httptest.Server {
 		defer mu.Unlock()
 		n++
 		now := time.Now()
-		tk := &api.Task{Id: fmt.Sprintf("ServerTasks-%d", n), Name: api.TaskKindHealth, State: api.TaskQueued, QueueTime: &now}
+		tk := &octopusapi.Task{Id: fmt.Sprintf("ServerTasks-%d", n), Name: octopusapi.TaskKindHealth, State: octopusapi.TaskQueued, QueueTime: &now}
 		tasks[tk.Id] = tk
 		w.WriteHeader(http.StatusCreated)
 		js(w, tk)
@@ -64,15 +64,15 @@ func brokenCancelQueue(t *testing.T) *httptest.Server {
 	mux.HandleFunc("GET /api/tasks", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
-		var items []api.Task
+		var items []octopusapi.Task
 		for _, id := range strings.Split(r.URL.Query().Get("ids"), ",") {
 			if tk := tasks[id]; tk != nil {
 				now := time.Now()
-				tk.State, tk.ServerNode, tk.StartTime, tk.CompletedTime = api.TaskSuccess, "Node1", &now, &now
+				tk.State, tk.ServerNode, tk.StartTime, tk.CompletedTime = octopusapi.TaskSuccess, "Node1", &now, &now
 				items = append(items, *tk)
 			}
 		}
-		js(w, api.NewPage("Task", items, len(items), 0, len(items), "/api/tasks"))
+		js(w, octopusapi.NewPage("Task", items, len(items), 0, len(items), "/api/tasks"))
 	})
 	mux.HandleFunc("GET /api/tasks/{id}", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
@@ -86,10 +86,10 @@ func brokenCancelQueue(t *testing.T) *httptest.Server {
 		js(w, tasks[r.PathValue("id")]) // acknowledged, and ignored
 	})
 	mux.HandleFunc("GET /api/octopusservernodes/summary", func(w http.ResponseWriter, r *http.Request) {
-		js(w, api.NodeSummary{Nodes: []api.Node{{Id: "OctopusServerNodes-1", Name: "Node1", MaxConcurrentTasks: 5}}})
+		js(w, octopusapi.NodeSummary{Nodes: []octopusapi.Node{{Id: "OctopusServerNodes-1", Name: "Node1", MaxConcurrentTasks: 5}}})
 	})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get(api.HeaderAPIKey) != "API-TASKSCMD00000000000000000" {
+		if r.Header.Get(octopusapi.HeaderAPIKey) != "API-TASKSCMD00000000000000000" {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}

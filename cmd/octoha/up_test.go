@@ -16,13 +16,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/internal/proc"
 	"github.com/octoha/octoha/internal/syncbuf"
 	"github.com/octoha/octoha/internal/testbin"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 func TestMain(m *testing.M) {
@@ -324,9 +324,9 @@ func TestUpDetachStatusDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	on := true
-	body, _ := json.Marshal(api.NodeUpdate{Id: "OctopusServerNodes-2", IsInMaintenanceMode: &on})
-	req, _ := http.NewRequest(http.MethodPut, st.LBURL+api.NodePath("OctopusServerNodes-2"), bytes.NewReader(body))
-	req.Header.Set(api.HeaderAPIKey, key)
+	body, _ := json.Marshal(octopusapi.NodeUpdate{Id: "OctopusServerNodes-2", IsInMaintenanceMode: &on})
+	req, _ := http.NewRequest(http.MethodPut, st.LBURL+octopusapi.NodePath("OctopusServerNodes-2"), bytes.NewReader(body))
+	req.Header.Set(octopusapi.HeaderAPIKey, key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -12,13 +12,13 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/node/launch"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/harness/traffic"
 	"github.com/octoha/octoha/internal/redact"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // trafficAPIKeyEnv supplies the API key of upload and attack, so it need not
@@ -39,7 +39,7 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var (
 		rawURL      = fs.String("url", "", "base URL of the load balancer or a node (default: the load balancer of the cluster --name)")
 		apiKey      = fs.String("api-key", "", "Octopus API key (default: the cluster's own key, else $"+trafficAPIKeyEnv+"; prefer those: flags show in process lists)")
-		space       = fs.String("space", api.DefaultSpaceID, "space ID")
+		space       = fs.String("space", octopusapi.DefaultSpaceID, "space ID")
 		sizeS       = fs.String("size", "64MiB", "bytes per package, e.g. 64MiB, 1GiB, 500MB")
 		count       = fs.Int("count", 1, "number of packages")
 		concurrency = fs.Int("concurrency", 1, "uploads at once")
@@ -48,7 +48,7 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		retries     = fs.Int("retries", 3, "retries per package after connection errors and 5xx")
 		backoff     = fs.Duration("backoff", traffic.DefaultBackoff, "first wait before a retry (doubles each time)")
 		stall       = fs.Duration("stall-timeout", traffic.DefaultStallTimeout, "abandon an attempt when no byte moves for this long")
-		mode        = fs.String("overwrite-mode", api.FailIfExists, "FailIfExists, OverwriteExisting or IgnoreIfExists")
+		mode        = fs.String("overwrite-mode", octopusapi.FailIfExists, "FailIfExists, OverwriteExisting or IgnoreIfExists")
 		out         = fs.String("out", "", "run directory shared with attack, fault and check: "+historyFileName+" and upload-N"+resultsSuffix+" (default "+byHandRoot()+"/<cluster>-<owner pid>)")
 		via         = fs.String("via", "", `recorded as each op's "via" (e.g. lb or a node name)`)
 		quiet       = fs.Bool("quiet", false, "no progress output")

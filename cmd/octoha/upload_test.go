@@ -18,8 +18,8 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 const trafficTestKey = "API-CLITEST42"
@@ -40,18 +40,18 @@ func newTrafficTestServer(t *testing.T) *trafficTestServer {
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
 		s.mu.Lock()
-		s.keys = append(s.keys, r.Header.Get(api.HeaderAPIKey))
+		s.keys = append(s.keys, r.Header.Get(octopusapi.HeaderAPIKey))
 		refuse := s.refuse
 		s.mu.Unlock()
-		w.Header().Set(api.HeaderNode, "NodeT")
+		w.Header().Set(octopusapi.HeaderNode, "NodeT")
 		w.Header().Set("Content-Type", "application/json")
 		switch {
-		case r.URL.Path == api.PingPath:
+		case r.URL.Path == octopusapi.PingPath:
 			_, _ = io.WriteString(w, `{"Id":"NodeT"}`)
-		case r.Method == http.MethodPost && r.URL.Path == api.UploadPath(api.DefaultSpaceID, ""):
+		case r.Method == http.MethodPost && r.URL.Path == octopusapi.UploadPath(octopusapi.DefaultSpaceID, ""):
 			if refuse != 0 {
 				w.WriteHeader(refuse)
-				_ = json.NewEncoder(w).Encode(api.Error{ErrorMessage: "refused by test"})
+				_ = json.NewEncoder(w).Encode(octopusapi.Error{ErrorMessage: "refused by test"})
 				return
 			}
 			mr, err := r.MultipartReader()
@@ -70,13 +70,13 @@ func newTrafficTestServer(t *testing.T) *trafficTestServer {
 				w.WriteHeader(http.StatusBadRequest)
 				return
 			}
-			pf, err := api.ParseFileName(part.FileName())
+			pf, err := octopusapi.ParseFileName(part.FileName())
 			if err != nil {
 				w.WriteHeader(http.StatusBadRequest)
 				return
 			}
 			w.WriteHeader(http.StatusCreated)
-			_ = json.NewEncoder(w).Encode(api.Package{PackageId: pf.ID, Version: pf.Version, Hash: hex.EncodeToString(h.Sum(nil)), PackageSizeBytes: n})
+			_ = json.NewEncoder(w).Encode(octopusapi.Package{PackageId: pf.ID, Version: pf.Version, Hash: hex.EncodeToString(h.Sum(nil)), PackageSizeBytes: n})
 		default:
 			w.WriteHeader(http.StatusNotFound)
 		}

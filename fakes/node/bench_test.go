@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // benchSize is the upload size: $OCTOHA_BENCH_SIZE bytes (suffixes KiB, MiB,
@@ -115,8 +115,8 @@ func uploadStream(b *testing.B, n *nodeProc, file string, size int64) (time.Dura
 		}
 		pw.CloseWithError(err)
 	}()
-	req, _ := http.NewRequest(http.MethodPost, n.url+api.UploadPath("Spaces-1", api.OverwriteExisting), pr)
-	req.Header.Set(api.HeaderAPIKey, procKey)
+	req, _ := http.NewRequest(http.MethodPost, n.url+octopusapi.UploadPath("Spaces-1", octopusapi.OverwriteExisting), pr)
+	req.Header.Set(octopusapi.HeaderAPIKey, procKey)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	base := rssKiB(n.p.PID())
 	var peak atomic.Int64
@@ -223,7 +223,7 @@ func BenchmarkNodeUploadSMB(b *testing.B) {
 				nodeRates = append(nodeRates, float64(size)/d.Seconds()/1e6)
 				growth = max(growth, grow)
 				id := "packages-" + strings.TrimSuffix(name, ".zip")
-				if code, body, _ := request(b, http.MethodDelete, n.url+api.PackagePath("Spaces-1", id), nil); code != http.StatusOK {
+				if code, body, _ := request(b, http.MethodDelete, n.url+octopusapi.PackagePath("Spaces-1", id), nil); code != http.StatusOK {
 					b.Fatalf("delete %s: %d %s", id, code, body)
 				}
 			}

@@ -20,9 +20,9 @@ import (
 
 	"github.com/OctopusDeploy/go-octodiff/pkg/octodiff"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/blob"
 	"github.com/octoha/octoha/fakes/store"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // Delta-compressed uploads, as Octopus Server offers them to the official
@@ -76,7 +76,7 @@ func (n *Node) nearestEarlier(ctx context.Context, space, packageID, version str
 
 // deltaSignature handles GET /api/{space}/packages/{id}/{version}/delta-signature.
 func (n *Node) deltaSignature(w http.ResponseWriter, r *http.Request, space, packageID, version string) {
-	if !api.ValidPackageID(packageID) || !api.ValidVersion(version) {
+	if !octopusapi.ValidPackageID(packageID) || !octopusapi.ValidVersion(version) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("%q %q is not a valid package ID and version.", packageID, version), nil)
 		return
 	}
@@ -95,7 +95,7 @@ func (n *Node) deltaSignature(w http.ResponseWriter, r *http.Request, space, pac
 	// The cache's name follows the stored path, so the janitor keeps it
 	// with its package; both resolve only on a node of the OS that wrote
 	// them.
-	cache, err := resolvePath(n.cfg.OS, api.SignatureCachePath(base.Path, base.Hash))
+	cache, err := resolvePath(n.cfg.OS, octopusapi.SignatureCachePath(base.Path, base.Hash))
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "The signature of "+base.PackageID+" "+base.Version+" could not be read: "+err.Error(), []string{err.Error()})
 		return
@@ -254,13 +254,13 @@ func (n *Node) deltaUpload(w http.ResponseWriter, r *http.Request, space, packag
 		return
 	}
 	defer body.stop()
-	pf, err := api.ParseFileName(rawFileName(part))
+	pf, err := octopusapi.ParseFileName(rawFileName(part))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "The package file name is not valid: "+err.Error(), nil)
 		return
 	}
-	pf.Version = api.NormalizeVersion(pf.Version) // as a full upload's
-	baseVersion = api.NormalizeVersion(baseVersion)
+	pf.Version = octopusapi.NormalizeVersion(pf.Version) // as a full upload's
+	baseVersion = octopusapi.NormalizeVersion(baseVersion)
 	log := n.log.With("package", pf.ID, "version", pf.Version, "base", baseVersion, "mode", mode, "delta", true)
 	// refuse answers before the delta is applied, having read the body to
 	// its end so the client sees the answer rather than a reset.
@@ -296,10 +296,10 @@ func (n *Node) deltaUpload(w http.ResponseWriter, r *http.Request, space, packag
 		n.dbError(w, "checking for an existing package", err)
 		return
 	}
-	if err == nil && mode == api.OverwriteExisting && !n.may(w, r, api.PermissionBuiltInFeedAdminister, space) {
+	if err == nil && mode == octopusapi.OverwriteExisting && !n.may(w, r, octopusapi.PermissionBuiltInFeedAdminister, space) {
 		return // replacing needs BuiltInFeedAdminister
 	}
-	if err == nil && mode != api.OverwriteExisting {
+	if err == nil && mode != octopusapi.OverwriteExisting {
 		if _, err := io.Copy(io.Discard, body); err != nil {
 			return
 		}
@@ -528,7 +528,7 @@ func (n *Node) patch(base io.ReadSeeker, baseSize int64, delta io.Reader, out io
 			errors.New("patched package hash mismatch")}
 	}
 	if res.size == 0 {
-		return res, &deltaStatus{http.StatusBadRequest, "The patched package is empty.", errors.New(api.IssueEmptyFile)}
+		return res, &deltaStatus{http.StatusBadRequest, "The patched package is empty.", errors.New(octopusapi.IssueEmptyFile)}
 	}
 	return res, nil
 }

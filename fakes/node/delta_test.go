@@ -25,8 +25,8 @@ import (
 	octoclient "github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/client"
 	"github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/packages"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/internal/syncbuf"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // randomBytes returns n reproducible pseudo-random bytes.
@@ -74,13 +74,13 @@ func deltaOf(t *testing.T, base, next []byte) []byte {
 func (tn *testNode) postDelta(t *testing.T, packageID, baseVersion, query, filename string, delta []byte) (*http.Response, []byte) {
 	t.Helper()
 	body, ct := multipartBody(t, "file", filename, delta)
-	return tn.do(t, http.MethodPost, api.DeltaUploadPath("Spaces-1", packageID, baseVersion, "")+query, body, map[string]string{"Content-Type": ct})
+	return tn.do(t, http.MethodPost, octopusapi.DeltaUploadPath("Spaces-1", packageID, baseVersion, "")+query, body, map[string]string{"Content-Type": ct})
 }
 
-func (tn *testNode) signature(t *testing.T, packageID, version string) (*http.Response, api.DeltaSignature, []byte) {
+func (tn *testNode) signature(t *testing.T, packageID, version string) (*http.Response, octopusapi.DeltaSignature, []byte) {
 	t.Helper()
-	resp, body := tn.do(t, http.MethodGet, api.DeltaSignaturePath("Spaces-1", packageID, version), nil, nil)
-	var ds api.DeltaSignature
+	resp, body := tn.do(t, http.MethodGet, octopusapi.DeltaSignaturePath("Spaces-1", packageID, version), nil, nil)
+	var ds octopusapi.DeltaSignature
 	if resp.StatusCode == http.StatusOK {
 		if err := json.Unmarshal(body, &ds); err != nil {
 			t.Fatalf("signature body: %v", err)
@@ -129,8 +129,8 @@ func TestDeltaSignature(t *testing.T) {
 		t.Fatalf("second signature = %d %s, computed %d times; want it served from the cache", resp.StatusCode, resp.Header.Get(HeaderSignature), a.sigComputed.Load())
 	}
 	row := assertConsistent(t, "Sig.Pkg", "1.5.0", a)
-	if !dirExists(t, a, api.SignatureCachePath(row.Path, row.Hash)) {
-		t.Fatalf("no signature cache at %s", api.SignatureCachePath(row.Path, row.Hash))
+	if !dirExists(t, a, octopusapi.SignatureCachePath(row.Path, row.Hash)) {
+		t.Fatalf("no signature cache at %s", octopusapi.SignatureCachePath(row.Path, row.Hash))
 	}
 	if resp, _, _ := a.signature(t, "Sig.Pkg", "1.0.0"); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("signature for the lowest version = %d, want 404", resp.StatusCode)
@@ -140,10 +140,10 @@ func TestDeltaSignature(t *testing.T) {
 	}
 
 	// Deleting the base removes its cache; the next request uses 1.0.0.
-	if resp, body := a.do(t, http.MethodDelete, api.PackagePath("Spaces-1", "packages-Sig.Pkg.1.5.0"), nil, nil); resp.StatusCode != 200 {
+	if resp, body := a.do(t, http.MethodDelete, octopusapi.PackagePath("Spaces-1", "packages-Sig.Pkg.1.5.0"), nil, nil); resp.StatusCode != 200 {
 		t.Fatalf("delete = %d %s", resp.StatusCode, body)
 	}
-	if dirExists(t, a, api.SignatureCachePath(row.Path, row.Hash)) {
+	if dirExists(t, a, octopusapi.SignatureCachePath(row.Path, row.Hash)) {
 		t.Fatal("the deleted version's signature cache survived")
 	}
 	if resp, ds, _ := a.signature(t, "Sig.Pkg", "2.0.0"); resp.StatusCode != http.StatusOK || ds.BaseVersion != "1.0.0" {
@@ -154,7 +154,7 @@ func TestDeltaSignature(t *testing.T) {
 	if resp, body := a.upload(t, "?overwriteMode=OverwriteExisting", "Sig.Pkg.1.0.0.zip", randomBytes(99, 1000)); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("overwrite = %d %s", resp.StatusCode, body)
 	}
-	if dirExists(t, a, api.SignatureCachePath(old.Path, old.Hash)) {
+	if dirExists(t, a, octopusapi.SignatureCachePath(old.Path, old.Hash)) {
 		t.Fatal("the replaced file's signature cache survived")
 	}
 	before := a.sigComputed.Load()
@@ -207,7 +207,7 @@ func TestDeltaUploadOfficialClient(t *testing.T) {
 	if r2.UploadMethod != packages.UploadMethodDelta || r2.UploadInfo.DeltaBehaviour != packages.DeltaBehaviourUploadedDeltaFile || !r2.CreatedNewFile {
 		t.Fatalf("second upload went as %s / %s, want an uploaded delta", r2.UploadMethod, r2.UploadInfo.DeltaBehaviour)
 	}
-	sent := rec.bytes["POST "+api.DeltaUploadPath("Spaces-1", "Delta.Pkg", "1.0.0", "")]
+	sent := rec.bytes["POST "+octopusapi.DeltaUploadPath("Spaces-1", "Delta.Pkg", "1.0.0", "")]
 	if sent == 0 || sent > int64(len(v2))/5 || rec.bytes["POST /api/Spaces-1/packages/raw"] > int64(len(v1))+4096 {
 		t.Fatalf("bytes sent: %v; want the delta endpoint used with a small body (full file %d bytes)", rec.bytes, len(v2))
 	}

@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/store"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // The built-in feed: its resource, the feed collection (which holds only
@@ -18,15 +18,15 @@ import (
 
 // routeFeeds handles /api/{space}/feeds/...
 func (n *Node) routeFeeds(w http.ResponseWriter, r *http.Request, space string, seg []string) {
-	if !allow(w, r, http.MethodGet) || !n.may(w, r, api.PermissionFeedView, space) {
+	if !allow(w, r, http.MethodGet) || !n.may(w, r, octopusapi.PermissionFeedView, space) {
 		return
 	}
 	switch {
 	case len(seg) == 0:
 		n.feedsPage(w, r, space)
 	case len(seg) == 1 && strings.EqualFold(seg[0], "all"):
-		writeJSON(w, http.StatusOK, []api.Feed{builtInFeed(space)})
-	case !strings.EqualFold(seg[0], api.BuiltInFeedID):
+		writeJSON(w, http.StatusOK, []octopusapi.Feed{builtInFeed(space)})
+	case !strings.EqualFold(seg[0], octopusapi.BuiltInFeedID):
 		writeError(w, http.StatusNotFound, "The feed "+seg[0]+" does not exist.", nil)
 	case len(seg) == 1:
 		writeJSON(w, http.StatusOK, builtInFeed(space))
@@ -43,17 +43,17 @@ func (n *Node) routeFeeds(w http.ResponseWriter, r *http.Request, space string, 
 // by the feed's link and each package description's.
 const versionQuery = "take,skip,includePreRelease,versionRange,preReleaseTag,filter,includeReleaseNotes"
 
-func builtInFeed(space string) api.Feed {
-	self := api.FeedPath(space, api.BuiltInFeedID)
-	return api.Feed{
-		Id: api.BuiltInFeedID, Name: api.BuiltInFeedName, Slug: "octopus-server-built-in",
-		FeedType: api.FeedTypeBuiltIn, SpaceId: space,
+func builtInFeed(space string) octopusapi.Feed {
+	self := octopusapi.FeedPath(space, octopusapi.BuiltInFeedID)
+	return octopusapi.Feed{
+		Id: octopusapi.BuiltInFeedID, Name: octopusapi.BuiltInFeedName, Slug: "octopus-server-built-in",
+		FeedType: octopusapi.FeedTypeBuiltIn, SpaceId: space,
 		DeleteUnreleasedPackagesAfterDays: 30, DownloadAttempts: 5, DownloadRetryBackoffSeconds: 10,
 		PackageAcquisitionLocationOptions: []string{"Server", "ExecutionTarget"},
-		Links: api.Links{
+		Links: octopusapi.Links{
 			"Self":                          self,
-			"SearchPackagesTemplate":        api.FeedSearchPath(space, api.BuiltInFeedID) + "{?term,skip,take}",
-			"SearchPackageVersionsTemplate": api.FeedVersionsPath(space, api.BuiltInFeedID) + "{?packageId," + versionQuery + "}",
+			"SearchPackagesTemplate":        octopusapi.FeedSearchPath(space, octopusapi.BuiltInFeedID) + "{?term,skip,take}",
+			"SearchPackageVersionsTemplate": octopusapi.FeedVersionsPath(space, octopusapi.BuiltInFeedID) + "{?packageId," + versionQuery + "}",
 		},
 	}
 }
@@ -80,12 +80,12 @@ func (n *Node) feedsPage(w http.ResponseWriter, r *http.Request, space string) {
 	if pn := q.Get("partialName"); pn != "" && !strings.Contains(strings.ToLower(f.Name), strings.ToLower(pn)) {
 		keep = false
 	}
-	var all []api.Feed
+	var all []octopusapi.Feed
 	if keep {
 		all = append(all, f)
 	}
 	skip, take := paging(r, 30)
-	writeJSON(w, http.StatusOK, api.NewPage("Feed", window(all, skip, take), len(all), skip, take, api.FeedsPath(space)))
+	writeJSON(w, http.StatusOK, octopusapi.NewPage("Feed", window(all, skip, take), len(all), skip, take, octopusapi.FeedsPath(space)))
 }
 
 // listParam reads a list parameter sent either repeated or comma-separated.
@@ -166,17 +166,17 @@ func (n *Node) feedVersions(w http.ResponseWriter, r *http.Request, space string
 	}
 	sort.Slice(keep, func(i, j int) bool { return store.CompareVersions(keep[i].Version, keep[j].Version) > 0 })
 	skip, take := paging(r, 30)
-	items := make([]api.PackageVersion, 0, len(keep))
+	items := make([]octopusapi.PackageVersion, 0, len(keep))
 	for _, row := range window(keep, skip, take) {
-		id := api.PackageResourceID(row.PackageID, row.Version)
-		items = append(items, api.PackageVersion{
-			Id: id, PackageId: row.PackageID, FeedId: api.BuiltInFeedID, Version: row.Version,
+		id := octopusapi.PackageResourceID(row.PackageID, row.Version)
+		items = append(items, octopusapi.PackageVersion{
+			Id: id, PackageId: row.PackageID, FeedId: octopusapi.BuiltInFeedID, Version: row.Version,
 			Title: row.PackageID, SizeBytes: row.Size, Published: row.Published.UTC(),
-			Links: api.Links{"Self": api.PackagePath(space, id)},
+			Links: octopusapi.Links{"Self": octopusapi.PackagePath(space, id)},
 		})
 	}
-	writeJSON(w, http.StatusOK, api.NewPage("PackageVersion", items, len(keep), skip, take,
-		api.FeedVersionsPath(space, api.BuiltInFeedID)+"?packageId="+url.QueryEscape(pid)))
+	writeJSON(w, http.StatusOK, octopusapi.NewPage("PackageVersion", items, len(keep), skip, take,
+		octopusapi.FeedVersionsPath(space, octopusapi.BuiltInFeedID)+"?packageId="+url.QueryEscape(pid)))
 }
 
 // feedSearch lists package IDs containing term, each with its latest
@@ -189,15 +189,15 @@ func (n *Node) feedSearch(w http.ResponseWriter, r *http.Request, space string) 
 	}
 	latest := latestByID(rows)
 	skip, take := paging(r, 30)
-	items := make([]api.PackageDescription, 0, len(latest))
+	items := make([]octopusapi.PackageDescription, 0, len(latest))
 	for _, row := range window(latest, skip, take) {
-		items = append(items, api.PackageDescription{
+		items = append(items, octopusapi.PackageDescription{
 			Id: row.PackageID, Name: row.PackageID, LatestVersion: row.Version,
-			Links: api.Links{"SearchPackageVersionsTemplate": api.FeedVersionsPath(space, api.BuiltInFeedID) +
+			Links: octopusapi.Links{"SearchPackageVersionsTemplate": octopusapi.FeedVersionsPath(space, octopusapi.BuiltInFeedID) +
 				"?packageId=" + url.QueryEscape(row.PackageID) + "{&" + versionQuery + "}"},
 		})
 	}
-	writeJSON(w, http.StatusOK, api.NewPage("PackageDescription", items, len(latest), skip, take, api.FeedSearchPath(space, api.BuiltInFeedID)))
+	writeJSON(w, http.StatusOK, octopusapi.NewPage("PackageDescription", items, len(latest), skip, take, octopusapi.FeedSearchPath(space, octopusapi.BuiltInFeedID)))
 }
 
 // latestByID keeps the highest version of each package ID (compared in any
@@ -233,7 +233,7 @@ func parseVersionRange(s string) (func(string) bool, error) {
 		return nil, fmt.Errorf("empty range")
 	}
 	if s[0] != '[' && s[0] != '(' {
-		if !api.ValidVersion(s) {
+		if !octopusapi.ValidVersion(s) {
 			return nil, fmt.Errorf("%q is not a version", s)
 		}
 		return func(v string) bool { return store.ComparePrecedence(v, s) >= 0 }, nil
@@ -247,13 +247,13 @@ func parseVersionRange(s string) (func(string) bool, error) {
 	lo, hi, hasComma := strings.Cut(body, ",")
 	lo, hi = strings.TrimSpace(lo), strings.TrimSpace(hi)
 	if !hasComma {
-		if !minIncl || !maxIncl || !api.ValidVersion(lo) {
+		if !minIncl || !maxIncl || !octopusapi.ValidVersion(lo) {
 			return nil, fmt.Errorf("%q: an exact version is written [1.0]", s)
 		}
 		return func(v string) bool { return store.ComparePrecedence(v, lo) == 0 }, nil
 	}
 	for _, b := range []string{lo, hi} {
-		if b != "" && !api.ValidVersion(b) {
+		if b != "" && !octopusapi.ValidVersion(b) {
 			return nil, fmt.Errorf("%q: %q is not a version", s, b)
 		}
 	}

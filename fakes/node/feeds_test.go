@@ -14,7 +14,7 @@ import (
 	"github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/packages"
 	"github.com/OctopusDeploy/go-octopusdeploy/v2/uritemplates"
 
-	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 func versionsOf(items []*packages.PackageVersion) []string {
@@ -48,7 +48,7 @@ func TestBuiltInFeedThroughOfficialClient(t *testing.T) {
 		t.Fatalf("Feeds.Get(BuiltIn) = %+v, %v; want the built-in feed", found, err)
 	}
 	feed := found.Items[0]
-	if feed.GetID() != api.BuiltInFeedID || feed.GetFeedType() != feeds.FeedTypeBuiltIn || feed.GetName() != api.BuiltInFeedName {
+	if feed.GetID() != octopusapi.BuiltInFeedID || feed.GetFeedType() != feeds.FeedTypeBuiltIn || feed.GetName() != octopusapi.BuiltInFeedName {
 		t.Fatalf("feed = %s %s %q", feed.GetID(), feed.GetFeedType(), feed.GetName())
 	}
 	page, err := feeds.SearchPackageVersions(c, "Spaces-1", feed.GetID(), "Feed.Pkg", "", math.MaxInt32)
@@ -58,7 +58,7 @@ func TestBuiltInFeedThroughOfficialClient(t *testing.T) {
 	if got, want := strings.Join(versionsOf(page.Items), " "), "2.0.0-beta.1 1.10.0 1.2.0 1.0.0"; got != want {
 		t.Fatalf("versions = %s, want %s (highest first, by SemVer)", got, want)
 	}
-	if v := page.Items[1]; v.SizeBytes != int64(len("content of Feed.Pkg.1.10.0.zip")) || v.Published.IsZero() || v.FeedID != api.BuiltInFeedID {
+	if v := page.Items[1]; v.SizeBytes != int64(len("content of Feed.Pkg.1.10.0.zip")) || v.Published.IsZero() || v.FeedID != octopusapi.BuiltInFeedID {
 		t.Fatalf("version item = %+v", v)
 	}
 	page, err = feeds.SearchPackageVersions(c, "Spaces-1", feed.GetID(), "Feed.Pkg", "beta", 5)
@@ -71,11 +71,11 @@ func TestBuiltInFeedThroughOfficialClient(t *testing.T) {
 	}
 
 	// The feed service's own reads, at the links the feed carries.
-	byID, err := feeds.GetByID(c, "Spaces-1", api.BuiltInFeedID)
-	if err != nil || byID.GetID() != api.BuiltInFeedID {
+	byID, err := feeds.GetByID(c, "Spaces-1", octopusapi.BuiltInFeedID)
+	if err != nil || byID.GetID() != octopusapi.BuiltInFeedID {
 		t.Fatalf("GetByID = %v, %v", byID, err)
 	}
-	byQuery, err := feeds.Get(c, "Spaces-1", feeds.FeedsQuery{IDs: []string{"Feeds-9", api.BuiltInFeedID}, PartialName: "built-in"})
+	byQuery, err := feeds.Get(c, "Spaces-1", feeds.FeedsQuery{IDs: []string{"Feeds-9", octopusapi.BuiltInFeedID}, PartialName: "built-in"})
 	if err != nil || len(byQuery.Items) != 1 {
 		t.Fatalf("feeds.Get(ids, partialName) = %+v, %v", byQuery, err)
 	}
@@ -104,7 +104,7 @@ func TestBuiltInFeedThroughOfficialClient(t *testing.T) {
 
 	// The packages list's latest=true: one row per package ID.
 	resp, body := a.do(t, http.MethodGet, "/api/Spaces-1/packages?latest=true", nil, nil)
-	var latest api.Page[api.Package]
+	var latest octopusapi.Page[octopusapi.Package]
 	if resp.StatusCode != 200 || json.Unmarshal(body, &latest) != nil || latest.TotalResults != 2 ||
 		latest.Items[0].PackageId != "Feed.Pkg" || latest.Items[0].Version != "2.0.0-beta.1" || latest.Items[1].Version != "3.0.0" {
 		t.Fatalf("packages?latest=true = %d %s", resp.StatusCode, body)

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/store"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // leadState is this node's view of its leadership. The node acts as leader
@@ -107,9 +107,9 @@ func (n *Node) leaderWork(ctx context.Context, now time.Time) {
 	}
 	n.lead.mu.Unlock()
 	if due {
-		args, _ := json.Marshal(api.TaskArguments{DurationMs: 100})
+		args, _ := json.Marshal(octopusapi.TaskArguments{DurationMs: 100})
 		t, err := n.cfg.DB.CreateTask(ctx, store.Task{
-			SpaceID: api.DefaultSpaceID, Name: api.TaskKindRetention, Args: string(args),
+			SpaceID: octopusapi.DefaultSpaceID, Name: octopusapi.TaskKindRetention, Args: string(args),
 			Description: fmt.Sprintf("Apply retention policies (queued by leader %s, term %d)", n.cfg.Name, term),
 		})
 		if err != nil {

@@ -24,9 +24,9 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/blob"
 	"github.com/octoha/octoha/fakes/store"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // Defaults for Config fields left zero.
@@ -429,17 +429,17 @@ func (n *Node) setState(row store.Node, dbOK bool) {
 
 // resource renders a node row as Octopus does. v gives the leader and the
 // tasks each node holds; without it (ping) the node knows only its own.
-func (n *Node) resource(row store.Node, now time.Time, v *clusterView) api.Node {
-	res := api.Node{
+func (n *Node) resource(row store.Node, now time.Time, v *clusterView) octopusapi.Node {
+	res := octopusapi.Node{
 		Id:                  row.ID,
 		Name:                row.Name,
 		MaxConcurrentTasks:  row.MaxConcurrentTasks,
 		IsInMaintenanceMode: row.IsInMaintenanceMode,
 		Version:             row.Version,
-		Links: api.Links{
-			"Self":    api.NodePath(row.ID),
-			"Details": api.NodePath(row.ID) + "/details",
-			"Node":    api.NodePath(row.ID),
+		Links: octopusapi.Links{
+			"Self":    octopusapi.NodePath(row.ID),
+			"Details": octopusapi.NodePath(row.ID) + "/details",
+			"Node":    octopusapi.NodePath(row.ID),
 		},
 	}
 	if !row.LastSeen.IsZero() {
@@ -458,14 +458,14 @@ func (n *Node) resource(row store.Node, now time.Time, v *clusterView) api.Node 
 	}
 	switch {
 	case v != nil && v.leaseOK:
-		res.Rank = api.RankFollower
+		res.Rank = octopusapi.RankFollower
 		if v.lease.NodeID == row.ID && v.lease.HeldAt(now) {
-			res.Rank = api.RankLeader
+			res.Rank = octopusapi.RankLeader
 		}
 	case v == nil && row.ID == n.cfg.ID:
-		res.Rank = api.RankFollower
+		res.Rank = octopusapi.RankFollower
 		if n.IsLeader() {
-			res.Rank = api.RankLeader
+			res.Rank = octopusapi.RankLeader
 		}
 	}
 	return res
@@ -535,7 +535,7 @@ func (n *Node) validKey(key string) bool {
 
 // requestKey extracts the API key or bearer token from a request.
 func requestKey(r *http.Request) string {
-	if k := r.Header.Get(api.HeaderAPIKey); k != "" {
+	if k := r.Header.Get(octopusapi.HeaderAPIKey); k != "" {
 		return k
 	}
 	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "Bearer ") {

@@ -19,9 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/blob"
 	"github.com/octoha/octoha/fakes/store"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 const testKey = "API-TESTKEY0000000000000000000001"
@@ -84,7 +84,7 @@ func (tn *testNode) do(t *testing.T, method, path string, body io.Reader, hdr ma
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set(api.HeaderAPIKey, testKey)
+	req.Header.Set(octopusapi.HeaderAPIKey, testKey)
 	for k, v := range hdr {
 		if v == "" {
 			req.Header.Del(k)
@@ -132,38 +132,38 @@ func sha1hex(b []byte) string {
 func TestPingFollowsDrainAndDatabase(t *testing.T) {
 	a := newTestNode(t, nil)
 	b := newTestNode(t, a)
-	resp, body := a.do(t, http.MethodGet, api.PingPath, nil, map[string]string{api.HeaderAPIKey: ""})
+	resp, body := a.do(t, http.MethodGet, octopusapi.PingPath, nil, map[string]string{octopusapi.HeaderAPIKey: ""})
 	if resp.StatusCode != 200 {
 		t.Fatalf("ping = %d %s, want 200", resp.StatusCode, body)
 	}
-	if resp.Header.Get(api.HeaderNode) != "Node1" {
-		t.Fatalf("node header = %q", resp.Header.Get(api.HeaderNode))
+	if resp.Header.Get(octopusapi.HeaderNode) != "Node1" {
+		t.Fatalf("node header = %q", resp.Header.Get(octopusapi.HeaderNode))
 	}
-	var pn api.Node
+	var pn octopusapi.Node
 	if err := json.Unmarshal(body, &pn); err != nil || pn.Id != "OctopusServerNodes-1" || pn.IsInMaintenanceMode {
 		t.Fatalf("ping body = %s (%v)", body, err)
 	}
 
 	// Drain node B through node A.
 	drain := true
-	ub, _ := json.Marshal(api.NodeUpdate{Id: "OctopusServerNodes-2", IsInMaintenanceMode: &drain})
-	resp, body = a.do(t, http.MethodPut, api.NodePath("OctopusServerNodes-2"), bytes.NewReader(ub), nil)
+	ub, _ := json.Marshal(octopusapi.NodeUpdate{Id: "OctopusServerNodes-2", IsInMaintenanceMode: &drain})
+	resp, body = a.do(t, http.MethodPut, octopusapi.NodePath("OctopusServerNodes-2"), bytes.NewReader(ub), nil)
 	if resp.StatusCode != 200 {
 		t.Fatalf("PUT = %d %s", resp.StatusCode, body)
 	}
 	b.heartbeat(context.Background()) // "within one heartbeat"
-	resp, _ = b.do(t, http.MethodGet, api.PingPath, nil, nil)
+	resp, _ = b.do(t, http.MethodGet, octopusapi.PingPath, nil, nil)
 	if resp.StatusCode != http.StatusTeapot {
 		t.Fatalf("drained node B ping = %d, want 418", resp.StatusCode)
 	}
-	resp, _ = a.do(t, http.MethodGet, api.PingPath, nil, nil)
+	resp, _ = a.do(t, http.MethodGet, octopusapi.PingPath, nil, nil)
 	if resp.StatusCode != 200 {
 		t.Fatalf("node A ping = %d after draining B", resp.StatusCode)
 	}
 
 	// Nodes list shows both, B in maintenance.
-	resp, body = a.do(t, http.MethodGet, api.NodesPath, nil, nil)
-	var page api.Page[api.Node]
+	resp, body = a.do(t, http.MethodGet, octopusapi.NodesPath, nil, nil)
+	var page octopusapi.Page[octopusapi.Node]
 	if err := json.Unmarshal(body, &page); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("nodes = %d %s", resp.StatusCode, body)
 	}
@@ -176,7 +176,7 @@ func TestPingFollowsDrainAndDatabase(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		a.heartbeat(context.Background())
-		resp, _ = a.do(t, http.MethodGet, api.PingPath, nil, nil)
+		resp, _ = a.do(t, http.MethodGet, octopusapi.PingPath, nil, nil)
 		if resp.StatusCode == http.StatusServiceUnavailable {
 			break
 		}
@@ -189,21 +189,21 @@ func TestPingFollowsDrainAndDatabase(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	a := newTestNode(t, nil)
-	resp, _ := a.do(t, http.MethodGet, "/api/", nil, map[string]string{api.HeaderAPIKey: ""})
+	resp, _ := a.do(t, http.MethodGet, "/api/", nil, map[string]string{octopusapi.HeaderAPIKey: ""})
 	if resp.StatusCode != 200 {
 		t.Fatalf("root without key = %d, want 200 (anonymous)", resp.StatusCode)
 	}
 	for _, tc := range []struct{ key, want string }{{"", "logged in"}, {"API-WRONG", "not valid"}} {
-		resp, body := a.do(t, http.MethodGet, api.NodesPath, nil, map[string]string{api.HeaderAPIKey: tc.key})
+		resp, body := a.do(t, http.MethodGet, octopusapi.NodesPath, nil, map[string]string{octopusapi.HeaderAPIKey: tc.key})
 		if resp.StatusCode != 401 || !strings.Contains(string(body), tc.want) {
 			t.Fatalf("key %q: %d %s", tc.key, resp.StatusCode, body)
 		}
-		var e api.Error
+		var e octopusapi.Error
 		if json.Unmarshal(body, &e) != nil || e.ErrorMessage == "" {
 			t.Fatalf("401 body is not an Octopus error: %s", body)
 		}
 	}
-	resp, _ = a.do(t, http.MethodGet, api.NodesPath, nil, map[string]string{api.HeaderAPIKey: "", "Authorization": "Bearer " + testKey})
+	resp, _ = a.do(t, http.MethodGet, octopusapi.NodesPath, nil, map[string]string{octopusapi.HeaderAPIKey: "", "Authorization": "Bearer " + testKey})
 	if resp.StatusCode != 200 {
 		t.Fatalf("bearer = %d", resp.StatusCode)
 	}
@@ -218,13 +218,13 @@ func TestRootAndSpaces(t *testing.T) {
 		}
 	}
 	_, body := a.do(t, http.MethodGet, "/api/", nil, nil)
-	var root api.Root
+	var root octopusapi.Root
 	json.Unmarshal(body, &root)
 	if root.Links["Spaces"] == "" || root.ApiVersion != "3.0.0" {
 		t.Fatalf("root = %s", body)
 	}
 	_, body = a.do(t, http.MethodGet, "/api/spaces/all", nil, nil)
-	var spaces []api.Space
+	var spaces []octopusapi.Space
 	json.Unmarshal(body, &spaces)
 	if len(spaces) != 1 || spaces[0].Id != "Spaces-1" || spaces[0].Name != "Default" {
 		t.Fatalf("spaces = %s", body)
@@ -249,7 +249,7 @@ func TestUploadOverwriteModes(t *testing.T) {
 	if resp.StatusCode != 201 {
 		t.Fatalf("new upload = %d %s", resp.StatusCode, body)
 	}
-	var p api.Package
+	var p octopusapi.Package
 	json.Unmarshal(body, &p)
 	if p.Hash != sha1hex(v1) || p.PackageSizeBytes != int64(len(v1)) || p.PackageId != "Acme.Web" || p.Version != "1.0.0" || p.Id != "packages-Acme.Web.1.0.0" {
 		t.Fatalf("package = %+v", p)
@@ -261,7 +261,7 @@ func TestUploadOverwriteModes(t *testing.T) {
 	}
 
 	resp, body = b.upload(t, "?overwriteMode=FailIfExists", "Acme.Web.1.0.0.zip", v2)
-	var e api.Error
+	var e octopusapi.Error
 	if resp.StatusCode != 409 || json.Unmarshal(body, &e) != nil || !strings.Contains(e.ErrorMessage, "already exists") {
 		t.Fatalf("duplicate = %d %s", resp.StatusCode, body)
 	}
@@ -294,12 +294,12 @@ func TestUploadOverwriteModes(t *testing.T) {
 	}
 
 	// Read back through node B: metadata, bytes, list.
-	resp, body = b.do(t, http.MethodGet, api.PackageRawPath("Spaces-1", "packages-Acme.Web.1.0.0"), nil, nil)
-	if resp.StatusCode != 200 || !bytes.Equal(body, v1) || resp.Header.Get(api.HeaderNode) != "Node2" {
+	resp, body = b.do(t, http.MethodGet, octopusapi.PackageRawPath("Spaces-1", "packages-Acme.Web.1.0.0"), nil, nil)
+	if resp.StatusCode != 200 || !bytes.Equal(body, v1) || resp.Header.Get(octopusapi.HeaderNode) != "Node2" {
 		t.Fatalf("download via B = %d %q", resp.StatusCode, body)
 	}
-	resp, body = b.do(t, http.MethodGet, api.PackagesPath("Spaces-1")+"?filter=acme", nil, nil)
-	var page api.Page[api.Package]
+	resp, body = b.do(t, http.MethodGet, octopusapi.PackagesPath("Spaces-1")+"?filter=acme", nil, nil)
+	var page octopusapi.Page[octopusapi.Package]
 	json.Unmarshal(body, &page)
 	if resp.StatusCode != 200 || page.TotalResults != 1 || page.Items[0].Hash != sha1hex(v1) {
 		t.Fatalf("list = %d %s", resp.StatusCode, body)
@@ -321,7 +321,7 @@ func TestUploadAnyFieldNameAndChunked(t *testing.T) {
 	}()
 	// An io.Pipe body has no known length: sent chunked, as the CLI does.
 	resp, body := a.do(t, http.MethodPost, "/api/spaces/Spaces-1/packages/raw?overwriteMode=FailIfExists", pr, map[string]string{"Content-Type": mw.FormDataContentType()})
-	var p api.Package
+	var p octopusapi.Package
 	json.Unmarshal(body, &p)
 	if resp.StatusCode != 201 || p.Hash != sha1hex(content) || p.FileExtension != ".tar.gz" || p.Version != "2.1.0-beta.1" {
 		t.Fatalf("chunked upload = %d %s", resp.StatusCode, body)
@@ -332,13 +332,13 @@ func TestUploadBadInput(t *testing.T) {
 	a := newTestNode(t, nil)
 	for _, name := range []string{"../../etc/passwd.1.0.0.zip", "/abs/Foo.1.0.0.zip", `..\Foo.1.0.0.zip`, "Foo.zip", "Foo.1.0.0.exe", "Foo..1.0.0.zip", ".1.0.0.zip", strings.Repeat("A", 300) + ".1.0.0.zip"} {
 		resp, body := a.upload(t, "", name, []byte("x"))
-		var e api.Error
+		var e octopusapi.Error
 		if resp.StatusCode != 400 || json.Unmarshal(body, &e) != nil || e.ErrorMessage == "" {
 			t.Errorf("file name %q: %d %s, want 400 with an Octopus error", name, resp.StatusCode, body)
 		}
 	}
 	resp, body := a.upload(t, "", "Empty.1.0.0.zip", nil)
-	if resp.StatusCode != 400 || !strings.Contains(string(body), api.IssueEmptyFile) {
+	if resp.StatusCode != 400 || !strings.Contains(string(body), octopusapi.IssueEmptyFile) {
 		t.Errorf("empty file: %d %s", resp.StatusCode, body)
 	}
 	resp, _ = a.do(t, http.MethodPost, "/api/Spaces-1/packages/raw", strings.NewReader("not multipart"), map[string]string{"Content-Type": "application/zip"})
@@ -354,7 +354,7 @@ func TestUploadBadInput(t *testing.T) {
 		t.Errorf("no file part: %d", resp.StatusCode)
 	}
 	body2, ct := multipartBody(t, "file", "Foo.1.0.0.zip", []byte("x"))
-	resp, _ = a.do(t, http.MethodPost, "/api/Spaces-1/packages/raw", body2, map[string]string{"Content-Type": ct, api.HeaderAPIKey: ""})
+	resp, _ = a.do(t, http.MethodPost, "/api/Spaces-1/packages/raw", body2, map[string]string{"Content-Type": ct, octopusapi.HeaderAPIKey: ""})
 	if resp.StatusCode != 401 {
 		t.Errorf("upload without key: %d", resp.StatusCode)
 	}
@@ -370,7 +370,7 @@ func TestUploadClientDisconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	boundary := "xyzBOUNDARYxyz"
-	fmt.Fprintf(conn, "POST /api/Spaces-1/packages/raw HTTP/1.1\r\nHost: x\r\n%s: %s\r\nContent-Type: multipart/form-data; boundary=%s\r\nTransfer-Encoding: chunked\r\n\r\n", api.HeaderAPIKey, testKey, boundary)
+	fmt.Fprintf(conn, "POST /api/Spaces-1/packages/raw HTTP/1.1\r\nHost: x\r\n%s: %s\r\nContent-Type: multipart/form-data; boundary=%s\r\nTransfer-Encoding: chunked\r\n\r\n", octopusapi.HeaderAPIKey, testKey, boundary)
 	part := fmt.Sprintf("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"Gone.1.0.0.zip\"\r\nContent-Type: application/octet-stream\r\n\r\n", boundary) + strings.Repeat("z", 3<<20)
 	fmt.Fprintf(conn, "%x\r\n%s\r\n", len(part), part)
 	// Wait until the node is writing the temporary file, then hang up.
@@ -422,47 +422,47 @@ func TestUnsafeAckBeforeStore(t *testing.T) {
 		t.Fatalf("unsafe upload = %d", resp.StatusCode)
 	}
 	// Acknowledged, but not stored yet: exactly the bug the checker must catch.
-	resp, _ = a.do(t, http.MethodGet, api.PackagePath("Spaces-1", "packages-Early.1.0.0"), nil, nil)
+	resp, _ = a.do(t, http.MethodGet, octopusapi.PackagePath("Spaces-1", "packages-Early.1.0.0"), nil, nil)
 	if resp.StatusCode != 404 {
 		t.Fatalf("package visible right after the early ack: %d", resp.StatusCode)
 	}
 	waitFor(t, 10*time.Second, "late publish", func() bool {
-		resp, _ := a.do(t, http.MethodGet, api.PackagePath("Spaces-1", "packages-Early.1.0.0"), nil, nil)
+		resp, _ := a.do(t, http.MethodGet, octopusapi.PackagePath("Spaces-1", "packages-Early.1.0.0"), nil, nil)
 		return resp.StatusCode == 200
 	})
 }
 
 func TestNodeResourceEndpoints(t *testing.T) {
 	a := newTestNode(t, nil)
-	resp, body := a.do(t, http.MethodGet, api.NodePath("OctopusServerNodes-1"), nil, nil)
-	var n api.Node
+	resp, body := a.do(t, http.MethodGet, octopusapi.NodePath("OctopusServerNodes-1"), nil, nil)
+	var n octopusapi.Node
 	if resp.StatusCode != 200 || json.Unmarshal(body, &n) != nil || n.MaxConcurrentTasks != 20 || n.LastSeen == nil || n.IsOffline {
 		t.Fatalf("node = %d %s", resp.StatusCode, body)
 	}
 	cap5 := 5
-	ub, _ := json.Marshal(api.NodeUpdate{Id: "OctopusServerNodes-1", MaxConcurrentTasks: &cap5})
-	resp, body = a.do(t, http.MethodPut, api.NodePath("OctopusServerNodes-1"), bytes.NewReader(ub), nil)
+	ub, _ := json.Marshal(octopusapi.NodeUpdate{Id: "OctopusServerNodes-1", MaxConcurrentTasks: &cap5})
+	resp, body = a.do(t, http.MethodPut, octopusapi.NodePath("OctopusServerNodes-1"), bytes.NewReader(ub), nil)
 	json.Unmarshal(body, &n)
 	if resp.StatusCode != 200 || n.MaxConcurrentTasks != 5 {
 		t.Fatalf("put cap = %d %s", resp.StatusCode, body)
 	}
 	a.heartbeat(context.Background())
-	_, body = a.do(t, http.MethodGet, api.NodesPath+"/all", nil, nil)
-	var all []api.Node
+	_, body = a.do(t, http.MethodGet, octopusapi.NodesPath+"/all", nil, nil)
+	var all []octopusapi.Node
 	json.Unmarshal(body, &all)
 	if len(all) != 1 || all[0].MaxConcurrentTasks != 5 {
 		t.Fatalf("heartbeat reset the cap: %s", body)
 	}
-	for _, p := range []string{api.NodesSummaryPath, api.NodePath("OctopusServerNodes-1") + "/details"} {
+	for _, p := range []string{octopusapi.NodesSummaryPath, octopusapi.NodePath("OctopusServerNodes-1") + "/details"} {
 		if resp, body := a.do(t, http.MethodGet, p, nil, nil); resp.StatusCode != 200 {
 			t.Fatalf("GET %s = %d %s", p, resp.StatusCode, body)
 		}
 	}
-	resp, _ = a.do(t, http.MethodGet, api.NodePath("OctopusServerNodes-77"), nil, nil)
+	resp, _ = a.do(t, http.MethodGet, octopusapi.NodePath("OctopusServerNodes-77"), nil, nil)
 	if resp.StatusCode != 404 {
 		t.Fatalf("missing node = %d", resp.StatusCode)
 	}
-	resp, _ = a.do(t, http.MethodPut, api.NodePath("OctopusServerNodes-1"), strings.NewReader("{not json"), nil)
+	resp, _ = a.do(t, http.MethodPut, octopusapi.NodePath("OctopusServerNodes-1"), strings.NewReader("{not json"), nil)
 	if resp.StatusCode != 400 {
 		t.Fatalf("bad PUT = %d", resp.StatusCode)
 	}

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/store"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 func (n *Node) routeNodes(w http.ResponseWriter, r *http.Request, seg []string) {
@@ -77,7 +77,7 @@ func (n *Node) listNodes(w http.ResponseWriter, r *http.Request, paged bool) {
 		}
 	}
 	partial := strings.ToLower(q.Get("partialName"))
-	items := make([]api.Node, 0, len(rows))
+	items := make([]octopusapi.Node, 0, len(rows))
 	for _, row := range rows {
 		if ids != nil && !ids[row.ID] {
 			continue
@@ -92,7 +92,7 @@ func (n *Node) listNodes(w http.ResponseWriter, r *http.Request, paged bool) {
 		return
 	}
 	skip, take := paging(r, 30)
-	writeJSON(w, http.StatusOK, api.NewPage("OctopusServerNode", window(items, skip, take), len(items), skip, take, api.NodesPath))
+	writeJSON(w, http.StatusOK, octopusapi.NewPage("OctopusServerNode", window(items, skip, take), len(items), skip, take, octopusapi.NodesPath))
 }
 
 func (n *Node) nodeSummary(w http.ResponseWriter, r *http.Request) {
@@ -103,7 +103,7 @@ func (n *Node) nodeSummary(w http.ResponseWriter, r *http.Request) {
 	}
 	v := n.loadClusterView(r.Context())
 	now := time.Now()
-	sum := api.NodeSummary{Nodes: make([]api.Node, 0, len(rows)), Links: api.Links{"Self": api.NodesSummaryPath}}
+	sum := octopusapi.NodeSummary{Nodes: make([]octopusapi.Node, 0, len(rows)), Links: octopusapi.Links{"Self": octopusapi.NodesSummaryPath}}
 	for _, row := range rows {
 		sum.Nodes = append(sum.Nodes, n.resource(row, now, &v))
 	}
@@ -141,7 +141,7 @@ func (n *Node) nodeDetails(w http.ResponseWriter, r *http.Request, id string) {
 	if id == n.cfg.ID {
 		uploads = int(n.receiving.Load())
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"RunningTasks": running, "ActiveUploads": uploads, "Links": api.Links{"Self": api.NodePath(id) + "/details"}})
+	writeJSON(w, http.StatusOK, map[string]any{"RunningTasks": running, "ActiveUploads": uploads, "Links": octopusapi.Links{"Self": octopusapi.NodePath(id) + "/details"}})
 }
 
 // putNode sets IsInMaintenanceMode (drain) and MaxConcurrentTasks on any
@@ -152,7 +152,7 @@ func (n *Node) putNode(w http.ResponseWriter, r *http.Request, id string) {
 		writeError(w, http.StatusBadRequest, "Could not read the request body.", []string{err.Error()})
 		return
 	}
-	var upd api.NodeUpdate
+	var upd octopusapi.NodeUpdate
 	if err := json.Unmarshal(body, &upd); err != nil {
 		writeError(w, http.StatusBadRequest, "The request body is not a valid OctopusServerNode resource.", []string{err.Error()})
 		return

@@ -22,9 +22,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/blob"
 	"github.com/octoha/octoha/fakes/store"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // TempDir is the directory of the Packages root where uploads are written
@@ -49,12 +49,12 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBlock); return 
 // overwriteMode reads overwriteMode (any case) or the legacy replace flag.
 func overwriteMode(q url.Values) (string, error) {
 	if m := q.Get("overwriteMode"); m != "" {
-		for _, v := range []string{api.FailIfExists, api.OverwriteExisting, api.IgnoreIfExists} {
+		for _, v := range []string{octopusapi.FailIfExists, octopusapi.OverwriteExisting, octopusapi.IgnoreIfExists} {
 			if strings.EqualFold(m, v) {
 				return v, nil
 			}
 		}
-		return "", fmt.Errorf("overwriteMode %q is not one of %s, %s, %s", m, api.FailIfExists, api.OverwriteExisting, api.IgnoreIfExists)
+		return "", fmt.Errorf("overwriteMode %q is not one of %s, %s, %s", m, octopusapi.FailIfExists, octopusapi.OverwriteExisting, octopusapi.IgnoreIfExists)
 	}
 	if rep := q.Get("replace"); rep != "" {
 		b, err := strconv.ParseBool(rep)
@@ -62,10 +62,10 @@ func overwriteMode(q url.Values) (string, error) {
 			return "", fmt.Errorf("replace %q is not true or false", rep)
 		}
 		if b {
-			return api.OverwriteExisting, nil
+			return octopusapi.OverwriteExisting, nil
 		}
 	}
-	return api.FailIfExists, nil
+	return octopusapi.FailIfExists, nil
 }
 
 // rawFileName returns a part's file name exactly as sent. multipart.Part's
@@ -92,10 +92,10 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 	}
 	defer body.stop()
 	fileName := rawFileName(part)
-	pf, err := api.ParseFileName(fileName)
+	pf, err := octopusapi.ParseFileName(fileName)
 	if err != nil {
-		issue := api.IssueInvalidPackageID
-		var fe *api.FileNameError
+		issue := octopusapi.IssueInvalidPackageID
+		var fe *octopusapi.FileNameError
 		if errors.As(err, &fe) {
 			issue = fe.Issue
 		}
@@ -104,7 +104,7 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 	}
 	// Stored under NuGet's normalised version, as Octopus stores it, so
 	// 1.0.0, 1.0.0+meta and 01.0.0 are one package.
-	pf.Version = api.NormalizeVersion(pf.Version)
+	pf.Version = octopusapi.NormalizeVersion(pf.Version)
 	log := n.log.With("package", pf.ID, "version", pf.Version, "mode", mode)
 
 	existing, err := n.cfg.DB.Package(ctx, space, pf.ID, pf.Version)
@@ -113,12 +113,12 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 		n.dbError(w, "checking for an existing package", err)
 		return
 	}
-	if exists && mode == api.OverwriteExisting && !n.may(w, r, api.PermissionBuiltInFeedAdminister, space) {
+	if exists && mode == octopusapi.OverwriteExisting && !n.may(w, r, octopusapi.PermissionBuiltInFeedAdminister, space) {
 		// Replacing needs more than pushing (Octopus: BuiltInFeedPush to
 		// add, BuiltInFeedAdminister to replace).
 		return
 	}
-	if exists && mode != api.OverwriteExisting {
+	if exists && mode != octopusapi.OverwriteExisting {
 		// Read the body to the end so the client sees our answer rather
 		// than a reset while it is still sending.
 		if _, err := io.Copy(io.Discard, body); err != nil {
@@ -184,7 +184,7 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 	}
 	if size == 0 {
 		_ = fw.Abort()
-		writeError(w, http.StatusBadRequest, "The package file is empty.", []string{api.IssueEmptyFile})
+		writeError(w, http.StatusBadRequest, "The package file is empty.", []string{octopusapi.IssueEmptyFile})
 		return
 	}
 	if err := fw.Close(); err != nil {
@@ -233,7 +233,7 @@ func (n *Node) publishAndAnswer(ctx context.Context, w http.ResponseWriter, log 
 			errs := []string{err.Error()}
 			if pe.status == http.StatusConflict {
 				// As when the version was there before the body arrived.
-				errs = []string{api.IssuePackageAlreadyExists}
+				errs = []string{octopusapi.IssuePackageAlreadyExists}
 			}
 			writeError(w, pe.status, pe.msg, errs)
 			return
@@ -289,7 +289,7 @@ func (n *Node) filePart(w http.ResponseWriter, mr *multipart.Reader, body *stall
 	for {
 		p, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
-			writeError(w, http.StatusBadRequest, "No package file was found in the request.", []string{api.IssueEmptyFile})
+			writeError(w, http.StatusBadRequest, "No package file was found in the request.", []string{octopusapi.IssueEmptyFile})
 			return nil, false
 		}
 		if body.stalled(err) {
@@ -407,11 +407,11 @@ func (n *Node) publish(ctx context.Context, tmp string, row store.Package, mode 
 			// row keeps its first spelling, like the ID.
 			row.Version = existing.Version
 		}
-		rel := api.PackageFile{ID: spelling, Version: row.Version, Extension: row.Extension}.StorePath(row.SpaceID)
+		rel := octopusapi.PackageFile{ID: spelling, Version: row.Version, Extension: row.Extension}.StorePath(row.SpaceID)
 		row.Path = storedPath(n.cfg.OS, rel)
-		if exists && mode != api.OverwriteExisting {
+		if exists && mode != octopusapi.OverwriteExisting {
 			// Another upload of the same version won the race.
-			if mode == api.IgnoreIfExists {
+			if mode == octopusapi.IgnoreIfExists {
 				status, stored = http.StatusOK, existing
 				return nil
 			}
@@ -493,7 +493,7 @@ func (n *Node) removeUnrecorded(ctx context.Context, space, packageID string, pa
 			recorded[strings.ToLower(rel)] = true
 			// A signature cache is kept while its file is recorded
 			// with the hash it was computed from.
-			recorded[strings.ToLower(api.SignatureCachePath(rel, r.Hash))] = true
+			recorded[strings.ToLower(octopusapi.SignatureCachePath(rel, r.Hash))] = true
 		}
 		dirs := map[string]bool{}
 		for _, p := range paths {
@@ -546,7 +546,7 @@ func (n *Node) removeStaleSignatures(ctx context.Context, dir string, recorded m
 		return
 	}
 	for _, f := range files {
-		if !strings.HasSuffix(f.Name, api.SignatureSuffix) || recorded[strings.ToLower(f.Name)] {
+		if !strings.HasSuffix(f.Name, octopusapi.SignatureSuffix) || recorded[strings.ToLower(f.Name)] {
 			continue
 		}
 		if err := n.cfg.Packages.Remove(ctx, f.Name); err != nil {
@@ -562,13 +562,13 @@ func conflictMessage(row store.Package) string {
 }
 
 func (n *Node) answerExisting(w http.ResponseWriter, mode string, existing store.Package, log interface{ Info(string, ...any) }) {
-	if mode == api.IgnoreIfExists {
+	if mode == octopusapi.IgnoreIfExists {
 		log.Info("package exists: ignored")
 		writeJSON(w, http.StatusOK, n.packageResource(existing))
 		return
 	}
 	log.Info("package exists: refused")
-	writeError(w, http.StatusConflict, conflictMessage(existing), []string{api.IssuePackageAlreadyExists})
+	writeError(w, http.StatusConflict, conflictMessage(existing), []string{octopusapi.IssuePackageAlreadyExists})
 }
 
 // copyHashed copies src to dst and into h in blocks of copyBlock bytes
@@ -625,37 +625,37 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func (n *Node) packageResource(p store.Package) api.Package {
-	id := api.PackageResourceID(p.PackageID, p.Version)
-	return api.Package{
+func (n *Node) packageResource(p store.Package) octopusapi.Package {
+	id := octopusapi.PackageResourceID(p.PackageID, p.Version)
+	return octopusapi.Package{
 		Id:               id,
 		PackageId:        p.PackageID,
 		Version:          p.Version,
 		Hash:             p.Hash,
 		PackageSizeBytes: p.Size,
-		FeedId:           api.BuiltInFeedID,
+		FeedId:           octopusapi.BuiltInFeedID,
 		NuGetPackageId:   p.PackageID,
-		NuGetFeedId:      api.BuiltInFeedID,
+		NuGetFeedId:      octopusapi.BuiltInFeedID,
 		FileExtension:    p.Extension,
 		Title:            p.PackageID,
 		Published:        p.Published.UTC(),
-		Links: api.Links{
-			"Self": api.PackagePath(p.SpaceID, id),
-			"Raw":  api.PackageRawPath(p.SpaceID, id),
-			"Feed": "/api/" + p.SpaceID + "/feeds/" + api.BuiltInFeedID,
+		Links: octopusapi.Links{
+			"Self": octopusapi.PackagePath(p.SpaceID, id),
+			"Raw":  octopusapi.PackageRawPath(p.SpaceID, id),
+			"Feed": "/api/" + p.SpaceID + "/feeds/" + octopusapi.BuiltInFeedID,
 		},
 	}
 }
 
 // lookup resolves a package resource ID ("packages-<Id>.<Version>").
 func (n *Node) lookup(w http.ResponseWriter, r *http.Request, space, resID string) (store.Package, bool) {
-	pid, ver, ok := api.SplitPackageResourceID(resID)
+	pid, ver, ok := octopusapi.SplitPackageResourceID(resID)
 	if !ok {
 		writeError(w, http.StatusNotFound, "The package "+resID+" does not exist.", nil)
 		return store.Package{}, false
 	}
 	// By the version as written or normalised: rows hold the normalised.
-	row, err := n.cfg.DB.Package(r.Context(), space, pid, api.NormalizeVersion(ver))
+	row, err := n.cfg.DB.Package(r.Context(), space, pid, octopusapi.NormalizeVersion(ver))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "The package "+resID+" does not exist.", nil)
@@ -761,11 +761,11 @@ func (n *Node) listPackages(w http.ResponseWriter, r *http.Request, space string
 		n.dbError(w, "listing packages", err)
 		return
 	}
-	items := make([]api.Package, 0, len(rows))
+	items := make([]octopusapi.Package, 0, len(rows))
 	for _, row := range rows {
 		items = append(items, n.packageResource(row))
 	}
-	page := api.NewPage("Package", items, total, skip, take, api.PackagesPath(space))
+	page := octopusapi.NewPage("Package", items, total, skip, take, octopusapi.PackagesPath(space))
 	if take < total-skip { // skip+take < total, which could overflow
 		// The next page of the same query.
 		next := url.Values{}
@@ -776,7 +776,7 @@ func (n *Node) listPackages(w http.ResponseWriter, r *http.Request, space string
 		}
 		next.Set("skip", strconv.Itoa(skip+take))
 		next.Set("take", strconv.Itoa(take))
-		page.Links["Page.Next"] = api.PackagesPath(space) + "?" + next.Encode()
+		page.Links["Page.Next"] = octopusapi.PackagesPath(space) + "?" + next.Encode()
 	}
 	writeJSON(w, http.StatusOK, page)
 }

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/blob"
 	"github.com/octoha/octoha/fakes/store"
+	"github.com/octoha/octoha/octopusapi"
 	"github.com/octoha/octoha/services/postgres"
 	"github.com/octoha/octoha/services/samba"
 )
@@ -37,7 +37,7 @@ func (tn *testNode) goUpload(t *testing.T, query, filename string, content []byt
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set(api.HeaderAPIKey, testKey)
+	req.Header.Set(octopusapi.HeaderAPIKey, testKey)
 	req.Header.Set("Content-Type", ct)
 	out := make(chan result, 1)
 	go func() {
@@ -116,7 +116,7 @@ func assertConsistent(t *testing.T, id, version string, nodes ...*testNode) stor
 		t.Fatalf("%s %s: row says hash %s size %d, the stored file has %s size %d", id, version, row.Hash, row.Size, h, len(file))
 	}
 	for _, n := range nodes {
-		resp, body := n.do(t, http.MethodGet, api.PackageRawPath("Spaces-1", api.PackageResourceID(id, version)), nil, nil)
+		resp, body := n.do(t, http.MethodGet, octopusapi.PackageRawPath("Spaces-1", octopusapi.PackageResourceID(id, version)), nil, nil)
 		if resp.StatusCode != 200 || sha1hex(body) != row.Hash || resp.Header.Get(headerHash) != row.Hash {
 			t.Fatalf("%s %s via %s: download = %d, body hash %s, X-Octoha-Hash %s; row hash %s",
 				id, version, n.Name(), resp.StatusCode, sha1hex(body), resp.Header.Get(headerHash), row.Hash)
@@ -228,13 +228,13 @@ func testPackageIDsCaseInsensitive(t *testing.T, pair nodePair) {
 		t.Fatalf("Case.1.0.0 = %d %s", r.StatusCode, body)
 	}
 	r, body := b.upload(t, "?overwriteMode=FailIfExists", "case.1.0.0.zip", v2)
-	var e api.Error
-	if r.StatusCode != 409 || json.Unmarshal(body, &e) != nil || !slices.Contains(e.Errors, api.IssuePackageAlreadyExists) ||
+	var e octopusapi.Error
+	if r.StatusCode != 409 || json.Unmarshal(body, &e) != nil || !slices.Contains(e.Errors, octopusapi.IssuePackageAlreadyExists) ||
 		!strings.Contains(e.ErrorMessage, "Case version 1.0.0") {
 		t.Fatalf("case.1.0.0 under FailIfExists = %d %s, want 409 naming Case (PackageAlreadyExists)", r.StatusCode, body)
 	}
 	r, body = b.upload(t, "?overwriteMode=IgnoreIfExists", "case.1.0.0.zip", v2)
-	var p api.Package
+	var p octopusapi.Package
 	if r.StatusCode != 200 || json.Unmarshal(body, &p) != nil || p.PackageId != "Case" || p.Hash != sha1hex(v1) {
 		t.Fatalf("case.1.0.0 under IgnoreIfExists = %d %s, want 200 with Case's row", r.StatusCode, body)
 	}
@@ -259,14 +259,14 @@ func testPackageIDsCaseInsensitive(t *testing.T, pair nodePair) {
 	if files := packageFiles(t, a); !slices.Equal(files, want) {
 		t.Fatalf("files = %v, want %v", files, want)
 	}
-	r, body = a.do(t, http.MethodGet, api.PackagesPath("Spaces-1")+"?nuGetPackageId=CASE", nil, nil)
-	var page api.Page[api.Package]
+	r, body = a.do(t, http.MethodGet, octopusapi.PackagesPath("Spaces-1")+"?nuGetPackageId=CASE", nil, nil)
+	var page octopusapi.Page[octopusapi.Package]
 	if r.StatusCode != 200 || json.Unmarshal(body, &page) != nil || page.TotalResults != 2 {
 		t.Fatalf("list of CASE = %d %s, want Case's two versions", r.StatusCode, body)
 	}
 
 	// Deleting CASE deletes Case's row and file.
-	if r, body := b.do(t, http.MethodDelete, api.PackagePath("Spaces-1", "packages-CASE.1.0.0"), nil, nil); r.StatusCode != 200 {
+	if r, body := b.do(t, http.MethodDelete, octopusapi.PackagePath("Spaces-1", "packages-CASE.1.0.0"), nil, nil); r.StatusCode != 200 {
 		t.Fatalf("delete CASE.1.0.0 = %d %s", r.StatusCode, body)
 	}
 	if _, err := a.db.Package(context.Background(), "Spaces-1", "Case", "1.0.0"); err == nil {
@@ -315,7 +315,7 @@ func testNoOrphanPackageFiles(t *testing.T, pair nodePair) {
 		if files := packageFiles(t, a); !slices.Equal(files, []string{"Spaces-1/feeds-builtin/Ext/Ext.1.0.0.tgz"}) || row.Extension != ".tgz" {
 			t.Fatalf("after overwriting .zip with .tgz: files %v, row %+v", files, row)
 		}
-		if r, body := a.do(t, http.MethodDelete, api.PackagePath("Spaces-1", "packages-Ext.1.0"), nil, nil); r.StatusCode != 200 {
+		if r, body := a.do(t, http.MethodDelete, octopusapi.PackagePath("Spaces-1", "packages-Ext.1.0"), nil, nil); r.StatusCode != 200 {
 			t.Fatalf("delete = %d %s", r.StatusCode, body)
 		}
 		assertNoPackages(t, a)
@@ -332,7 +332,7 @@ func testNoOrphanPackageFiles(t *testing.T, pair nodePair) {
 		}
 		del := func(v string) {
 			t.Helper()
-			if r, body := a.do(t, http.MethodDelete, api.PackagePath("Spaces-1", "packages-Del."+v), nil, nil); r.StatusCode != 200 {
+			if r, body := a.do(t, http.MethodDelete, octopusapi.PackagePath("Spaces-1", "packages-Del."+v), nil, nil); r.StatusCode != 200 {
 				t.Fatalf("delete %s = %d %s", v, r.StatusCode, body)
 			}
 		}
@@ -345,7 +345,7 @@ func testNoOrphanPackageFiles(t *testing.T, pair nodePair) {
 		if dirExists(t, a, "Spaces-1/feeds-builtin/Del") {
 			t.Fatal("deleting the last version left the package's folder")
 		}
-		if r, _ := a.do(t, http.MethodDelete, api.PackagePath("Spaces-1", "packages-Del.2.0.0"), nil, nil); r.StatusCode != 404 {
+		if r, _ := a.do(t, http.MethodDelete, octopusapi.PackagePath("Spaces-1", "packages-Del.2.0.0"), nil, nil); r.StatusCode != 404 {
 			t.Fatalf("second delete = %d, want 404", r.StatusCode)
 		}
 	})
@@ -451,7 +451,7 @@ func TestDownloadDuringOverwrites(t *testing.T) {
 		}
 	}()
 	for range 40 {
-		resp, body := a.do(t, http.MethodGet, api.PackageRawPath("Spaces-1", "packages-Flip.1.0.0"), nil, nil)
+		resp, body := a.do(t, http.MethodGet, octopusapi.PackageRawPath("Spaces-1", "packages-Flip.1.0.0"), nil, nil)
 		if resp.StatusCode != 200 || sha1hex(body) != resp.Header.Get(headerHash) {
 			close(stop)
 			t.Fatalf("download = %d: body hash %s, X-Octoha-Hash %s", resp.StatusCode, sha1hex(body), resp.Header.Get(headerHash))
@@ -500,7 +500,7 @@ func TestVersionsNormalised(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("overwrite as Acme.01.0.0+ci = %d %s", resp.StatusCode, body)
 	}
-	var res api.Package
+	var res octopusapi.Package
 	if err := json.Unmarshal(body, &res); err != nil || res.Version != "1.0.0" {
 		t.Fatalf("overwrite answered %s (%v), want version 1.0.0", body, err)
 	}
@@ -522,16 +522,16 @@ func TestVersionsNormalised(t *testing.T) {
 
 	// Read and downloaded by the version as written or normalised.
 	for _, v := range []string{"1.0.0", "01.0.0", "1.0", "1.0.0+meta"} {
-		resp, body := a.do(t, http.MethodGet, api.PackageRawPath("Spaces-1", api.PackageResourceID("Acme", v)), nil, nil)
+		resp, body := a.do(t, http.MethodGet, octopusapi.PackageRawPath("Spaces-1", octopusapi.PackageResourceID("Acme", v)), nil, nil)
 		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, second) {
 			t.Errorf("download of Acme %s = %d %q, want 200 and 1.0.0's bytes", v, resp.StatusCode, body)
 		}
 	}
 	// Deleted by another spelling, it is gone under every one.
-	if resp, body := a.do(t, http.MethodDelete, api.PackagePath("Spaces-1", api.PackageResourceID("Acme", "1.0")), nil, nil); resp.StatusCode != http.StatusOK {
+	if resp, body := a.do(t, http.MethodDelete, octopusapi.PackagePath("Spaces-1", octopusapi.PackageResourceID("Acme", "1.0")), nil, nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("delete Acme 1.0 = %d %s", resp.StatusCode, body)
 	}
-	if resp, _ := a.do(t, http.MethodGet, api.PackagePath("Spaces-1", api.PackageResourceID("Acme", "1.0.0")), nil, nil); resp.StatusCode != http.StatusNotFound {
+	if resp, _ := a.do(t, http.MethodGet, octopusapi.PackagePath("Spaces-1", octopusapi.PackageResourceID("Acme", "1.0.0")), nil, nil); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("Acme 1.0.0 after deleting 1.0 = %d, want 404", resp.StatusCode)
 	}
 }

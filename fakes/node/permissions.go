@@ -15,8 +15,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/store"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // Users, API keys, teams, scoped roles and the per-node permission cache.
@@ -66,7 +66,7 @@ func hashKey(key string) string {
 func userID(seq int64) string { return "Users-" + strconv.FormatInt(seq+1, 10) }
 
 func userSeq(id string) (int64, bool) {
-	n, ok := api.IDNumber(id, "Users")
+	n, ok := octopusapi.IDNumber(id, "Users")
 	return n - 1, ok && n > 1
 }
 
@@ -153,14 +153,14 @@ func (n *Node) may(w http.ResponseWriter, r *http.Request, perm, space string) b
 		return true
 	}
 	if space == "" {
-		space = api.DefaultSpaceID
+		space = octopusapi.DefaultSpaceID
 	}
 	perms, how, err := n.permissions(r.Context(), p.user)
 	if err != nil {
 		n.dbError(w, "reading the user's permissions", err)
 		return false
 	}
-	w.Header().Set(api.HeaderPermissionCache, how)
+	w.Header().Set(octopusapi.HeaderPermissionCache, how)
 	if perms.has(perm, space) {
 		return true
 	}
@@ -174,7 +174,7 @@ func (n *Node) may(w http.ResponseWriter, r *http.Request, perm, space string) b
 
 // mayPush is may for BuiltInFeedPush.
 func (n *Node) mayPush(w http.ResponseWriter, r *http.Request, space string) bool {
-	return n.may(w, r, api.PermissionBuiltInFeedPush, space)
+	return n.may(w, r, octopusapi.PermissionBuiltInFeedPush, space)
 }
 
 // authenticate finds the principal of a request's key: the cluster's own
@@ -211,15 +211,15 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-func (n *Node) userResource(u store.User) api.User {
+func (n *Node) userResource(u store.User) octopusapi.User {
 	id := userID(u.Seq)
-	return api.User{Id: id, Username: u.Username, DisplayName: u.DisplayName, IsActive: true, IsService: u.IsService,
-		Links: api.Links{"Self": api.UserPath(id), "Permissions": api.UserPath(id) + "/permissions", "ApiKeys": api.UserPath(id) + "/apikeys"}}
+	return octopusapi.User{Id: id, Username: u.Username, DisplayName: u.DisplayName, IsActive: true, IsService: u.IsService,
+		Links: octopusapi.Links{"Self": octopusapi.UserPath(id), "Permissions": octopusapi.UserPath(id) + "/permissions", "ApiKeys": octopusapi.UserPath(id) + "/apikeys"}}
 }
 
-func adminResource() api.User {
-	return api.User{Id: api.AdminUserID, Username: "octoha", DisplayName: "octoha API key user", IsActive: true, IsService: true,
-		Links: api.Links{"Self": api.UserPath(api.AdminUserID), "Spaces": api.UserPath(api.AdminUserID) + "/spaces"}}
+func adminResource() octopusapi.User {
+	return octopusapi.User{Id: octopusapi.AdminUserID, Username: "octoha", DisplayName: "octoha API key user", IsActive: true, IsService: true,
+		Links: octopusapi.Links{"Self": octopusapi.UserPath(octopusapi.AdminUserID), "Spaces": octopusapi.UserPath(octopusapi.AdminUserID) + "/spaces"}}
 }
 
 // routeUsers handles /api/users/...
@@ -233,18 +233,18 @@ func (n *Node) routeUsers(w http.ResponseWriter, r *http.Request, seg []string) 
 	}
 	id := seg[0]
 	if strings.EqualFold(id, "me") {
-		id = api.AdminUserID
+		id = octopusapi.AdminUserID
 		if !p.admin {
 			id = userID(p.user.Seq)
 		}
 	}
 	if len(seg) == 2 && strings.EqualFold(seg[1], "spaces") {
 		if allow(w, r, http.MethodGet) {
-			writeJSON(w, http.StatusOK, []api.Space{defaultSpace()})
+			writeJSON(w, http.StatusOK, []octopusapi.Space{defaultSpace()})
 		}
 		return
 	}
-	if id == api.AdminUserID {
+	if id == octopusapi.AdminUserID {
 		if len(seg) == 1 && allow(w, r, http.MethodGet) {
 			writeJSON(w, http.StatusOK, adminResource())
 		} else if len(seg) != 1 {
@@ -282,13 +282,13 @@ func (n *Node) routeUsers(w http.ResponseWriter, r *http.Request, seg []string) 
 				n.dbError(w, "reading the user's permissions", err)
 				return
 			}
-			set := api.UserPermissionSet{Id: id, SpacePermissions: map[string][]api.UserPermissionRestriction{}}
+			set := octopusapi.UserPermissionSet{Id: id, SpacePermissions: map[string][]octopusapi.UserPermissionRestriction{}}
 			for perm, spaces := range perms {
 				for space := range spaces {
-					set.SpacePermissions[perm] = append(set.SpacePermissions[perm], api.UserPermissionRestriction{SpaceId: space})
+					set.SpacePermissions[perm] = append(set.SpacePermissions[perm], octopusapi.UserPermissionRestriction{SpaceId: space})
 				}
 			}
-			w.Header().Set(api.HeaderPermissionCache, how)
+			w.Header().Set(octopusapi.HeaderPermissionCache, how)
 			writeJSON(w, http.StatusOK, set)
 		}
 	default:
@@ -297,7 +297,7 @@ func (n *Node) routeUsers(w http.ResponseWriter, r *http.Request, seg []string) 
 }
 
 func (n *Node) createUser(w http.ResponseWriter, r *http.Request) {
-	var in api.User
+	var in octopusapi.User
 	if !decodeBody(w, r, &in) {
 		return
 	}
@@ -320,7 +320,7 @@ func (n *Node) createUser(w http.ResponseWriter, r *http.Request) {
 // createAPIKey makes a key in Octopus's format; only its hash is stored,
 // and the key is shown once, in this answer. Never logged.
 func (n *Node) createAPIKey(w http.ResponseWriter, r *http.Request, u store.User) {
-	var in api.APIKey
+	var in octopusapi.APIKey
 	if !decodeBody(w, r, &in) {
 		return
 	}
@@ -338,7 +338,7 @@ func (n *Node) createAPIKey(w http.ResponseWriter, r *http.Request, u store.User
 		return
 	}
 	n.log.Info("API key created", "user", userID(u.Seq), "purpose", in.Purpose)
-	writeJSON(w, http.StatusCreated, api.APIKey{Id: "APIKeys-" + strconv.FormatInt(seq, 10), Purpose: in.Purpose, UserId: userID(u.Seq), ApiKey: key, Created: now})
+	writeJSON(w, http.StatusCreated, octopusapi.APIKey{Id: "APIKeys-" + strconv.FormatInt(seq, 10), Purpose: in.Purpose, UserId: userID(u.Seq), ApiKey: key, Created: now})
 }
 
 // routeTeams handles POST /api/teams.
@@ -350,7 +350,7 @@ func (n *Node) routeTeams(w http.ResponseWriter, r *http.Request, seg []string) 
 	if !allow(w, r, http.MethodPost) || !adminOnly(w, r) {
 		return
 	}
-	var in api.Team
+	var in octopusapi.Team
 	if !decodeBody(w, r, &in) {
 		return
 	}
@@ -386,17 +386,17 @@ func (n *Node) routeScopedRoles(w http.ResponseWriter, r *http.Request, seg []st
 		if !allow(w, r, http.MethodPost) {
 			return
 		}
-		var in api.ScopedUserRole
+		var in octopusapi.ScopedUserRole
 		if !decodeBody(w, r, &in) {
 			return
 		}
-		team, ok := api.IDNumber(in.TeamId, "Teams")
+		team, ok := octopusapi.IDNumber(in.TeamId, "Teams")
 		if !ok || in.UserRoleId == "" {
 			writeError(w, http.StatusBadRequest, "A scoped user role needs a TeamId (Teams-N) and a UserRoleId.", nil)
 			return
 		}
 		if in.SpaceId == "" {
-			in.SpaceId = api.DefaultSpaceID
+			in.SpaceId = octopusapi.DefaultSpaceID
 		}
 		sr, err := n.cfg.DB.AddScopedRole(r.Context(), store.ScopedRole{TeamSeq: team, RoleID: in.UserRoleId, SpaceID: in.SpaceId}, n.cfg.ID)
 		switch {
@@ -415,7 +415,7 @@ func (n *Node) routeScopedRoles(w http.ResponseWriter, r *http.Request, seg []st
 		if !allow(w, r, http.MethodDelete) {
 			return
 		}
-		seq, ok := api.IDNumber(seg[0], "ScopedUserRoles")
+		seq, ok := octopusapi.IDNumber(seg[0], "ScopedUserRoles")
 		err := store.ErrNotFound
 		if ok {
 			err = n.cfg.DB.DeleteScopedRole(r.Context(), seq, n.cfg.ID)

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/internal/syncbuf"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 func postJSON(t *testing.T, tn *testNode, path string, in, out any) {
@@ -31,17 +31,17 @@ func postJSON(t *testing.T, tn *testNode, path string, in, out any) {
 // publisher role, through tn; it returns the key and the grant's ID.
 func publisher(t *testing.T, tn *testNode) (key, grant string) {
 	t.Helper()
-	var u api.User
-	postJSON(t, tn, api.UsersPath, api.User{Username: "pusher", DisplayName: "Pusher", IsService: true}, &u)
-	var k api.APIKey
-	postJSON(t, tn, api.UserPath(u.Id)+"/apikeys", api.APIKey{Purpose: "test"}, &k)
+	var u octopusapi.User
+	postJSON(t, tn, octopusapi.UsersPath, octopusapi.User{Username: "pusher", DisplayName: "Pusher", IsService: true}, &u)
+	var k octopusapi.APIKey
+	postJSON(t, tn, octopusapi.UserPath(u.Id)+"/apikeys", octopusapi.APIKey{Purpose: "test"}, &k)
 	if !strings.HasPrefix(k.ApiKey, "API-") || k.UserId != u.Id {
 		t.Fatalf("API key answer %+v", k)
 	}
-	var team api.Team
-	postJSON(t, tn, api.TeamsPath, api.Team{Name: "Publishers", SpaceId: "Spaces-1", MemberUserIds: []string{u.Id}}, &team)
-	var sr api.ScopedUserRole
-	postJSON(t, tn, api.ScopedUserRolesPath, api.ScopedUserRole{TeamId: team.Id, UserRoleId: api.RolePackagePublisher, SpaceId: "Spaces-1"}, &sr)
+	var team octopusapi.Team
+	postJSON(t, tn, octopusapi.TeamsPath, octopusapi.Team{Name: "Publishers", SpaceId: "Spaces-1", MemberUserIds: []string{u.Id}}, &team)
+	var sr octopusapi.ScopedUserRole
+	postJSON(t, tn, octopusapi.ScopedUserRolesPath, octopusapi.ScopedUserRole{TeamId: team.Id, UserRoleId: octopusapi.RolePackagePublisher, SpaceId: "Spaces-1"}, &sr)
 	return k.ApiKey, sr.Id
 }
 
@@ -51,8 +51,8 @@ func publisher(t *testing.T, tn *testNode) (key, grant string) {
 func pushAs(t *testing.T, tn *testNode, key string) (int, string) {
 	t.Helper()
 	body, ct := multipartBody(t, "file", "Perm.Probe.1.0.0.zip", []byte("probe"))
-	res, _ := tn.do(t, http.MethodPost, "/api/Spaces-1/packages/raw?overwriteMode=IgnoreIfExists", body, map[string]string{"Content-Type": ct, api.HeaderAPIKey: key})
-	return res.StatusCode, res.Header.Get(api.HeaderPermissionCache)
+	res, _ := tn.do(t, http.MethodPost, "/api/Spaces-1/packages/raw?overwriteMode=IgnoreIfExists", body, map[string]string{"Content-Type": ct, octopusapi.HeaderAPIKey: key})
+	return res.StatusCode, res.Header.Get(octopusapi.HeaderPermissionCache)
 }
 
 func allowed(status int) bool { return status == http.StatusCreated || status == http.StatusOK }
@@ -79,7 +79,7 @@ func TestPermissionCacheInvalidatedOnlyWhereChanged(t *testing.T) {
 			t.Fatalf("%s: push before the revoke: %d (%s)", tn.Name(), s, how)
 		}
 	}
-	res, body := a.do(t, http.MethodDelete, api.ScopedUserRolesPath+"/"+grant, nil, nil)
+	res, body := a.do(t, http.MethodDelete, octopusapi.ScopedUserRolesPath+"/"+grant, nil, nil)
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("revoke: %d %s", res.StatusCode, body)
 	}
@@ -100,16 +100,16 @@ func TestPermissionCacheInvalidatedOnlyWhereChanged(t *testing.T) {
 	if res, _ := b.upload(t, "?overwriteMode=IgnoreIfExists", "Perm.Probe.1.0.0.zip", []byte("probe")); !allowed(res.StatusCode) {
 		t.Errorf("admin push: %d", res.StatusCode)
 	}
-	ub, _ := json.Marshal(api.User{Username: "x"})
-	if res, _ := b.do(t, http.MethodPost, api.UsersPath, bytes.NewReader(ub), map[string]string{api.HeaderAPIKey: key}); res.StatusCode != http.StatusForbidden {
+	ub, _ := json.Marshal(octopusapi.User{Username: "x"})
+	if res, _ := b.do(t, http.MethodPost, octopusapi.UsersPath, bytes.NewReader(ub), map[string]string{octopusapi.HeaderAPIKey: key}); res.StatusCode != http.StatusForbidden {
 		t.Errorf("a user creating users: %d, want 403", res.StatusCode)
 	}
-	if res, _ := b.do(t, http.MethodGet, "/api/users/me", nil, map[string]string{api.HeaderAPIKey: "API-NOSUCHKEY000000000000000000000"}); res.StatusCode != http.StatusUnauthorized {
+	if res, _ := b.do(t, http.MethodGet, "/api/users/me", nil, map[string]string{octopusapi.HeaderAPIKey: "API-NOSUCHKEY000000000000000000000"}); res.StatusCode != http.StatusUnauthorized {
 		t.Errorf("unknown key: %d, want 401", res.StatusCode)
 	}
-	res, body = b.do(t, http.MethodGet, "/api/users/me/permissions", nil, map[string]string{api.HeaderAPIKey: key})
-	var set api.UserPermissionSet
-	if res.StatusCode != http.StatusOK || json.Unmarshal(body, &set) != nil || len(set.SpacePermissions[api.PermissionBuiltInFeedPush]) != 0 || set.Id != "Users-2" {
+	res, body = b.do(t, http.MethodGet, "/api/users/me/permissions", nil, map[string]string{octopusapi.HeaderAPIKey: key})
+	var set octopusapi.UserPermissionSet
+	if res.StatusCode != http.StatusOK || json.Unmarshal(body, &set) != nil || len(set.SpacePermissions[octopusapi.PermissionBuiltInFeedPush]) != 0 || set.Id != "Users-2" {
 		t.Errorf("permissions after the revoke: %d %s", res.StatusCode, body)
 	}
 }
@@ -126,7 +126,7 @@ func TestPermissionCacheShared(t *testing.T) {
 	if s, how := pushAs(t, b, key); !allowed(s) || !strings.HasPrefix(how, "hit") {
 		t.Fatalf("second push through B: %d (%s), want a cache hit", s, how)
 	}
-	if res, body := a.do(t, http.MethodDelete, api.ScopedUserRolesPath+"/"+grant, nil, nil); res.StatusCode != http.StatusOK {
+	if res, body := a.do(t, http.MethodDelete, octopusapi.ScopedUserRolesPath+"/"+grant, nil, nil); res.StatusCode != http.StatusOK {
 		t.Fatalf("revoke: %d %s", res.StatusCode, body)
 	}
 	if s, how := pushAs(t, b, key); s != http.StatusForbidden {
@@ -142,15 +142,15 @@ func TestPermissionCacheShared(t *testing.T) {
 // key.
 func userWithRoles(t *testing.T, tn *testNode, name string, roles ...string) string {
 	t.Helper()
-	var u api.User
-	postJSON(t, tn, api.UsersPath, api.User{Username: name, DisplayName: name, IsService: true}, &u)
-	var k api.APIKey
-	postJSON(t, tn, api.UserPath(u.Id)+"/apikeys", api.APIKey{Purpose: "test"}, &k)
-	var team api.Team
-	postJSON(t, tn, api.TeamsPath, api.Team{Name: name, SpaceId: "Spaces-1", MemberUserIds: []string{u.Id}}, &team)
+	var u octopusapi.User
+	postJSON(t, tn, octopusapi.UsersPath, octopusapi.User{Username: name, DisplayName: name, IsService: true}, &u)
+	var k octopusapi.APIKey
+	postJSON(t, tn, octopusapi.UserPath(u.Id)+"/apikeys", octopusapi.APIKey{Purpose: "test"}, &k)
+	var team octopusapi.Team
+	postJSON(t, tn, octopusapi.TeamsPath, octopusapi.Team{Name: name, SpaceId: "Spaces-1", MemberUserIds: []string{u.Id}}, &team)
 	for _, role := range roles {
-		var sr api.ScopedUserRole
-		postJSON(t, tn, api.ScopedUserRolesPath, api.ScopedUserRole{TeamId: team.Id, UserRoleId: role, SpaceId: "Spaces-1"}, &sr)
+		var sr octopusapi.ScopedUserRole
+		postJSON(t, tn, octopusapi.ScopedUserRolesPath, octopusapi.ScopedUserRole{TeamId: team.Id, UserRoleId: role, SpaceId: "Spaces-1"}, &sr)
 	}
 	return k.ApiKey
 }
@@ -173,18 +173,18 @@ func TestPermissionMatrix(t *testing.T) {
 	push, ct := multipartBody(t, "file", "Perm.Matrix.1.0.0.zip", []byte("matrix"))
 	pushBody, _ := io.ReadAll(push)
 	endpoints := []endpoint{
-		{"list packages", http.MethodGet, "/api/Spaces-1/packages", "", api.PermissionFeedView},
-		{"search feed", http.MethodGet, "/api/Spaces-1/feeds/feeds-builtin/packages/search?term=Perm", "", api.PermissionFeedView},
-		{"download package", http.MethodGet, "/api/Spaces-1/packages/" + api.PackageResourceID("Perm.Matrix", "1.0.0") + "/raw", "", api.PermissionBuiltInFeedDownload},
-		{"push package", http.MethodPost, "/api/Spaces-1/packages/raw?overwriteMode=IgnoreIfExists", string(pushBody), api.PermissionBuiltInFeedPush},
-		{"replace package", http.MethodPost, "/api/Spaces-1/packages/raw?overwriteMode=OverwriteExisting", string(pushBody), api.PermissionBuiltInFeedPush}, // asked first; then BuiltInFeedAdminister, which every built-in role with push also grants
-		{"delete package", http.MethodDelete, "/api/Spaces-1/packages/" + api.PackageResourceID("No.Such", "9.9.9"), "", api.PermissionBuiltInFeedAdminister},
-		{"list tasks", http.MethodGet, "/api/tasks", "", api.PermissionTaskView},
-		{"create task", http.MethodPost, "/api/Spaces-1/tasks", `{"Name":"NoSuchKind"}`, api.PermissionTaskCreate},
-		{"cancel task", http.MethodPost, "/api/tasks/ServerTasks-999999/cancel", "", api.PermissionTaskCancel},
-		{"work", http.MethodPost, "/api/Spaces-1/octoha/work?ms=-1", "", api.PermissionTaskCreate},
-		{"drain node", http.MethodPut, "/api/octopusservernodes/OctopusServerNodes-99", `{"IsInMaintenanceMode":true}`, api.PermissionConfigureServer},
-		{"delete node", http.MethodDelete, "/api/octopusservernodes/OctopusServerNodes-99", "", api.PermissionConfigureServer},
+		{"list packages", http.MethodGet, "/api/Spaces-1/packages", "", octopusapi.PermissionFeedView},
+		{"search feed", http.MethodGet, "/api/Spaces-1/feeds/feeds-builtin/packages/search?term=Perm", "", octopusapi.PermissionFeedView},
+		{"download package", http.MethodGet, "/api/Spaces-1/packages/" + octopusapi.PackageResourceID("Perm.Matrix", "1.0.0") + "/raw", "", octopusapi.PermissionBuiltInFeedDownload},
+		{"push package", http.MethodPost, "/api/Spaces-1/packages/raw?overwriteMode=IgnoreIfExists", string(pushBody), octopusapi.PermissionBuiltInFeedPush},
+		{"replace package", http.MethodPost, "/api/Spaces-1/packages/raw?overwriteMode=OverwriteExisting", string(pushBody), octopusapi.PermissionBuiltInFeedPush}, // asked first; then BuiltInFeedAdminister, which every built-in role with push also grants
+		{"delete package", http.MethodDelete, "/api/Spaces-1/packages/" + octopusapi.PackageResourceID("No.Such", "9.9.9"), "", octopusapi.PermissionBuiltInFeedAdminister},
+		{"list tasks", http.MethodGet, "/api/tasks", "", octopusapi.PermissionTaskView},
+		{"create task", http.MethodPost, "/api/Spaces-1/tasks", `{"Name":"NoSuchKind"}`, octopusapi.PermissionTaskCreate},
+		{"cancel task", http.MethodPost, "/api/tasks/ServerTasks-999999/cancel", "", octopusapi.PermissionTaskCancel},
+		{"work", http.MethodPost, "/api/Spaces-1/octoha/work?ms=-1", "", octopusapi.PermissionTaskCreate},
+		{"drain node", http.MethodPut, "/api/octopusservernodes/OctopusServerNodes-99", `{"IsInMaintenanceMode":true}`, octopusapi.PermissionConfigureServer},
+		{"delete node", http.MethodDelete, "/api/octopusservernodes/OctopusServerNodes-99", "", octopusapi.PermissionConfigureServer},
 	}
 	// What each role may do, from Octopus's documentation of the built-in
 	// roles (not from roles.go's table).
@@ -196,11 +196,11 @@ func TestPermissionMatrix(t *testing.T) {
 		may   []string
 	}{
 		{"no roles", nil, nil},
-		{"Package publisher", []string{api.RolePackagePublisher}, feed},
-		{"Environment viewer", []string{api.RoleEnvironmentViewer}, []string{"list tasks"}},
-		{"Project deployer", []string{api.RoleProjectDeployer}, append([]string{"list packages", "search feed"}, tasks...)},
-		{"Space manager", []string{api.RoleSpaceManager}, append(append([]string{}, feed...), tasks...)},
-		{"System manager", []string{api.RoleSystemManager}, append([]string{"drain node", "delete node"}, tasks...)},
+		{"Package publisher", []string{octopusapi.RolePackagePublisher}, feed},
+		{"Environment viewer", []string{octopusapi.RoleEnvironmentViewer}, []string{"list tasks"}},
+		{"Project deployer", []string{octopusapi.RoleProjectDeployer}, append([]string{"list packages", "search feed"}, tasks...)},
+		{"Space manager", []string{octopusapi.RoleSpaceManager}, append(append([]string{}, feed...), tasks...)},
+		{"System manager", []string{octopusapi.RoleSystemManager}, append([]string{"drain node", "delete node"}, tasks...)},
 	}
 	var matrix strings.Builder
 	for i, role := range roles {
@@ -211,7 +211,7 @@ func TestPermissionMatrix(t *testing.T) {
 		}
 		fmt.Fprintf(&matrix, "%-19s", role.name)
 		for _, e := range endpoints {
-			hdr := map[string]string{api.HeaderAPIKey: key}
+			hdr := map[string]string{octopusapi.HeaderAPIKey: key}
 			if strings.HasPrefix(e.body, "--") {
 				hdr["Content-Type"] = ct
 			}

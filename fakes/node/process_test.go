@@ -20,10 +20,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/blob"
 	"github.com/octoha/octoha/internal/proc"
 	"github.com/octoha/octoha/internal/testbin"
+	"github.com/octoha/octoha/octopusapi"
 	"github.com/octoha/octoha/services/postgres"
 	"github.com/octoha/octoha/services/samba"
 )
@@ -169,7 +169,7 @@ func startNode(t testing.TB, b backend, i, port int) *nodeProc {
 }
 
 func (n *nodeProc) ping(t testing.TB) int {
-	resp, err := http.Get(n.url + api.PingPath)
+	resp, err := http.Get(n.url + octopusapi.PingPath)
 	if err != nil {
 		return 0
 	}
@@ -197,7 +197,7 @@ func (n *nodeProc) waitPing(t testing.TB, want int, within time.Duration) time.D
 func request(t testing.TB, method, url string, body io.Reader, hdr ...string) (int, []byte, http.Header) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, body)
-	req.Header.Set(api.HeaderAPIKey, procKey)
+	req.Header.Set(octopusapi.HeaderAPIKey, procKey)
 	for i := 0; i+1 < len(hdr); i += 2 {
 		if hdr[i+1] == "" {
 			req.Header.Del(hdr[i])
@@ -221,7 +221,7 @@ func upload(t *testing.T, base, mode, file string, content []byte) (int, []byte)
 	fw, _ := mw.CreateFormFile("file", file)
 	fw.Write(content)
 	mw.Close()
-	code, body, _ := request(t, http.MethodPost, base+api.UploadPath("Spaces-1", mode), &buf, "Content-Type", mw.FormDataContentType())
+	code, body, _ := request(t, http.MethodPost, base+octopusapi.UploadPath("Spaces-1", mode), &buf, "Content-Type", mw.FormDataContentType())
 	return code, body
 }
 
@@ -241,7 +241,7 @@ func TestTwoNodeProcesses(t *testing.T) {
 			bn := startNode(t, b, 2, port)
 
 			// Drain B through A: B's ping turns 418 within one heartbeat.
-			code, body, _ := request(t, http.MethodPut, a.url+api.NodePath("OctopusServerNodes-2"), strings.NewReader(`{"Id":"OctopusServerNodes-2","IsInMaintenanceMode":true}`))
+			code, body, _ := request(t, http.MethodPut, a.url+octopusapi.NodePath("OctopusServerNodes-2"), strings.NewReader(`{"Id":"OctopusServerNodes-2","IsInMaintenanceMode":true}`))
 			if code != 200 {
 				t.Fatalf("drain via A: %d %s", code, body)
 			}
@@ -250,38 +250,38 @@ func TestTwoNodeProcesses(t *testing.T) {
 			if a.ping(t) != 200 {
 				t.Fatal("A stopped serving when B was drained")
 			}
-			request(t, http.MethodPut, a.url+api.NodePath("OctopusServerNodes-2"), strings.NewReader(`{"Id":"OctopusServerNodes-2","IsInMaintenanceMode":false}`))
+			request(t, http.MethodPut, a.url+octopusapi.NodePath("OctopusServerNodes-2"), strings.NewReader(`{"Id":"OctopusServerNodes-2","IsInMaintenanceMode":false}`))
 			bn.waitPing(t, 200, 2*time.Second)
 
 			// Upload through A, read back through B.
 			content := make([]byte, 3<<20+17)
 			rand.Read(content)
-			code, body = upload(t, a.url, api.FailIfExists, "Shared.Pkg.1.0.0.zip", content)
+			code, body = upload(t, a.url, octopusapi.FailIfExists, "Shared.Pkg.1.0.0.zip", content)
 			if code != 201 {
 				t.Fatalf("upload via A: %d %s", code, body)
 			}
-			code, got, hdr := request(t, http.MethodGet, bn.url+api.PackageRawPath("Spaces-1", "packages-Shared.Pkg.1.0.0"), nil)
-			if code != 200 || !bytes.Equal(got, content) || hdr.Get(api.HeaderNode) != "Node2" {
-				t.Fatalf("read back via B: %d, %d bytes, node %q", code, len(got), hdr.Get(api.HeaderNode))
+			code, got, hdr := request(t, http.MethodGet, bn.url+octopusapi.PackageRawPath("Spaces-1", "packages-Shared.Pkg.1.0.0"), nil)
+			if code != 200 || !bytes.Equal(got, content) || hdr.Get(octopusapi.HeaderNode) != "Node2" {
+				t.Fatalf("read back via B: %d, %d bytes, node %q", code, len(got), hdr.Get(octopusapi.HeaderNode))
 			}
-			var meta api.Package
-			_, mb, _ := request(t, http.MethodGet, bn.url+api.PackagePath("Spaces-1", "packages-Shared.Pkg.1.0.0"), nil)
+			var meta octopusapi.Package
+			_, mb, _ := request(t, http.MethodGet, bn.url+octopusapi.PackagePath("Spaces-1", "packages-Shared.Pkg.1.0.0"), nil)
 			if json.Unmarshal(mb, &meta) != nil || meta.Hash != hexSHA1(content) {
 				t.Fatalf("metadata via B: %s", mb)
 			}
 
 			// Duplicates through B, in each mode.
 			other := []byte("other content")
-			if code, body := upload(t, bn.url, api.FailIfExists, "Shared.Pkg.1.0.0.zip", other); code != 409 {
+			if code, body := upload(t, bn.url, octopusapi.FailIfExists, "Shared.Pkg.1.0.0.zip", other); code != 409 {
 				t.Fatalf("FailIfExists duplicate: %d %s", code, body)
 			}
-			if code, body := upload(t, bn.url, api.IgnoreIfExists, "Shared.Pkg.1.0.0.zip", other); code != 200 || !strings.Contains(string(body), hexSHA1(content)) {
+			if code, body := upload(t, bn.url, octopusapi.IgnoreIfExists, "Shared.Pkg.1.0.0.zip", other); code != 200 || !strings.Contains(string(body), hexSHA1(content)) {
 				t.Fatalf("IgnoreIfExists: %d %s", code, body)
 			}
-			if code, body := upload(t, bn.url, api.OverwriteExisting, "Shared.Pkg.1.0.0.zip", other); code != 201 || !strings.Contains(string(body), hexSHA1(other)) {
+			if code, body := upload(t, bn.url, octopusapi.OverwriteExisting, "Shared.Pkg.1.0.0.zip", other); code != 201 || !strings.Contains(string(body), hexSHA1(other)) {
 				t.Fatalf("OverwriteExisting: %d %s", code, body)
 			}
-			if _, got, _ := request(t, http.MethodGet, a.url+api.PackageRawPath("Spaces-1", "packages-Shared.Pkg.1.0.0"), nil); !bytes.Equal(got, other) {
+			if _, got, _ := request(t, http.MethodGet, a.url+octopusapi.PackageRawPath("Spaces-1", "packages-Shared.Pkg.1.0.0"), nil); !bytes.Equal(got, other) {
 				t.Fatal("A does not serve the overwritten content")
 			}
 
@@ -289,10 +289,10 @@ func TestTwoNodeProcesses(t *testing.T) {
 			if code, _ := upload(t, a.url, "", "../escape.1.0.0.zip", other); code != 400 {
 				t.Fatalf("escaping name: %d", code)
 			}
-			if code, _, _ := request(t, http.MethodGet, a.url+api.NodesPath, nil, api.HeaderAPIKey, ""); code != 401 {
+			if code, _, _ := request(t, http.MethodGet, a.url+octopusapi.NodesPath, nil, octopusapi.HeaderAPIKey, ""); code != 401 {
 				t.Fatalf("no key: %d", code)
 			}
-			if code, _, _ := request(t, http.MethodGet, a.url+api.NodesPath, nil, api.HeaderAPIKey, "API-NOPE"); code != 401 {
+			if code, _, _ := request(t, http.MethodGet, a.url+octopusapi.NodesPath, nil, octopusapi.HeaderAPIKey, "API-NOPE"); code != 401 {
 				t.Fatalf("wrong key: %d", code)
 			}
 
@@ -322,8 +322,8 @@ func killMidUpload(t *testing.T, a *nodeProc, b backend) {
 	t.Helper()
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
-	req, _ := http.NewRequest(http.MethodPost, a.url+api.UploadPath("Spaces-1", api.FailIfExists), pr)
-	req.Header.Set(api.HeaderAPIKey, procKey)
+	req, _ := http.NewRequest(http.MethodPost, a.url+octopusapi.UploadPath("Spaces-1", octopusapi.FailIfExists), pr)
+	req.Header.Set(octopusapi.HeaderAPIKey, procKey)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	done := make(chan error, 1)
 	go func() {

@@ -11,9 +11,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/blob"
 	"github.com/octoha/octoha/fakes/store"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // queueState is the server tasks this node is running.
@@ -29,7 +29,7 @@ type queueState struct {
 // execution is this node's run of one task.
 type execution struct {
 	task  store.Task
-	args  api.TaskArguments
+	args  octopusapi.TaskArguments
 	start time.Time
 	// stop carries why the run must end early: TaskCanceled for a cancel,
 	// or the state another node already gave the task. Buffered, sent once.
@@ -300,7 +300,7 @@ func (n *Node) checkRunning(ctx context.Context) {
 			e.signal(store.TaskCanceled) // deleted
 		case t.State == store.TaskCancelling && (t.ServerNode == n.cfg.Name || n.cfg.UnsafeTaskClaim):
 			e.signal(store.TaskCanceled)
-		case api.TaskTerminal(t.State):
+		case octopusapi.TaskTerminal(t.State):
 			e.signal(t.State)
 		}
 	}
@@ -334,7 +334,7 @@ func (n *Node) execute(ctx context.Context, e *execution) {
 		n.queue.mu.Unlock()
 	}()
 	t := e.task
-	e.log.add(e.start, api.TaskStartedLine(t.ID, n.cfg.Name, e.start))
+	e.log.add(e.start, octopusapi.TaskStartedLine(t.ID, n.cfg.Name, e.start))
 	desc := ""
 	if t.Description != "" {
 		desc = " (" + t.Description + ")"
@@ -364,10 +364,10 @@ func (n *Node) execute(ctx context.Context, e *execution) {
 			state, msg = store.TaskFailed, failed
 			e.log.add(time.Now(), "Error: "+msg)
 		case e.args.TentacleId != "":
-			state, msg = api.TaskTimedOut, fmt.Sprintf("The Tentacle %s did not poll node %s within %dms.", e.args.TentacleId, n.cfg.Name, e.args.DurationMs)
+			state, msg = octopusapi.TaskTimedOut, fmt.Sprintf("The Tentacle %s did not poll node %s within %dms.", e.args.TentacleId, n.cfg.Name, e.args.DurationMs)
 			e.log.add(time.Now(), "Error: "+msg)
 		}
-		if t.Name == api.TaskKindRetention {
+		if t.Name == octopusapi.TaskKindRetention {
 			e.log.add(time.Now(), "Retention: nothing deleted (the fake node keeps every task log and artifact)")
 		}
 		if e.args.Fail {
@@ -383,7 +383,7 @@ func (n *Node) execute(ctx context.Context, e *execution) {
 	end := time.Now().UTC()
 	// The log is whole before the task shows as ended: a client that sees
 	// the task completed and reads its raw log finds the finished line.
-	e.log.add(end, api.TaskFinishedLine(t.ID, n.cfg.Name, end, state))
+	e.log.add(end, octopusapi.TaskFinishedLine(t.ID, n.cfg.Name, end, state))
 	n.flushLog(ctx, e.log)
 	recorded := n.recordFinish(ctx, e, state, msg, end)
 	if !recorded.ok {
@@ -446,7 +446,7 @@ func (n *Node) flushLog(ctx context.Context, l *taskLog) {
 }
 
 func (n *Node) writeArtifact(ctx context.Context, e *execution) {
-	name := api.TaskArtifactPath(e.task.ID, n.cfg.Name)
+	name := octopusapi.TaskArtifactPath(e.task.ID, n.cfg.Name)
 	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	w, err := n.cfg.Artifacts.Create(actx, name)
@@ -478,7 +478,7 @@ type taskLog struct {
 }
 
 func newTaskLog(s blob.Store, taskID, nodeName string, at time.Time) *taskLog {
-	return &taskLog{store: s, taskID: taskID, name: api.TaskLogFile(taskID, nodeName, at)}
+	return &taskLog{store: s, taskID: taskID, name: octopusapi.TaskLogFile(taskID, nodeName, at)}
 }
 
 func (l *taskLog) add(at time.Time, line string) {
@@ -518,7 +518,7 @@ func (l *taskLog) flush(ctx context.Context) error {
 
 // readTaskLog concatenates a task's log files in name (start time) order.
 func readTaskLog(ctx context.Context, s blob.Store, taskID string) ([]byte, error) {
-	files, err := s.Walk(ctx, api.TaskLogPrefix(taskID))
+	files, err := s.Walk(ctx, octopusapi.TaskLogPrefix(taskID))
 	if err != nil {
 		return nil, fmt.Errorf("list the log files of %s: %w", taskID, err)
 	}

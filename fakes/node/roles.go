@@ -1,6 +1,6 @@
 package node
 
-import "github.com/octoha/octoha/fakes/api"
+import "github.com/octoha/octoha/octopusapi"
 
 // Octopus's built-in user roles, reduced to the permissions this fake
 // checks, and the permission each endpoint needs. From Octopus's "Default
@@ -34,31 +34,31 @@ import "github.com/octoha/octoha/fakes/api"
 // that modelled it chose. Switching is one constant below.
 
 // nodeChangePermission is what PUT and DELETE of a server node need.
-const nodeChangePermission = api.PermissionConfigureServer
+const nodeChangePermission = octopusapi.PermissionConfigureServer
 
 // systemPermissions are granted system-wide: a role holding one grants it
 // whatever space its team is scoped to.
 var systemPermissions = map[string]bool{
-	api.PermissionConfigureServer: true, api.PermissionAdministerSystem: true,
+	octopusapi.PermissionConfigureServer: true, octopusapi.PermissionAdministerSystem: true,
 }
 
 var (
-	feedAdmin = []string{api.PermissionBuiltInFeedPush, api.PermissionBuiltInFeedAdminister, api.PermissionBuiltInFeedDownload, api.PermissionFeedView}
-	systemAll = []string{api.PermissionConfigureServer, api.PermissionTaskView, api.PermissionTaskCreate, api.PermissionTaskCancel}
+	feedAdmin = []string{octopusapi.PermissionBuiltInFeedPush, octopusapi.PermissionBuiltInFeedAdminister, octopusapi.PermissionBuiltInFeedDownload, octopusapi.PermissionFeedView}
+	systemAll = []string{octopusapi.PermissionConfigureServer, octopusapi.PermissionTaskView, octopusapi.PermissionTaskCreate, octopusapi.PermissionTaskCancel}
 )
 
 // rolePermissions maps each modelled built-in role to the checked
 // permissions it grants.
 var rolePermissions = map[string][]string{
-	api.RolePackagePublisher: feedAdmin,
-	api.RoleBuildServer:      append([]string{api.PermissionTaskView}, feedAdmin...),
-	api.RoleSpaceManager: append([]string{api.PermissionTaskView, api.PermissionTaskCreate, api.PermissionTaskCancel,
-		api.PermissionMachineView, api.PermissionMachineCreate}, feedAdmin...),
-	api.RoleSystemAdministrator: append([]string{api.PermissionAdministerSystem}, systemAll...),
-	api.RoleSystemManager:       systemAll,
-	api.RoleProjectContributor:  {api.PermissionFeedView, api.PermissionTaskView, api.PermissionTaskCreate, api.PermissionMachineView},
-	api.RoleProjectDeployer:     {api.PermissionFeedView, api.PermissionTaskView, api.PermissionTaskCreate, api.PermissionTaskCancel, api.PermissionMachineView},
-	api.RoleDeploymentCreator:   {api.PermissionTaskView},
-	api.RoleEnvironmentViewer:   {api.PermissionTaskView, api.PermissionMachineView},
-	api.RoleEnvironmentManager:  {api.PermissionTaskView, api.PermissionTaskCreate, api.PermissionTaskCancel, api.PermissionMachineView, api.PermissionMachineCreate},
+	octopusapi.RolePackagePublisher: feedAdmin,
+	octopusapi.RoleBuildServer:      append([]string{octopusapi.PermissionTaskView}, feedAdmin...),
+	octopusapi.RoleSpaceManager: append([]string{octopusapi.PermissionTaskView, octopusapi.PermissionTaskCreate, octopusapi.PermissionTaskCancel,
+		octopusapi.PermissionMachineView, octopusapi.PermissionMachineCreate}, feedAdmin...),
+	octopusapi.RoleSystemAdministrator: append([]string{octopusapi.PermissionAdministerSystem}, systemAll...),
+	octopusapi.RoleSystemManager:       systemAll,
+	octopusapi.RoleProjectContributor:  {octopusapi.PermissionFeedView, octopusapi.PermissionTaskView, octopusapi.PermissionTaskCreate, octopusapi.PermissionMachineView},
+	octopusapi.RoleProjectDeployer:     {octopusapi.PermissionFeedView, octopusapi.PermissionTaskView, octopusapi.PermissionTaskCreate, octopusapi.PermissionTaskCancel, octopusapi.PermissionMachineView},
+	octopusapi.RoleDeploymentCreator:   {octopusapi.PermissionTaskView},
+	octopusapi.RoleEnvironmentViewer:   {octopusapi.PermissionTaskView, octopusapi.PermissionMachineView},
+	octopusapi.RoleEnvironmentManager:  {octopusapi.PermissionTaskView, octopusapi.PermissionTaskCreate, octopusapi.PermissionTaskCancel, octopusapi.PermissionMachineView, octopusapi.PermissionMachineCreate},
 }

@@ -8,20 +8,20 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/store"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // installationID is fixed: every node of a cluster is one installation.
 const installationID = "0c7a5e2e-0c7a-4a5e-9c7a-0c7a5e2e0c7a"
 
 func (n *Node) root(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, api.Root{
+	writeJSON(w, http.StatusOK, octopusapi.Root{
 		Application:    "Octopus Deploy",
 		Version:        n.cfg.Version,
 		ApiVersion:     "3.0.0",
 		InstallationId: installationID,
-		Links: api.Links{
+		Links: octopusapi.Links{
 			"Self":                        "/api",
 			"Spaces":                      "/api/spaces{/id}{?skip,ids,take,partialName}",
 			"SpaceHome":                   "/api/{spaceId}",
@@ -44,33 +44,33 @@ func (n *Node) ping(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func defaultSpace() api.Space {
-	id := api.DefaultSpaceID
-	return api.Space{
+func defaultSpace() octopusapi.Space {
+	id := octopusapi.DefaultSpaceID
+	return octopusapi.Space{
 		Id:                       id,
-		Name:                     api.DefaultSpaceName,
+		Name:                     octopusapi.DefaultSpaceName,
 		Slug:                     "default",
 		IsDefault:                true,
 		SpaceManagersTeams:       []string{},
 		SpaceManagersTeamMembers: []string{},
-		Links: api.Links{
+		Links: octopusapi.Links{
 			"Self":      "/api/spaces/" + id,
-			"SpaceHome": api.SpacePath(id),
+			"SpaceHome": octopusapi.SpacePath(id),
 		},
 	}
 }
 
 func (n *Node) spacesPage(w http.ResponseWriter, r *http.Request) {
 	skip, take := paging(r, 30)
-	all := []api.Space{defaultSpace()}
-	if pn := r.URL.Query().Get("partialName"); pn != "" && !strings.Contains(strings.ToLower(api.DefaultSpaceName), strings.ToLower(pn)) {
+	all := []octopusapi.Space{defaultSpace()}
+	if pn := r.URL.Query().Get("partialName"); pn != "" && !strings.Contains(strings.ToLower(octopusapi.DefaultSpaceName), strings.ToLower(pn)) {
 		all = nil
 	}
-	writeJSON(w, http.StatusOK, api.NewPage("Space", window(all, skip, take), len(all), skip, take, api.SpacesPath))
+	writeJSON(w, http.StatusOK, octopusapi.NewPage("Space", window(all, skip, take), len(all), skip, take, octopusapi.SpacesPath))
 }
 
 func (n *Node) spaceResource(w http.ResponseWriter, _ *http.Request, space string) {
-	if space != api.DefaultSpaceID {
+	if space != octopusapi.DefaultSpaceID {
 		writeError(w, http.StatusNotFound, "The space "+space+" does not exist.", nil)
 		return
 	}
@@ -79,10 +79,10 @@ func (n *Node) spaceResource(w http.ResponseWriter, _ *http.Request, space strin
 
 // spaceRoot is the space's home document, whose links the C# client reads.
 func (n *Node) spaceRoot(w http.ResponseWriter, _ *http.Request, space string) {
-	home := api.SpacePath(space)
+	home := octopusapi.SpacePath(space)
 	writeJSON(w, http.StatusOK, map[string]any{
-		"Name": api.DefaultSpaceName,
-		"Links": api.Links{
+		"Name": octopusapi.DefaultSpaceName,
+		"Links": octopusapi.Links{
 			"Self":                  home,
 			"Packages":              home + "/packages{/id}{?nuGetPackageId,filter,latest,skip,take,includeNotes}",
 			"PackageUpload":         home + "/packages/raw{?replace,overwriteMode}",

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // ServeHTTP routes a request. Octopus routes are case-insensitive, and
@@ -115,7 +115,7 @@ func (t *trackingWriter) ReadFrom(r io.Reader) (int64, error) {
 func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
 func (n *Node) route(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set(api.HeaderNode, n.cfg.Name)
+	w.Header().Set(octopusapi.HeaderNode, n.cfg.Name)
 	seg := splitPath(r.URL.Path)
 	if len(seg) == 0 || !strings.EqualFold(seg[0], "api") {
 		n.notFound(w, r)
@@ -155,9 +155,9 @@ func (n *Node) route(w http.ResponseWriter, r *http.Request) {
 	case "tasks":
 		n.routeTasks(w, r, "", seg[1:])
 	case "packages":
-		n.routePackages(w, r, api.DefaultSpaceID, seg[1:])
+		n.routePackages(w, r, octopusapi.DefaultSpaceID, seg[1:])
 	default:
-		if api.ValidSpaceID(canonicalSpace(seg[0])) {
+		if octopusapi.ValidSpaceID(canonicalSpace(seg[0])) {
 			n.routeSpace(w, r, canonicalSpace(seg[0]), seg[1:])
 			return
 		}
@@ -173,9 +173,9 @@ func (n *Node) routeSpaces(w http.ResponseWriter, r *http.Request, seg []string)
 		}
 	case len(seg) == 1 && strings.EqualFold(seg[0], "all"):
 		if allow(w, r, http.MethodGet) {
-			writeJSON(w, http.StatusOK, []api.Space{defaultSpace()})
+			writeJSON(w, http.StatusOK, []octopusapi.Space{defaultSpace()})
 		}
-	case api.ValidSpaceID(canonicalSpace(seg[0])):
+	case octopusapi.ValidSpaceID(canonicalSpace(seg[0])):
 		// /api/spaces/{id} is the space resource; /api/spaces/{id}/... is
 		// the same as /api/{id}/... (the upload path has both forms).
 		if len(seg) == 1 {
@@ -192,7 +192,7 @@ func (n *Node) routeSpaces(w http.ResponseWriter, r *http.Request, seg []string)
 
 // routeSpace handles /api/{spaceId}/...
 func (n *Node) routeSpace(w http.ResponseWriter, r *http.Request, space string, seg []string) {
-	if space != api.DefaultSpaceID {
+	if space != octopusapi.DefaultSpaceID {
 		writeError(w, http.StatusNotFound, "The space "+space+" does not exist.", nil)
 		return
 	}
@@ -213,7 +213,7 @@ func (n *Node) routeSpace(w http.ResponseWriter, r *http.Request, space string, 
 		n.routeMachines(w, r, space, seg[1:])
 	case "octoha":
 		if len(seg) == 2 && strings.EqualFold(seg[1], "work") {
-			if allow(w, r, http.MethodPost) && n.may(w, r, api.PermissionTaskCreate, space) {
+			if allow(w, r, http.MethodPost) && n.may(w, r, octopusapi.PermissionTaskCreate, space) {
 				n.work(w, r)
 			}
 			return
@@ -227,7 +227,7 @@ func (n *Node) routeSpace(w http.ResponseWriter, r *http.Request, space string, 
 func (n *Node) routePackages(w http.ResponseWriter, r *http.Request, space string, seg []string) {
 	switch {
 	case len(seg) == 0:
-		if allow(w, r, http.MethodGet) && n.may(w, r, api.PermissionFeedView, space) {
+		if allow(w, r, http.MethodGet) && n.may(w, r, octopusapi.PermissionFeedView, space) {
 			n.listPackages(w, r, space)
 		}
 	case len(seg) == 1 && strings.EqualFold(seg[0], "raw"):
@@ -237,18 +237,18 @@ func (n *Node) routePackages(w http.ResponseWriter, r *http.Request, space strin
 	case len(seg) == 1:
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
-			if n.may(w, r, api.PermissionFeedView, space) {
+			if n.may(w, r, octopusapi.PermissionFeedView, space) {
 				n.getPackage(w, r, space, seg[0])
 			}
 		case http.MethodDelete:
-			if n.may(w, r, api.PermissionBuiltInFeedAdminister, space) {
+			if n.may(w, r, octopusapi.PermissionBuiltInFeedAdminister, space) {
 				n.deletePackage(w, r, space, seg[0])
 			}
 		default:
 			methodNotAllowed(w, "GET, DELETE")
 		}
 	case len(seg) == 2 && strings.EqualFold(seg[1], "raw"):
-		if allow(w, r, http.MethodGet) && n.may(w, r, api.PermissionBuiltInFeedDownload, space) {
+		if allow(w, r, http.MethodGet) && n.may(w, r, octopusapi.PermissionBuiltInFeedDownload, space) {
 			n.downloadPackage(w, r, space, seg[0])
 		}
 	case len(seg) == 3 && strings.EqualFold(seg[2], "delta-signature"):
@@ -328,7 +328,7 @@ func writeError(w http.ResponseWriter, status int, msg string, errs []string) {
 	if errs == nil {
 		errs = []string{msg}
 	}
-	b, _ := json.Marshal(api.Error{ErrorMessage: msg, Errors: errs})
+	b, _ := json.Marshal(octopusapi.Error{ErrorMessage: msg, Errors: errs})
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)

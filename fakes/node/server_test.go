@@ -21,8 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/store"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // Bad input and stalled clients: issue 11, items 10 and 11.
@@ -77,11 +77,11 @@ func TestPagingClamped(t *testing.T) {
 		path  string
 		items int // with skip=1 and an enormous take
 	}{
-		{api.NodesPath, 1},
-		{api.PackagesPath("Spaces-1"), 2},
+		{octopusapi.NodesPath, 1},
+		{octopusapi.PackagesPath("Spaces-1"), 2},
 		{"/api/packages", 2},
-		{api.SpacesPath, 0},
-		{api.TasksPath, 0},
+		{octopusapi.SpacesPath, 0},
+		{octopusapi.TasksPath, 0},
 	} {
 		for _, q := range []string{
 			"skip=1&take=" + maxInt64,
@@ -187,7 +187,7 @@ func FuzzPackageNamesAndPaging(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name, skip, take string) {
 		serve := func(req *http.Request) *httptest.ResponseRecorder {
 			t.Helper()
-			req.Header.Set(api.HeaderAPIKey, testKey)
+			req.Header.Set(octopusapi.HeaderAPIKey, testKey)
 			w := httptest.NewRecorder()
 			a.ServeHTTP(w, req)
 			if w.Code >= 500 {
@@ -211,7 +211,7 @@ func FuzzPackageNamesAndPaging(f *testing.F) {
 			req.Header.Set("Content-Type", mw.FormDataContentType())
 			w := serve(req)
 			if w.Code == http.StatusCreated {
-				var p api.Package
+				var p octopusapi.Package
 				if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
 					t.Fatalf("upload of %q: %v", name, err)
 				}
@@ -226,8 +226,8 @@ func FuzzPackageNamesAndPaging(f *testing.F) {
 			}
 		}
 		q := url.Values{"skip": {skip}, "take": {take}}.Encode()
-		for _, p := range []string{api.NodesPath, api.PackagesPath("Spaces-1"), api.SpacesPath, api.TasksPath,
-			api.PackagesPath("Spaces-1") + "?filter=" + url.QueryEscape(name) + "&nuGetPackageId=" + url.QueryEscape(name) + "&"} {
+		for _, p := range []string{octopusapi.NodesPath, octopusapi.PackagesPath("Spaces-1"), octopusapi.SpacesPath, octopusapi.TasksPath,
+			octopusapi.PackagesPath("Spaces-1") + "?filter=" + url.QueryEscape(name) + "&nuGetPackageId=" + url.QueryEscape(name) + "&"} {
 			sep := "?"
 			if strings.Contains(p, "?") {
 				sep = ""
@@ -251,7 +251,7 @@ func stalledUpload(t *testing.T, conn net.Conn, host string) {
 	t.Helper()
 	start := "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"Stall.1.0.0.zip\"\r\n\r\n" + strings.Repeat("x", 10_000)
 	fmt.Fprintf(conn, "POST /api/Spaces-1/packages/raw HTTP/1.1\r\nHost: %s\r\n%s: %s\r\nContent-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n",
-		host, api.HeaderAPIKey, testKey, len(start), start)
+		host, octopusapi.HeaderAPIKey, testKey, len(start), start)
 }
 
 // Item 11: an upload whose client stops sending is aborted after the stall
@@ -321,7 +321,7 @@ func TestIdleConnectionsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", api.PingPath)
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", octopusapi.PingPath)
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
@@ -371,7 +371,7 @@ func TestBodyIdleDeadline(t *testing.T) {
 	// for one, is read and answered.
 	pr, pw := io.Pipe()
 	go func() {
-		for _, part := range []string{`{"Name":`, `"` + api.TaskKindHealth[:3], api.TaskKindHealth[3:] + `",`, `"Arguments":{}}`} {
+		for _, part := range []string{`{"Name":`, `"` + octopusapi.TaskKindHealth[:3], octopusapi.TaskKindHealth[3:] + `",`, `"Arguments":{}}`} {
 			time.Sleep(idle / 3)
 			pw.Write([]byte(part))
 		}

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/store"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // routeTasks serves /api/tasks/... and /api/{space}/tasks/... (space "" for
@@ -20,30 +20,30 @@ func (n *Node) routeTasks(w http.ResponseWriter, r *http.Request, space string, 
 	case len(seg) == 0:
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
-			if n.may(w, r, api.PermissionTaskView, space) {
+			if n.may(w, r, octopusapi.PermissionTaskView, space) {
 				n.listTasks(w, r, space)
 			}
 		case http.MethodPost:
-			if n.may(w, r, api.PermissionTaskCreate, space) {
+			if n.may(w, r, octopusapi.PermissionTaskCreate, space) {
 				n.createTask(w, r, space)
 			}
 		default:
 			methodNotAllowed(w, "GET, POST")
 		}
 	case len(seg) == 1:
-		if allow(w, r, http.MethodGet) && n.may(w, r, api.PermissionTaskView, space) {
+		if allow(w, r, http.MethodGet) && n.may(w, r, octopusapi.PermissionTaskView, space) {
 			n.getTask(w, r, seg[0])
 		}
 	case len(seg) == 2 && strings.EqualFold(seg[1], "raw"):
-		if allow(w, r, http.MethodGet) && n.may(w, r, api.PermissionTaskView, space) {
+		if allow(w, r, http.MethodGet) && n.may(w, r, octopusapi.PermissionTaskView, space) {
 			n.rawTaskLog(w, r, seg[0])
 		}
 	case len(seg) == 2 && strings.EqualFold(seg[1], "details"):
-		if allow(w, r, http.MethodGet) && n.may(w, r, api.PermissionTaskView, space) {
+		if allow(w, r, http.MethodGet) && n.may(w, r, octopusapi.PermissionTaskView, space) {
 			n.taskDetails(w, r, seg[0])
 		}
 	case len(seg) == 2 && strings.EqualFold(seg[1], "cancel"):
-		if allow(w, r, http.MethodPost) && n.may(w, r, api.PermissionTaskCancel, space) {
+		if allow(w, r, http.MethodPost) && n.may(w, r, octopusapi.PermissionTaskCancel, space) {
 			n.cancelTask(w, r, seg[0])
 		}
 	default:
@@ -61,7 +61,7 @@ func (n *Node) createTask(w http.ResponseWriter, r *http.Request, space string) 
 		writeError(w, http.StatusBadRequest, "Could not read the request body.", []string{err.Error()})
 		return
 	}
-	var req api.TaskCreate
+	var req octopusapi.TaskCreate
 	if err := json.Unmarshal(body, &req); err != nil {
 		writeError(w, http.StatusBadRequest, "There was a problem with your request.", []string{"The body is not a valid ServerTask resource: " + err.Error()})
 		return
@@ -70,21 +70,21 @@ func (n *Node) createTask(w http.ResponseWriter, r *http.Request, space string) 
 		req.SpaceId = space
 	}
 	if req.SpaceId == "" {
-		req.SpaceId = api.DefaultSpaceID
+		req.SpaceId = octopusapi.DefaultSpaceID
 	}
 	var problems []string
-	if !api.ValidTaskKind(req.Name) {
-		problems = append(problems, fmt.Sprintf("Unknown task name %q. This node runs: %s.", req.Name, strings.Join(api.TaskKinds, ", ")))
+	if !octopusapi.ValidTaskKind(req.Name) {
+		problems = append(problems, fmt.Sprintf("Unknown task name %q. This node runs: %s.", req.Name, strings.Join(octopusapi.TaskKinds, ", ")))
 	}
 	if space != "" && req.SpaceId != space {
 		problems = append(problems, "The SpaceId in the body ("+req.SpaceId+") does not match the URL ("+space+").")
-	} else if canonicalSpace(req.SpaceId) != api.DefaultSpaceID {
+	} else if canonicalSpace(req.SpaceId) != octopusapi.DefaultSpaceID {
 		problems = append(problems, "The space "+req.SpaceId+" does not exist.")
 	}
 	// Compared in milliseconds: converting first would overflow for the
 	// largest int64s and let them through.
-	if d := req.Arguments.DurationMs; d < 0 || d > api.MaxTaskDuration.Milliseconds() {
-		problems = append(problems, fmt.Sprintf("Arguments.DurationMs must be between 0 and %d.", api.MaxTaskDuration.Milliseconds()))
+	if d := req.Arguments.DurationMs; d < 0 || d > octopusapi.MaxTaskDuration.Milliseconds() {
+		problems = append(problems, fmt.Sprintf("Arguments.DurationMs must be between 0 and %d.", octopusapi.MaxTaskDuration.Milliseconds()))
 	}
 	if len(problems) > 0 {
 		writeError(w, http.StatusBadRequest, "There was a problem with your request.", problems)
@@ -92,7 +92,7 @@ func (n *Node) createTask(w http.ResponseWriter, r *http.Request, space string) 
 	}
 	args, _ := json.Marshal(req.Arguments)
 	t, err := n.cfg.DB.CreateTask(r.Context(), store.Task{
-		SpaceID: api.DefaultSpaceID, Name: req.Name, Description: req.Description, Args: string(args),
+		SpaceID: octopusapi.DefaultSpaceID, Name: req.Name, Description: req.Description, Args: string(args),
 		QueueTime: time.Now().UTC(),
 	})
 	if err != nil {
@@ -118,16 +118,16 @@ func (n *Node) listTasks(w http.ResponseWriter, r *http.Request, space string) {
 		c := canonicalState(s)
 		if c == "" {
 			writeError(w, http.StatusBadRequest, "There was a problem with your request.",
-				[]string{fmt.Sprintf("Unknown task state %q in states. The states are: %s.", s, strings.Join(api.TaskStates, ", "))})
+				[]string{fmt.Sprintf("Unknown task state %q in states. The states are: %s.", s, strings.Join(octopusapi.TaskStates, ", "))})
 			return
 		}
 		tq.States[i] = c
 	}
 	switch {
 	case strings.EqualFold(q.Get("running"), "true"):
-		tq.States = []string{api.TaskExecuting, api.TaskCancelling}
+		tq.States = []string{octopusapi.TaskExecuting, octopusapi.TaskCancelling}
 	case strings.EqualFold(q.Get("active"), "true"):
-		tq.States = []string{api.TaskQueued, api.TaskExecuting, api.TaskCancelling}
+		tq.States = []string{octopusapi.TaskQueued, octopusapi.TaskExecuting, octopusapi.TaskCancelling}
 	}
 	items, total, err := n.cfg.DB.ListTasks(r.Context(), tq)
 	if err != nil {
@@ -135,20 +135,20 @@ func (n *Node) listTasks(w http.ResponseWriter, r *http.Request, space string) {
 		return
 	}
 	now := time.Now()
-	res := make([]api.Task, len(items))
+	res := make([]octopusapi.Task, len(items))
 	for i, t := range items {
 		res[i] = taskResource(t, now)
 	}
-	self := api.TasksPath
+	self := octopusapi.TasksPath
 	if space != "" {
-		self = api.SpaceTasksPath(space)
+		self = octopusapi.SpaceTasksPath(space)
 	}
-	writeJSON(w, http.StatusOK, api.NewPage("ServerTask", res, total, skip, take, self))
+	writeJSON(w, http.StatusOK, octopusapi.NewPage("ServerTask", res, total, skip, take, self))
 }
 
 // canonicalState returns the state named s in any case, or "".
 func canonicalState(s string) string {
-	for _, st := range api.TaskStates {
+	for _, st := range octopusapi.TaskStates {
 		if strings.EqualFold(s, st) {
 			return st
 		}
@@ -189,10 +189,10 @@ func (n *Node) taskDetails(w http.ResponseWriter, r *http.Request, id string) {
 	if res.IsCompleted {
 		pct = 100
 	}
-	writeJSON(w, http.StatusOK, api.TaskDetails{
+	writeJSON(w, http.StatusOK, octopusapi.TaskDetails{
 		Task: res, ActivityLogs: []any{}, PhysicalLogSize: int64(len(log)),
-		Progress: api.TaskProgress{ProgressPercentage: pct},
-		Links:    api.Links{"Self": api.TaskDetailsPath(t.ID)},
+		Progress: octopusapi.TaskProgress{ProgressPercentage: pct},
+		Links:    octopusapi.Links{"Self": octopusapi.TaskDetailsPath(t.ID)},
 	})
 }
 
@@ -240,19 +240,19 @@ func (n *Node) cancelTask(w http.ResponseWriter, r *http.Request, id string) {
 }
 
 // taskResource renders a task row as Octopus does.
-func taskResource(t store.Task, now time.Time) api.Task {
-	res := api.Task{
+func taskResource(t store.Task, now time.Time) octopusapi.Task {
+	res := octopusapi.Task{
 		Id: t.ID, SpaceId: t.SpaceID, Name: t.Name, Description: t.Description,
 		State: t.State, ServerNode: t.ServerNode, ErrorMessage: t.ErrorMessage,
-		IsCompleted:                api.TaskTerminal(t.State),
-		FinishedSuccessfully:       t.State == api.TaskSuccess,
+		IsCompleted:                octopusapi.TaskTerminal(t.State),
+		FinishedSuccessfully:       t.State == octopusapi.TaskSuccess,
 		HasBeenPickedUpByProcessor: !t.StartTime.IsZero(),
-		HasWarningsOrErrors:        t.State == api.TaskFailed,
-		Links: api.Links{
-			"Self":    api.TaskPath(t.ID),
+		HasWarningsOrErrors:        t.State == octopusapi.TaskFailed,
+		Links: octopusapi.Links{
+			"Self":    octopusapi.TaskPath(t.ID),
 			"Web":     "/app#/" + t.SpaceID + "/tasks/" + t.ID,
-			"Raw":     api.TaskRawPath(t.ID),
-			"Details": api.TaskDetailsPath(t.ID),
+			"Raw":     octopusapi.TaskRawPath(t.ID),
+			"Details": octopusapi.TaskDetailsPath(t.ID),
 		},
 	}
 	_ = json.Unmarshal([]byte(t.Args), &res.Arguments)
@@ -264,14 +264,14 @@ func taskResource(t store.Task, now time.Time) api.Task {
 	}
 	res.QueueTime, res.StartTime, res.CompletedTime, res.LastUpdatedTime = ptr(t.QueueTime), ptr(t.StartTime), ptr(t.CompletedTime), ptr(t.LastUpdated)
 	if !res.IsCompleted {
-		res.Links["Cancel"] = api.TaskCancelPath(t.ID)
+		res.Links["Cancel"] = octopusapi.TaskCancelPath(t.ID)
 	}
 	if !t.StartTime.IsZero() {
 		end := now
 		if !t.CompletedTime.IsZero() {
 			end = t.CompletedTime
 		}
-		res.Duration = api.HumanDuration(end.Sub(t.StartTime))
+		res.Duration = octopusapi.HumanDuration(end.Sub(t.StartTime))
 	}
 	if !t.CompletedTime.IsZero() {
 		res.Completed = t.CompletedTime.Format("Monday, 02 January 2006 15:04:05 -07:00")

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/internal/proc"
 	"github.com/octoha/octoha/internal/testbin"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // taskProc is an `octoha node` process of the task test cluster.
@@ -82,13 +82,13 @@ func (n *taskProc) getJSON(t *testing.T, path string, out any) bool {
 // failing the test if it shows two.
 func (n *taskProc) leaderSeenBy(t *testing.T) string {
 	t.Helper()
-	var nodes []api.Node
-	if !n.getJSON(t, api.NodesAllPath, &nodes) {
+	var nodes []octopusapi.Node
+	if !n.getJSON(t, octopusapi.NodesAllPath, &nodes) {
 		return ""
 	}
 	var leaders []string
 	for _, x := range nodes {
-		if x.Rank == api.RankLeader {
+		if x.Rank == octopusapi.RankLeader {
 			leaders = append(leaders, x.Name)
 		}
 	}
@@ -137,14 +137,14 @@ func TestTaskNodeProcessesPauseAndKillLeader(t *testing.T) {
 		}
 	}
 	for range 9 {
-		b, _ := json.Marshal(api.TaskCreate{Name: api.TaskKindHealth, Arguments: api.TaskArguments{DurationMs: 30_000}})
-		if code, body, _ := request(t, "POST", other.url+api.TasksPath, bytes.NewReader(b)); code != 201 {
+		b, _ := json.Marshal(octopusapi.TaskCreate{Name: octopusapi.TaskKindHealth, Arguments: octopusapi.TaskArguments{DurationMs: 30_000}})
+		if code, body, _ := request(t, "POST", other.url+octopusapi.TasksPath, bytes.NewReader(b)); code != 201 {
 			t.Fatalf("create: %d %s", code, body)
 		}
 	}
 	running := func(node string) int {
-		var p api.Page[api.Task]
-		if !other.getJSON(t, api.TaskListQuery([]string{api.TaskExecuting}, node, nil, 0, 0), &p) {
+		var p octopusapi.Page[octopusapi.Task]
+		if !other.getJSON(t, octopusapi.TaskListQuery([]string{octopusapi.TaskExecuting}, node, nil, 0, 0), &p) {
 			return -1
 		}
 		return p.TotalResults
@@ -165,8 +165,8 @@ func TestTaskNodeProcessesPauseAndKillLeader(t *testing.T) {
 	t.Logf("FIGURE leader paused: new leader %s after %v (lease 1s, heartbeat 200ms)", other.leaderSeenBy(t), took)
 	poll(t, 10*time.Second, "the paused node's tasks Failed", func() bool { return running(paused.name) == 0 })
 	t.Logf("FIGURE leader paused: its 3 tasks Failed %v after the pause (offline-after 2s)", time.Since(pausedAt))
-	var p api.Page[api.Task]
-	other.getJSON(t, api.TaskListQuery([]string{api.TaskFailed}, paused.name, nil, 0, 0), &p)
+	var p octopusapi.Page[octopusapi.Task]
+	other.getJSON(t, octopusapi.TaskListQuery([]string{octopusapi.TaskFailed}, paused.name, nil, 0, 0), &p)
 	if p.TotalResults != 3 {
 		t.Fatalf("%d of the paused node's tasks Failed, want 3", p.TotalResults)
 	}
@@ -183,12 +183,12 @@ func TestTaskNodeProcessesPauseAndKillLeader(t *testing.T) {
 	}
 	poll(t, 5*time.Second, "the resumed node's runs to end", func() bool {
 		for _, tk := range p.Items {
-			code, body, _ := request(t, "GET", other.url+api.TaskRawPath(tk.Id), nil)
-			ex, _ := api.ParseTaskLog(bytes.NewReader(body))
+			code, body, _ := request(t, "GET", other.url+octopusapi.TaskRawPath(tk.Id), nil)
+			ex, _ := octopusapi.ParseTaskLog(bytes.NewReader(body))
 			if code != 200 || len(ex) != 1 || ex[0].End.IsZero() {
 				return false
 			}
-			if ex[0].State != api.TaskFailed {
+			if ex[0].State != octopusapi.TaskFailed {
 				t.Fatalf("%s: the resumed node ended its run as %s", tk.Id, ex[0].State)
 			}
 		}
@@ -220,8 +220,8 @@ func TestTaskNodeProcessesPauseAndKillLeader(t *testing.T) {
 	})
 	t.Logf("FIGURE leader killed: new leader %s after %v", watcher.leaderSeenBy(t), took)
 	poll(t, 10*time.Second, "the killed node's tasks Failed", func() bool {
-		var p api.Page[api.Task]
-		return watcher.getJSON(t, api.TaskListQuery([]string{api.TaskExecuting}, cur.name, nil, 0, 0), &p) && p.TotalResults == 0
+		var p octopusapi.Page[octopusapi.Task]
+		return watcher.getJSON(t, octopusapi.TaskListQuery([]string{octopusapi.TaskExecuting}, cur.name, nil, 0, 0), &p) && p.TotalResults == 0
 	})
 	t.Logf("FIGURE leader killed: its tasks Failed %v after the kill", time.Since(killedAt))
 }
@@ -236,22 +236,22 @@ func TestTaskNodeProcessesUnsafeClaim(t *testing.T) {
 	a := nodes[0]
 	var ids []string
 	for range 3 {
-		b, _ := json.Marshal(api.TaskCreate{Name: api.TaskKindHealth, Arguments: api.TaskArguments{DurationMs: 500}})
-		code, body, _ := request(t, "POST", a.url+api.TasksPath, bytes.NewReader(b))
-		var tk api.Task
+		b, _ := json.Marshal(octopusapi.TaskCreate{Name: octopusapi.TaskKindHealth, Arguments: octopusapi.TaskArguments{DurationMs: 500}})
+		code, body, _ := request(t, "POST", a.url+octopusapi.TasksPath, bytes.NewReader(b))
+		var tk octopusapi.Task
 		if code != 201 || json.Unmarshal(body, &tk) != nil {
 			t.Fatalf("create: %d %s", code, body)
 		}
 		ids = append(ids, tk.Id)
 	}
 	poll(t, 10*time.Second, "every task to finish", func() bool {
-		var p api.Page[api.Task]
-		return a.getJSON(t, api.TaskListQuery([]string{api.TaskSuccess}, "", nil, 0, 0), &p) && p.TotalResults == len(ids)
+		var p octopusapi.Page[octopusapi.Task]
+		return a.getJSON(t, octopusapi.TaskListQuery([]string{octopusapi.TaskSuccess}, "", nil, 0, 0), &p) && p.TotalResults == len(ids)
 	})
 	doubled := 0
 	for _, id := range ids {
-		_, body, _ := request(t, "GET", a.url+api.TaskRawPath(id), nil)
-		ex, _ := api.ParseTaskLog(bytes.NewReader(body))
+		_, body, _ := request(t, "GET", a.url+octopusapi.TaskRawPath(id), nil)
+		ex, _ := octopusapi.ParseTaskLog(bytes.NewReader(body))
 		if len(ex) == 2 && ex[0].Node != ex[1].Node && ex[1].Start.Before(ex[0].End) {
 			doubled++
 		}

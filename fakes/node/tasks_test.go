@@ -20,9 +20,9 @@ import (
 	octoclient "github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/client"
 	"github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/tasks"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/blob"
 	"github.com/octoha/octoha/fakes/store"
+	"github.com/octoha/octoha/octopusapi"
 	"github.com/octoha/octoha/services/postgres"
 	"github.com/octoha/octoha/services/samba"
 )
@@ -129,7 +129,7 @@ func (c *clusterNode) do(t *testing.T, method, path string, body any, out any) i
 		rd = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, c.srv.URL+path, rd)
-	req.Header.Set(api.HeaderAPIKey, testKey)
+	req.Header.Set(octopusapi.HeaderAPIKey, testKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
@@ -144,19 +144,19 @@ func (c *clusterNode) do(t *testing.T, method, path string, body any, out any) i
 	return resp.StatusCode
 }
 
-func (c *clusterNode) create(t *testing.T, kind string, args api.TaskArguments) api.Task {
+func (c *clusterNode) create(t *testing.T, kind string, args octopusapi.TaskArguments) octopusapi.Task {
 	t.Helper()
-	var task api.Task
-	if code := c.do(t, http.MethodPost, api.TasksPath, api.TaskCreate{Name: kind, Description: "test", SpaceId: api.DefaultSpaceID, Arguments: args}, &task); code != http.StatusCreated {
+	var task octopusapi.Task
+	if code := c.do(t, http.MethodPost, octopusapi.TasksPath, octopusapi.TaskCreate{Name: kind, Description: "test", SpaceId: octopusapi.DefaultSpaceID, Arguments: args}, &task); code != http.StatusCreated {
 		t.Fatalf("create %s: %d %+v", kind, code, task)
 	}
 	return task
 }
 
-func (c *clusterNode) task(t *testing.T, id string) api.Task {
+func (c *clusterNode) task(t *testing.T, id string) octopusapi.Task {
 	t.Helper()
-	var task api.Task
-	if code := c.do(t, http.MethodGet, api.TaskPath(id), nil, &task); code != http.StatusOK {
+	var task octopusapi.Task
+	if code := c.do(t, http.MethodGet, octopusapi.TaskPath(id), nil, &task); code != http.StatusOK {
 		t.Fatalf("get %s: %d", id, code)
 	}
 	return task
@@ -164,8 +164,8 @@ func (c *clusterNode) task(t *testing.T, id string) api.Task {
 
 func (c *clusterNode) raw(t *testing.T, id string) string {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, c.srv.URL+api.TaskRawPath(id), nil)
-	req.Header.Set(api.HeaderAPIKey, testKey)
+	req, _ := http.NewRequest(http.MethodGet, c.srv.URL+octopusapi.TaskRawPath(id), nil)
+	req.Header.Set(octopusapi.HeaderAPIKey, testKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -178,9 +178,9 @@ func (c *clusterNode) raw(t *testing.T, id string) string {
 	return string(b)
 }
 
-func executions(t *testing.T, log string) []api.TaskExecution {
+func executions(t *testing.T, log string) []octopusapi.TaskExecution {
 	t.Helper()
-	ex, err := api.ParseTaskLog(strings.NewReader(log))
+	ex, err := octopusapi.ParseTaskLog(strings.NewReader(log))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,9 +200,9 @@ func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool
 	return time.Since(start)
 }
 
-func (c *clusterNode) listTasks(t *testing.T, query string) api.Page[api.Task] {
+func (c *clusterNode) listTasks(t *testing.T, query string) octopusapi.Page[octopusapi.Task] {
 	t.Helper()
-	var p api.Page[api.Task]
+	var p octopusapi.Page[octopusapi.Task]
 	if code := c.do(t, http.MethodGet, query, nil, &p); code != http.StatusOK {
 		t.Fatalf("list %s: %d", query, code)
 	}
@@ -244,63 +244,63 @@ func TestTasksAPI(t *testing.T) {
 	tc := startTaskCluster(t, sqliteDSN(t), 1, nil)
 	a := tc.nodes[0]
 
-	var e api.Error
-	if code := a.do(t, http.MethodPost, api.TasksPath, api.TaskCreate{Name: "Deploy"}, &e); code != http.StatusBadRequest || !strings.Contains(strings.Join(e.Errors, " "), `Unknown task name "Deploy"`) {
+	var e octopusapi.Error
+	if code := a.do(t, http.MethodPost, octopusapi.TasksPath, octopusapi.TaskCreate{Name: "Deploy"}, &e); code != http.StatusBadRequest || !strings.Contains(strings.Join(e.Errors, " "), `Unknown task name "Deploy"`) {
 		t.Fatalf("unknown kind: %d %+v", code, e)
 	}
-	if code := a.do(t, http.MethodPost, api.TasksPath, api.TaskCreate{Name: api.TaskKindHealth, Arguments: api.TaskArguments{DurationMs: -1}}, &e); code != http.StatusBadRequest {
+	if code := a.do(t, http.MethodPost, octopusapi.TasksPath, octopusapi.TaskCreate{Name: octopusapi.TaskKindHealth, Arguments: octopusapi.TaskArguments{DurationMs: -1}}, &e); code != http.StatusBadRequest {
 		t.Fatalf("negative duration: %d", code)
 	}
-	if code := a.do(t, http.MethodGet, api.TaskPath("ServerTasks-424242"), nil, &e); code != http.StatusNotFound {
+	if code := a.do(t, http.MethodGet, octopusapi.TaskPath("ServerTasks-424242"), nil, &e); code != http.StatusNotFound {
 		t.Fatalf("missing task: %d", code)
 	}
 
-	ok := a.create(t, api.TaskKindHealth, api.TaskArguments{DurationMs: 200, Artifact: true})
-	if ok.State != api.TaskQueued || !strings.HasPrefix(ok.Id, "ServerTasks-") || ok.QueueTime == nil || ok.IsCompleted || ok.Links["Cancel"] == "" || ok.Arguments.DurationMs != 200 {
+	ok := a.create(t, octopusapi.TaskKindHealth, octopusapi.TaskArguments{DurationMs: 200, Artifact: true})
+	if ok.State != octopusapi.TaskQueued || !strings.HasPrefix(ok.Id, "ServerTasks-") || ok.QueueTime == nil || ok.IsCompleted || ok.Links["Cancel"] == "" || ok.Arguments.DurationMs != 200 {
 		t.Fatalf("created %+v", ok)
 	}
-	fail := a.create(t, api.TaskKindAdHocScript, api.TaskArguments{DurationMs: 10, Fail: true})
-	long := a.create(t, api.TaskKindSystemIntegrityCheck, api.TaskArguments{DurationMs: 60_000})
+	fail := a.create(t, octopusapi.TaskKindAdHocScript, octopusapi.TaskArguments{DurationMs: 10, Fail: true})
+	long := a.create(t, octopusapi.TaskKindSystemIntegrityCheck, octopusapi.TaskArguments{DurationMs: 60_000})
 
 	waitUntil(t, 5*time.Second, "the tasks to finish or run", func() bool {
-		return a.task(t, ok.Id).IsCompleted && a.task(t, fail.Id).IsCompleted && a.task(t, long.Id).State == api.TaskExecuting
+		return a.task(t, ok.Id).IsCompleted && a.task(t, fail.Id).IsCompleted && a.task(t, long.Id).State == octopusapi.TaskExecuting
 	})
 	got := a.task(t, ok.Id)
-	if got.State != api.TaskSuccess || !got.FinishedSuccessfully || got.ServerNode != "Node1" || got.StartTime == nil || got.CompletedTime == nil || got.Duration == "" {
+	if got.State != octopusapi.TaskSuccess || !got.FinishedSuccessfully || got.ServerNode != "Node1" || got.StartTime == nil || got.CompletedTime == nil || got.Duration == "" {
 		t.Fatalf("finished %+v", got)
 	}
 	ex := executions(t, a.raw(t, ok.Id))
-	if len(ex) != 1 || ex[0].Node != "Node1" || ex[0].State != api.TaskSuccess || ex[0].End.Sub(ex[0].Start) < 200*time.Millisecond {
+	if len(ex) != 1 || ex[0].Node != "Node1" || ex[0].State != octopusapi.TaskSuccess || ex[0].End.Sub(ex[0].Start) < 200*time.Millisecond {
 		t.Fatalf("executions %+v", ex)
 	}
-	if _, err := tc.tasklogs.Stat(context.Background(), api.TaskLogFile(ok.Id, "Node1", ex[0].Start)); err != nil {
+	if _, err := tc.tasklogs.Stat(context.Background(), octopusapi.TaskLogFile(ok.Id, "Node1", ex[0].Start)); err != nil {
 		t.Fatalf("log file in TaskLogs: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(tc.dir, "Artifacts", filepath.FromSlash(api.TaskArtifactPath(ok.Id, "Node1")))); err != nil {
+	if _, err := os.Stat(filepath.Join(tc.dir, "Artifacts", filepath.FromSlash(octopusapi.TaskArtifactPath(ok.Id, "Node1")))); err != nil {
 		t.Fatalf("artifact: %v", err)
 	}
 	got = a.task(t, fail.Id)
-	if got.State != api.TaskFailed || got.FinishedSuccessfully || !strings.Contains(got.ErrorMessage, "Fail: true") {
+	if got.State != octopusapi.TaskFailed || got.FinishedSuccessfully || !strings.Contains(got.ErrorMessage, "Fail: true") {
 		t.Fatalf("failed task %+v", got)
 	}
 
 	// Cancel an executing task (through the go-octopusdeploy route form):
 	// Cancelling, then Canceled within a poll.
-	var c api.Task
-	if code := a.do(t, http.MethodPost, "/api/spaces/Spaces-1/tasks/"+long.Id+"/cancel", nil, &c); code != http.StatusOK || c.State != api.TaskCancelling {
+	var c octopusapi.Task
+	if code := a.do(t, http.MethodPost, "/api/spaces/Spaces-1/tasks/"+long.Id+"/cancel", nil, &c); code != http.StatusOK || c.State != octopusapi.TaskCancelling {
 		t.Fatalf("cancel: %d %+v", code, c)
 	}
-	took := waitUntil(t, 2*time.Second, "the cancelled task to end", func() bool { return a.task(t, long.Id).State == api.TaskCanceled })
+	took := waitUntil(t, 2*time.Second, "the cancelled task to end", func() bool { return a.task(t, long.Id).State == octopusapi.TaskCanceled })
 	t.Logf("cancel honoured in %v (poll 100ms)", took)
-	if ex := executions(t, a.raw(t, long.Id)); len(ex) != 1 || ex[0].State != api.TaskCanceled {
+	if ex := executions(t, a.raw(t, long.Id)); len(ex) != 1 || ex[0].State != octopusapi.TaskCanceled {
 		t.Fatalf("cancelled executions %+v", ex)
 	}
 
 	// Cancel a queued task: drain the node so nothing starts.
 	drain := true
-	a.do(t, http.MethodPut, api.NodePath(a.cfg.ID), api.NodeUpdate{IsInMaintenanceMode: &drain}, nil)
-	q := a.create(t, api.TaskKindRetention, api.TaskArguments{DurationMs: 10})
-	if code := a.do(t, http.MethodPost, api.TaskCancelPath(q.Id), nil, &c); code != http.StatusOK || c.State != api.TaskCanceled || !c.IsCompleted {
+	a.do(t, http.MethodPut, octopusapi.NodePath(a.cfg.ID), octopusapi.NodeUpdate{IsInMaintenanceMode: &drain}, nil)
+	q := a.create(t, octopusapi.TaskKindRetention, octopusapi.TaskArguments{DurationMs: 10})
+	if code := a.do(t, http.MethodPost, octopusapi.TaskCancelPath(q.Id), nil, &c); code != http.StatusOK || c.State != octopusapi.TaskCanceled || !c.IsCompleted {
 		t.Fatalf("cancel queued: %d %+v", code, c)
 	}
 	if raw := a.raw(t, q.Id); !strings.Contains(raw, "canceled while queued") || len(executions(t, raw)) != 0 {
@@ -308,25 +308,25 @@ func TestTasksAPI(t *testing.T) {
 	}
 
 	// Lists: paging shape, states and node filters, ids.
-	p := a.listTasks(t, api.TaskListQuery([]string{api.TaskSuccess, api.TaskFailed}, "Node1", nil, 0, 1))
+	p := a.listTasks(t, octopusapi.TaskListQuery([]string{octopusapi.TaskSuccess, octopusapi.TaskFailed}, "Node1", nil, 0, 1))
 	if p.TotalResults != 2 || len(p.Items) != 1 || p.ItemsPerPage != 1 || p.NumberOfPages != 2 || p.LastPageNumber != 1 || p.ItemType != "ServerTask" {
 		t.Fatalf("page %+v", p)
 	}
-	if p := a.listTasks(t, api.TaskListQuery(nil, "", []string{ok.Id, q.Id}, 0, 0)); p.TotalResults != 2 {
+	if p := a.listTasks(t, octopusapi.TaskListQuery(nil, "", []string{ok.Id, q.Id}, 0, 0)); p.TotalResults != 2 {
 		t.Fatalf("by ids %+v", p)
 	}
-	if p := a.listTasks(t, api.SpaceTasksPath("Spaces-1")+"?active=true"); p.TotalResults != 0 {
+	if p := a.listTasks(t, octopusapi.SpaceTasksPath("Spaces-1")+"?active=true"); p.TotalResults != 0 {
 		t.Fatalf("active %+v", p)
 	}
-	var d api.TaskDetails
-	if code := a.do(t, http.MethodGet, api.TaskDetailsPath(ok.Id), nil, &d); code != http.StatusOK || d.Task.Id != ok.Id || d.PhysicalLogSize == 0 {
+	var d octopusapi.TaskDetails
+	if code := a.do(t, http.MethodGet, octopusapi.TaskDetailsPath(ok.Id), nil, &d); code != http.StatusOK || d.Task.Id != ok.Id || d.PhysicalLogSize == 0 {
 		t.Fatalf("details %d %+v", code, d)
 	}
 }
 
 // maxConcurrent returns the largest number of executions of node that
 // overlap at any instant.
-func maxConcurrent(ex []api.TaskExecution, node string) int {
+func maxConcurrent(ex []octopusapi.TaskExecution, node string) int {
 	type ev struct {
 		at time.Time
 		d  int
@@ -359,12 +359,12 @@ func TestTaskQueueExclusive(t *testing.T) {
 			a := tc.nodes[0]
 			var ids []string
 			for i := 0; i < 45; i++ {
-				ids = append(ids, tc.nodes[i%3].create(t, api.TaskKindHealth, api.TaskArguments{DurationMs: 40}).Id)
+				ids = append(ids, tc.nodes[i%3].create(t, octopusapi.TaskKindHealth, octopusapi.TaskArguments{DurationMs: 40}).Id)
 			}
 			waitUntil(t, 30*time.Second, "every task to finish", func() bool {
-				return a.listTasks(t, api.TaskListQuery([]string{api.TaskSuccess}, "", nil, 0, 100)).TotalResults == len(ids)
+				return a.listTasks(t, octopusapi.TaskListQuery([]string{octopusapi.TaskSuccess}, "", nil, 0, 100)).TotalResults == len(ids)
 			})
-			var all []api.TaskExecution
+			var all []octopusapi.TaskExecution
 			perNode := map[string]int{}
 			for _, id := range ids {
 				ex := executions(t, a.raw(t, id))
@@ -401,7 +401,7 @@ func TestUnsafeTaskClaimRunsTasksTwice(t *testing.T) {
 	a := tc.nodes[0]
 	var ids []string
 	for i := 0; i < 6; i++ {
-		ids = append(ids, a.create(t, api.TaskKindHealth, api.TaskArguments{DurationMs: 500}).Id)
+		ids = append(ids, a.create(t, octopusapi.TaskKindHealth, octopusapi.TaskArguments{DurationMs: 500}).Id)
 	}
 	waitUntil(t, 20*time.Second, "every task to finish", func() bool {
 		for _, id := range ids {
@@ -434,15 +434,15 @@ func TestTaskCapAndDrainAtRunTime(t *testing.T) {
 	// on a loaded machine: one ending early would let a poll start a fifth
 	// (legitimately, under the cap) and change the counts checked below.
 	for i := 0; i < 8; i++ {
-		a.create(t, api.TaskKindHealth, api.TaskArguments{DurationMs: 4000})
+		a.create(t, octopusapi.TaskKindHealth, octopusapi.TaskArguments{DurationMs: 4000})
 	}
 	executing := func() int {
-		return a.listTasks(t, api.TaskListQuery([]string{api.TaskExecuting}, "Node1", nil, 0, 100)).TotalResults
+		return a.listTasks(t, octopusapi.TaskListQuery([]string{octopusapi.TaskExecuting}, "Node1", nil, 0, 100)).TotalResults
 	}
 	waitUntil(t, 2*time.Second, "two tasks running", func() bool { return executing() == 2 })
-	var nodeRes api.Node
-	a.do(t, http.MethodGet, api.NodePath(a.cfg.ID), nil, &nodeRes)
-	if nodeRes.RunningTaskCount != 2 || nodeRes.Rank != api.RankLeader {
+	var nodeRes octopusapi.Node
+	a.do(t, http.MethodGet, octopusapi.NodePath(a.cfg.ID), nil, &nodeRes)
+	if nodeRes.RunningTaskCount != 2 || nodeRes.Rank != octopusapi.RankLeader {
 		t.Fatalf("node resource %+v", nodeRes)
 	}
 	for i := 0; i < 5; i++ {
@@ -452,18 +452,18 @@ func TestTaskCapAndDrainAtRunTime(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	four := 4
-	a.do(t, http.MethodPut, api.NodePath(a.cfg.ID), api.NodeUpdate{MaxConcurrentTasks: &four}, nil)
+	a.do(t, http.MethodPut, octopusapi.NodePath(a.cfg.ID), octopusapi.NodeUpdate{MaxConcurrentTasks: &four}, nil)
 	waitUntil(t, 3*time.Second, "four tasks running after the cap was raised", func() bool { return executing() == 4 })
 	drain := true
-	a.do(t, http.MethodPut, api.NodePath(a.cfg.ID), api.NodeUpdate{IsInMaintenanceMode: &drain}, nil)
+	a.do(t, http.MethodPut, octopusapi.NodePath(a.cfg.ID), octopusapi.NodeUpdate{IsInMaintenanceMode: &drain}, nil)
 	drainedAt := time.Now()
 	waitUntil(t, 8*time.Second, "running tasks to finish while draining", func() bool { return executing() == 0 })
 	time.Sleep(3 * a.cfg.TaskPoll) // polls that must start nothing
-	p := a.listTasks(t, api.TaskListQuery(nil, "", nil, 0, 100))
+	p := a.listTasks(t, octopusapi.TaskListQuery(nil, "", nil, 0, 100))
 	queued := 0
 	for _, tk := range p.Items {
 		switch {
-		case tk.State == api.TaskQueued:
+		case tk.State == octopusapi.TaskQueued:
 			queued++
 		case tk.StartTime != nil && tk.StartTime.After(drainedAt.Add(a.cfg.TaskPoll)):
 			t.Errorf("%s started at %v, after the drain at %v", tk.Id, tk.StartTime, drainedAt)
@@ -478,11 +478,11 @@ func TestTaskCapAndDrainAtRunTime(t *testing.T) {
 func TestRestartedNodeFailsItsLeftovers(t *testing.T) {
 	tc := startTaskCluster(t, sqliteDSN(t), 1, nil)
 	a := tc.nodes[0]
-	id := a.create(t, api.TaskKindHealth, api.TaskArguments{DurationMs: 60_000}).Id
-	waitUntil(t, 2*time.Second, "the task to run", func() bool { return a.task(t, id).State == api.TaskExecuting })
+	id := a.create(t, octopusapi.TaskKindHealth, octopusapi.TaskArguments{DurationMs: 60_000}).Id
+	waitUntil(t, 2*time.Second, "the task to run", func() bool { return a.task(t, id).State == octopusapi.TaskExecuting })
 	a.kill()
 	b := tc.start(t, 0, nil)
-	waitUntil(t, 2*time.Second, "the restarted node to fail its leftover", func() bool { return b.task(t, id).State == api.TaskFailed })
+	waitUntil(t, 2*time.Second, "the restarted node to fail its leftover", func() bool { return b.task(t, id).State == octopusapi.TaskFailed })
 	if got := b.task(t, id); !strings.Contains(got.ErrorMessage, "Node1 restarted") {
 		t.Fatalf("%+v", got)
 	}
@@ -536,15 +536,15 @@ func testLeaderFailover(t *testing.T, dsn string) {
 	// when the leader dies.
 	var ids []string
 	for i := 0; i < 15; i++ {
-		ids = append(ids, other.create(t, api.TaskKindHealth, api.TaskArguments{DurationMs: 30_000}).Id)
+		ids = append(ids, other.create(t, octopusapi.TaskKindHealth, octopusapi.TaskArguments{DurationMs: 30_000}).Id)
 	}
 	waitUntil(t, 3*time.Second, "every task to run", func() bool {
-		return other.listTasks(t, api.TaskListQuery([]string{api.TaskExecuting}, "", nil, 0, 0)).TotalResults == len(ids)
+		return other.listTasks(t, octopusapi.TaskListQuery([]string{octopusapi.TaskExecuting}, "", nil, 0, 0)).TotalResults == len(ids)
 	})
-	var nodes api.Page[api.Node]
-	other.do(t, http.MethodGet, api.NodesPath, nil, &nodes)
+	var nodes octopusapi.Page[octopusapi.Node]
+	other.do(t, http.MethodGet, octopusapi.NodesPath, nil, &nodes)
 	for _, n := range nodes.Items {
-		if (n.Name == old.Name()) != (n.Rank == api.RankLeader) || n.RunningTaskCount == 0 {
+		if (n.Name == old.Name()) != (n.Rank == octopusapi.RankLeader) || n.RunningTaskCount == 0 {
 			t.Fatalf("node list %+v", nodes.Items)
 		}
 	}
@@ -575,15 +575,15 @@ func testLeaderFailover(t *testing.T, dsn string) {
 		t.Errorf("takeover came %v after the old lease ran out, bound %v", gap, bound)
 	}
 	waitUntil(t, 10*time.Second, "the dead node's tasks to be Failed", func() bool {
-		return other.listTasks(t, api.TaskListQuery([]string{api.TaskExecuting, api.TaskCancelling}, old.Name(), nil, 0, 0)).TotalResults == 0
+		return other.listTasks(t, octopusapi.TaskListQuery([]string{octopusapi.TaskExecuting, octopusapi.TaskCancelling}, old.Name(), nil, 0, 0)).TotalResults == 0
 	})
 	t.Logf("dead node's tasks Failed %v after the kill (offline after %v)", time.Since(killedAt), old.cfg.OfflineAfter)
-	var offline api.Node
-	other.do(t, http.MethodGet, api.NodePath(old.cfg.ID), nil, &offline)
-	if !offline.IsOffline || offline.Rank != api.RankFollower || offline.LastSeen == nil {
+	var offline octopusapi.Node
+	other.do(t, http.MethodGet, octopusapi.NodePath(old.cfg.ID), nil, &offline)
+	if !offline.IsOffline || offline.Rank != octopusapi.RankFollower || offline.LastSeen == nil {
 		t.Fatalf("dead node's resource %+v", offline)
 	}
-	p := other.listTasks(t, api.TaskListQuery([]string{api.TaskFailed}, old.Name(), nil, 0, 0))
+	p := other.listTasks(t, octopusapi.TaskListQuery([]string{octopusapi.TaskFailed}, old.Name(), nil, 0, 0))
 	if p.TotalResults == 0 {
 		t.Fatal("no task of the dead node Failed")
 	}
@@ -609,7 +609,7 @@ func testLeaderFailover(t *testing.T, dsn string) {
 	// The other nodes' tasks are untouched.
 	for _, id := range ids {
 		tk := other.task(t, id)
-		if tk.ServerNode != old.Name() && tk.State != api.TaskExecuting && tk.State != api.TaskQueued {
+		if tk.ServerNode != old.Name() && tk.State != octopusapi.TaskExecuting && tk.State != octopusapi.TaskQueued {
 			t.Errorf("%s on live %s is %s", id, tk.ServerNode, tk.State)
 		}
 	}
@@ -617,7 +617,7 @@ func testLeaderFailover(t *testing.T, dsn string) {
 	// Draining the leader hands leadership over.
 	cur := leaders(tc)[0]
 	drain := true
-	cur.do(t, http.MethodPut, api.NodePath(cur.cfg.ID), api.NodeUpdate{IsInMaintenanceMode: &drain}, nil)
+	cur.do(t, http.MethodPut, octopusapi.NodePath(cur.cfg.ID), octopusapi.NodeUpdate{IsInMaintenanceMode: &drain}, nil)
 	took = waitUntil(t, 3*time.Second, "a leader other than the drained one", func() bool {
 		l := leaders(tc)
 		return len(l) == 1 && l[0] != cur
@@ -636,26 +636,26 @@ func TestOfficialGoClientTasks(t *testing.T) {
 		t.Fatalf("NewClient: %v", err)
 	}
 	in := tasks.NewTask()
-	in.Name, in.Description, in.SpaceID = api.TaskKindHealth, "from go-octopusdeploy", "Spaces-1"
+	in.Name, in.Description, in.SpaceID = octopusapi.TaskKindHealth, "from go-octopusdeploy", "Spaces-1"
 	in.Arguments = map[string]any{"DurationMs": 60000}
 	created, err := c.Tasks.Add(in)
 	if err != nil {
 		t.Fatalf("add: %v", err)
 	}
-	if created.GetID() == "" || created.State != api.TaskQueued || created.Arguments["DurationMs"] != float64(60000) {
+	if created.GetID() == "" || created.State != octopusapi.TaskQueued || created.Arguments["DurationMs"] != float64(60000) {
 		t.Fatalf("created %+v", created)
 	}
 	waitUntil(t, 2*time.Second, "the task to run", func() bool {
-		got, err := c.Tasks.Get(tasks.TasksQuery{IDs: []string{created.GetID()}, States: []string{api.TaskExecuting}, Node: "Node1", Take: 10})
+		got, err := c.Tasks.Get(tasks.TasksQuery{IDs: []string{created.GetID()}, States: []string{octopusapi.TaskExecuting}, Node: "Node1", Take: 10})
 		return err == nil && len(got.Items) == 1 && got.Items[0].ServerNode == "Node1" && got.Items[0].StartTime != nil
 	})
 	canc, err := tasks.Cancel(c, "Spaces-1", created.GetID())
-	if err != nil || canc.State != api.TaskCancelling {
+	if err != nil || canc.State != octopusapi.TaskCancelling {
 		t.Fatalf("cancel: %+v %v", canc, err)
 	}
 	waitUntil(t, 2*time.Second, "the task to be Canceled", func() bool {
 		got, err := c.Tasks.Get(tasks.TasksQuery{IDs: []string{created.GetID()}})
-		return err == nil && len(got.Items) == 1 && got.Items[0].State == api.TaskCanceled &&
+		return err == nil && len(got.Items) == 1 && got.Items[0].State == octopusapi.TaskCanceled &&
 			*got.Items[0].IsCompleted && !*got.Items[0].FinishedSuccessfully
 	})
 	d, err := tasks.GetDetails(c, "Spaces-1", created.GetID())
@@ -696,20 +696,20 @@ func TestTaskLogsOnSMB(t *testing.T) {
 	a, b := tc.nodes[0], tc.nodes[1]
 	var ids []string
 	for range 4 {
-		ids = append(ids, a.create(t, api.TaskKindAdHocScript, api.TaskArguments{DurationMs: 300, Artifact: true}).Id)
+		ids = append(ids, a.create(t, octopusapi.TaskKindAdHocScript, octopusapi.TaskArguments{DurationMs: 300, Artifact: true}).Id)
 	}
 	waitUntil(t, 10*time.Second, "every task to finish", func() bool {
-		return b.listTasks(t, api.TaskListQuery([]string{api.TaskSuccess}, "", nil, 0, 0)).TotalResults == len(ids)
+		return b.listTasks(t, octopusapi.TaskListQuery([]string{octopusapi.TaskSuccess}, "", nil, 0, 0)).TotalResults == len(ids)
 	})
 	nodes := map[string]bool{}
 	arts := openSMB("Artifacts")
 	for _, id := range ids {
 		ex := executions(t, b.raw(t, id))
-		if len(ex) != 1 || ex[0].State != api.TaskSuccess {
+		if len(ex) != 1 || ex[0].State != octopusapi.TaskSuccess {
 			t.Fatalf("%s executions %+v", id, ex)
 		}
 		nodes[ex[0].Node] = true
-		if _, err := arts.Stat(ctx, api.TaskArtifactPath(id, ex[0].Node)); err != nil {
+		if _, err := arts.Stat(ctx, octopusapi.TaskArtifactPath(id, ex[0].Node)); err != nil {
 			t.Errorf("artifact of %s: %v", id, err)
 		}
 	}
@@ -726,8 +726,8 @@ func TestTaskLogsOnSMB(t *testing.T) {
 		for _, n := range tc.nodes {
 			for _, id := range ids {
 				wg.Go(func() {
-					req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.srv.URL+api.TaskRawPath(id), nil)
-					req.Header.Set(api.HeaderAPIKey, testKey)
+					req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.srv.URL+octopusapi.TaskRawPath(id), nil)
+					req.Header.Set(octopusapi.HeaderAPIKey, testKey)
 					resp, err := http.DefaultClient.Do(req)
 					msg := ""
 					if err != nil {
@@ -761,13 +761,13 @@ func TestTasksSpreadOverNodes(t *testing.T) {
 	tc := startTaskCluster(t, sqliteDSN(t), 3, nil)
 	a := tc.nodes[0]
 	for range 6 {
-		a.create(t, api.TaskKindHealth, api.TaskArguments{DurationMs: 30_000})
+		a.create(t, octopusapi.TaskKindHealth, octopusapi.TaskArguments{DurationMs: 30_000})
 	}
 	waitUntil(t, 3*time.Second, "all six running", func() bool {
-		return a.listTasks(t, api.TaskListQuery([]string{api.TaskExecuting}, "", nil, 0, 0)).TotalResults == 6
+		return a.listTasks(t, octopusapi.TaskListQuery([]string{octopusapi.TaskExecuting}, "", nil, 0, 0)).TotalResults == 6
 	})
 	for _, n := range tc.nodes {
-		if got := a.listTasks(t, api.TaskListQuery([]string{api.TaskExecuting}, n.Name(), nil, 0, 0)).TotalResults; got != 2 {
+		if got := a.listTasks(t, octopusapi.TaskListQuery([]string{octopusapi.TaskExecuting}, n.Name(), nil, 0, 0)).TotalResults; got != 2 {
 			t.Errorf("%s runs %d tasks, want 2", n.Name(), got)
 		}
 	}
@@ -783,10 +783,10 @@ func TestTasksSurviveDatabaseOutage(t *testing.T) {
 	a := tc.nodes[0]
 	var ids []string
 	for range 12 {
-		ids = append(ids, a.create(t, api.TaskKindHealth, api.TaskArguments{DurationMs: 1500}).Id)
+		ids = append(ids, a.create(t, octopusapi.TaskKindHealth, octopusapi.TaskArguments{DurationMs: 1500}).Id)
 	}
 	waitUntil(t, 3*time.Second, "all twelve running", func() bool {
-		return a.listTasks(t, api.TaskListQuery([]string{api.TaskExecuting}, "", nil, 0, 0)).TotalResults == 12
+		return a.listTasks(t, octopusapi.TaskListQuery([]string{octopusapi.TaskExecuting}, "", nil, 0, 0)).TotalResults == 12
 	})
 	if err := pg.Pause(); err != nil {
 		t.Fatal(err)
@@ -803,12 +803,12 @@ func TestTasksSurviveDatabaseOutage(t *testing.T) {
 	}
 	resumed = true
 	waitUntil(t, 15*time.Second, "every task to end after the outage", func() bool {
-		return a.listTasks(t, api.TaskListQuery([]string{api.TaskQueued, api.TaskExecuting, api.TaskCancelling}, "", nil, 0, 0)).TotalResults == 0
+		return a.listTasks(t, octopusapi.TaskListQuery([]string{octopusapi.TaskQueued, octopusapi.TaskExecuting, octopusapi.TaskCancelling}, "", nil, 0, 0)).TotalResults == 0
 	})
 	for _, id := range ids {
 		tk := a.task(t, id)
 		ex := executions(t, a.raw(t, id))
-		if tk.State != api.TaskSuccess || len(ex) != 1 {
+		if tk.State != octopusapi.TaskSuccess || len(ex) != 1 {
 			t.Errorf("%s: %s %q, %d runs", id, tk.State, tk.ErrorMessage, len(ex))
 		}
 	}
@@ -829,7 +829,7 @@ func TestLeaderWaitsBeforeJudgingNodes(t *testing.T) {
 	if err := db.Heartbeat(ctx, store.Node{ID: "OctopusServerNodes-9", Name: "Node9", LastSeen: time.Now().Add(-time.Hour), Version: "x"}); err != nil {
 		t.Fatal(err)
 	}
-	tk, err := db.CreateTask(ctx, store.Task{SpaceID: api.DefaultSpaceID, Name: api.TaskKindHealth, Args: `{"DurationMs":60000}`})
+	tk, err := db.CreateTask(ctx, store.Task{SpaceID: octopusapi.DefaultSpaceID, Name: octopusapi.TaskKindHealth, Args: `{"DurationMs":60000}`})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -839,7 +839,7 @@ func TestLeaderWaitsBeforeJudgingNodes(t *testing.T) {
 	start := time.Now()
 	tc := startTaskCluster(t, dsn, 1, nil)
 	a := tc.nodes[0]
-	waitUntil(t, 5*time.Second, "the dead node's task to be Failed", func() bool { return a.task(t, tk.ID).State == api.TaskFailed })
+	waitUntil(t, 5*time.Second, "the dead node's task to be Failed", func() bool { return a.task(t, tk.ID).State == octopusapi.TaskFailed })
 	got := a.task(t, tk.ID)
 	if d := got.CompletedTime.Sub(start); d < a.cfg.OfflineAfter {
 		t.Fatalf("failed %v after the leader started, before its connection had been good for %v", d, a.cfg.OfflineAfter)

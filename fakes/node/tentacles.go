@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/store"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // Polling Tentacles. A task with a TentacleId holds a request for that
@@ -22,7 +22,7 @@ import (
 // other node finds nothing. That is why the seed says polling Tentacles
 // must poll every node. The polling port speaks HTTP over mutual TLS
 // (not Halibut's protocol): GET /poll/<subscription> with the Tentacle's
-// client certificate, answered 200 with an api.PollRequest or 204.
+// client certificate, answered 200 with an octopusapi.PollRequest or 204.
 
 // tentacleState is the requests this node holds for Tentacles.
 type tentacleState struct {
@@ -46,7 +46,7 @@ func (n *Node) holdForTentacle(ctx context.Context, e *execution) (<-chan struct
 	if id == "" {
 		return nil, "", func() {}
 	}
-	seq, ok := api.IDNumber(id, "Machines")
+	seq, ok := octopusapi.IDNumber(id, "Machines")
 	var m store.Machine
 	err := fmt.Errorf("TentacleId %q is not Machines-N", id)
 	if ok {
@@ -98,7 +98,7 @@ func (ts *tentacleState) take(sub string) *pendingRequest {
 
 // pollHandler serves the polling port.
 func (n *Node) pollHandler(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set(api.HeaderNode, n.cfg.Name)
+	w.Header().Set(octopusapi.HeaderNode, n.cfg.Name)
 	sub, ok := strings.CutPrefix(r.URL.Path, "/poll/")
 	if !ok || sub == "" || r.Method != http.MethodGet {
 		writeError(w, http.StatusNotFound, "Polling Tentacles GET /poll/<subscription ID>.", nil)
@@ -117,7 +117,7 @@ func (n *Node) pollHandler(w http.ResponseWriter, r *http.Request) {
 		n.dbError(w, "reading the polling Tentacle's registration", err)
 		return
 	}
-	if thumb := api.Thumbprint(r.TLS.PeerCertificates[0].Raw); !strings.EqualFold(thumb, m.Thumbprint) {
+	if thumb := octopusapi.Thumbprint(r.TLS.PeerCertificates[0].Raw); !strings.EqualFold(thumb, m.Thumbprint) {
 		n.log.Warn("polling Tentacle presented an unexpected certificate", "subscription", sub, "thumbprint", thumb)
 		writeError(w, http.StatusForbidden, "The certificate does not match the machine registered with subscription "+sub+".", nil)
 		return
@@ -128,7 +128,7 @@ func (n *Node) pollHandler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n.log.Info("Tentacle picked up a request", "subscription", sub, "request", p.id, "task", p.taskID, "waitedMs", time.Since(p.created).Milliseconds())
-	writeJSON(w, http.StatusOK, api.PollRequest{RequestId: p.id, TaskId: p.taskID, Node: n.cfg.Name, Created: p.created.UTC().Format(time.RFC3339Nano)})
+	writeJSON(w, http.StatusOK, octopusapi.PollRequest{RequestId: p.id, TaskId: p.taskID, Node: n.cfg.Name, Created: p.created.UTC().Format(time.RFC3339Nano)})
 }
 
 // servePolling serves the polling port over mutual TLS (any client
@@ -157,15 +157,15 @@ func (n *Node) servePolling(ctx context.Context, ln net.Listener) {
 func (n *Node) routeMachines(w http.ResponseWriter, r *http.Request, space string, seg []string) {
 	switch {
 	case len(seg) == 0:
-		if !allow(w, r, http.MethodPost) || !n.may(w, r, api.PermissionMachineCreate, space) {
+		if !allow(w, r, http.MethodPost) || !n.may(w, r, octopusapi.PermissionMachineCreate, space) {
 			return
 		}
-		var in api.Machine
+		var in octopusapi.Machine
 		if !decodeBody(w, r, &in) {
 			return
 		}
-		sub, ok := api.SubscriptionOf(in.Endpoint.Uri)
-		if in.Endpoint.CommunicationStyle != api.CommunicationStyleTentacleActive || !ok || in.Endpoint.Thumbprint == "" {
+		sub, ok := octopusapi.SubscriptionOf(in.Endpoint.Uri)
+		if in.Endpoint.CommunicationStyle != octopusapi.CommunicationStyleTentacleActive || !ok || in.Endpoint.Thumbprint == "" {
 			writeError(w, http.StatusBadRequest, "Only polling Tentacles are supported: Endpoint.CommunicationStyle TentacleActive, Uri poll://<subscription>/ and the Tentacle's Thumbprint.", nil)
 			return
 		}
@@ -181,10 +181,10 @@ func (n *Node) routeMachines(w http.ResponseWriter, r *http.Request, space strin
 		n.log.Info("polling Tentacle registered", "machine", machineID(m.Seq), "subscription", sub)
 		writeJSON(w, http.StatusCreated, machineResource(m))
 	case len(seg) == 1:
-		if !allow(w, r, http.MethodGet) || !n.may(w, r, api.PermissionMachineView, space) {
+		if !allow(w, r, http.MethodGet) || !n.may(w, r, octopusapi.PermissionMachineView, space) {
 			return
 		}
-		seq, ok := api.IDNumber(seg[0], "Machines")
+		seq, ok := octopusapi.IDNumber(seg[0], "Machines")
 		if !ok {
 			writeError(w, http.StatusNotFound, "The machine "+seg[0]+" does not exist.", nil)
 			return
@@ -205,7 +205,7 @@ func (n *Node) routeMachines(w http.ResponseWriter, r *http.Request, space strin
 
 func machineID(seq int64) string { return "Machines-" + strconv.FormatInt(seq, 10) }
 
-func machineResource(m store.Machine) api.Machine {
-	return api.Machine{Id: machineID(m.Seq), Name: m.Name, SpaceId: m.SpaceID, Endpoint: api.MachineEndpoint{
-		CommunicationStyle: api.CommunicationStyleTentacleActive, Uri: "poll://" + m.Subscription + "/", Thumbprint: m.Thumbprint}}
+func machineResource(m store.Machine) octopusapi.Machine {
+	return octopusapi.Machine{Id: machineID(m.Seq), Name: m.Name, SpaceId: m.SpaceID, Endpoint: octopusapi.MachineEndpoint{
+		CommunicationStyle: octopusapi.CommunicationStyleTentacleActive, Uri: "poll://" + m.Subscription + "/", Thumbprint: m.Thumbprint}}
 }

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/internal/selfsigned"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // pollClient polls one node's polling port with a Tentacle certificate,
@@ -23,22 +23,22 @@ func pollClient(t *testing.T, client selfsigned.Cert, serverThumb string) *http.
 		Certificates:       []tls.Certificate{client.TLS},
 		InsecureSkipVerify: true, //nolint:gosec // verified by thumbprint below, as Tentacles do
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			if api.Thumbprint(raw[0]) != serverThumb {
-				t.Errorf("server thumbprint %s, want the cluster's %s", api.Thumbprint(raw[0]), serverThumb)
+			if octopusapi.Thumbprint(raw[0]) != serverThumb {
+				t.Errorf("server thumbprint %s, want the cluster's %s", octopusapi.Thumbprint(raw[0]), serverThumb)
 			}
 			return nil
 		},
 	}}}
 }
 
-func poll(t *testing.T, c *http.Client, addr, sub string) (int, api.PollRequest) {
+func poll(t *testing.T, c *http.Client, addr, sub string) (int, octopusapi.PollRequest) {
 	t.Helper()
-	resp, err := c.Get("https://" + addr + api.PollPath(sub))
+	resp, err := c.Get("https://" + addr + octopusapi.PollPath(sub))
 	if err != nil {
 		t.Fatalf("poll %s: %v", addr, err)
 	}
 	defer resp.Body.Close()
-	var pr api.PollRequest
+	var pr octopusapi.PollRequest
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode == http.StatusOK {
 		if err := json.Unmarshal(b, &pr); err != nil {
@@ -73,12 +73,12 @@ func TestTentacleRequestOnlyOnItsNode(t *testing.T) {
 	}
 	tentacle, _ := selfsigned.New("Tentacle T1")
 	other, _ := selfsigned.New("Impostor")
-	var m api.Machine
-	if code := tc.nodes[0].do(t, http.MethodPost, api.MachinesPath("Spaces-1"), api.Machine{Name: "T1", Endpoint: api.MachineEndpoint{
-		CommunicationStyle: api.CommunicationStyleTentacleActive, Uri: "poll://SQ-T1/", Thumbprint: api.Thumbprint(tentacle.TLS.Certificate[0])}}, &m); code != http.StatusCreated {
+	var m octopusapi.Machine
+	if code := tc.nodes[0].do(t, http.MethodPost, octopusapi.MachinesPath("Spaces-1"), octopusapi.Machine{Name: "T1", Endpoint: octopusapi.MachineEndpoint{
+		CommunicationStyle: octopusapi.CommunicationStyleTentacleActive, Uri: "poll://SQ-T1/", Thumbprint: octopusapi.Thumbprint(tentacle.TLS.Certificate[0])}}, &m); code != http.StatusCreated {
 		t.Fatalf("register: %d", code)
 	}
-	serverThumb := api.Thumbprint(server.TLS.Certificate[0])
+	serverThumb := octopusapi.Thumbprint(server.TLS.Certificate[0])
 	c := pollClient(t, tentacle, serverThumb)
 	if code, _ := poll(t, c, addrs[1], "SQ-T1"); code != http.StatusNoContent {
 		t.Fatalf("idle poll: %d, want 204", code)
@@ -86,7 +86,7 @@ func TestTentacleRequestOnlyOnItsNode(t *testing.T) {
 	if code, _ := poll(t, pollClient(t, other, serverThumb), addrs[0], "SQ-T1"); code != http.StatusForbidden {
 		t.Fatalf("poll with another certificate: %d, want 403", code)
 	}
-	task := tc.nodes[0].create(t, api.TaskKindHealth, api.TaskArguments{TentacleId: m.Id, DurationMs: 10000})
+	task := tc.nodes[0].create(t, octopusapi.TaskKindHealth, octopusapi.TaskArguments{TentacleId: m.Id, DurationMs: 10000})
 	var holder int
 	waitUntil(t, 5*time.Second, "the task to run", func() bool {
 		got := tc.nodes[0].task(t, task.Id)
@@ -94,12 +94,12 @@ func TestTentacleRequestOnlyOnItsNode(t *testing.T) {
 		if got.ServerNode == "Node2" {
 			holder = 1
 		}
-		return got.State == api.TaskExecuting
+		return got.State == octopusapi.TaskExecuting
 	})
 	if code, _ := poll(t, c, addrs[1-holder], "SQ-T1"); code != http.StatusNoContent {
 		t.Fatalf("poll of the node not running the task: %d, want 204", code)
 	}
-	var pr api.PollRequest
+	var pr octopusapi.PollRequest
 	waitUntil(t, 5*time.Second, "the request on "+tc.nodes[holder].Name(), func() bool {
 		var code int
 		code, pr = poll(t, c, addrs[holder], "SQ-T1")
@@ -108,9 +108,9 @@ func TestTentacleRequestOnlyOnItsNode(t *testing.T) {
 	if pr.TaskId != task.Id || pr.Node != tc.nodes[holder].Name() {
 		t.Fatalf("picked up %+v, want task %s on %s", pr, task.Id, tc.nodes[holder].Name())
 	}
-	waitUntil(t, 5*time.Second, "the task to succeed", func() bool { return tc.nodes[0].task(t, task.Id).State == api.TaskSuccess })
+	waitUntil(t, 5*time.Second, "the task to succeed", func() bool { return tc.nodes[0].task(t, task.Id).State == octopusapi.TaskSuccess })
 
 	// Nobody polls: the task times out after its DurationMs.
-	task = tc.nodes[0].create(t, api.TaskKindHealth, api.TaskArguments{TentacleId: m.Id, DurationMs: 300})
-	waitUntil(t, 5*time.Second, "the unpolled task to time out", func() bool { return tc.nodes[0].task(t, task.Id).State == api.TaskTimedOut })
+	task = tc.nodes[0].create(t, octopusapi.TaskKindHealth, octopusapi.TaskArguments{TentacleId: m.Id, DurationMs: 300})
+	waitUntil(t, 5*time.Second, "the unpolled task to time out", func() bool { return tc.nodes[0].task(t, task.Id).State == octopusapi.TaskTimedOut })
 }

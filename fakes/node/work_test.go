@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 func TestWorkHonoursTaskCap(t *testing.T) {
@@ -21,7 +21,7 @@ func TestWorkHonoursTaskCap(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, _ := a.do(t, http.MethodPost, api.WorkPath("Spaces-1")+"?ms=400&wait=50ms", nil, nil)
+			resp, _ := a.do(t, http.MethodPost, octopusapi.WorkPath("Spaces-1")+"?ms=400&wait=50ms", nil, nil)
 			codes <- resp.StatusCode
 		}()
 	}
@@ -41,7 +41,7 @@ func TestWorkHonoursTaskCap(t *testing.T) {
 		wg2.Add(1)
 		go func() {
 			defer wg2.Done()
-			if resp, body := a.do(t, http.MethodPost, api.WorkPath("Spaces-1")+"?ms=100&wait=2s", nil, nil); resp.StatusCode != 200 {
+			if resp, body := a.do(t, http.MethodPost, octopusapi.WorkPath("Spaces-1")+"?ms=100&wait=2s", nil, nil); resp.StatusCode != 200 {
 				t.Errorf("queued task: %d %s", resp.StatusCode, body)
 			}
 		}()
@@ -50,13 +50,13 @@ func TestWorkHonoursTaskCap(t *testing.T) {
 	if d := time.Since(start); d < 190*time.Millisecond {
 		t.Fatalf("three 100ms tasks on 2 slots took %v; the third should have waited", d)
 	}
-	if resp, _ := a.do(t, http.MethodPost, api.WorkPath("Spaces-1")+"?ms=-1", nil, nil); resp.StatusCode != 400 {
+	if resp, _ := a.do(t, http.MethodPost, octopusapi.WorkPath("Spaces-1")+"?ms=-1", nil, nil); resp.StatusCode != 400 {
 		t.Fatalf("bad ms = %d", resp.StatusCode)
 	}
 	drain := true
-	ub, _ := json.Marshal(api.NodeUpdate{Id: "OctopusServerNodes-1", IsInMaintenanceMode: &drain})
-	a.do(t, http.MethodPut, api.NodePath("OctopusServerNodes-1"), bytes.NewReader(ub), nil)
-	if resp, _ := a.do(t, http.MethodPost, api.WorkPath("Spaces-1")+"?ms=1", nil, nil); resp.StatusCode != 503 {
+	ub, _ := json.Marshal(octopusapi.NodeUpdate{Id: "OctopusServerNodes-1", IsInMaintenanceMode: &drain})
+	a.do(t, http.MethodPut, octopusapi.NodePath("OctopusServerNodes-1"), bytes.NewReader(ub), nil)
+	if resp, _ := a.do(t, http.MethodPost, octopusapi.WorkPath("Spaces-1")+"?ms=1", nil, nil); resp.StatusCode != 503 {
 		t.Fatalf("draining node took work: %d", resp.StatusCode)
 	}
 }
@@ -64,7 +64,7 @@ func TestWorkHonoursTaskCap(t *testing.T) {
 func TestDetailsReportActiveUploads(t *testing.T) {
 	a := newTestNode(t, nil)
 	active := func() float64 {
-		_, body := a.do(t, http.MethodGet, api.NodeDetailsPath("OctopusServerNodes-1"), nil, nil)
+		_, body := a.do(t, http.MethodGet, octopusapi.NodeDetailsPath("OctopusServerNodes-1"), nil, nil)
 		var d map[string]any
 		json.Unmarshal(body, &d)
 		v, _ := d["ActiveUploads"].(float64)
@@ -78,7 +78,7 @@ func TestDetailsReportActiveUploads(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		a.do(t, http.MethodPost, api.UploadPath("Spaces-1", ""), pr, map[string]string{"Content-Type": mw.FormDataContentType()})
+		a.do(t, http.MethodPost, octopusapi.UploadPath("Spaces-1", ""), pr, map[string]string{"Content-Type": mw.FormDataContentType()})
 	}()
 	fw, _ := mw.CreateFormFile("file", "Slow.1.0.0.zip")
 	fw.Write(bytes.Repeat([]byte("x"), 1<<20))

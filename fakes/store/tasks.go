@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Task states as stored; the same words as Octopus's (fakes/api), kept
+// Task states as stored; the same words as Octopus's (octopusapi), kept
 // here so the store needs no import.
 const (
 	TaskQueued     = "Queued"

@@ -17,8 +17,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/internal/redact"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // ErrForeignOrigin is the cause of a request or redirect refused because
@@ -153,12 +153,12 @@ func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	if g.key == "" || req.Header.Get(api.HeaderAPIKey) == g.key {
+	if g.key == "" || req.Header.Get(octopusapi.HeaderAPIKey) == g.key {
 		return g.base.RoundTrip(req)
 	}
 	// A RoundTripper must not change the caller's request.
 	r := req.Clone(req.Context())
-	r.Header.Set(api.HeaderAPIKey, g.key)
+	r.Header.Set(octopusapi.HeaderAPIKey, g.key)
 	return g.base.RoundTrip(r)
 }
 

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 const key = "API-APICLIENTTEST123"
@@ -27,7 +27,7 @@ func newRecorder(t *testing.T, h http.HandlerFunc) *recorder {
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
 		r.hits++
-		r.keys = append(r.keys, req.Header.Get(api.HeaderAPIKey))
+		r.keys = append(r.keys, req.Header.Get(octopusapi.HeaderAPIKey))
 		r.mu.Unlock()
 		if h != nil {
 			h(w, req)
@@ -88,7 +88,7 @@ func TestRequestToAnotherOriginIsRefused(t *testing.T) {
 	}
 	// An absolute link from a response (e.g. Links["Page.Next"]).
 	req, _ := http.NewRequest(http.MethodGet, other.URL+"/api/Spaces-1/packages?skip=1", nil)
-	req.Header.Set(api.HeaderAPIKey, key)
+	req.Header.Set(octopusapi.HeaderAPIKey, key)
 	resp, err := c.Do(req)
 	if err == nil {
 		resp.Body.Close()

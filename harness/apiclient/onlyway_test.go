@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // TestKeyOnlySentByAPIClient: apiclient is the one way the harness sends
@@ -58,14 +58,14 @@ func TestKeyOnlySentByAPIClient(t *testing.T) {
 // (so that TestKeyOnlySentByAPIClient cannot pass by finding nothing).
 func TestKeySetterScan(t *testing.T) {
 	src := `package p
-import ("net/http"; "net/url"; "github.com/octoha/octoha/fakes/api")
+import ("net/http"; "net/url"; "github.com/octoha/octoha/octopusapi")
 func f(r *http.Request, h http.Header, q url.Values, k string) {
-	r.Header.Set(api.HeaderAPIKey, k)
+	r.Header.Set(octopusapi.HeaderAPIKey, k)
 	h.Add("X-Octopus-ApiKey", k)
-	h[api.HeaderAPIKey] = []string{k}
-	_ = http.Header{api.HeaderAPIKey: {k}}
+	h[octopusapi.HeaderAPIKey] = []string{k}
+	_ = http.Header{octopusapi.HeaderAPIKey: {k}}
 	q.Set("apikey", k)
-	_ = r.Header.Get(api.HeaderAPIKey) // reading is not sending
+	_ = r.Header.Get(octopusapi.HeaderAPIKey) // reading is not sending
 }`
 	p := filepath.Join(t.TempDir(), "p.go")
 	if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
@@ -132,14 +132,14 @@ func keySetters(t *testing.T, path string) []string {
 	return out
 }
 
-// isKeyHeader: api.HeaderAPIKey (through any import name) or its literal.
+// isKeyHeader: octopusapi.HeaderAPIKey (through any import name) or its literal.
 func isKeyHeader(e ast.Expr) bool {
 	switch e := e.(type) {
 	case *ast.SelectorExpr:
 		return e.Sel.Name == "HeaderAPIKey"
 	case *ast.BasicLit:
 		s, err := strconv.Unquote(e.Value)
-		return err == nil && strings.EqualFold(s, api.HeaderAPIKey)
+		return err == nil && strings.EqualFold(s, octopusapi.HeaderAPIKey)
 	}
 	return false
 }

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/apiclient"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // keyCatcher is a server outside the cluster's configuration that records
@@ -26,11 +26,11 @@ func newKeyCatcher(t *testing.T) *keyCatcher {
 	k.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		k.mu.Lock()
 		k.hits++
-		if key := r.Header.Get(api.HeaderAPIKey); key != "" {
+		if key := r.Header.Get(octopusapi.HeaderAPIKey); key != "" {
 			k.keys = append(k.keys, key)
 		}
 		k.mu.Unlock()
-		_ = json.NewEncoder(w).Encode(api.Page[api.Package]{})
+		_ = json.NewEncoder(w).Encode(octopusapi.Page[octopusapi.Package]{})
 	}))
 	t.Cleanup(k.Close)
 	return k
@@ -51,11 +51,11 @@ func TestCollectSendsTheKeyOnlyToConfiguredOrigins(t *testing.T) {
 		t.Fatal(err)
 	}
 	lb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == api.PackagesPath("Spaces-1") {
+		if r.URL.Path == octopusapi.PackagesPath("Spaces-1") {
 			// The first page is real; its next link points elsewhere.
-			p := api.Page[api.Package]{TotalResults: 2, ItemsPerPage: 1,
-				Items: []api.Package{{Id: "packages-A.1.0.0", PackageId: "A", Version: "1.0.0"}},
-				Links: map[string]string{"Page.Next": other.URL + api.PackagesPath("Spaces-1") + "?skip=1&take=1"}}
+			p := octopusapi.Page[octopusapi.Package]{TotalResults: 2, ItemsPerPage: 1,
+				Items: []octopusapi.Package{{Id: "packages-A.1.0.0", PackageId: "A", Version: "1.0.0"}},
+				Links: map[string]string{"Page.Next": other.URL + octopusapi.PackagesPath("Spaces-1") + "?skip=1&take=1"}}
 			_ = json.NewEncoder(w).Encode(p)
 			return
 		}

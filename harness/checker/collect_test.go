@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/checker/checkertest"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 const testKey = "API-CHECKERTESTKEY1"
@@ -230,13 +230,13 @@ func TestCollectRefusesBadTargets(t *testing.T) {
 func TestCollectStopsOnServerIgnoringPaging(t *testing.T) {
 	var calls int
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != api.PackagesPath("Spaces-1") {
+		if r.URL.Path != octopusapi.PackagesPath("Spaces-1") {
 			http.NotFound(w, r)
 			return
 		}
 		calls++
-		items := []api.Package{{Id: "packages-A.1.0.0", PackageId: "A", Version: "1.0.0"}, {Id: "packages-B.1.0.0", PackageId: "B", Version: "1.0.0"}}
-		_ = json.NewEncoder(w).Encode(api.Page[api.Package]{TotalResults: 10, ItemsPerPage: 2, Items: items})
+		items := []octopusapi.Package{{Id: "packages-A.1.0.0", PackageId: "A", Version: "1.0.0"}, {Id: "packages-B.1.0.0", PackageId: "B", Version: "1.0.0"}}
+		_ = json.NewEncoder(w).Encode(octopusapi.Page[octopusapi.Package]{TotalResults: 10, ItemsPerPage: 2, Items: items})
 	}))
 	t.Cleanup(srv.Close)
 	var b builder
@@ -321,7 +321,7 @@ func TestCollectAbandonsStalledReads(t *testing.T) {
 	// "hang-meta" never answers; "hang-body" answers and stops mid-body.
 	handler := func(mode string) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set(api.HeaderNode, mode)
+			w.Header().Set(octopusapi.HeaderNode, mode)
 			wait := func() {
 				select {
 				case <-r.Context().Done():
@@ -389,7 +389,7 @@ func TestCollectAbandonsStalledReads(t *testing.T) {
 }
 
 func resourceJSON(p checkertest.Package) []byte {
-	b, _ := json.Marshal(api.Package{Id: api.PackageResourceID(p.ID, p.Version), PackageId: p.ID, Version: p.Version,
+	b, _ := json.Marshal(octopusapi.Package{Id: octopusapi.PackageResourceID(p.ID, p.Version), PackageId: p.ID, Version: p.Version,
 		Hash: p.Hash(), PackageSizeBytes: int64(len(p.Data)), FileExtension: p.Ext})
 	return b
 }

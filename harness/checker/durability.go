@@ -6,8 +6,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // Durability checks that no acknowledged upload was lost or corrupted: every
@@ -92,7 +92,7 @@ func uploadsByPackage(h *history.History, clk clock, ev *evidence) (map[PackageK
 			pkgs[k] = p
 		}
 		switch {
-		case o.Outcome == history.OK && o.Status == http.StatusOK && overwriteMode(o) == api.IgnoreIfExists:
+		case o.Outcome == history.OK && o.Status == http.StatusOK && overwriteMode(o) == octopusapi.IgnoreIfExists:
 			p.ignored = append(p.ignored, o)
 		case o.Outcome == history.OK:
 			p.writes = append(p.writes, o)

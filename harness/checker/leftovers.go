@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // fileKey names a feed file by lower-case package id and version.
@@ -35,9 +35,9 @@ func NoLeftovers(s *Snapshot, opts LeftoverOptions) Result {
 	var ev evidence
 	space := s.SpaceID
 	if space == "" {
-		space = api.DefaultSpaceID
+		space = octopusapi.DefaultSpaceID
 	}
-	feedDir := space + "/" + api.BuiltInFeedID + "/"
+	feedDir := space + "/" + octopusapi.BuiltInFeedID + "/"
 
 	byKey := map[fileKey][]int{}
 	var temps, other []FileInfo
@@ -46,10 +46,10 @@ func NoLeftovers(s *Snapshot, opts LeftoverOptions) Result {
 		switch {
 		case IsTempFile(f.Name):
 			temps = append(temps, f)
-		case strings.HasPrefix(f.Name, feedDir) && strings.HasSuffix(f.Name, api.SignatureSuffix):
+		case strings.HasPrefix(f.Name, feedDir) && strings.HasSuffix(f.Name, octopusapi.SignatureSuffix):
 			sigs[strings.ToLower(f.Name)] = f
 		case strings.HasPrefix(f.Name, feedDir):
-			pf, err := api.ParseFileName(path.Base(f.Name))
+			pf, err := octopusapi.ParseFileName(path.Base(f.Name))
 			if err != nil {
 				continue // an orphan: no row can point to it
 			}
@@ -68,7 +68,7 @@ func NoLeftovers(s *Snapshot, opts LeftoverOptions) Result {
 
 	var orphans []FileInfo
 	for i, f := range s.Files.Files {
-		if !used[i] && !IsTempFile(f.Name) && strings.HasPrefix(f.Name, feedDir) && !strings.HasSuffix(f.Name, api.SignatureSuffix) {
+		if !used[i] && !IsTempFile(f.Name) && strings.HasPrefix(f.Name, feedDir) && !strings.HasSuffix(f.Name, octopusapi.SignatureSuffix) {
 			orphans = append(orphans, f)
 		}
 	}
@@ -150,7 +150,7 @@ func matchRows(s *Snapshot, space string, byKey map[fileKey][]int, sigs map[stri
 	m := rowMatch{used: map[int]bool{}}
 	for _, row := range s.Rows {
 		key := PackageKey{row.PackageId, row.Version}
-		want := api.PackageFile{ID: row.PackageId, Version: row.Version, Extension: row.FileExtension}.StorePath(space)
+		want := octopusapi.PackageFile{ID: row.PackageId, Version: row.Version, Extension: row.FileExtension}.StorePath(space)
 		pick := pickFile(s.Files.Files, byKey[fileKey{strings.ToLower(row.PackageId), row.Version}], want, row.FileExtension == "")
 		if pick < 0 {
 			m.noFile++
@@ -161,7 +161,7 @@ func matchRows(s *Snapshot, space string, byKey map[fileKey][]int, sigs map[stri
 		f := s.Files.Files[pick]
 		// The node's Octodiff signature cache of this very file (same
 		// SHA-1) belongs with it.
-		if sig := strings.ToLower(api.SignatureCachePath(f.Name, row.Hash)); row.Hash != "" {
+		if sig := strings.ToLower(octopusapi.SignatureCachePath(f.Name, row.Hash)); row.Hash != "" {
 			if _, ok := sigs[sig]; ok {
 				delete(sigs, sig)
 				m.cachedSigs++

@@ -6,11 +6,11 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/octopusapi"
 )
 
-func row(id, ver, ext string, size int64) api.Package {
-	return api.Package{Id: api.PackageResourceID(id, ver), PackageId: id, Version: ver, FileExtension: ext, PackageSizeBytes: size}
+func row(id, ver, ext string, size int64) octopusapi.Package {
+	return octopusapi.Package{Id: octopusapi.PackageResourceID(id, ver), PackageId: id, Version: ver, FileExtension: ext, PackageSizeBytes: size}
 }
 
 func listing(files ...FileInfo) *FileListing { return &FileListing{Source: "test", Files: files} }
@@ -18,7 +18,7 @@ func listing(files ...FileInfo) *FileListing { return &FileListing{Source: "test
 func cleanStore() *Snapshot {
 	return &Snapshot{
 		SpaceID: "Spaces-1",
-		Rows:    []api.Package{row("Acme.Web", "1.0.0", ".zip", 100), row("Acme.Api", "2.0.0-beta.1", ".tar.gz", 200)},
+		Rows:    []octopusapi.Package{row("Acme.Web", "1.0.0", ".zip", 100), row("Acme.Api", "2.0.0-beta.1", ".tar.gz", 200)},
 		Files: listing(
 			FileInfo{"Spaces-1/feeds-builtin/Acme.Web/Acme.Web.1.0.0.zip", 100},
 			FileInfo{"Spaces-1/feeds-builtin/Acme.Api/Acme.Api.2.0.0-beta.1.tar.gz", 200},
@@ -161,13 +161,13 @@ func TestNoLeftoversSignatureCaches(t *testing.T) {
 	s := cleanStore()
 	s.Rows[0].Hash = "ABCDEF0123"
 	web := "Spaces-1/feeds-builtin/Acme.Web/Acme.Web.1.0.0.zip"
-	s.Files.Files = append(s.Files.Files, FileInfo{api.SignatureCachePath(web, "abcdef0123"), 26})
+	s.Files.Files = append(s.Files.Files, FileInfo{octopusapi.SignatureCachePath(web, "abcdef0123"), 26})
 	r := NoLeftovers(s, LeftoverOptions{StrictOrphans: true})
 	wantStatus(t, r, Pass)
 	wantFigure(t, r, "signature-caches", 1)
 	wantFigure(t, r, "orphans", 0)
 
-	stale := api.SignatureCachePath(web, "0000000000")
+	stale := octopusapi.SignatureCachePath(web, "0000000000")
 	s.Files.Files = append(s.Files.Files, FileInfo{stale, 26})
 	r = NoLeftovers(s, LeftoverOptions{StrictOrphans: true})
 	wantStatus(t, r, Fail)

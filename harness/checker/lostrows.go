@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // CheckLostRows is the name of the LostRows check.
@@ -39,9 +39,9 @@ func LostRows(h *history.History, s *Snapshot) Result {
 	}
 	space := s.SpaceID
 	if space == "" {
-		space = api.DefaultSpaceID
+		space = octopusapi.DefaultSpaceID
 	}
-	feedDir := space + "/" + api.BuiltInFeedID + "/"
+	feedDir := space + "/" + octopusapi.BuiltInFeedID + "/"
 	type key struct{ id, version string }
 	rows := map[key]bool{}
 	for _, row := range s.Rows {
@@ -52,7 +52,7 @@ func LostRows(h *history.History, s *Snapshot) Result {
 		if !strings.HasPrefix(f.Name, feedDir) || IsTempFile(f.Name) {
 			continue
 		}
-		pf, err := api.ParseFileName(path.Base(f.Name))
+		pf, err := octopusapi.ParseFileName(path.Base(f.Name))
 		if err != nil {
 			continue
 		}

@@ -4,14 +4,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 func lostRowsStore() *Snapshot {
 	return &Snapshot{
 		SpaceID: "Spaces-1",
-		Rows:    []api.Package{row("Acme", "1.0.0", ".zip", 3)},
+		Rows:    []octopusapi.Package{row("Acme", "1.0.0", ".zip", 3)},
 		Files: listing(
 			FileInfo{"Spaces-1/feeds-builtin/Acme/Acme.1.0.0.zip", 3},
 			FileInfo{"Spaces-1/feeds-builtin/Acme/Acme.1.0.1.zip", 4},

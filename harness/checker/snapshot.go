@@ -16,9 +16,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/apiclient"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // Collection defaults.
@@ -60,7 +60,7 @@ type Target struct {
 	LBURL   string
 	Nodes   []Endpoint
 	APIKey  string // sent as X-Octopus-ApiKey; never logged or reported
-	SpaceID string // default api.DefaultSpaceID
+	SpaceID string // default octopusapi.DefaultSpaceID
 	// Client is the HTTP client to start from; nil means a client without
 	// an overall timeout (downloads may be large), bounded by the context
 	// instead. Either way Collect talks only to LBURL and the nodes' URLs
@@ -138,7 +138,7 @@ type Snapshot struct {
 	// with an ok or unknown outcome, sorted by key.
 	Packages []PackageState `json:"packages"`
 	// Rows is the full package list, read through the load balancer.
-	Rows []api.Package `json:"rows"`
+	Rows []octopusapi.Package `json:"rows"`
 	// RowsError says why the list could not be read; Rows is then partial.
 	RowsError string `json:"rowsError,omitempty"`
 	// Files is the Packages store listing, nil when unavailable.
@@ -217,7 +217,7 @@ func Collect(ctx context.Context, t Target, h *history.History, opts CollectOpti
 		opts:  opts,
 	}
 	if c.space == "" {
-		c.space = api.DefaultSpaceID
+		c.space = octopusapi.DefaultSpaceID
 	}
 	if c.opts.DeepLimit == 0 {
 		c.opts.DeepLimit = DefaultDeepLimit
@@ -407,7 +407,7 @@ func (r *response) bodyErr(err error) error {
 // when the body has one.
 func statusError(resp *http.Response) error {
 	msg := ""
-	var e api.Error
+	var e octopusapi.Error
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(b, &e) == nil && e.ErrorMessage != "" {
 		msg = ": " + e.ErrorMessage
@@ -419,16 +419,16 @@ func statusError(resp *http.Response) error {
 // deep (or small enough), its bytes. It returns the view and the bytes read.
 func (c *collector) readPackage(ctx context.Context, base *url.URL, via string, k PackageKey, deep bool, expectSize int64) (View, int64) {
 	v := View{Via: via}
-	rid := api.PackageResourceID(k.PackageID, k.Version)
-	resp, err := c.get(ctx, endpointURL(base, api.PackagePath(c.space, rid)), "application/json")
+	rid := octopusapi.PackageResourceID(k.PackageID, k.Version)
+	resp, err := c.get(ctx, endpointURL(base, octopusapi.PackagePath(c.space, rid)), "application/json")
 	if err != nil {
 		v.Error = "read metadata: " + err.Error()
 		return v, 0
 	}
-	v.MetaNode = resp.Header.Get(api.HeaderNode)
+	v.MetaNode = resp.Header.Get(octopusapi.HeaderNode)
 	switch resp.StatusCode {
 	case http.StatusOK:
-		var p api.Package
+		var p octopusapi.Package
 		err := json.NewDecoder(io.LimitReader(resp.Body, maxMetaBody)).Decode(&p)
 		if err != nil {
 			err = resp.bodyErr(err)
@@ -456,13 +456,13 @@ func (c *collector) readPackage(ctx context.Context, base *url.URL, via string, 
 	if !deep && (c.opts.DeepLimit < 0 || size > c.opts.DeepLimit) {
 		return v, 0
 	}
-	resp, err = c.get(ctx, endpointURL(base, api.PackageRawPath(c.space, rid)), "*/*")
+	resp, err = c.get(ctx, endpointURL(base, octopusapi.PackageRawPath(c.space, rid)), "*/*")
 	if err != nil {
 		v.Error = "download: " + err.Error()
 		return v, 0
 	}
 	defer resp.close()
-	v.BodyNode = resp.Header.Get(api.HeaderNode)
+	v.BodyNode = resp.Header.Get(octopusapi.HeaderNode)
 	if resp.StatusCode != http.StatusOK {
 		v.Error = "download: " + statusError(resp.Response).Error()
 		return v, 0
@@ -486,14 +486,14 @@ func drainClose(resp *http.Response) {
 
 // listRows reads the whole package list through base, following
 // Links["Page.Next"] when the server gives it and skip/take otherwise.
-func (c *collector) listRows(ctx context.Context, base *url.URL) ([]api.Package, error) {
-	listPath := api.PackagesPath(c.space)
+func (c *collector) listRows(ctx context.Context, base *url.URL) ([]octopusapi.Package, error) {
+	listPath := octopusapi.PackagesPath(c.space)
 	page := func(skip int) string {
 		return endpointURL(base, listPath+"?skip="+strconv.Itoa(skip)+"&take="+strconv.Itoa(c.opts.PageSize))
 	}
 	next, skip := page(0), 0
 	seen := map[string]bool{}
-	var rows []api.Package
+	var rows []octopusapi.Package
 	for n := 0; ; n++ {
 		if n >= maxListPages {
 			return rows, fmt.Errorf("list packages: gave up after %d pages", n)
@@ -507,7 +507,7 @@ func (c *collector) listRows(ctx context.Context, base *url.URL) ([]api.Package,
 		for _, it := range p.Items {
 			id := it.Id
 			if id == "" {
-				id = api.PackageResourceID(it.PackageId, it.Version)
+				id = octopusapi.PackageResourceID(it.PackageId, it.Version)
 			}
 			if !seen[id] {
 				seen[id] = true
@@ -535,8 +535,8 @@ func (c *collector) listRows(ctx context.Context, base *url.URL) ([]api.Package,
 	}
 }
 
-func (c *collector) getPage(ctx context.Context, rawURL string) (api.Page[api.Package], error) {
-	var p api.Page[api.Package]
+func (c *collector) getPage(ctx context.Context, rawURL string) (octopusapi.Page[octopusapi.Package], error) {
+	var p octopusapi.Page[octopusapi.Package]
 	resp, err := c.get(ctx, rawURL, "application/json")
 	if err != nil {
 		return p, err

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // clock renders times relative to the start of a history, which is how
@@ -89,7 +89,7 @@ func overwriteMode(o history.Op) string {
 		return m
 	}
 	if strings.EqualFold(q.Get("replace"), "true") {
-		return api.OverwriteExisting
+		return octopusapi.OverwriteExisting
 	}
 	return ""
 }

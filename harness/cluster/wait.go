@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/lb"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // pollEvery is how often readiness conditions are re-checked.
@@ -19,7 +19,7 @@ const pollEvery = 50 * time.Millisecond
 // PingStatus GETs a base URL's ping endpoint and returns the status code
 // (0 when nothing answered) and the node named in the response header.
 func PingStatus(ctx context.Context, client *http.Client, baseURL string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(baseURL, "/")+api.PingPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(baseURL, "/")+octopusapi.PingPath, nil)
 	if err != nil {
 		return 0, "", err
 	}
@@ -28,7 +28,7 @@ func PingStatus(ctx context.Context, client *http.Client, baseURL string) (int, 
 		return 0, "", err
 	}
 	defer resp.Body.Close()
-	return resp.StatusCode, resp.Header.Get(api.HeaderNode), nil
+	return resp.StatusCode, resp.Header.Get(octopusapi.HeaderNode), nil
 }
 
 // WaitNodePing waits until a node's ping answers want.

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // TestCaddyConfig: both profiles render what the driver promises, and Caddy
@@ -186,7 +186,7 @@ func TestCaddyReadBody(t *testing.T) {
 	tuned := startLB(t, o)
 	before := nodes[0].bodyCount()
 	u := postSlow(t, tuned, path, size)
-	if u.resp == nil || u.resp.StatusCode != http.StatusOK || u.resp.Header.Get(api.HeaderNode) != "Node1" || !strings.Contains(u.body, "got 9830400 bytes") {
+	if u.resp == nil || u.resp.StatusCode != http.StatusOK || u.resp.Header.Get(octopusapi.HeaderNode) != "Node1" || !strings.Contains(u.body, "got 9830400 bytes") {
 		t.Fatalf("a slow upload through tuned Caddy: %s (write: %v)", u, u.writeErr)
 	}
 	if got := nodes[0].waitBodies(t, before, 10*time.Second); len(got) != 1 || got[0].err != nil || got[0].bytes != size {
@@ -228,7 +228,7 @@ func TestCaddyReadBody(t *testing.T) {
 		t.Logf("no answer readable (%v): the cut is proven by the node's short read", u.readErr)
 		return
 	}
-	if u.resp.Header.Get(api.HeaderNode) != "" || strings.Contains(u.body, "got") {
+	if u.resp.Header.Get(octopusapi.HeaderNode) != "" || strings.Contains(u.body, "got") {
 		t.Fatalf("the node's answer came through: the limit did not bite: %s", u)
 	}
 	// What Caddy 2.6.2 answers; a later Caddy that answers an error status
@@ -252,7 +252,7 @@ func (u slowUpload) String() string {
 		return fmt.Sprintf("no answer (%v)", u.readErr)
 	}
 	return fmt.Sprintf("%s node %q body %q close %v (body read: %v)",
-		u.resp.Status, u.resp.Header.Get(api.HeaderNode), u.body, u.resp.Close, u.readErr)
+		u.resp.Status, u.resp.Header.Get(octopusapi.HeaderNode), u.body, u.resp.Close, u.readErr)
 }
 
 // postSlow sends a POST of size bytes at slowBody's pace on its own

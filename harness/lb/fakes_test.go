@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/internal/proc"
 	"github.com/octoha/octoha/internal/syncbuf"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // Test topology: backends on 127.0.0.111-.113 and the load balancer on
@@ -76,8 +76,8 @@ func startFakeNode(t testing.TB, name, ip string) *fakeNode {
 }
 
 func (n *fakeNode) serve(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set(api.HeaderNode, n.name)
-	if r.URL.Path == api.PingPath {
+	w.Header().Set(octopusapi.HeaderNode, n.name)
+	if r.URL.Path == octopusapi.PingPath {
 		w.WriteHeader(int(n.ping.Load()))
 		return
 	}
@@ -255,7 +255,7 @@ func (c *client) do(method, path string, body io.Reader, cookie string) reply {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	r := reply{status: resp.StatusCode, node: resp.Header.Get(api.HeaderNode), body: string(b)}
+	r := reply{status: resp.StatusCode, node: resp.Header.Get(octopusapi.HeaderNode), body: string(b)}
 	for _, ck := range resp.Cookies() {
 		if ck.Name == CookieName {
 			r.cookie = ck.Value

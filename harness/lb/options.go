@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // Backend is one node behind the load balancer.
@@ -69,7 +69,7 @@ type Options struct {
 	// Dir holds the generated config, the runtime socket, pid and temp files
 	// and logs. Required for HAProxy and nginx; optional for Embedded.
 	Dir        string
-	HealthPath string        // default api.PingPath
+	HealthPath string        // default octopusapi.PingPath
 	Interval   time.Duration // between health checks; default 500ms
 	Fall, Rise int           // consecutive failed/passed checks to go DOWN/UP; default 2, 2
 	Sticky     bool          // cookie stickiness (CookieName); not available in nginx OSS
@@ -116,7 +116,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.Listen = DefaultListen
 	}
 	if o.HealthPath == "" {
-		o.HealthPath = api.PingPath
+		o.HealthPath = octopusapi.PingPath
 	}
 	if o.Drain == "" {
 		o.Drain = DrainDown

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 func TestParseKind(t *testing.T) {
@@ -31,7 +31,7 @@ func TestOptionsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Listen != DefaultListen || o.HealthPath != api.PingPath || o.Interval != 500*time.Millisecond ||
+	if o.Listen != DefaultListen || o.HealthPath != octopusapi.PingPath || o.Interval != 500*time.Millisecond ||
 		o.Fall != 2 || o.Rise != 2 || o.Drain != DrainDown || o.ConnectTimeout != 5*time.Second ||
 		o.ClientTimeout != 10*time.Minute || o.ServerTimeout != 15*time.Minute || o.HeaderTimeout != 30*time.Second {
 		t.Errorf("defaults not applied: %+v", o)

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/apiclient"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // Issue 11 item 3: the drain PUT followed a 307 to a host that is not in
@@ -23,7 +23,7 @@ func TestDrainSendsTheKeyOnlyToTheCluster(t *testing.T) {
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		hits++
-		if k := r.Header.Get(api.HeaderAPIKey); k != "" {
+		if k := r.Header.Get(octopusapi.HeaderAPIKey); k != "" {
 			keys = append(keys, k)
 		}
 		mu.Unlock()

@@ -12,10 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/apiclient"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/internal/redact"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // Fault kinds, as recorded in histories: the names of the cluster
@@ -207,7 +207,7 @@ func SetMaintenance(ctx context.Context, env Env, target string, on bool) error 
 	if err != nil {
 		return err
 	}
-	body, _ := json.Marshal(api.NodeUpdate{Id: node.ID, IsInMaintenanceMode: &on})
+	body, _ := json.Marshal(octopusapi.NodeUpdate{Id: node.ID, IsInMaintenanceMode: &on})
 	urls := []string{env.Cluster.URL()}
 	for _, n := range env.Cluster.Nodes() {
 		if n.Name != node.Name {
@@ -223,7 +223,7 @@ func SetMaintenance(ctx context.Context, env Env, target string, on bool) error 
 	}
 	var errs []error
 	for _, base := range urls {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPut, strings.TrimRight(base, "/")+api.NodePath(node.ID), bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, strings.TrimRight(base, "/")+octopusapi.NodePath(node.ID), bytes.NewReader(body))
 		if err != nil {
 			return err
 		}

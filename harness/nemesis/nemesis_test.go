@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/lb"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // fakeCluster records what the nemesis asked of it.
@@ -109,14 +109,14 @@ func TestAvailability(t *testing.T) {
 }
 
 func TestDrainGoesThroughTheAPI(t *testing.T) {
-	var got []api.NodeUpdate
+	var got []octopusapi.NodeUpdate
 	var mu sync.Mutex
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPut || r.URL.Path != api.NodePath("OctopusServerNodes-2") || r.Header.Get(api.HeaderAPIKey) != "API-KEY" {
+		if r.Method != http.MethodPut || r.URL.Path != octopusapi.NodePath("OctopusServerNodes-2") || r.Header.Get(octopusapi.HeaderAPIKey) != "API-KEY" {
 			http.Error(w, "unexpected", 400)
 			return
 		}
-		var u api.NodeUpdate
+		var u octopusapi.NodeUpdate
 		b, _ := io.ReadAll(r.Body)
 		json.Unmarshal(b, &u)
 		mu.Lock()

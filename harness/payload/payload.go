@@ -19,7 +19,7 @@ import (
 	"math/big"
 	"strings"
 
-	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // DefaultExt is the extension of generated packages. The bytes are not a
@@ -243,16 +243,16 @@ func (s Spec) Hash() string {
 
 // Validate checks that the spec names a package Octopus would accept.
 func (s Spec) Validate() error {
-	if !api.ValidPackageID(s.PackageID) {
+	if !octopusapi.ValidPackageID(s.PackageID) {
 		return fmt.Errorf("package ID %q is not valid (letters, digits and _ . - separators)", s.PackageID)
 	}
-	if !api.ValidVersion(s.Version) {
+	if !octopusapi.ValidVersion(s.Version) {
 		return fmt.Errorf("version %q is not valid", s.Version)
 	}
 	if s.Size < 0 {
 		return fmt.Errorf("size %d is negative", s.Size)
 	}
-	pf, err := api.ParseFileName(s.FileName())
+	pf, err := octopusapi.ParseFileName(s.FileName())
 	if err != nil {
 		return err
 	}

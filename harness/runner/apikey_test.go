@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/apiclient"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/octopusapi"
 	"github.com/octoha/octoha/reports"
 )
 
@@ -47,7 +47,7 @@ func TestRunnerSendsTheKeyOnlyToTheCluster(t *testing.T) {
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		hits++
-		if k := r.Header.Get(api.HeaderAPIKey); k != "" {
+		if k := r.Header.Get(octopusapi.HeaderAPIKey); k != "" {
 			keys = append(keys, k)
 		}
 		mu.Unlock()

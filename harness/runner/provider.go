@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/apiclient"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/docker"
@@ -21,6 +20,7 @@ import (
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/rundir"
 	"github.com/octoha/octoha/harness/scenario"
+	"github.com/octoha/octoha/octopusapi"
 	"github.com/octoha/octoha/services/postgres"
 	"github.com/octoha/octoha/services/samba"
 )
@@ -206,12 +206,12 @@ func (r *run) deleteUploadedPackages(ctx context.Context) error {
 		if op.Outcome == history.Failed || op.PackageID == "" {
 			continue
 		}
-		id := api.PackageResourceID(op.PackageID, op.Version)
+		id := octopusapi.PackageResourceID(op.PackageID, op.Version)
 		if seen[id] {
 			continue
 		}
 		seen[id] = true
-		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, r.c.URL()+api.PackagePath(api.DefaultSpaceID, id), nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodDelete, r.c.URL()+octopusapi.PackagePath(octopusapi.DefaultSpaceID, id), nil)
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -14,7 +14,6 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/history"
@@ -23,6 +22,7 @@ import (
 	"github.com/octoha/octoha/harness/rundir"
 	"github.com/octoha/octoha/harness/scenario"
 	"github.com/octoha/octoha/harness/traffic"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 var _ scenario.Run = (*run)(nil)
@@ -340,7 +340,7 @@ func (r *run) NodeWithActiveUpload(ctx context.Context, within time.Duration) (s
 // a client from apiClient; known is false when the node does not report
 // it.
 func activeUploads(ctx context.Context, client *http.Client, n cluster.Node) (active int, known bool) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+api.NodeDetailsPath(n.ID), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+octopusapi.NodeDetailsPath(n.ID), nil)
 	if err != nil {
 		return 0, false
 	}

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/history"
@@ -20,6 +19,7 @@ import (
 	"github.com/octoha/octoha/harness/nemesis"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/harness/traffic"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // The seed's Azure components, simulated (issue 20; docs/azure.md). Azure's
@@ -85,7 +85,7 @@ func measureEjection(ctx context.Context, r Run, fault nemesis.Fault, node strin
 	}
 	client := &http.Client{Timeout: 2 * time.Second}
 	if err := Eventually(ctx, node+" answers its ping with 418", within, 10*time.Millisecond, func() error {
-		resp, err := client.Get(nodeURL(r.Cluster(), node) + api.PingPath)
+		resp, err := client.Get(nodeURL(r.Cluster(), node) + octopusapi.PingPath)
 		if err != nil {
 			return err
 		}
@@ -201,7 +201,7 @@ func azureLBIdleSteps(ctx context.Context, r Run) error {
 	const answerWait = 3 * time.Second
 	ping := func() (time.Duration, error) {
 		start := time.Now()
-		if _, err := io.WriteString(c, "GET "+api.PingPath+" HTTP/1.1\r\nHost: "+u.Host+"\r\n\r\n"); err != nil {
+		if _, err := io.WriteString(c, "GET "+octopusapi.PingPath+" HTTP/1.1\r\nHost: "+u.Host+"\r\n\r\n"); err != nil {
 			return 0, fmt.Errorf("write: %w", err)
 		}
 		_ = c.SetReadDeadline(time.Now().Add(answerWait))

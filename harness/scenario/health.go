@@ -8,10 +8,10 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/nemesis"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // HealthCheck: the seed's health-check contract, node by node, and the
@@ -106,7 +106,7 @@ func healthSteps(ctx context.Context, r Run) error {
 
 // nodePingsItself checks that a node's ping answers 200 with its own JSON.
 func nodePingsItself(ctx context.Context, n cluster.Node) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+api.PingPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+octopusapi.PingPath, nil)
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func nodePingsItself(ctx context.Context, n cluster.Node) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s ping answered %s, want 200", n.Name, resp.Status)
 	}
-	var pn api.Node
+	var pn octopusapi.Node
 	if err := json.Unmarshal(body, &pn); err != nil {
 		return fmt.Errorf("%s ping body is not node JSON: %w", n.Name, err)
 	}

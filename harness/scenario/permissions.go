@@ -11,13 +11,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/apiclient"
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/traffic"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // The seed: each node caches user permissions, and after a change "the
@@ -85,7 +85,7 @@ func permissionSteps(ctx context.Context, r Run, opts checker.PermissionOptions,
 	if err != nil {
 		return err
 	}
-	r.Step("creating a user with an API key, in a team granted %s (through the load balancer)", api.RolePackagePublisher)
+	r.Step("creating a user with an API key, in a team granted %s (through the load balancer)", octopusapi.RolePackagePublisher)
 	key, grant, err := admin.publisher(ctx, c.URL(), fmt.Sprintf("octoha-pusher-%d", r.Seed()))
 	if err != nil {
 		return err
@@ -105,7 +105,7 @@ func permissionSteps(ctx context.Context, r Run, opts checker.PermissionOptions,
 	}
 	target := nodeURL(c, cluster.NodeName(0))
 	r.Step("revoking the user's push permission through %s only", cluster.NodeName(0))
-	op := history.Op{Kind: checker.KindRevoke, Client: "admin", Via: cluster.NodeName(0), Start: time.Now(), URL: target + api.ScopedUserRolesPath + "/" + grant, Outcome: history.Failed}
+	op := history.Op{Kind: checker.KindRevoke, Client: "admin", Via: cluster.NodeName(0), Start: time.Now(), URL: target + octopusapi.ScopedUserRolesPath + "/" + grant, Outcome: history.Failed}
 	status, node, err := admin.do(ctx, http.MethodDelete, op.URL, nil, nil)
 	op.End, op.Status, op.Node = time.Now(), status, node
 	if err == nil {
@@ -206,9 +206,9 @@ func (a adminClient) do(ctx context.Context, method, url string, in, out any) (s
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	node = resp.Header.Get(api.HeaderNode)
+	node = resp.Header.Get(octopusapi.HeaderNode)
 	if resp.StatusCode/100 != 2 {
-		var e api.Error
+		var e octopusapi.Error
 		_ = json.Unmarshal(b, &e)
 		return resp.StatusCode, node, fmt.Errorf("%s %s: %s %s", method, req.URL.Path, resp.Status, e.ErrorMessage)
 	}
@@ -223,26 +223,26 @@ func (a adminClient) do(ctx context.Context, method, url string, in, out any) (s
 // publisher creates a user, its API key and a team granted the package
 // publisher role; it returns the key and the grant's ID.
 func (a adminClient) publisher(ctx context.Context, base, username string) (key, grant string, err error) {
-	var u api.User
-	var k api.APIKey
-	var team api.Team
-	var sr api.ScopedUserRole
+	var u octopusapi.User
+	var k octopusapi.APIKey
+	var team octopusapi.Team
+	var sr octopusapi.ScopedUserRole
 	for _, call := range []struct {
 		path    string
 		in, out any
 	}{
-		{api.UsersPath, api.User{Username: username, DisplayName: "octoha permission probe", IsService: true}, &u},
-		{"", api.APIKey{Purpose: "octoha permission-cache scenario"}, &k},
-		{api.TeamsPath, nil, &team},
-		{api.ScopedUserRolesPath, nil, &sr},
+		{octopusapi.UsersPath, octopusapi.User{Username: username, DisplayName: "octoha permission probe", IsService: true}, &u},
+		{"", octopusapi.APIKey{Purpose: "octoha permission-cache scenario"}, &k},
+		{octopusapi.TeamsPath, nil, &team},
+		{octopusapi.ScopedUserRolesPath, nil, &sr},
 	} {
 		switch call.out.(type) {
-		case *api.APIKey:
-			call.path = api.UserPath(u.Id) + "/apikeys"
-		case *api.Team:
-			call.in = api.Team{Name: username + " publishers", SpaceId: api.DefaultSpaceID, MemberUserIds: []string{u.Id}}
-		case *api.ScopedUserRole:
-			call.in = api.ScopedUserRole{TeamId: team.Id, UserRoleId: api.RolePackagePublisher, SpaceId: api.DefaultSpaceID}
+		case *octopusapi.APIKey:
+			call.path = octopusapi.UserPath(u.Id) + "/apikeys"
+		case *octopusapi.Team:
+			call.in = octopusapi.Team{Name: username + " publishers", SpaceId: octopusapi.DefaultSpaceID, MemberUserIds: []string{u.Id}}
+		case *octopusapi.ScopedUserRole:
+			call.in = octopusapi.ScopedUserRole{TeamId: team.Id, UserRoleId: octopusapi.RolePackagePublisher, SpaceId: octopusapi.DefaultSpaceID}
 		}
 		if _, _, err := a.do(ctx, http.MethodPost, base+call.path, call.in, call.out); err != nil {
 			return "", "", fmt.Errorf("set up the user: %w", err)

@@ -9,7 +9,7 @@ import (
 	"net/http/cookiejar"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // newJarClient is an HTTP client that keeps cookies (a browser session)
@@ -29,7 +29,7 @@ func newJarClient(keep bool) *http.Client {
 // pingName pings base and returns the name of the node that answered,
 // read from the ping body (real Octopus nodes describe themselves too).
 func pingName(ctx context.Context, client *http.Client, base string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+api.PingPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+octopusapi.PingPath, nil)
 	if err != nil {
 		return "", err
 	}
@@ -39,7 +39,7 @@ func pingName(ctx context.Context, client *http.Client, base string) (string, er
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	var n api.Node
+	var n octopusapi.Node
 	if err := json.Unmarshal(body, &n); err != nil || n.Name == "" {
 		return "", fmt.Errorf("ping through %s answered %s with no node name", base, resp.Status)
 	}

@@ -11,13 +11,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/nemesis"
 	"github.com/octoha/octoha/harness/tentacle"
 	"github.com/octoha/octoha/internal/selfsigned"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // The seed: "Polling Tentacles must poll all of the Octopus Server
@@ -220,5 +220,5 @@ func serverThumbprint(ctx context.Context, endpoint string, client selfsigned.Ce
 	if len(certs) == 0 {
 		return "", errors.New("no server certificate")
 	}
-	return api.Thumbprint(certs[0].Raw), nil
+	return octopusapi.Thumbprint(certs[0].Raw), nil
 }

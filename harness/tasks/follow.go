@@ -14,8 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // Poll reads every task the driver follows that it has not seen terminal
@@ -41,12 +41,12 @@ func (d *Driver) Poll(ctx context.Context) error {
 }
 
 func (d *Driver) pollBatch(ctx context.Context, ids []string) error {
-	c := d.do(ctx, history.KindTaskPoll, http.MethodGet, d.o.URL, api.TaskListQuery(nil, "", ids, 0, len(ids)), ViaLB, nil)
+	c := d.do(ctx, history.KindTaskPoll, http.MethodGet, d.o.URL, octopusapi.TaskListQuery(nil, "", ids, 0, len(ids)), ViaLB, nil)
 	if c.op.Outcome != history.OK {
 		d.record(c.op)
 		return fmt.Errorf("read tasks: %s", opError(c.op))
 	}
-	var page api.Page[task]
+	var page octopusapi.Page[task]
 	if err := json.Unmarshal(c.body, &page); err != nil {
 		c.op.Outcome, c.op.Error = history.Failed, "not a task list: "+err.Error()
 		d.record(c.op)
@@ -191,7 +191,7 @@ func (d *Driver) Finish(ctx context.Context) error {
 }
 
 func (d *Driver) finishOne(ctx context.Context, id string) error {
-	c := d.do(ctx, history.KindTaskFinal, http.MethodGet, d.o.URL, api.TaskPath(id), ViaLB, nil)
+	c := d.do(ctx, history.KindTaskFinal, http.MethodGet, d.o.URL, octopusapi.TaskPath(id), ViaLB, nil)
 	c.op.Task = id
 	var t task
 	if c.op.Outcome == history.OK {
@@ -205,10 +205,10 @@ func (d *Driver) finishOne(ctx context.Context, id string) error {
 		}
 	}
 	d.record(c.op)
-	l := d.do(ctx, history.KindTaskLog, http.MethodGet, d.o.URL, api.TaskRawPath(id), ViaLB, nil)
+	l := d.do(ctx, history.KindTaskLog, http.MethodGet, d.o.URL, octopusapi.TaskRawPath(id), ViaLB, nil)
 	l.op.Task = id
 	if l.op.Outcome == history.OK {
-		ex, err := api.ParseTaskLog(bytes.NewReader(l.body))
+		ex, err := octopusapi.ParseTaskLog(bytes.NewReader(l.body))
 		if err != nil {
 			l.op.Outcome, l.op.Error = history.Failed, err.Error()
 		}

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // ObserveNodes reads the node summary through every node at once and
@@ -29,16 +29,16 @@ func (d *Driver) ObserveNodes(ctx context.Context) {
 
 // nodeSummary is GET /api/octopusservernodes/summary as Octopus sends it.
 type nodeSummary struct {
-	Nodes []api.Node
+	Nodes []octopusapi.Node
 }
 
-func nodeView(n api.Node) history.NodeView {
+func nodeView(n octopusapi.Node) history.NodeView {
 	return history.NodeView{ID: n.Id, Name: n.Name, Rank: n.Rank, MaxConcurrentTasks: n.MaxConcurrentTasks,
 		RunningTasks: n.RunningTaskCount, Draining: n.IsInMaintenanceMode, Offline: n.IsOffline, LastSeen: n.LastSeen}
 }
 
 func (d *Driver) observe(ctx context.Context, n Node) {
-	c := d.do(ctx, history.KindTaskNodes, http.MethodGet, n.URL, api.NodesSummaryPath, n.Name, nil)
+	c := d.do(ctx, history.KindTaskNodes, http.MethodGet, n.URL, octopusapi.NodesSummaryPath, n.Name, nil)
 	if c.op.Outcome == history.OK {
 		var s nodeSummary
 		if err := json.Unmarshal(c.body, &s); err != nil {
@@ -76,7 +76,7 @@ func (d *Driver) Nodes() []history.NodeView {
 func (d *Driver) Leader() string {
 	leader := ""
 	for _, n := range d.Nodes() {
-		if strings.EqualFold(n.Rank, api.RankLeader) && !n.Offline {
+		if strings.EqualFold(n.Rank, octopusapi.RankLeader) && !n.Offline {
 			if leader != "" {
 				return ""
 			}
@@ -98,7 +98,7 @@ func (d *Driver) nodeID(ctx context.Context, name string) (string, error) {
 	if id != "" {
 		return id, nil
 	}
-	c := d.do(ctx, history.KindTaskNodes, http.MethodGet, d.o.URL, api.NodesSummaryPath, ViaLB, nil)
+	c := d.do(ctx, history.KindTaskNodes, http.MethodGet, d.o.URL, octopusapi.NodesSummaryPath, ViaLB, nil)
 	if c.op.Outcome == history.OK {
 		var s nodeSummary
 		if err := json.Unmarshal(c.body, &s); err == nil {
@@ -127,9 +127,9 @@ func (d *Driver) SetCap(ctx context.Context, node string, limit int) error {
 	if err != nil {
 		return fmt.Errorf("set %s's task cap: %w", node, err)
 	}
-	c := d.do(ctx, history.KindTaskCap, http.MethodPut, d.o.URL, api.NodePath(id), ViaLB, api.NodeUpdate{Id: id, MaxConcurrentTasks: &limit})
+	c := d.do(ctx, history.KindTaskCap, http.MethodPut, d.o.URL, octopusapi.NodePath(id), ViaLB, octopusapi.NodeUpdate{Id: id, MaxConcurrentTasks: &limit})
 	if c.op.Outcome == history.OK {
-		var n api.Node
+		var n octopusapi.Node
 		if json.Unmarshal(c.body, &n) == nil && n.Name != "" {
 			c.op.NodeList = []history.NodeView{nodeView(n)}
 		} else {

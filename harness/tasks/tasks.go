@@ -28,10 +28,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/apiclient"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/internal/redact"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // Defaults of Options.
@@ -54,7 +54,7 @@ type Template struct {
 
 // FakeTemplate is a fake node's system task that runs for d.
 func FakeTemplate(d time.Duration) Template {
-	return Template{Name: api.TaskKindHealth, Description: "octoha task", Arguments: map[string]any{"DurationMs": d.Milliseconds()}}
+	return Template{Name: octopusapi.TaskKindHealth, Description: "octoha task", Arguments: map[string]any{"DurationMs": d.Milliseconds()}}
 }
 
 // Node is one node the driver reads the node list through.
@@ -102,7 +102,7 @@ func New(o Options) (*Driver, error) {
 	}
 	o.URL = strings.TrimRight(o.URL, "/")
 	if o.SpaceID == "" {
-		o.SpaceID = api.DefaultSpaceID
+		o.SpaceID = octopusapi.DefaultSpaceID
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
@@ -157,7 +157,7 @@ func (d *Driver) do(ctx context.Context, kind, method, base, path, via string, b
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "octoha (tasks)")
-	req.Header.Set(api.HeaderOp, op.ID)
+	req.Header.Set(octopusapi.HeaderOp, op.ID)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -180,14 +180,14 @@ func (d *Driver) do(ctx context.Context, kind, method, base, path, via string, b
 	defer resp.Body.Close()
 	b, rerr := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	op.End = time.Now()
-	op.Status, op.Node = resp.StatusCode, resp.Header.Get(api.HeaderNode)
+	op.Status, op.Node = resp.StatusCode, resp.Header.Get(octopusapi.HeaderNode)
 	switch {
 	case rerr != nil:
 		op.Outcome, op.Error = history.Unknown, rerr.Error()
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		op.Outcome = history.OK
 	default:
-		op.Outcome, op.Error = history.Failed, api.ErrorText(b)
+		op.Outcome, op.Error = history.Failed, octopusapi.ErrorText(b)
 	}
 	return call{op: op, body: b}
 }
@@ -227,7 +227,7 @@ func (d *Driver) Create(ctx context.Context, t Template) (string, error) {
 	if t.Arguments == nil {
 		body["Arguments"] = map[string]any{}
 	}
-	c := d.do(ctx, history.KindTaskCreate, http.MethodPost, d.o.URL, api.SpaceTasksPath(d.o.SpaceID), ViaLB, body)
+	c := d.do(ctx, history.KindTaskCreate, http.MethodPost, d.o.URL, octopusapi.SpaceTasksPath(d.o.SpaceID), ViaLB, body)
 	var got task
 	if c.op.Outcome == history.OK {
 		if err := json.Unmarshal(c.body, &got); err != nil || got.ID == "" {
@@ -300,7 +300,7 @@ func (d *Driver) CreateMany(ctx context.Context, n int, rate float64, t Template
 // Cancel asks for a task to be cancelled (through the load balancer; the
 // node running it must learn of it).
 func (d *Driver) Cancel(ctx context.Context, id string) error {
-	c := d.do(ctx, history.KindTaskCancel, http.MethodPost, d.o.URL, api.TaskCancelPath(id), ViaLB, struct{}{})
+	c := d.do(ctx, history.KindTaskCancel, http.MethodPost, d.o.URL, octopusapi.TaskCancelPath(id), ViaLB, struct{}{})
 	c.op.Task = id
 	var got task
 	if c.op.Outcome == history.OK && json.Unmarshal(c.body, &got) == nil && got.ID != "" {

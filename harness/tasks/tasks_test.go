@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 const testKey = "API-TASKSTEST0000000000000000"
@@ -28,7 +28,7 @@ const testKey = "API-TASKSTEST0000000000000000"
 type queue struct {
 	mu     sync.Mutex
 	n      int
-	tasks  map[string]*api.Task
+	tasks  map[string]*octopusapi.Task
 	logs   map[string]*bytes.Buffer
 	cap    int
 	keys   []string // API keys seen
@@ -36,7 +36,7 @@ type queue struct {
 }
 
 func newQueue() *queue {
-	return &queue{tasks: map[string]*api.Task{}, logs: map[string]*bytes.Buffer{}, cap: 5}
+	return &queue{tasks: map[string]*octopusapi.Task{}, logs: map[string]*bytes.Buffer{}, cap: 5}
 }
 
 func (q *queue) handler(node string) http.Handler {
@@ -47,15 +47,15 @@ func (q *queue) handler(node string) http.Handler {
 		_ = json.NewEncoder(w).Encode(v)
 	}
 	mux.HandleFunc("POST /api/{space}/tasks", func(w http.ResponseWriter, r *http.Request) {
-		var c api.TaskCreate
-		if err := json.NewDecoder(r.Body).Decode(&c); err != nil || !api.ValidTaskKind(c.Name) {
-			js(w, 400, api.Error{ErrorMessage: "bad task"})
+		var c octopusapi.TaskCreate
+		if err := json.NewDecoder(r.Body).Decode(&c); err != nil || !octopusapi.ValidTaskKind(c.Name) {
+			js(w, 400, octopusapi.Error{ErrorMessage: "bad task"})
 			return
 		}
 		q.mu.Lock()
 		q.n++
 		now := time.Now()
-		t := &api.Task{Id: fmt.Sprintf("ServerTasks-%d", q.n), Name: c.Name, State: api.TaskQueued, QueueTime: &now, Arguments: c.Arguments}
+		t := &octopusapi.Task{Id: fmt.Sprintf("ServerTasks-%d", q.n), Name: c.Name, State: octopusapi.TaskQueued, QueueTime: &now, Arguments: c.Arguments}
 		q.tasks[t.Id] = t
 		q.logs[t.Id] = &bytes.Buffer{}
 		cp := *t
@@ -65,7 +65,7 @@ func (q *queue) handler(node string) http.Handler {
 	mux.HandleFunc("GET /api/tasks", func(w http.ResponseWriter, r *http.Request) {
 		ids := strings.Split(r.URL.Query().Get("ids"), ",")
 		q.mu.Lock()
-		var items []api.Task
+		var items []octopusapi.Task
 		for _, id := range ids {
 			if t, ok := q.tasks[id]; ok {
 				q.advance(t)
@@ -73,14 +73,14 @@ func (q *queue) handler(node string) http.Handler {
 			}
 		}
 		q.mu.Unlock()
-		js(w, 200, api.NewPage("Task", items, len(items), 0, len(items), "/api/tasks"))
+		js(w, 200, octopusapi.NewPage("Task", items, len(items), 0, len(items), "/api/tasks"))
 	})
 	mux.HandleFunc("GET /api/tasks/{id}", func(w http.ResponseWriter, r *http.Request) {
 		q.mu.Lock()
 		defer q.mu.Unlock()
 		t, ok := q.tasks[r.PathValue("id")]
 		if !ok {
-			js(w, 404, api.Error{ErrorMessage: "not found"})
+			js(w, 404, octopusapi.Error{ErrorMessage: "not found"})
 			return
 		}
 		js(w, 200, *t)
@@ -95,12 +95,12 @@ func (q *queue) handler(node string) http.Handler {
 		q.mu.Lock()
 		defer q.mu.Unlock()
 		t := q.tasks[r.PathValue("id")]
-		if !api.TaskTerminal(t.State) {
+		if !octopusapi.TaskTerminal(t.State) {
 			now := time.Now()
-			if t.State == api.TaskExecuting {
-				fmt.Fprintln(q.logs[t.Id], api.TaskFinishedLine(t.Id, t.ServerNode, now, api.TaskCanceled))
+			if t.State == octopusapi.TaskExecuting {
+				fmt.Fprintln(q.logs[t.Id], octopusapi.TaskFinishedLine(t.Id, t.ServerNode, now, octopusapi.TaskCanceled))
 			}
-			t.State, t.CompletedTime = api.TaskCanceled, &now
+			t.State, t.CompletedTime = octopusapi.TaskCanceled, &now
 		}
 		js(w, 200, *t)
 	})
@@ -109,51 +109,51 @@ func (q *queue) handler(node string) http.Handler {
 		defer q.mu.Unlock()
 		running := 0
 		for _, t := range q.tasks {
-			if api.TaskActive(t.State) {
+			if octopusapi.TaskActive(t.State) {
 				running++
 			}
 		}
-		js(w, 200, api.NodeSummary{Nodes: []api.Node{
-			{Id: "OctopusServerNodes-1", Name: "Node1", Rank: api.RankLeader, MaxConcurrentTasks: q.cap, RunningTaskCount: running},
-			{Id: "OctopusServerNodes-2", Name: "Node2", Rank: api.RankFollower, MaxConcurrentTasks: 5},
+		js(w, 200, octopusapi.NodeSummary{Nodes: []octopusapi.Node{
+			{Id: "OctopusServerNodes-1", Name: "Node1", Rank: octopusapi.RankLeader, MaxConcurrentTasks: q.cap, RunningTaskCount: running},
+			{Id: "OctopusServerNodes-2", Name: "Node2", Rank: octopusapi.RankFollower, MaxConcurrentTasks: 5},
 		}})
 	})
 	mux.HandleFunc("PUT /api/octopusservernodes/{id}", func(w http.ResponseWriter, r *http.Request) {
-		var u api.NodeUpdate
+		var u octopusapi.NodeUpdate
 		_ = json.NewDecoder(r.Body).Decode(&u)
 		q.mu.Lock()
 		defer q.mu.Unlock()
 		if u.Id != "OctopusServerNodes-1" || u.MaxConcurrentTasks == nil {
-			js(w, 400, api.Error{ErrorMessage: "bad update"})
+			js(w, 400, octopusapi.Error{ErrorMessage: "bad update"})
 			return
 		}
 		q.cap = *u.MaxConcurrentTasks
-		js(w, 200, api.Node{Id: u.Id, Name: "Node1", MaxConcurrentTasks: q.cap})
+		js(w, 200, octopusapi.Node{Id: u.Id, Name: "Node1", MaxConcurrentTasks: q.cap})
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q.mu.Lock()
-		q.keys = append(q.keys, r.Header.Get(api.HeaderAPIKey))
+		q.keys = append(q.keys, r.Header.Get(octopusapi.HeaderAPIKey))
 		q.mu.Unlock()
-		w.Header().Set(api.HeaderNode, node)
+		w.Header().Set(octopusapi.HeaderNode, node)
 		mux.ServeHTTP(w, r)
 	})
 }
 
 // advance moves a listed task one step: Queued → Executing → Success.
-func (q *queue) advance(t *api.Task) {
+func (q *queue) advance(t *octopusapi.Task) {
 	now := time.Now()
 	switch t.State {
-	case api.TaskQueued:
-		t.State, t.ServerNode, t.StartTime = api.TaskExecuting, "Node1", &now
-		fmt.Fprintln(q.logs[t.Id], api.TaskStartedLine(t.Id, "Node1", now))
+	case octopusapi.TaskQueued:
+		t.State, t.ServerNode, t.StartTime = octopusapi.TaskExecuting, "Node1", &now
+		fmt.Fprintln(q.logs[t.Id], octopusapi.TaskStartedLine(t.Id, "Node1", now))
 		if q.double {
-			fmt.Fprintln(q.logs[t.Id], api.TaskStartedLine(t.Id, "Node2", now.Add(time.Millisecond)))
+			fmt.Fprintln(q.logs[t.Id], octopusapi.TaskStartedLine(t.Id, "Node2", now.Add(time.Millisecond)))
 		}
-	case api.TaskExecuting:
-		t.State, t.CompletedTime = api.TaskSuccess, &now
-		fmt.Fprintln(q.logs[t.Id], api.TaskFinishedLine(t.Id, "Node1", now, api.TaskSuccess))
+	case octopusapi.TaskExecuting:
+		t.State, t.CompletedTime = octopusapi.TaskSuccess, &now
+		fmt.Fprintln(q.logs[t.Id], octopusapi.TaskFinishedLine(t.Id, "Node1", now, octopusapi.TaskSuccess))
 		if q.double {
-			fmt.Fprintln(q.logs[t.Id], api.TaskFinishedLine(t.Id, "Node2", now.Add(time.Millisecond), api.TaskSuccess))
+			fmt.Fprintln(q.logs[t.Id], octopusapi.TaskFinishedLine(t.Id, "Node2", now.Add(time.Millisecond), octopusapi.TaskSuccess))
 		}
 	}
 }

@@ -27,10 +27,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/apiclient"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/internal/selfsigned"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // Op kinds in the history.
@@ -96,7 +96,7 @@ func Register(ctx context.Context, o Options) (*Fleet, error) {
 		o.Poll = DefaultPoll
 	}
 	if o.SpaceID == "" {
-		o.SpaceID = api.DefaultSpaceID
+		o.SpaceID = octopusapi.DefaultSpaceID
 	}
 	if o.Prefix == "" {
 		o.Prefix = "Tentacle"
@@ -113,10 +113,10 @@ func Register(ctx context.Context, o Options) (*Fleet, error) {
 			return nil, err
 		}
 		t := &Tentacle{Name: name, Subscription: fmt.Sprintf("SQ-%s-%d", o.Prefix, i+1), cert: cert}
-		in := api.Machine{Name: name, SpaceId: o.SpaceID, Endpoint: api.MachineEndpoint{
-			CommunicationStyle: api.CommunicationStyleTentacleActive, Uri: "poll://" + t.Subscription + "/", Thumbprint: api.Thumbprint(cert.TLS.Certificate[0])}}
-		var out api.Machine
-		if err := f.call(ctx, http.MethodPost, o.URL+api.MachinesPath(o.SpaceID), in, &out); err != nil {
+		in := octopusapi.Machine{Name: name, SpaceId: o.SpaceID, Endpoint: octopusapi.MachineEndpoint{
+			CommunicationStyle: octopusapi.CommunicationStyleTentacleActive, Uri: "poll://" + t.Subscription + "/", Thumbprint: octopusapi.Thumbprint(cert.TLS.Certificate[0])}}
+		var out octopusapi.Machine
+		if err := f.call(ctx, http.MethodPost, o.URL+octopusapi.MachinesPath(o.SpaceID), in, &out); err != nil {
 			return nil, fmt.Errorf("register %s: %w", name, err)
 		}
 		t.MachineID = out.Id
@@ -150,10 +150,10 @@ func (f *Fleet) call(ctx context.Context, method, url string, in, out any) error
 // Queue queues a Health task for Tentacle t through the REST API and
 // records it; bound is how long the task waits for the pickup.
 func (f *Fleet) Queue(ctx context.Context, t *Tentacle, bound time.Duration) (string, error) {
-	op := history.Op{Kind: KindTask, Client: t.Name, Via: "lb", Start: time.Now(), URL: f.o.URL + api.TasksPath, Outcome: history.Failed}
-	var task api.Task
-	err := f.call(ctx, http.MethodPost, op.URL, api.TaskCreate{Name: api.TaskKindHealth, Description: "octoha: work for " + t.Name,
-		SpaceId: f.o.SpaceID, Arguments: api.TaskArguments{TentacleId: t.MachineID, DurationMs: bound.Milliseconds()}}, &task)
+	op := history.Op{Kind: KindTask, Client: t.Name, Via: "lb", Start: time.Now(), URL: f.o.URL + octopusapi.TasksPath, Outcome: history.Failed}
+	var task octopusapi.Task
+	err := f.call(ctx, http.MethodPost, op.URL, octopusapi.TaskCreate{Name: octopusapi.TaskKindHealth, Description: "octoha: work for " + t.Name,
+		SpaceId: f.o.SpaceID, Arguments: octopusapi.TaskArguments{TentacleId: t.MachineID, DurationMs: bound.Milliseconds()}}, &task)
 	op.End = time.Now()
 	if err == nil {
 		op.Outcome, op.Status, op.ID = history.OK, http.StatusCreated, task.Id
@@ -208,7 +208,7 @@ func (f *Fleet) trust(raw [][]byte) error {
 	if len(raw) == 0 {
 		return errors.New("the server presented no certificate")
 	}
-	thumb := api.Thumbprint(raw[0])
+	thumb := octopusapi.Thumbprint(raw[0])
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.seen == "" {
@@ -221,17 +221,17 @@ func (f *Fleet) trust(raw [][]byte) error {
 }
 
 func (f *Fleet) poll(ctx context.Context, client *http.Client, t *Tentacle, endpoint string, n int) {
-	url := "https://" + endpoint + api.PollPath(t.Subscription)
+	url := "https://" + endpoint + octopusapi.PollPath(t.Subscription)
 	op := history.Op{Kind: KindPoll, Client: t.Name, Via: f.o.Layout + " " + endpoint, URL: url, Start: time.Now(), Outcome: history.Failed,
 		ID: t.Name + "@" + endpoint + "-" + strconv.Itoa(n)}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	var pr api.PollRequest
+	var pr octopusapi.PollRequest
 	if err == nil {
 		var resp *http.Response
 		if resp, err = client.Do(req); err == nil {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 			resp.Body.Close()
-			op.Status, op.Node = resp.StatusCode, resp.Header.Get(api.HeaderNode)
+			op.Status, op.Node = resp.StatusCode, resp.Header.Get(octopusapi.HeaderNode)
 			switch resp.StatusCode {
 			case http.StatusNoContent:
 				op.Outcome = history.OK
@@ -269,7 +269,7 @@ func (f *Fleet) poll(ctx context.Context, client *http.Client, t *Tentacle, endp
 func (f *Fleet) Lost(ctx context.Context, taskIDs []string) (int, error) {
 	lost := 0
 	for _, id := range taskIDs {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.o.URL+api.TaskPath(id), nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.o.URL+octopusapi.TaskPath(id), nil)
 		if err != nil {
 			return lost, err
 		}
@@ -277,13 +277,13 @@ func (f *Fleet) Lost(ctx context.Context, taskIDs []string) (int, error) {
 		if err != nil {
 			return lost, fmt.Errorf("read task %s: %w", id, err)
 		}
-		var task api.Task
+		var task octopusapi.Task
 		err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&task)
 		resp.Body.Close()
 		if err != nil {
 			return lost, fmt.Errorf("read task %s: %w", id, err)
 		}
-		if task.State == api.TaskFailed {
+		if task.State == octopusapi.TaskFailed {
 			lost++
 			now := time.Now()
 			f.o.Recorder.Op(history.Op{Kind: KindLost, ID: id, Node: task.ServerNode, Start: now, End: now, Outcome: history.OK, Note: task.ErrorMessage})
@@ -296,7 +296,7 @@ func (f *Fleet) Lost(ctx context.Context, taskIDs []string) (int, error) {
 func (f *Fleet) Unfinished(ctx context.Context, ids []string) ([]string, error) {
 	var out []string
 	for _, id := range ids {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.o.URL+api.TaskPath(id), nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.o.URL+octopusapi.TaskPath(id), nil)
 		if err != nil {
 			return nil, err
 		}
@@ -304,13 +304,13 @@ func (f *Fleet) Unfinished(ctx context.Context, ids []string) ([]string, error) 
 		if err != nil {
 			return nil, fmt.Errorf("read task %s: %w", id, err)
 		}
-		var task api.Task
+		var task octopusapi.Task
 		err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&task)
 		resp.Body.Close()
 		if err != nil {
 			return nil, fmt.Errorf("read task %s: %w", id, err)
 		}
-		if !api.TaskTerminal(task.State) {
+		if !octopusapi.TaskTerminal(task.State) {
 			out = append(out, id+" "+task.State)
 		}
 	}

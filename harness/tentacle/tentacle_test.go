@@ -3,9 +3,9 @@ package tentacle
 import (
 	"testing"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/internal/selfsigned"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // A Tentacle trusts the cluster's thumbprint only: given one, another
@@ -14,7 +14,7 @@ func TestTrustIsByThumbprint(t *testing.T) {
 	a, _ := selfsigned.New("a")
 	b, _ := selfsigned.New("b")
 	raw := func(c selfsigned.Cert) [][]byte { return c.TLS.Certificate }
-	f := &Fleet{seen: api.Thumbprint(a.TLS.Certificate[0])}
+	f := &Fleet{seen: octopusapi.Thumbprint(a.TLS.Certificate[0])}
 	if err := f.trust(raw(a)); err != nil {
 		t.Fatalf("the cluster's own certificate refused: %v", err)
 	}

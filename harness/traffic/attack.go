@@ -15,9 +15,9 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/internal/redact"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // Attack targets: read-only API requests, named as the history kinds.
@@ -39,7 +39,7 @@ type AttackOptions struct {
 	URL    string // base URL: the load balancer or one node
 	APIKey string // optional (ping needs none); never logged
 	Target string // TargetPing, TargetNodes or TargetPackages
-	// SpaceID is the space of TargetPackages (default api.DefaultSpaceID).
+	// SpaceID is the space of TargetPackages (default octopusapi.DefaultSpaceID).
 	SpaceID string
 	// Rate is requests per period. A zero Freq means "as fast as
 	// MaxWorkers allow" and then needs MaxWorkers.
@@ -79,20 +79,20 @@ type AttackOptions struct {
 func TargetPath(target, spaceID string) (string, error) {
 	switch target {
 	case TargetPing:
-		return api.PingPath, nil
+		return octopusapi.PingPath, nil
 	case TargetNodes:
-		return api.NodesPath, nil
+		return octopusapi.NodesPath, nil
 	case TargetPackages, TargetWork:
 		if spaceID == "" {
-			spaceID = api.DefaultSpaceID
+			spaceID = octopusapi.DefaultSpaceID
 		}
-		if !api.ValidSpaceID(spaceID) {
+		if !octopusapi.ValidSpaceID(spaceID) {
 			return "", fmt.Errorf("space ID %q is not valid (e.g. Spaces-1)", spaceID)
 		}
 		if target == TargetWork {
-			return api.WorkPath(spaceID), nil
+			return octopusapi.WorkPath(spaceID), nil
 		}
-		return api.PackagesPath(spaceID), nil
+		return octopusapi.PackagesPath(spaceID), nil
 	default:
 		return "", fmt.Errorf("target %q: use %s, %s, %s or %s", target, TargetPing, TargetNodes, TargetPackages, TargetWork)
 	}
@@ -170,7 +170,7 @@ type opIDTransport struct {
 // a fresh request, headers included, for every hit and drops it after,
 // and a clone per request cost the loader a few percent of its CPU.
 func (t opIDTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	req.Header[api.HeaderOp] = []string{t.prefix + req.Header.Get("X-Vegeta-Seq")}
+	req.Header[octopusapi.HeaderOp] = []string{t.prefix + req.Header.Get("X-Vegeta-Seq")}
 	return t.base.RoundTrip(req)
 }
 
@@ -277,10 +277,10 @@ func attackOp(r *vegeta.Result, kind, prefix, client, via string) history.Op {
 // body's Name when the header is missing: that is how a drain is judged
 // through a real cluster's load balancer.
 func NodeOf(r *vegeta.Result) string {
-	if n := r.Headers.Get(api.HeaderNode); n != "" {
+	if n := r.Headers.Get(octopusapi.HeaderNode); n != "" {
 		return n
 	}
-	if len(r.Body) > 0 && strings.HasSuffix(strings.SplitN(r.URL, "?", 2)[0], api.PingPath) {
+	if len(r.Body) > 0 && strings.HasSuffix(strings.SplitN(r.URL, "?", 2)[0], octopusapi.PingPath) {
 		var body struct{ Name string }
 		if json.Unmarshal(r.Body, &body) == nil {
 			return body.Name

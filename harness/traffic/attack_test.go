@@ -15,8 +15,8 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // pingNode answers ping with a fixed code and its name, and remembers the
@@ -33,14 +33,14 @@ func newPingNode(t *testing.T, name string) *pingNode {
 	n := &pingNode{name: name, ops: map[string]bool{}}
 	n.code.Store(200)
 	n.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != api.PingPath {
+		if r.URL.Path != octopusapi.PingPath {
 			http.NotFound(w, r)
 			return
 		}
 		n.mu.Lock()
-		n.ops[r.Header.Get(api.HeaderOp)] = true
+		n.ops[r.Header.Get(octopusapi.HeaderOp)] = true
 		n.mu.Unlock()
-		w.Header().Set(api.HeaderNode, name)
+		w.Header().Set(octopusapi.HeaderNode, name)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(int(n.code.Load()))
 		_, _ = io.WriteString(w, `{"Id":"`+name+`","Name":"`+name+`"}`)
@@ -256,15 +256,15 @@ func TestParseRate(t *testing.T) {
 // A real Octopus node sends no X-Octoha-Node header; its ping body names
 // it, and that is enough to attribute a ping.
 func TestNodeOfFallsBackToThePingBody(t *testing.T) {
-	withHeader := &vegeta.Result{URL: "http://lb" + api.PingPath, Headers: http.Header{api.HeaderNode: {"Node1"}}, Body: []byte(`{"Name":"Other"}`)}
+	withHeader := &vegeta.Result{URL: "http://lb" + octopusapi.PingPath, Headers: http.Header{octopusapi.HeaderNode: {"Node1"}}, Body: []byte(`{"Name":"Other"}`)}
 	if got := NodeOf(withHeader); got != "Node1" {
 		t.Fatalf("header: %q", got)
 	}
-	fromBody := &vegeta.Result{URL: "http://lb" + api.PingPath, Headers: http.Header{}, Body: []byte(`{"Id":"OctopusServerNodes-2","Name":"OCTO-B"}`)}
+	fromBody := &vegeta.Result{URL: "http://lb" + octopusapi.PingPath, Headers: http.Header{}, Body: []byte(`{"Id":"OctopusServerNodes-2","Name":"OCTO-B"}`)}
 	if got := NodeOf(fromBody); got != "OCTO-B" {
 		t.Fatalf("ping body: %q", got)
 	}
-	notPing := &vegeta.Result{URL: "http://lb" + api.NodesPath, Headers: http.Header{}, Body: []byte(`{"Name":"OCTO-B"}`)}
+	notPing := &vegeta.Result{URL: "http://lb" + octopusapi.NodesPath, Headers: http.Header{}, Body: []byte(`{"Name":"OCTO-B"}`)}
 	if got := NodeOf(notPing); got != "" {
 		t.Fatalf("a non-ping body attributed to %q", got)
 	}

@@ -23,10 +23,10 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 	"golang.org/x/time/rate"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/internal/redact"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // genBuf is the size of each generated block written into the pipe, and of
@@ -212,7 +212,7 @@ func (u *uploader) attempt(ctx context.Context, j *job, n int) (a attemptResult)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", userAgent)
-	req.Header.Set(api.HeaderOp, a.opID)
+	req.Header.Set(octopusapi.HeaderOp, a.opID)
 
 	// SHA-1 costs the loader more CPU than generating and sending the
 	// bytes together: hash them on the way only when no earlier upload of
@@ -241,7 +241,7 @@ func (u *uploader) attempt(ctx context.Context, j *job, n int) (a attemptResult)
 	if doErr == nil {
 		a.status = resp.StatusCode
 		a.header = resp.Header
-		a.node = resp.Header.Get(api.HeaderNode)
+		a.node = resp.Header.Get(octopusapi.HeaderNode)
 		a.respBody, err = io.ReadAll(io.LimitReader(countingReader{resp.Body, &respBytes}, maxResponseBody))
 		resp.Body.Close()
 		if err != nil {
@@ -301,9 +301,9 @@ func (u *uploader) judge(ctx context.Context, j *job, a *attemptResult, readErr 
 		if err := u.checkStored(a.respBody, j); err != nil {
 			a.verdict, a.err = history.Failed, err
 		}
-	case code == http.StatusConflict && u.opts.OverwriteMode == api.FailIfExists && j.hadUnknown:
+	case code == http.StatusConflict && u.opts.OverwriteMode == octopusapi.FailIfExists && j.hadUnknown:
 		a.outcome, a.verdict = history.Failed, history.Failed
-		a.err = fmt.Errorf("409 Conflict: %s", api.ErrorText(a.respBody))
+		a.err = fmt.Errorf("409 Conflict: %s", octopusapi.ErrorText(a.respBody))
 		ours, detail, err := u.verifyExisting(ctx, j, a)
 		switch {
 		case err != nil:
@@ -321,30 +321,30 @@ func (u *uploader) judge(ctx context.Context, j *job, a *attemptResult, readErr 
 		}
 	case code == http.StatusConflict:
 		a.outcome, a.verdict = history.Failed, history.Failed
-		a.err = fmt.Errorf("409 Conflict (package already exists): %s", api.ErrorText(a.respBody))
+		a.err = fmt.Errorf("409 Conflict (package already exists): %s", octopusapi.ErrorText(a.respBody))
 	case code == http.StatusBadGateway || code == http.StatusGatewayTimeout:
 		// A proxy lost the node or gave up waiting: the node may have
 		// stored the package.
 		a.outcome, a.verdict = history.Unknown, history.Unknown
-		a.err = fmt.Errorf("%d %s from a proxy: %s", code, http.StatusText(code), api.ErrorText(a.respBody))
+		a.err = fmt.Errorf("%d %s from a proxy: %s", code, http.StatusText(code), octopusapi.ErrorText(a.respBody))
 		a.retry = true
 	case code >= 500:
 		a.outcome, a.verdict = history.Failed, history.Failed
-		a.err = fmt.Errorf("%d %s: %s", code, http.StatusText(code), api.ErrorText(a.respBody))
+		a.err = fmt.Errorf("%d %s: %s", code, http.StatusText(code), octopusapi.ErrorText(a.respBody))
 		a.retry = true
 	case code >= 300 && code < 400:
 		a.outcome, a.verdict = history.Failed, history.Failed
 		a.err = fmt.Errorf("unexpected redirect %d to %q", code, a.header.Get("Location"))
 	default:
 		a.outcome, a.verdict = history.Failed, history.Failed
-		a.err = fmt.Errorf("%d %s: %s", code, http.StatusText(code), api.ErrorText(a.respBody))
+		a.err = fmt.Errorf("%d %s: %s", code, http.StatusText(code), octopusapi.ErrorText(a.respBody))
 	}
 }
 
 // checkStored compares the package resource the server returned with what
 // was sent.
 func (u *uploader) checkStored(body []byte, j *job) error {
-	var p api.Package
+	var p octopusapi.Package
 	if err := json.Unmarshal(body, &p); err != nil {
 		return fmt.Errorf("server acknowledged but its response is not a package resource: %w", err)
 	}
@@ -364,7 +364,7 @@ func (u *uploader) checkStored(body []byte, j *job) error {
 // verifyExisting reads the stored package's metadata after a 409 and says
 // whether it is ours (same hash and size). The read is recorded too.
 func (u *uploader) verifyExisting(ctx context.Context, j *job, a *attemptResult) (ours bool, detail string, err error) {
-	path := api.PackagePath(u.opts.SpaceID, api.PackageResourceID(j.spec.PackageID, j.spec.Version))
+	path := octopusapi.PackagePath(u.opts.SpaceID, octopusapi.PackageResourceID(j.spec.PackageID, j.spec.Version))
 	op := history.Op{
 		ID: a.opID + "-verify", Client: j.client, Kind: history.KindPackages, Via: u.opts.Via,
 		URL: redact.URL(u.base + path), PackageID: j.spec.PackageID, Version: j.spec.Version,
@@ -392,22 +392,22 @@ func (u *uploader) verifyExisting(ctx context.Context, j *job, a *attemptResult)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", userAgent)
-	req.Header.Set(api.HeaderOp, op.ID)
+	req.Header.Set(octopusapi.HeaderOp, op.ID)
 	resp, err := u.client.Do(req)
 	if err != nil {
 		return false, "", fmt.Errorf("GET %s: %w", path, err)
 	}
 	defer resp.Body.Close()
 	op.Status = resp.StatusCode
-	op.Node = resp.Header.Get(api.HeaderNode)
+	op.Node = resp.Header.Get(octopusapi.HeaderNode)
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
 	if err != nil {
 		return false, "", fmt.Errorf("GET %s: read: %w", path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return false, "", fmt.Errorf("GET %s: %d %s: %s", path, resp.StatusCode, http.StatusText(resp.StatusCode), api.ErrorText(body))
+		return false, "", fmt.Errorf("GET %s: %d %s: %s", path, resp.StatusCode, http.StatusText(resp.StatusCode), octopusapi.ErrorText(body))
 	}
-	var p api.Package
+	var p octopusapi.Package
 	if err := json.Unmarshal(body, &p); err != nil {
 		return false, "", fmt.Errorf("GET %s: not a package resource: %w", path, err)
 	}

@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/internal/testbin"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // rssBytes is a process's resident set size, from /proc/<pid>/status.
@@ -207,11 +207,11 @@ func BenchmarkDeltaUploadViaHAProxy(b *testing.B) {
 // the answer's size.
 func getSignature(tb testing.TB, base, key string, spec payload.Spec) int64 {
 	tb.Helper()
-	req, err := http.NewRequest(http.MethodGet, base+api.DeltaSignaturePath(api.DefaultSpaceID, spec.PackageID, spec.Version), nil)
+	req, err := http.NewRequest(http.MethodGet, base+octopusapi.DeltaSignaturePath(octopusapi.DefaultSpaceID, spec.PackageID, spec.Version), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	req.Header.Set(api.HeaderAPIKey, key)
+	req.Header.Set(octopusapi.HeaderAPIKey, key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		tb.Fatal(err)

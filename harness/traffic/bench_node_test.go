@@ -14,13 +14,13 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/internal/testbin"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // benchCluster brings up a one-node local cluster (a fake node process on
@@ -145,7 +145,7 @@ func BenchmarkUploadNodeVsSinkViaHAProxy(b *testing.B) {
 	}
 	// The node keeps what it stores: overwrite one package so the disk
 	// holds one copy whatever the number of rounds.
-	toNode := UploadOptions{URL: c.URL(), APIKey: c.APIKey(), Size: size, Count: 1, Seed: 2, OverwriteMode: api.OverwriteExisting}
+	toNode := UploadOptions{URL: c.URL(), APIKey: c.APIKey(), Size: size, Count: 1, Seed: 2, OverwriteMode: octopusapi.OverwriteExisting}
 	type path struct {
 		name string
 		opts UploadOptions

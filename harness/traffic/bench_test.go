@@ -17,12 +17,12 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/internal/proc"
 	"github.com/octoha/octoha/internal/testbin"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // The discard sink runs as a child process (this test binary re-executed),
@@ -65,13 +65,13 @@ func runSink(addr string) error {
 	os.Stdout.Sync()
 	pingBody := []byte(`{"Id":"` + sinkNode + `","Name":"` + sinkNode + `","IsInMaintenanceMode":false}`)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+api.PingPath, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(api.HeaderNode, sinkNode)
+	mux.HandleFunc("GET "+octopusapi.PingPath, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(octopusapi.HeaderNode, sinkNode)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(pingBody)
 	})
 	mux.HandleFunc("POST /api/{space}/packages/raw", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(api.HeaderNode, sinkNode)
+		w.Header().Set(octopusapi.HeaderNode, sinkNode)
 		mr, err := r.MultipartReader()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -87,12 +87,12 @@ func runSink(addr string) error {
 		if err != nil {
 			return // client went away
 		}
-		pf, err := api.ParseFileName(part.FileName())
+		pf, err := octopusapi.ParseFileName(part.FileName())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		p := api.Package{Id: api.PackageResourceID(pf.ID, pf.Version), PackageId: pf.ID, Version: pf.Version, PackageSizeBytes: n}
+		p := octopusapi.Package{Id: octopusapi.PackageResourceID(pf.ID, pf.Version), PackageId: pf.ID, Version: pf.Version, PackageSizeBytes: n}
 		if n == wantSize {
 			p.Hash = wantHash
 		}

@@ -20,10 +20,10 @@ import (
 	"github.com/OctopusDeploy/go-octopusdeploy/v2/pkg/packages"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/internal/testbin"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // These benchmarks put octoha next to the plain tools a user would reach
@@ -173,12 +173,12 @@ func BenchmarkUploadVsCurl(b *testing.B) {
 	}
 	// The key goes in a header file, not on curl's command line.
 	hdr := filepath.Join(dir, "headers")
-	if err := os.WriteFile(hdr, []byte(api.HeaderAPIKey+": "+c.APIKey()+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(hdr, []byte(octopusapi.HeaderAPIKey+": "+c.APIKey()+"\n"), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	upURL := c.URL() + api.UploadPath(api.DefaultSpaceID, api.OverwriteExisting)
+	upURL := c.URL() + octopusapi.UploadPath(octopusapi.DefaultSpaceID, octopusapi.OverwriteExisting)
 	checkAnswer := func(who string, body []byte) {
-		var p api.Package
+		var p octopusapi.Package
 		if err := json.Unmarshal(body, &p); err != nil || !strings.EqualFold(p.Hash, want) || p.PackageSizeBytes != size {
 			b.Fatalf("%s: the node answered %s (%v); want hash %s and %d bytes", who, body, err, want, size)
 		}
@@ -196,7 +196,7 @@ func BenchmarkUploadVsCurl(b *testing.B) {
 	octoha := func(seed int, cache string) toolRun {
 		r, _ := runTool(b, []string{local.EnvAPIKey + "=" + c.APIKey(), payload.HashCacheEnv + "=" + cache}, nil, bin, "upload",
 			"--url", c.URL(), "--size", strconv.FormatInt(size, 10), "--count", "1", "--seed", strconv.Itoa(seed),
-			"--package-id-prefix", prefix, "--overwrite-mode", api.OverwriteExisting, "--retries", "0",
+			"--package-id-prefix", prefix, "--overwrite-mode", octopusapi.OverwriteExisting, "--retries", "0",
 			"--quiet", "--out", b.TempDir())
 		return r // a non-zero exit (any package not ok, hash included) failed the benchmark
 	}
@@ -219,12 +219,12 @@ func BenchmarkUploadVsCurl(b *testing.B) {
 		},
 		"official": func() toolRun {
 			u, _ := url.Parse(c.URL())
-			oc, err := octoclient.NewClient(&http.Client{Transport: &http.Transport{Proxy: nil}}, u, c.APIKey(), api.DefaultSpaceID)
+			oc, err := octoclient.NewClient(&http.Client{Transport: &http.Transport{Proxy: nil}}, u, c.APIKey(), octopusapi.DefaultSpaceID)
 			if err != nil {
 				b.Fatalf("go-octopusdeploy client: %v", err)
 			}
 			cpu0, start := processCPU(), time.Now()
-			res, err := packages.UploadV2(oc, api.DefaultSpaceID, spec.FileName(), spec.Reader(), packages.OverwriteModeOverwriteExisting, false)
+			res, err := packages.UploadV2(oc, octopusapi.DefaultSpaceID, spec.FileName(), spec.Reader(), packages.OverwriteModeOverwriteExisting, false)
 			r := toolRun{wall: time.Since(start), cpu: processCPU() - cpu0}
 			if err != nil {
 				b.Fatalf("go-octopusdeploy UploadV2: %v", err)
@@ -358,7 +358,7 @@ func BenchmarkAttackVsVegetaCLI(b *testing.B) {
 			results = filepath.Join(dir, "attack-1.results.gob")
 		case "vegeta":
 			results = filepath.Join(dir, "vegeta.gob")
-			r, _ = runTool(b, nil, []byte("GET "+node+api.PingPath+"\n"), vbin, "attack", "-rate", rate,
+			r, _ = runTool(b, nil, []byte("GET "+node+octopusapi.PingPath+"\n"), vbin, "attack", "-rate", rate,
 				"-workers", workers, "-max-workers", workers, "-duration", dur.String(), "-output", results)
 		}
 		m := readResults(b, results)

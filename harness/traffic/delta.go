@@ -14,9 +14,9 @@ import (
 
 	"github.com/OctopusDeploy/go-octodiff/pkg/octodiff"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/internal/redact"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // maxSignature bounds a signature answer: Octodiff signatures take 26
@@ -48,7 +48,7 @@ func (d *deltaBody) remove() {
 // recorded as an op. retry says whether a failure may pass on another try.
 func (u *uploader) prepareDelta(ctx context.Context, j *job, attempt int) (retry bool, err error) {
 	spec := j.spec
-	path := api.DeltaSignaturePath(u.opts.SpaceID, spec.PackageID, spec.Version)
+	path := octopusapi.DeltaSignaturePath(u.opts.SpaceID, spec.PackageID, spec.Version)
 	op := history.Op{
 		ID: u.opts.ClientName + "-" + u.nonce + "-" + fmt.Sprint(j.index) + "-" + fmt.Sprint(attempt) + "-sig", Client: j.client,
 		Kind: history.KindSignature, Via: u.opts.Via, URL: redact.URL(u.base + path),
@@ -73,13 +73,13 @@ func (u *uploader) prepareDelta(ctx context.Context, j *job, attempt int) (retry
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", userAgent)
-	req.Header.Set(api.HeaderOp, op.ID)
+	req.Header.Set(octopusapi.HeaderOp, op.ID)
 	resp, err := u.client.Do(req)
 	if err != nil {
 		return true, fmt.Errorf("delta signature: %w", err)
 	}
 	defer resp.Body.Close()
-	op.Status, op.Node = resp.StatusCode, resp.Header.Get(api.HeaderNode)
+	op.Status, op.Node = resp.StatusCode, resp.Header.Get(octopusapi.HeaderNode)
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxSignature+1))
 	if err != nil {
 		return true, fmt.Errorf("delta signature: read: %w", err)
@@ -91,11 +91,11 @@ func (u *uploader) prepareDelta(ctx context.Context, j *job, attempt int) (retry
 		j.deltaReady = true
 		return false, nil
 	case resp.StatusCode != http.StatusOK:
-		return resp.StatusCode >= 500, fmt.Errorf("delta signature: %d %s: %s", resp.StatusCode, http.StatusText(resp.StatusCode), api.ErrorText(body))
+		return resp.StatusCode >= 500, fmt.Errorf("delta signature: %d %s: %s", resp.StatusCode, http.StatusText(resp.StatusCode), octopusapi.ErrorText(body))
 	case len(body) > maxSignature:
 		return false, fmt.Errorf("delta signature: answer larger than %d bytes", maxSignature)
 	}
-	var ds api.DeltaSignature
+	var ds octopusapi.DeltaSignature
 	if err := json.Unmarshal(body, &ds); err != nil {
 		return false, fmt.Errorf("delta signature: not a signature resource: %w", err)
 	}
@@ -119,7 +119,7 @@ func (u *uploader) prepareDelta(ctx context.Context, j *job, attempt int) (retry
 		return false, nil
 	}
 	d.base = ds.BaseVersion
-	d.url = u.base + api.DeltaUploadPath(u.opts.SpaceID, spec.PackageID, ds.BaseVersion, u.opts.OverwriteMode)
+	d.url = u.base + octopusapi.DeltaUploadPath(u.opts.SpaceID, spec.PackageID, ds.BaseVersion, u.opts.OverwriteMode)
 	d.shownURL = redact.URL(d.url)
 	op.DeltaBytes = d.size
 	op.Note = fmt.Sprintf("delta of %d bytes built in %s", d.size, d.buildTime.Round(time.Millisecond))

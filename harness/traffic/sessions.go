@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // KindPushProbe is a user's permission-gated push: one small upload with
@@ -31,7 +31,7 @@ type SessionOptions struct {
 	// URL is the load balancer's base URL; APIKey the user's key (never
 	// recorded).
 	URL, APIKey string
-	SpaceID     string // default api.DefaultSpaceID
+	SpaceID     string // default octopusapi.DefaultSpaceID
 	// Sessions is how many users' sessions run at once, each one client
 	// pushing every Interval.
 	Sessions int
@@ -55,7 +55,7 @@ func PushSessions(ctx context.Context, o SessionOptions) (int, error) {
 		return 0, errors.New("push sessions: a URL, an API key, a recorder, at least one session and an interval are required")
 	}
 	if o.SpaceID == "" {
-		o.SpaceID = api.DefaultSpaceID
+		o.SpaceID = octopusapi.DefaultSpaceID
 	}
 	if o.ClientPrefix == "" {
 		o.ClientPrefix = "session-"
@@ -64,7 +64,7 @@ func PushSessions(ctx context.Context, o SessionOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	url := o.URL + "/api/" + o.SpaceID + "/packages/raw?overwriteMode=" + api.IgnoreIfExists
+	url := o.URL + "/api/" + o.SpaceID + "/packages/raw?overwriteMode=" + octopusapi.IgnoreIfExists
 	var (
 		mu    sync.Mutex
 		total int
@@ -131,8 +131,8 @@ func probe(ctx context.Context, client *http.Client, url string, body []byte, ct
 		if resp, err = client.Do(req); err == nil {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 			resp.Body.Close()
-			op.Status, op.Node = resp.StatusCode, resp.Header.Get(api.HeaderNode)
-			op.Note = resp.Header.Get(api.HeaderPermissionCache)
+			op.Status, op.Node = resp.StatusCode, resp.Header.Get(octopusapi.HeaderNode)
+			op.Note = resp.Header.Get(octopusapi.HeaderPermissionCache)
 			if Allowed(resp.StatusCode) || resp.StatusCode == http.StatusForbidden {
 				op.Outcome = history.OK
 			}

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // Each session's probes are recorded with the session as Client, the
@@ -21,12 +21,12 @@ func TestPushSessionsRecordAnswers(t *testing.T) {
 	const key = "API-SESSIONKEY00000000000000000000"
 	var n atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get(api.HeaderAPIKey) != key || !strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") || r.URL.Query().Get("overwriteMode") != api.IgnoreIfExists {
+		if r.Header.Get(octopusapi.HeaderAPIKey) != key || !strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") || r.URL.Query().Get("overwriteMode") != octopusapi.IgnoreIfExists {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
-		w.Header().Set(api.HeaderNode, "Node1")
-		w.Header().Set(api.HeaderPermissionCache, "miss")
+		w.Header().Set(octopusapi.HeaderNode, "Node1")
+		w.Header().Set(octopusapi.HeaderPermissionCache, "miss")
 		switch c := n.Add(1); {
 		case c <= 4:
 			w.WriteHeader(http.StatusCreated)

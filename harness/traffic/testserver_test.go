@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/payload"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 const testKey = "API-TESTKEY123"
@@ -79,14 +79,14 @@ func (n *testNode) URL() string { return n.srv.URL }
 
 func (n *testNode) writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set(api.HeaderNode, n.name)
+	w.Header().Set(octopusapi.HeaderNode, n.name)
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }
 
 func (n *testNode) serve(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get(api.HeaderAPIKey) != testKey {
-		n.writeJSON(w, http.StatusUnauthorized, api.Error{ErrorMessage: "You must be logged in"})
+	if r.Header.Get(octopusapi.HeaderAPIKey) != testKey {
+		n.writeJSON(w, http.StatusUnauthorized, octopusapi.Error{ErrorMessage: "You must be logged in"})
 		return
 	}
 	switch {
@@ -96,16 +96,16 @@ func (n *testNode) serve(w http.ResponseWriter, r *http.Request) {
 		n.mu.Lock()
 		n.gets++
 		id := strings.TrimPrefix(r.URL.Path, "/api/Spaces-1/packages/")
-		pid, ver, ok := api.SplitPackageResourceID(id)
+		pid, ver, ok := octopusapi.SplitPackageResourceID(id)
 		p, found := n.packages[pid+"."+ver]
 		n.mu.Unlock()
 		if !ok || !found {
-			n.writeJSON(w, http.StatusNotFound, api.Error{ErrorMessage: "not found"})
+			n.writeJSON(w, http.StatusNotFound, octopusapi.Error{ErrorMessage: "not found"})
 			return
 		}
-		n.writeJSON(w, http.StatusOK, api.Package{Id: id, PackageId: pid, Version: ver, Hash: p.hash, PackageSizeBytes: p.size})
+		n.writeJSON(w, http.StatusOK, octopusapi.Package{Id: id, PackageId: pid, Version: ver, Hash: p.hash, PackageSizeBytes: p.size})
 	default:
-		n.writeJSON(w, http.StatusNotFound, api.Error{ErrorMessage: "no route"})
+		n.writeJSON(w, http.StatusNotFound, octopusapi.Error{ErrorMessage: "no route"})
 	}
 }
 
@@ -119,13 +119,13 @@ func (n *testNode) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	seen := seenRequest{
-		opID: r.Header.Get(api.HeaderOp), apiKey: r.Header.Get(api.HeaderAPIKey),
+		opID: r.Header.Get(octopusapi.HeaderOp), apiKey: r.Header.Get(octopusapi.HeaderAPIKey),
 		contentLength: r.ContentLength, transferEncoding: r.TransferEncoding,
 		overwriteMode: r.URL.Query().Get("overwriteMode"),
 	}
 	mr, err := r.MultipartReader()
 	if err != nil {
-		n.writeJSON(w, http.StatusBadRequest, api.Error{ErrorMessage: "not multipart: " + err.Error()})
+		n.writeJSON(w, http.StatusBadRequest, octopusapi.Error{ErrorMessage: "not multipart: " + err.Error()})
 		return
 	}
 	var info bodyInfo
@@ -158,7 +158,7 @@ func (n *testNode) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !info.complete || info.name == "" {
-		n.writeJSON(w, http.StatusBadRequest, api.Error{ErrorMessage: "incomplete body"})
+		n.writeJSON(w, http.StatusBadRequest, octopusapi.Error{ErrorMessage: "incomplete body"})
 		return
 	}
 	n.store(w, r, info)
@@ -166,18 +166,18 @@ func (n *testNode) upload(w http.ResponseWriter, r *http.Request) {
 
 // store publishes the package and answers as Octopus does.
 func (n *testNode) store(w http.ResponseWriter, r *http.Request, info bodyInfo) {
-	pf, err := api.ParseFileName(info.name)
+	pf, err := octopusapi.ParseFileName(info.name)
 	if err != nil {
-		n.writeJSON(w, http.StatusBadRequest, api.Error{ErrorMessage: err.Error()})
+		n.writeJSON(w, http.StatusBadRequest, octopusapi.Error{ErrorMessage: err.Error()})
 		return
 	}
 	key := pf.ID + "." + pf.Version
 	n.mu.Lock()
 	_, exists := n.packages[key]
 	mode := r.URL.Query().Get("overwriteMode")
-	if exists && mode == api.FailIfExists {
+	if exists && mode == octopusapi.FailIfExists {
 		n.mu.Unlock()
-		n.writeJSON(w, http.StatusConflict, api.Error{ErrorMessage: "A package with the same ID and version already exists", Errors: []string{"PackageAlreadyExists"}})
+		n.writeJSON(w, http.StatusConflict, octopusapi.Error{ErrorMessage: "A package with the same ID and version already exists", Errors: []string{"PackageAlreadyExists"}})
 		return
 	}
 	h := info.hash
@@ -186,9 +186,9 @@ func (n *testNode) store(w http.ResponseWriter, r *http.Request, info bodyInfo) 
 	}
 	n.packages[key] = stored{hash: h, size: info.size}
 	n.mu.Unlock()
-	n.writeJSON(w, http.StatusCreated, api.Package{
-		Id: api.PackageResourceID(pf.ID, pf.Version), PackageId: pf.ID, Version: pf.Version,
-		Hash: h, PackageSizeBytes: info.size, FeedId: api.BuiltInFeedID, FileExtension: pf.Extension,
+	n.writeJSON(w, http.StatusCreated, octopusapi.Package{
+		Id: octopusapi.PackageResourceID(pf.ID, pf.Version), PackageId: pf.ID, Version: pf.Version,
+		Hash: h, PackageSizeBytes: info.size, FeedId: octopusapi.BuiltInFeedID, FileExtension: pf.Extension,
 		Published: time.Now(),
 	})
 }
@@ -196,7 +196,7 @@ func (n *testNode) store(w http.ResponseWriter, r *http.Request, info bodyInfo) 
 // storeOnly records the package without answering (used to fake "stored,
 // then the connection broke").
 func (n *testNode) storeOnly(info bodyInfo) error {
-	pf, err := api.ParseFileName(info.name)
+	pf, err := octopusapi.ParseFileName(info.name)
 	if err != nil {
 		return err
 	}

@@ -14,10 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/internal/redact"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // Defaults of UploadOptions.
@@ -43,7 +43,7 @@ var ErrStalled = errors.New("upload stalled")
 type UploadOptions struct {
 	URL     string // base URL: the load balancer or one node
 	APIKey  string // sent as X-Octopus-ApiKey; never logged
-	SpaceID string // default api.DefaultSpaceID
+	SpaceID string // default octopusapi.DefaultSpaceID
 	Size    int64  // bytes per package (0 is allowed: an empty file)
 	// Count is how many packages to upload; Concurrency how many at once
 	// (default 1).
@@ -60,7 +60,7 @@ type UploadOptions struct {
 	// Backoff is the first wait before a retry; it doubles per attempt up
 	// to MaxBackoff, with jitter. Default DefaultBackoff.
 	Backoff time.Duration
-	// OverwriteMode is sent as ?overwriteMode= (default api.FailIfExists).
+	// OverwriteMode is sent as ?overwriteMode= (default octopusapi.FailIfExists).
 	OverwriteMode string
 	// StallTimeout abandons an attempt (outcome unknown) when no request or
 	// response byte moves for this long, so a paused node cannot hang the
@@ -215,9 +215,9 @@ func (o UploadOptions) withDefaults() (UploadOptions, string, error) {
 		return o, "", errors.New("an API key is required")
 	}
 	if o.SpaceID == "" {
-		o.SpaceID = api.DefaultSpaceID
+		o.SpaceID = octopusapi.DefaultSpaceID
 	}
-	if !api.ValidSpaceID(o.SpaceID) {
+	if !octopusapi.ValidSpaceID(o.SpaceID) {
 		return o, "", fmt.Errorf("space ID %q is not valid (e.g. Spaces-1)", o.SpaceID)
 	}
 	if o.Size < 0 {
@@ -266,10 +266,10 @@ func (o UploadOptions) withDefaults() (UploadOptions, string, error) {
 	}
 	switch o.OverwriteMode {
 	case "":
-		o.OverwriteMode = api.FailIfExists
-	case api.FailIfExists, api.OverwriteExisting, api.IgnoreIfExists:
+		o.OverwriteMode = octopusapi.FailIfExists
+	case octopusapi.FailIfExists, octopusapi.OverwriteExisting, octopusapi.IgnoreIfExists:
 	default:
-		return o, "", fmt.Errorf("overwrite mode %q: use %s, %s or %s", o.OverwriteMode, api.FailIfExists, api.OverwriteExisting, api.IgnoreIfExists)
+		return o, "", fmt.Errorf("overwrite mode %q: use %s, %s or %s", o.OverwriteMode, octopusapi.FailIfExists, octopusapi.OverwriteExisting, octopusapi.IgnoreIfExists)
 	}
 	if o.Rate < 0 {
 		return o, "", fmt.Errorf("rate %d bytes/s is negative", o.Rate)
@@ -331,8 +331,8 @@ func Upload(ctx context.Context, opts UploadOptions) (*UploadSummary, error) {
 	u := &uploader{
 		opts:      o,
 		base:      base,
-		uploadURL: base + api.UploadPath(o.SpaceID, o.OverwriteMode),
-		shownURL:  redact.URL(base + api.UploadPath(o.SpaceID, o.OverwriteMode)),
+		uploadURL: base + octopusapi.UploadPath(o.SpaceID, o.OverwriteMode),
+		shownURL:  redact.URL(base + octopusapi.UploadPath(o.SpaceID, o.OverwriteMode)),
 		client:    client,
 		results:   newResultWriter(o.Results),
 		nonce:     newNonce(),

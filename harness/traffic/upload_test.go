@@ -14,10 +14,10 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/internal/syncbuf"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // run uploads with a recorder and results buffer and returns all three.
@@ -99,13 +99,13 @@ func TestUploadSuccess(t *testing.T) {
 		if sr.field != "file" || sr.partType != "application/octet-stream" || !strings.HasSuffix(sr.fileName, ".zip") {
 			t.Errorf("part: %+v", sr)
 		}
-		if sr.apiKey != testKey || sr.overwriteMode != api.FailIfExists || !opIDs[sr.opID] {
+		if sr.apiKey != testKey || sr.overwriteMode != octopusapi.FailIfExists || !opIDs[sr.opID] {
 			t.Errorf("headers: %+v (op IDs recorded: %v)", sr, opIDs)
 		}
 	}
 	for _, r := range rs {
 		if r.Attack != UploadAttackName || r.Code != 201 || r.Method != http.MethodPost || r.Error != "" ||
-			r.BytesOut <= size || r.BytesIn == 0 || r.Headers.Get(api.HeaderNode) != "Node1" ||
+			r.BytesOut <= size || r.BytesIn == 0 || r.Headers.Get(octopusapi.HeaderNode) != "Node1" ||
 			!strings.HasSuffix(r.URL, "/api/Spaces-1/packages/raw?overwriteMode=FailIfExists") {
 			t.Errorf("result: %+v", r)
 		}
@@ -143,7 +143,7 @@ func TestUploadRetriesOn503(t *testing.T) {
 	node := newTestNode(t, "Node1")
 	node.afterBody = func(w http.ResponseWriter, r *http.Request, n int, _ *bodyInfo) bool {
 		if n <= 2 {
-			node.writeJSON(w, http.StatusServiceUnavailable, api.Error{ErrorMessage: "database unavailable"})
+			node.writeJSON(w, http.StatusServiceUnavailable, octopusapi.Error{ErrorMessage: "database unavailable"})
 			return true
 		}
 		return false
@@ -301,10 +301,10 @@ func TestUpload409WithoutUnknownIsAConflict(t *testing.T) {
 		t.Fatalf("GETs = %d, want none: nothing was unknown", gets)
 	}
 	// IgnoreIfExists answers 200 with the same package: ok.
-	opts.OverwriteMode = api.IgnoreIfExists
+	opts.OverwriteMode = octopusapi.IgnoreIfExists
 	node.afterBody = func(w http.ResponseWriter, r *http.Request, n int, info *bodyInfo) bool {
 		st := node.get(PackageSpec(DefaultPackageIDPrefix, 0, 0, 2000))
-		node.writeJSON(w, http.StatusOK, api.Package{Hash: st.hash, PackageSizeBytes: st.size})
+		node.writeJSON(w, http.StatusOK, octopusapi.Package{Hash: st.hash, PackageSizeBytes: st.size})
 		return true
 	}
 	s, _, _ = run(t, t.Context(), opts)

@@ -13,7 +13,7 @@
 //
 // The package is a leaf (standard library only), so the harness can import
 // it without linking the node, its database drivers or its stores. It is
-// not part of fakes/api: that package is the HTTP contract a real Octopus
+// not part of octopusapi: that package is the HTTP contract a real Octopus
 // node also honours, while this one exists only for the fake.
 package launch
 

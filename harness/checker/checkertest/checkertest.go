@@ -18,7 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // DefaultMaxTake is the largest page the list serves, as Octopus's default.
@@ -50,7 +50,7 @@ func (p Package) Hash() string {
 
 // StorePath returns the package's path under the Packages root.
 func (p Package) StorePath(spaceID string) string {
-	return api.PackageFile{ID: p.ID, Version: p.Version, Extension: p.Ext}.StorePath(spaceID)
+	return octopusapi.PackageFile{ID: p.ID, Version: p.Version, Extension: p.Ext}.StorePath(spaceID)
 }
 
 type key struct{ id, version string }
@@ -180,9 +180,9 @@ func (c *Cluster) nodeHandler(node string, direct bool) http.Handler {
 	mux.HandleFunc("GET /api/{space}/packages/{id}", func(w http.ResponseWriter, r *http.Request) { hit("meta"); c.meta(node, w, r) })
 	mux.HandleFunc("GET /api/{space}/packages/{id}/raw", func(w http.ResponseWriter, r *http.Request) { hit("raw"); c.raw(node, w, r) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(api.HeaderNode, node)
-		if c.opts.APIKey != "" && r.Header.Get(api.HeaderAPIKey) != c.opts.APIKey {
-			writeJSON(w, http.StatusUnauthorized, api.Error{ErrorMessage: "You must be logged in to perform this action.", Errors: []string{"Invalid API key"}})
+		w.Header().Set(octopusapi.HeaderNode, node)
+		if c.opts.APIKey != "" && r.Header.Get(octopusapi.HeaderAPIKey) != c.opts.APIKey {
+			writeJSON(w, http.StatusUnauthorized, octopusapi.Error{ErrorMessage: "You must be logged in to perform this action.", Errors: []string{"Invalid API key"}})
 			return
 		}
 		mux.ServeHTTP(w, r)
@@ -196,7 +196,7 @@ func (c *Cluster) hit(node, kind string) {
 }
 
 func (c *Cluster) lookup(node string, r *http.Request) (Package, []byte, bool) {
-	pid, ver, ok := api.SplitPackageResourceID(r.PathValue("id"))
+	pid, ver, ok := octopusapi.SplitPackageResourceID(r.PathValue("id"))
 	if !ok {
 		return Package{}, nil, false
 	}
@@ -214,21 +214,21 @@ func (c *Cluster) lookup(node string, r *http.Request) (Package, []byte, bool) {
 	return p, data, true
 }
 
-func resource(space string, p Package) api.Package {
-	rid := api.PackageResourceID(p.ID, p.Version)
-	return api.Package{
+func resource(space string, p Package) octopusapi.Package {
+	rid := octopusapi.PackageResourceID(p.ID, p.Version)
+	return octopusapi.Package{
 		Id: rid, PackageId: p.ID, Version: p.Version, Hash: p.Hash(),
-		PackageSizeBytes: int64(len(p.Data)), FeedId: api.BuiltInFeedID,
-		NuGetPackageId: p.ID, NuGetFeedId: api.BuiltInFeedID, FileExtension: p.Ext,
+		PackageSizeBytes: int64(len(p.Data)), FeedId: octopusapi.BuiltInFeedID,
+		NuGetPackageId: p.ID, NuGetFeedId: octopusapi.BuiltInFeedID, FileExtension: p.Ext,
 		Title: p.ID, Published: time.Unix(1700000000, 0).UTC(),
-		Links: api.Links{"Self": api.PackagePath(space, rid), "Raw": api.PackageRawPath(space, rid)},
+		Links: octopusapi.Links{"Self": octopusapi.PackagePath(space, rid), "Raw": octopusapi.PackageRawPath(space, rid)},
 	}
 }
 
 func (c *Cluster) meta(node string, w http.ResponseWriter, r *http.Request) {
 	p, _, ok := c.lookup(node, r)
 	if !ok {
-		writeJSON(w, http.StatusNotFound, api.Error{ErrorMessage: "The resource you requested was not found."})
+		writeJSON(w, http.StatusNotFound, octopusapi.Error{ErrorMessage: "The resource you requested was not found."})
 		return
 	}
 	writeJSON(w, http.StatusOK, resource(r.PathValue("space"), p))
@@ -237,7 +237,7 @@ func (c *Cluster) meta(node string, w http.ResponseWriter, r *http.Request) {
 func (c *Cluster) raw(node string, w http.ResponseWriter, r *http.Request) {
 	_, data, ok := c.lookup(node, r)
 	if !ok {
-		writeJSON(w, http.StatusNotFound, api.Error{ErrorMessage: "The resource you requested was not found."})
+		writeJSON(w, http.StatusNotFound, octopusapi.Error{ErrorMessage: "The resource you requested was not found."})
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
@@ -255,21 +255,21 @@ func (c *Cluster) list(w http.ResponseWriter, r *http.Request) {
 	}
 	skip = max(skip, 0)
 	c.mu.Lock()
-	all := make([]api.Package, 0, len(c.pkgs))
+	all := make([]octopusapi.Package, 0, len(c.pkgs))
 	for _, p := range c.pkgs {
 		all = append(all, resource(space, p))
 	}
 	c.mu.Unlock()
 	sort.Slice(all, func(i, j int) bool { return all[i].Id < all[j].Id })
 	end := min(skip+take, len(all))
-	items := []api.Package{}
+	items := []octopusapi.Package{}
 	if skip < len(all) {
 		items = all[skip:end]
 	}
-	self := fmt.Sprintf("%s?skip=%d&take=%d", api.PackagesPath(space), skip, take)
-	page := api.NewPage("Package", items, len(all), skip, take, self)
+	self := fmt.Sprintf("%s?skip=%d&take=%d", octopusapi.PackagesPath(space), skip, take)
+	page := octopusapi.NewPage("Package", items, len(all), skip, take, self)
 	if c.opts.NextLinks && end < len(all) {
-		page.Links["Page.Next"] = fmt.Sprintf("%s?skip=%d&take=%d", api.PackagesPath(space), end, take)
+		page.Links["Page.Next"] = fmt.Sprintf("%s?skip=%d&take=%d", octopusapi.PackagesPath(space), end, take)
 	}
 	writeJSON(w, http.StatusOK, page)
 }

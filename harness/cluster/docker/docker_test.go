@@ -15,10 +15,10 @@ import (
 
 	"github.com/moby/moby/client"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/traffic"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // needDocker skips the test, saying exactly why, when the engine or the
@@ -97,18 +97,18 @@ func waitState(t *testing.T, ctx context.Context, c *Cluster, node string, want 
 }
 
 func getRaw(ctx context.Context, base, apiKey, id string) ([]byte, int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+api.PackageRawPath(api.DefaultSpaceID, id), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+octopusapi.PackageRawPath(octopusapi.DefaultSpaceID, id), nil)
 	if err != nil {
 		return nil, 0, "", err
 	}
-	req.Header.Set(api.HeaderAPIKey, apiKey)
+	req.Header.Set(octopusapi.HeaderAPIKey, apiKey)
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		return nil, 0, "", err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return b, resp.StatusCode, resp.Header.Get(api.HeaderNode), err
+	return b, resp.StatusCode, resp.Header.Get(octopusapi.HeaderNode), err
 }
 
 // TestCluster brings up three nodes with PostgreSQL (or SQL Server) and
@@ -174,7 +174,7 @@ func TestCluster(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			id := api.PackageResourceID(p.Spec.PackageID, p.Spec.Version)
+			id := octopusapi.PackageResourceID(p.Spec.PackageID, p.Spec.Version)
 			for _, n := range c.Nodes() {
 				got, code, by, err := getRaw(ctx, n.URL, c.APIKey(), id)
 				if err != nil || code != http.StatusOK {

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/apiclient"
 	"github.com/octoha/octoha/harness/cluster"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // Issue 11 item 3: the probe followed a 302 from the load balancer to a
@@ -29,7 +29,7 @@ func TestConnectSendsTheKeyOnlyToConfiguredOrigins(t *testing.T) {
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		hits++
-		if k := r.Header.Get(api.HeaderAPIKey); k != "" {
+		if k := r.Header.Get(octopusapi.HeaderAPIKey); k != "" {
 			keys = append(keys, k)
 		}
 		mu.Unlock()
@@ -41,7 +41,7 @@ func TestConnectSendsTheKeyOnlyToConfiguredOrigins(t *testing.T) {
 	}))
 	t.Cleanup(lbSrv.Close)
 	node := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = json.NewEncoder(w).Encode(api.Node{Id: "OctopusServerNodes-1", Name: "Node1"})
+		_ = json.NewEncoder(w).Encode(octopusapi.Node{Id: "OctopusServerNodes-1", Name: "Node1"})
 	}))
 	t.Cleanup(node.Close)
 

@@ -26,7 +26,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/node/launch"
 	"github.com/octoha/octoha/harness/apiclient"
 	"github.com/octoha/octoha/harness/azure"
@@ -34,6 +33,7 @@ import (
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/internal/redact"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // DefaultAPIKeyEnv is where the API key is read when the spec names none:
@@ -160,7 +160,7 @@ func (c *Cluster) probe(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("external cluster: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL()+api.SpacesAllPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL()+octopusapi.SpacesAllPath, nil)
 	if err != nil {
 		return fmt.Errorf("external cluster: load balancer URL %q: %w", redact.URL(c.URL()), err)
 	}
@@ -170,7 +170,7 @@ func (c *Cluster) probe(ctx context.Context) error {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("external cluster: GET %s through the load balancer answered %s (is the API key right?)", api.SpacesAllPath, resp.Status)
+		return fmt.Errorf("external cluster: GET %s through the load balancer answered %s (is the API key right?)", octopusapi.SpacesAllPath, resp.Status)
 	}
 	for i, n := range c.nodes {
 		code, _, err := cluster.PingStatus(ctx, client, n.URL)
@@ -188,7 +188,7 @@ func (c *Cluster) probe(ctx context.Context) error {
 // nodeID reads the node's ID from its ping body (which always describes
 // the answering node).
 func nodeID(ctx context.Context, client *http.Client, base string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+api.PingPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+octopusapi.PingPath, nil)
 	if err != nil {
 		return "", err
 	}
@@ -197,7 +197,7 @@ func nodeID(ctx context.Context, client *http.Client, base string) (string, erro
 		return "", err
 	}
 	defer resp.Body.Close()
-	var n api.Node
+	var n octopusapi.Node
 	if err := decodeJSON(resp, &n); err != nil || n.Id == "" {
 		return "", fmt.Errorf("ping body of %s names no node: %v", redact.URL(base), err)
 	}

@@ -17,12 +17,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/internal/proc"
 	"github.com/octoha/octoha/internal/testbin"
+	"github.com/octoha/octoha/octopusapi"
 	"github.com/octoha/octoha/services/postgres"
 	"github.com/octoha/octoha/services/samba"
 )
@@ -117,31 +117,31 @@ func upCluster(tb testing.TB, bin string, spec cluster.Spec) (*local.Cluster, ti
 // setMaintenance drains (true) or undrains a node through the API of any
 // node or the load balancer, as an operator would.
 func setMaintenance(ctx context.Context, baseURL, key, nodeID string, on bool) error {
-	body, err := json.Marshal(api.NodeUpdate{Id: nodeID, IsInMaintenanceMode: &on})
+	body, err := json.Marshal(octopusapi.NodeUpdate{Id: nodeID, IsInMaintenanceMode: &on})
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, baseURL+api.NodePath(nodeID), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, baseURL+octopusapi.NodePath(nodeID), bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	req.Header.Set(api.HeaderAPIKey, key)
+	req.Header.Set(octopusapi.HeaderAPIKey, key)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("PUT %s: %w", api.NodePath(nodeID), err)
+		return fmt.Errorf("PUT %s: %w", octopusapi.NodePath(nodeID), err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("PUT %s: %s: %s", api.NodePath(nodeID), resp.Status, b)
+		return fmt.Errorf("PUT %s: %s: %s", octopusapi.NodePath(nodeID), resp.Status, b)
 	}
-	var n api.Node
+	var n octopusapi.Node
 	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("PUT %s: decode answer: %w", api.NodePath(nodeID), err)
+		return fmt.Errorf("PUT %s: decode answer: %w", octopusapi.NodePath(nodeID), err)
 	}
 	if n.IsInMaintenanceMode != on {
-		return fmt.Errorf("PUT %s: answer says IsInMaintenanceMode=%v", api.NodePath(nodeID), n.IsInMaintenanceMode)
+		return fmt.Errorf("PUT %s: answer says IsInMaintenanceMode=%v", octopusapi.NodePath(nodeID), n.IsInMaintenanceMode)
 	}
 	return nil
 }

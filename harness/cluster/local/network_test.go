@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/harness/traffic"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // TestToxiproxyCluster: with Spec.Toxiproxy every link has its proxy, the
@@ -132,7 +132,7 @@ func BenchmarkToxiproxyOverhead(b *testing.B) {
 		start := time.Now()
 		// One package per cluster, overwritten each round: the share
 		// holds one copy whatever the number of rounds.
-		sum, err := traffic.Upload(ctx, traffic.UploadOptions{URL: c.URL(), APIKey: c.APIKey(), Size: size, Count: 1, Seed: seed, OverwriteMode: api.OverwriteExisting})
+		sum, err := traffic.Upload(ctx, traffic.UploadOptions{URL: c.URL(), APIKey: c.APIKey(), Size: size, Count: 1, Seed: seed, OverwriteMode: octopusapi.OverwriteExisting})
 		took := time.Since(start)
 		if err != nil || sum.Err() != nil {
 			b.Fatalf("upload to %s: %v %v", c.URL(), err, sum.Err())

@@ -12,13 +12,13 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/fakes/node/launch"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/internal/proc"
 	"github.com/octoha/octoha/internal/redact"
 	"github.com/octoha/octoha/internal/selfsigned"
+	"github.com/octoha/octoha/octopusapi"
 	"github.com/octoha/octoha/services/postgres"
 	"github.com/octoha/octoha/services/samba"
 )
@@ -270,6 +270,6 @@ func (c *Cluster) pollingCert() (certFile, keyFile string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("make the polling certificate: %w", err)
 	}
-	c.spec.PollingThumbprint = api.Thumbprint(cert.TLS.Certificate[0])
+	c.spec.PollingThumbprint = octopusapi.Thumbprint(cert.TLS.Certificate[0])
 	return certFile, keyFile, nil
 }

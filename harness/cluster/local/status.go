@@ -7,11 +7,11 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/octoha/octoha/fakes/api"
 	"github.com/octoha/octoha/harness/apiclient"
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/lb"
+	"github.com/octoha/octoha/octopusapi"
 )
 
 // NodeStatus is one node as `octoha status` shows it.
@@ -106,7 +106,7 @@ func Status(ctx context.Context, st *State) StatusReport {
 
 	// Heartbeats and drain flags come from the shared database, through
 	// any node that answers (as an operator would read them).
-	rows := map[string]api.Node{}
+	rows := map[string]octopusapi.Node{}
 	// The key goes through apiclient, to the cluster's own origins only.
 	key, err := ReadAPIKey(st.RunDir)
 	var kc *http.Client
@@ -180,8 +180,8 @@ func nodeSummary(n NodeStatus) string {
 	return "OK"
 }
 
-func getNodes(ctx context.Context, client *http.Client, baseURL string) ([]api.Node, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+api.NodesAllPath, nil)
+func getNodes(ctx context.Context, client *http.Client, baseURL string) ([]octopusapi.Node, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+octopusapi.NodesAllPath, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -191,9 +191,9 @@ func getNodes(ctx context.Context, client *http.Client, baseURL string) ([]api.N
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", api.NodesAllPath, resp.Status)
+		return nil, fmt.Errorf("GET %s: %s", octopusapi.NodesAllPath, resp.Status)
 	}
-	var nodes []api.Node
+	var nodes []octopusapi.Node
 	return nodes, json.NewDecoder(resp.Body).Decode(&nodes)
 }
 

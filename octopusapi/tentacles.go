@@ -1,4 +1,4 @@
-package api
+package octopusapi
 
 import (
 	"crypto/sha1" //nolint:gosec // Octopus identifies certificates by SHA-1 thumbprint.

@@ -1,4 +1,4 @@
-package api
+package octopusapi
 
 import (
 	"net/url"

@@ -4,4 +4,4 @@
 //
 // Both the fake node (fakes/node) and the harness import it, so the two
 // cannot drift apart; it depends on the standard library only.
-package api
+package octopusapi
