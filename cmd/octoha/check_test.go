@@ -150,7 +150,7 @@ func TestCheckJSONAgainstHTTPCluster(t *testing.T) {
 	// A corrupt copy on one node fails the run with exit code 1.
 	c.Corrupt("Node2", cliPkgB.ID, cliPkgB.Version, []byte(strings.Repeat("c", 2000)))
 	code, stdout, stderr = runCheckCLI(t, args...)
-	if code != 1 || !strings.Contains(stderr, "1 of 8 checks failed") {
+	if code != 1 || !strings.Contains(stderr, "1 of 9 checks failed") {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
 	rep.Passed = true
@@ -191,7 +191,7 @@ func TestCheckHumanOutput(t *testing.T) {
 	}
 	args := []string{"--history", hist, "--url", c.LB.URL, "--api-key", checkTestKey, "--files-dir", files}
 	code, stdout, stderr := runCheckCLI(t, args...)
-	if code != 0 || !strings.Contains(stdout, "PASS  no-leftovers") || !strings.Contains(stdout, "PASS: 5 checks passed (1 skipped)") {
+	if code != 0 || !strings.Contains(stdout, "PASS  no-leftovers") || !strings.Contains(stdout, "PASS: 6 checks passed (1 skipped)") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 
@@ -206,7 +206,7 @@ func TestCheckHumanOutput(t *testing.T) {
 		"FAIL  no-leftovers  Packages store inconsistent: 1 temporary file left",
 		"      - temporary file left on the share: .octoha-tmp/upload-9 (7 bytes)",
 		"PASS  durability",
-		"FAIL: 1 of 6 checks failed (1 skipped)",
+		"FAIL: 1 of 7 checks failed (1 skipped)",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Fatalf("exit %d; stdout lacks %q:\n%s", code, want, stdout)

@@ -60,22 +60,7 @@ func runFault(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	waitLB := fs.Bool("wait-lb", false, "after a recovery, wait (up to 30s) until the load balancer has the node UP again, recording its view, so check can time the readmission (an injection always waits for the ejection)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: octoha fault ACTION [--node NAME] [--for DURATION] [--wait-lb] [--name CLUSTER | --run-dir DIR] [--out DIR]\n\nACTION is one of: %s\n\n", strings.Join(faultActionOrder, ", "))
-		fmt.Fprintln(stderr, `kill, pause, stop (or restart), drain, db-stop and share-stop inject a fault into a cluster
-started with octoha up; start, resume, undrain, db-start and share-start undo it (start waits
-until the node answers its ping). Each fault is recorded with its window in the history of
---out, as the nemesis records it in scenarios (kinds kill, pause, restart, drain, db-outage,
-share-outage), together with the load balancer's view of the nodes until it ejects the
-node (and, after a recovery with --wait-lb, readmits it). With --for the fault undoes
-itself after that long, and at once on Ctrl-C.
-
-On a cluster started with octoha up --toxiproxy, ACTION may also be a network fault on one
-link: KIND@LINK[,param=value…], KIND one of latency (latency=, jitter=), bandwidth (rate=,
-e.g. 10MB/s), blackhole, reset, slow-close (after=) or partition; LINK one of client (no
---node), lb, db, share (the node's), or all (partition only). heal undoes them, e.g.
-  octoha fault latency@db,latency=300ms,jitter=100ms --node Node1 --for 30s
-  octoha fault partition@share --node Node2; octoha fault heal --node Node2
-
-Flags:`)
+		fmt.Fprintln(stderr, faultUsage)
 		fs.PrintDefaults()
 	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
@@ -135,63 +120,105 @@ Flags:`)
 	w := cluster.NewLBWatcher(sc, arts.rec)
 	_, _ = w.Sample(ctx) // the view before: the LB had the node UP when the fault began
 
-	what := strings.TrimSpace(action + " " + *node)
-	start := time.Now()
+	fr := &faultRun{action: action, node: *node, what: strings.TrimSpace(action + " " + *node), start: time.Now(),
+		out: stdout, arts: arts, env: env, w: w, sc: sc, dir: dir}
 	bound := 2 * time.Minute
 	if *hold > 0 {
 		bound += *hold
 	}
 	actx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
-
 	if act.kind != "" {
-		f, err := nemesis.ByName(act.kind)
-		if err != nil {
-			return err
-		}
-		if *hold > 0 {
-			// The LB's view is watched for the whole window.
-			wctx, stopWatch := context.WithCancel(actx)
-			watched := make(chan struct{})
-			go func() { defer close(watched); w.Watch(wctx, 100*time.Millisecond) }()
-			fmt.Fprintf(stdout, "%s for %s (Ctrl-C undoes it at once)\n", what, *hold)
-			rec, err := nemesis.Hold(actx, env, f, *node, *hold)
-			stopWatch()
-			<-watched
-			if ctx.Err() != nil && rec.ID != "" {
-				fmt.Fprintf(stdout, "%s: interrupted, undone after %s of %s\n", what, rec.End.Sub(rec.Start).Round(time.Millisecond), *hold)
-			}
-			if rec.ID != "" {
-				fmt.Fprintf(stdout, "%s: recorded as %s, %s → %s, in %s\n", what, rec.ID, rec.Start.Format("15:04:05.000"), rec.End.Format("15:04:05.000"), arts.historyPath())
-			}
-			if err != nil {
-				return err
-			}
-			settle(context.WithoutCancel(actx), w, stdout, *node, true)
-			return arts.close()
-		}
-		inj, err := nemesis.Inject(actx, env, f, *node)
-		if err != nil {
-			return err
-		}
-		rec := inj.Fault()
-		fmt.Fprintf(stdout, "%s: done in %s; recorded as %s in %s (open until octoha fault %s)\n", what,
-			time.Since(start).Round(time.Millisecond), rec.ID, arts.historyPath(), strings.TrimSpace(recoveryOf(action)+" "+nodeFlag(*node)))
-		if nf, ok := f.(nemesis.Net); ok && nf.Kind != nemesis.KindPartition {
-			// A slow or lossy link need not take the node out: one look.
-			_, _ = w.Sample(actx)
-			return arts.close()
-		}
-		settle(actx, w, stdout, *node, false)
-		return arts.close()
+		return fr.inject(ctx, actx, act.kind, *hold)
 	}
+	return fr.recover(actx, act.recovers, *waitLB)
+}
 
-	// A recovery: end the fault a previous command left open, if any.
-	h, err := history.Load(arts.historyPath())
+// faultUsage is octoha fault's help after its usage line.
+const faultUsage = `kill, pause, stop (or restart), drain, db-stop and share-stop inject a fault into a cluster
+started with octoha up; start, resume, undrain, db-start and share-start undo it (start waits
+until the node answers its ping). Each fault is recorded with its window in the history of
+--out, as the nemesis records it in scenarios (kinds kill, pause, restart, drain, db-outage,
+share-outage), together with the load balancer's view of the nodes until it ejects the
+node (and, after a recovery with --wait-lb, readmits it). With --for the fault undoes
+itself after that long, and at once on Ctrl-C.
+
+On a cluster started with octoha up --toxiproxy, ACTION may also be a network fault on one
+link: KIND@LINK[,param=value…], KIND one of latency (latency=, jitter=), bandwidth (rate=,
+e.g. 10MB/s), blackhole, reset, slow-close (after=) or partition; LINK one of client (no
+--node), lb, db, share (the node's), or all (partition only). heal undoes them, e.g.
+  octoha fault latency@db,latency=300ms,jitter=100ms --node Node1 --for 30s
+  octoha fault partition@share --node Node2; octoha fault heal --node Node2
+
+Flags:`
+
+// faultRun is one octoha fault command under way: its history, its view of
+// the load balancer and what it prints.
+type faultRun struct {
+	action, node, what string
+	start              time.Time
+	out                io.Writer
+	arts               *artefacts
+	env                nemesis.Env
+	w                  *cluster.LBWatcher
+	sc                 *local.Attached
+	dir                string
+}
+
+// inject injects the fault kind and waits for the balancer to eject the
+// node; with hold, it undoes the fault after that long (at once when ctx,
+// the command's own context, is interrupted).
+func (fr *faultRun) inject(ctx, actx context.Context, kind string, hold time.Duration) error {
+	f, err := nemesis.ByName(kind)
 	if err != nil {
 		return err
 	}
-	if open, ok := h.OpenFault(*node, act.recovers...); ok {
+	if hold > 0 {
+		// The LB's view is watched for the whole window.
+		wctx, stopWatch := context.WithCancel(actx)
+		watched := make(chan struct{})
+		go func() { defer close(watched); fr.w.Watch(wctx, 100*time.Millisecond) }()
+		fmt.Fprintf(fr.out, "%s for %s (Ctrl-C undoes it at once)\n", fr.what, hold)
+		rec, err := nemesis.Hold(actx, fr.env, f, fr.node, hold)
+		stopWatch()
+		<-watched
+		if ctx.Err() != nil && rec.ID != "" {
+			fmt.Fprintf(fr.out, "%s: interrupted, undone after %s of %s\n", fr.what, rec.End.Sub(rec.Start).Round(time.Millisecond), hold)
+		}
+		if rec.ID != "" {
+			fmt.Fprintf(fr.out, "%s: recorded as %s, %s → %s, in %s\n", fr.what, rec.ID, rec.Start.Format("15:04:05.000"), rec.End.Format("15:04:05.000"), fr.arts.historyPath())
+		}
+		if err != nil {
+			return err
+		}
+		settle(context.WithoutCancel(actx), fr.w, fr.out, fr.node, true)
+		return fr.arts.close()
+	}
+	inj, err := nemesis.Inject(actx, fr.env, f, fr.node)
+	if err != nil {
+		return err
+	}
+	rec := inj.Fault()
+	fmt.Fprintf(fr.out, "%s: done in %s; recorded as %s in %s (open until octoha fault %s)\n", fr.what,
+		time.Since(fr.start).Round(time.Millisecond), rec.ID, fr.arts.historyPath(), strings.TrimSpace(recoveryOf(fr.action)+" "+nodeFlag(fr.node)))
+	if nf, ok := f.(nemesis.Net); ok && nf.Kind != nemesis.KindPartition {
+		// A slow or lossy link need not take the node out: one look.
+		_, _ = fr.w.Sample(actx)
+		return fr.arts.close()
+	}
+	settle(actx, fr.w, fr.out, fr.node, false)
+	return fr.arts.close()
+}
+
+// recover ends the fault a previous command left open, if any (else does
+// the recovery action anyway), then looks at the balancer once, or waits
+// for it to readmit the node with waitLB.
+func (fr *faultRun) recover(actx context.Context, recovers []string, waitLB bool) error {
+	h, err := history.Load(fr.arts.historyPath())
+	if err != nil {
+		return err
+	}
+	if open, ok := h.OpenFault(fr.node, recovers...); ok {
 		spec := open.Kind
 		if nemesis.IsNetwork(open.Kind) && open.Detail != "" {
 			spec = open.Detail // which link, and which toxics
@@ -200,36 +227,36 @@ Flags:`)
 		if err != nil {
 			return err
 		}
-		rerr := f.Recover(actx, env, *node)
-		rec := arts.rec.FaultEnd(open, rerr)
+		rerr := f.Recover(actx, fr.env, fr.node)
+		rec := fr.arts.rec.FaultEnd(open, rerr)
 		if rerr != nil {
-			return fmt.Errorf("%s: %w (recorded as the failed recovery of %s)", what, rerr, open.ID)
+			return fmt.Errorf("%s: %w (recorded as the failed recovery of %s)", fr.what, rerr, open.ID)
 		}
-		fmt.Fprintf(stdout, "%s: done in %s; ended %s (%s, %s → %s) in %s\n", what, time.Since(start).Round(time.Millisecond),
-			rec.ID, rec.Kind, rec.Start.Format("15:04:05.000"), rec.End.Format("15:04:05.000"), arts.historyPath())
+		fmt.Fprintf(fr.out, "%s: done in %s; ended %s (%s, %s → %s) in %s\n", fr.what, time.Since(fr.start).Round(time.Millisecond),
+			rec.ID, rec.Kind, rec.Start.Format("15:04:05.000"), rec.End.Format("15:04:05.000"), fr.arts.historyPath())
 	} else {
-		switch action {
+		switch fr.action {
 		case "undrain":
-			err = nemesis.SetMaintenance(actx, env, *node, false)
+			err = nemesis.SetMaintenance(actx, fr.env, fr.node, false)
 		case "heal":
-			err = nemesis.Heal(actx, sc, *node)
+			err = nemesis.Heal(actx, fr.sc, fr.node)
 		default:
-			err = local.Control(actx, dir, action, *node)
+			err = local.Control(actx, fr.dir, fr.action, fr.node)
 		}
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s: done in %s (no open %s fault in %s to end)\n", what, time.Since(start).Round(time.Millisecond),
-			strings.Join(act.recovers, "/"), arts.historyPath())
+		fmt.Fprintf(fr.out, "%s: done in %s (no open %s fault in %s to end)\n", fr.what, time.Since(fr.start).Round(time.Millisecond),
+			strings.Join(recovers, "/"), fr.arts.historyPath())
 	}
-	if *waitLB {
-		settle(actx, w, stdout, *node, true)
+	if waitLB {
+		settle(actx, fr.w, fr.out, fr.node, true)
 	} else {
 		// One look, not a wait: whoever called a recovery (a certify hook)
 		// learns that it is over as soon as it is.
-		_, _ = w.Sample(actx)
+		_, _ = fr.w.Sample(actx)
 	}
-	return arts.close()
+	return fr.arts.close()
 }
 
 // recoveryOf names the action that ends an injecting action's fault.

@@ -295,7 +295,7 @@ func TestRunEndToEnd(t *testing.T) {
 			t.Fatalf("%s: %s %s\n  %s", r.Name, r.Status, r.Summary, strings.Join(r.Evidence, "\n  "))
 		}
 	}
-	if len(rep.Results) != 8 {
+	if len(rep.Results) != 9 { // with upload-path
 		t.Fatalf("results = %d", len(rep.Results))
 	}
 

@@ -172,7 +172,7 @@ func TestReportJSONIsStable(t *testing.T) {
 	for _, r := range rep.Results {
 		names = append(names, r.Name+"="+string(r.Status))
 	}
-	want := "history=pass,min-ops:ping=pass,durability=skip,no-leftovers=skip,convergence=skip,error-window=pass,phases=pass"
+	want := "history=pass,min-ops:ping=pass,durability=skip,no-leftovers=skip,convergence=skip,error-window=pass,phases=pass,upload-path=skip"
 	if got := strings.Join(names, ","); got != want {
 		t.Fatalf("results = %s\nwant      %s", got, want)
 	}

@@ -83,5 +83,8 @@ func Evaluate(h *history.History, s *Snapshot, opts Options) *Report {
 	if opts.Tasks != nil {
 		r.Results = append(r.Results, Tasks(h, *opts.Tasks)...)
 	}
+	// What went wrong on the upload path, and whose setting it is: the
+	// runner's scenarios and octoha check judge a history alike.
+	r.Results = append(r.Results, DiagnoseUploads(h))
 	return r
 }

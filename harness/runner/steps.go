@@ -404,7 +404,6 @@ func (r *run) Check(ctx context.Context, opts checker.Options) (*checker.Report,
 	if err != nil {
 		return nil, fmt.Errorf("collect the cluster's state: %w", err)
 	}
-	rep.Results = append(rep.Results, checker.DiagnoseUploads(h))
 	r.mu.Lock()
 	r.checks = rep
 	r.mu.Unlock()
