@@ -50,8 +50,14 @@ func TestInspectProcesses(t *testing.T) {
 	if len(kids) != 1 || kids[0] == sleeper {
 		t.Errorf("Children(%d) = %v, want only the inner shell", cmd.Process.Pid, kids)
 	}
-	if !strings.Contains(Cmdline(sleeper), "sleep\x00300") {
-		t.Errorf("Cmdline(%d) = %q", sleeper, Cmdline(sleeper))
+	// The shell prints the PID once it has forked; the child execs sleep
+	// a moment later (until then its command line is the shell's, or empty
+	// mid-exec), so wait for it, bounded.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(Cmdline(sleeper), "sleep\x00300"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("Cmdline(%d) = %q, want sleep 300", sleeper, Cmdline(sleeper))
+		}
+		time.Sleep(time.Millisecond)
 	}
 	if err := StopPID(sleeper); err != nil {
 		t.Fatal(err)
