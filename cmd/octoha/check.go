@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -36,117 +37,131 @@ func (e checksFailed) Error() string {
 
 func (e checksFailed) ExitCode() int { return 1 }
 
-// runCheck loads one or more histories, collects what the cluster serves
-// afterwards over its HTTP API and prints the checkers' verdicts.
-func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("check", stderr)
-	var (
-		histories, nodeFlags, downFlags, minOpsFlags, ignoreFlags stringsFlag
-	)
-	fs.Var(&histories, "history", "history file (JSON lines; repeatable: histories from several machines are merged; default --out's "+historyFileName+")")
-	fs.Var(&nodeFlags, "node", "a node as Name=URL, read directly to compare it with the load balancer (repeatable; default the nodes of the cluster --name)")
-	fs.Var(&downFlags, "down", "name of a node that is expected down: not read (repeatable; nodes the history shows faulted and not recovered are down anyway)")
-	fs.Var(&minOpsFlags, "min-ops", "anti-vacuity rule [KIND=]N: at least N acknowledged ops (of KIND) before the first fault (repeatable)")
-	fs.Var(&ignoreFlags, "ignore-status", "HTTP status that is not a cluster failure in the error-window check, e.g. 409 (repeatable)")
-	var (
-		lbURL         = fs.String("url", "", "base URL of the load balancer (default: that of the cluster --name)")
-		out           = fs.String("out", "", "run directory that upload, attack and fault wrote (default "+byHandRoot()+"/<cluster>-<owner pid>)")
-		apiKey        = fs.String("api-key", "", "Octopus API key (default: the cluster's own key, else $"+checkAPIKeyEnv+"; prefer those: flags show in process lists)")
-		space         = fs.String("space", octopusapi.DefaultSpaceID, "space ID")
-		filesDir      = fs.String("files-dir", "", "local Packages directory to scan for leftovers and orphans (default: the cluster's, local or the Samba share's; skipped without one)")
-		jsonOut       = fs.Bool("json", false, "print the report as JSON")
-		deepNodes     = fs.Bool("deep-nodes", false, "download and hash every package through every live node, whatever its size")
-		deepLimit     = fs.Int64("deep-limit", checker.DefaultDeepLimit, "largest package (bytes) downloaded through every live node without --deep-nodes")
-		ejectWithin   = fs.Duration("eject-within", 0, "fail when the LB takes longer to eject a faulted node (0: report only)")
-		rejoinWithin  = fs.Duration("rejoin-within", 0, "fail when a node takes longer to serve again after its fault ends (0: report only)")
-		grace         = fs.Duration("grace", checker.DefaultGrace, "failures this long after a fault's end still belong to it")
-		allowOutside  = fs.Int("allowed-outside-failures", 0, "client failures outside every fault window that still pass")
-		strictOrphans = fs.Bool("strict-orphans", false, "fail on package files no package row points to")
-		concurrency   = fs.Int("concurrency", checker.DefaultConcurrency, "reads at once while collecting")
-		stall         = fs.Duration("stall-timeout", checker.DefaultStallTimeout, "abandon a read (and report its view unreadable) after this long without progress")
-		timeout       = fs.Duration("timeout", 30*time.Minute, "give up collecting after this long")
-	)
-	cf := addClusterFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
+// checkFlags are octoha check's flags.
+type checkFlags struct {
+	histories, nodeFlags, downFlags, minOpsFlags, ignoreFlags stringsFlag
 
-	// A cluster started with octoha up says where everything is, unless
-	// --url names another one.
-	var st *local.State
-	if *lbURL == "" || flagWasSet(fs, "name") || flagWasSet(fs, "run-dir") {
-		var err error
+	lbURL, out, apiKey, space, filesDir              *string
+	jsonOut, deepNodes, strictOrphans                *bool
+	deepLimit                                        *int64
+	ejectWithin, rejoinWithin, grace, stall, timeout *time.Duration
+	allowOutside, concurrency                        *int
+}
+
+func (f *checkFlags) register(fs *flag.FlagSet) {
+	fs.Var(&f.histories, "history", "history file (JSON lines; repeatable: histories from several machines are merged; default --out's "+historyFileName+")")
+	fs.Var(&f.nodeFlags, "node", "a node as Name=URL, read directly to compare it with the load balancer (repeatable; default the nodes of the cluster --name)")
+	fs.Var(&f.downFlags, "down", "name of a node that is expected down: not read (repeatable; nodes the history shows faulted and not recovered are down anyway)")
+	fs.Var(&f.minOpsFlags, "min-ops", "anti-vacuity rule [KIND=]N: at least N acknowledged ops (of KIND) before the first fault (repeatable)")
+	fs.Var(&f.ignoreFlags, "ignore-status", "HTTP status that is not a cluster failure in the error-window check, e.g. 409 (repeatable)")
+	f.lbURL = fs.String("url", "", "base URL of the load balancer (default: that of the cluster --name)")
+	f.out = fs.String("out", "", "run directory that upload, attack and fault wrote (default "+byHandRoot()+"/<cluster>-<owner pid>)")
+	f.apiKey = fs.String("api-key", "", "Octopus API key (default: the cluster's own key, else $"+checkAPIKeyEnv+"; prefer those: flags show in process lists)")
+	f.space = fs.String("space", octopusapi.DefaultSpaceID, "space ID")
+	f.filesDir = fs.String("files-dir", "", "local Packages directory to scan for leftovers and orphans (default: the cluster's, local or the Samba share's; skipped without one)")
+	f.jsonOut = fs.Bool("json", false, "print the report as JSON")
+	f.deepNodes = fs.Bool("deep-nodes", false, "download and hash every package through every live node, whatever its size")
+	f.deepLimit = fs.Int64("deep-limit", checker.DefaultDeepLimit, "largest package (bytes) downloaded through every live node without --deep-nodes")
+	f.ejectWithin = fs.Duration("eject-within", 0, "fail when the LB takes longer to eject a faulted node (0: report only)")
+	f.rejoinWithin = fs.Duration("rejoin-within", 0, "fail when a node takes longer to serve again after its fault ends (0: report only)")
+	f.grace = fs.Duration("grace", checker.DefaultGrace, "failures this long after a fault's end still belong to it")
+	f.allowOutside = fs.Int("allowed-outside-failures", 0, "client failures outside every fault window that still pass")
+	f.strictOrphans = fs.Bool("strict-orphans", false, "fail on package files no package row points to")
+	f.concurrency = fs.Int("concurrency", checker.DefaultConcurrency, "reads at once while collecting")
+	f.stall = fs.Duration("stall-timeout", checker.DefaultStallTimeout, "abandon a read (and report its view unreadable) after this long without progress")
+	f.timeout = fs.Duration("timeout", 30*time.Minute, "give up collecting after this long")
+}
+
+// fromCluster fills what flags left unset from the cluster octoha up
+// started (its load balancer, nodes and Packages directory), unless --url
+// names another one; st is nil then.
+func (f *checkFlags) fromCluster(fs *flag.FlagSet, cf clusterFlags, stderr io.Writer) (st *local.State, err error) {
+	if *f.lbURL == "" || flagWasSet(fs, "name") || flagWasSet(fs, "run-dir") {
 		if st, _, err = cf.state(fs); err != nil {
-			if *lbURL == "" {
-				return fmt.Errorf("%w: --url is required when no cluster runs (%v)", errUsage, err)
+			if *f.lbURL == "" {
+				return nil, fmt.Errorf("%w: --url is required when no cluster runs (%v)", errUsage, err)
 			}
-			return err
+			return nil, err
 		}
-		if *lbURL == "" {
-			*lbURL = st.LBURL
+		if *f.lbURL == "" {
+			*f.lbURL = st.LBURL
 		}
-		if len(nodeFlags) == 0 {
+		if len(f.nodeFlags) == 0 {
 			for _, n := range st.Nodes {
-				nodeFlags = append(nodeFlags, n.Name+"="+n.URL)
+				f.nodeFlags = append(f.nodeFlags, n.Name+"="+n.URL)
 			}
 		}
-		if *filesDir == "" {
+		if *f.filesDir == "" {
 			if d, err := packagesDir(st); err == nil {
 				if _, err := os.Stat(d); err == nil {
-					*filesDir = d
+					*f.filesDir = d
 				} else {
 					fmt.Fprintf(stderr, "note: the cluster's Packages directory %s cannot be read here: leftovers not checked\n", d)
 				}
 			}
 		}
 	}
-	if len(histories) == 0 {
-		if *out == "" {
-			*out = defaultOutDir(st, *cf.name)
-		}
-		histories = append(histories, filepath.Join(*out, historyFileName))
+	return st, nil
+}
+
+// runCheck loads one or more histories, collects what the cluster serves
+// afterwards over its HTTP API and prints the checkers' verdicts.
+func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("check", stderr)
+	var f checkFlags
+	f.register(fs)
+	cf := addClusterFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
-	if *lbURL == "" {
+
+	st, err := f.fromCluster(fs, cf, stderr)
+	if err != nil {
+		return err
+	}
+	if len(f.histories) == 0 {
+		if *f.out == "" {
+			*f.out = defaultOutDir(st, *cf.name)
+		}
+		f.histories = append(f.histories, filepath.Join(*f.out, historyFileName))
+	}
+	if *f.lbURL == "" {
 		return fmt.Errorf("%w: --url (the load balancer) is required", errUsage)
 	}
-	if err := checkBaseURL(*lbURL); err != nil {
+	if err := checkBaseURL(*f.lbURL); err != nil {
 		return fmt.Errorf("%w: --url: %v", errUsage, err)
 	}
-	key := clusterAPIKey(*apiKey, st)
+	key := clusterAPIKey(*f.apiKey, st)
 	if key == "" {
 		return fmt.Errorf("%w: an API key is required: set $%s (or --api-key)", errUsage, checkAPIKeyEnv)
 	}
-	if !octopusapi.ValidSpaceID(*space) {
-		return fmt.Errorf("%w: --space %q is not a space ID like %s", errUsage, *space, octopusapi.DefaultSpaceID)
+	if !octopusapi.ValidSpaceID(*f.space) {
+		return fmt.Errorf("%w: --space %q is not a space ID like %s", errUsage, *f.space, octopusapi.DefaultSpaceID)
 	}
-	if *concurrency <= 0 || *timeout <= 0 || *stall <= 0 || *allowOutside < 0 {
+	if *f.concurrency <= 0 || *f.timeout <= 0 || *f.stall <= 0 || *f.allowOutside < 0 {
 		return fmt.Errorf("%w: --concurrency, --timeout and --stall-timeout must be positive, --allowed-outside-failures not negative", errUsage)
 	}
-	nodes, err := parseCheckNodes(nodeFlags, downFlags)
+	nodes, err := parseCheckNodes(f.nodeFlags, f.downFlags)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	for _, d := range downFlags {
+	for _, d := range f.downFlags {
 		fmt.Fprintf(stdout, "%s: treated as down (--down): not read\n", d)
 	}
-	rules, err := parseMinOps(minOpsFlags)
+	rules, err := parseMinOps(f.minOpsFlags)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	var ignore []int
-	for _, s := range ignoreFlags {
-		code, err := strconv.Atoi(s)
-		if err != nil || code < 100 || code > 599 {
-			return fmt.Errorf("%w: --ignore-status %q is not an HTTP status", errUsage, s)
-		}
-		ignore = append(ignore, code)
+	ignore, err := parseStatuses(f.ignoreFlags)
+	if err != nil {
+		return err
 	}
-	g := *grace
+	g := *f.grace
 	if g == 0 {
 		g = -1 // the flag's 0 means no grace; the option's 0 means the default
 	}
 
-	h, err := loadHistories(histories)
+	h, err := loadHistories(f.histories)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -154,23 +169,23 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stdout, line)
 	}
 	var files *checker.FileListing
-	if *filesDir != "" {
-		if files, err = checker.ListDir(*filesDir); err != nil {
+	if *f.filesDir != "" {
+		if files, err = checker.ListDir(*f.filesDir); err != nil {
 			return fmt.Errorf("%w: --files-dir: %v", errUsage, err)
 		}
 	}
 
 	opts := checker.Options{
 		Collect: checker.CollectOptions{
-			DeepNodes: *deepNodes, DeepLimit: *deepLimit, Files: files, Concurrency: *concurrency,
-			StallTimeout: *stall,
+			DeepNodes: *f.deepNodes, DeepLimit: *f.deepLimit, Files: files, Concurrency: *f.concurrency,
+			StallTimeout: *f.stall,
 		},
-		Leftovers:   checker.LeftoverOptions{StrictOrphans: *strictOrphans},
-		Convergence: checker.ConvergenceOptions{EjectWithin: *ejectWithin, RejoinWithin: *rejoinWithin},
-		ErrorWindow: checker.ErrorWindowOptions{Grace: g, AllowedOutsideFailures: *allowOutside, IgnoreStatus: ignore},
+		Leftovers:   checker.LeftoverOptions{StrictOrphans: *f.strictOrphans},
+		Convergence: checker.ConvergenceOptions{EjectWithin: *f.ejectWithin, RejoinWithin: *f.rejoinWithin},
+		ErrorWindow: checker.ErrorWindowOptions{Grace: g, AllowedOutsideFailures: *f.allowOutside, IgnoreStatus: ignore},
 		MinOps:      rules,
 	}
-	if *deepLimit <= 0 {
+	if *f.deepLimit <= 0 {
 		opts.Collect.DeepLimit = -1 // never, unless --deep-nodes
 	}
 	// Tasks the history shows created (octoha tasks) are judged too, by
@@ -182,14 +197,20 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		opts.Tasks = scenario.TaskCheckOptions(spec, 0)
 	}
-	tg := checker.Target{LBURL: *lbURL, Nodes: nodes, APIKey: key, SpaceID: *space}
-	cctx, cancel := context.WithTimeout(ctx, *timeout)
+	tg := checker.Target{LBURL: *f.lbURL, Nodes: nodes, APIKey: key, SpaceID: *f.space}
+	cctx, cancel := context.WithTimeout(ctx, *f.timeout)
 	defer cancel()
 	rep, err := checker.Run(cctx, h, tg, opts)
 	if err != nil {
 		return err
 	}
-	if *jsonOut {
+	return reportChecks(stdout, rep, *f.jsonOut)
+}
+
+// reportChecks prints the report (as JSON with asJSON) and fails the
+// command when a check failed.
+func reportChecks(stdout io.Writer, rep *checker.Report, asJSON bool) error {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
@@ -202,6 +223,19 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return checksFailed{failed: failed, total: len(rep.Results)}
 	}
 	return nil
+}
+
+// parseStatuses reads --ignore-status values.
+func parseStatuses(flags []string) ([]int, error) {
+	var codes []int
+	for _, s := range flags {
+		code, err := strconv.Atoi(s)
+		if err != nil || code < 100 || code > 599 {
+			return nil, fmt.Errorf("%w: --ignore-status %q is not an HTTP status", errUsage, s)
+		}
+		codes = append(codes, code)
+	}
+	return codes, nil
 }
 
 // nodeDownKinds are the faults that leave a node unable to answer until
