@@ -139,29 +139,13 @@ func runCatalogue(ctx context.Context, command string, f catalogueFlags, stdout,
 	}
 	// Nodes run as this very binary, whatever the release calls it.
 	opts := runner.Options{UploadSize: size, Seed: seed, AbortErrorRate: rate, Binary: nodeBinary()}
-	var ext *cluster.Spec
-	if f.clusterFile != "" {
-		spec, err := cluster.LoadSpec(f.clusterFile)
-		if err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
-		}
-		if spec.External == nil {
-			return fmt.Errorf("%w: %s has no external: section (lbURL, nodes, apiKeyEnv, hooks)", errUsage, f.clusterFile)
-		}
-		if f.allowDestructive {
-			spec.External.AllowDestructive = true
-		}
-		ext = &spec
-		opts.External = ext
+	ext, err := loadExternal(f)
+	if err != nil {
+		return err
 	}
+	opts.External = ext
 	if f.plan {
-		if ext == nil {
-			return fmt.Errorf("%w: --plan needs --cluster FILE.yaml", errUsage)
-		}
-		if err := azcert.Plan(stdout, *ext, f.allowDestructive); err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
-		}
-		return nil
+		return printPlan(stdout, ext, f.allowDestructive)
 	}
 	azSettings, err := azureSettings(f, size)
 	if err != nil {
@@ -174,18 +158,9 @@ func runCatalogue(ctx context.Context, command string, f catalogueFlags, stdout,
 	opts.Provider = provider
 
 	all := scenario.Catalogue()
-	selected, err := runner.Select(all, f.labels, f.focus)
+	selected, err := selectScenarios(all, f, command)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if command == "certify" {
-		var applicable []scenario.Scenario
-		for _, sc := range selected {
-			if sc.RunsOn(cluster.ProviderExternal) == nil {
-				applicable = append(applicable, sc)
-			}
-		}
-		selected = applicable
+		return err
 	}
 	if f.list {
 		return listCatalogue(ctx, stdout, opts, all, selected)
@@ -194,26 +169,12 @@ func runCatalogue(ctx context.Context, command string, f catalogueFlags, stdout,
 		return fmt.Errorf("%w: no scenario matches --labels %q --focus %q (octoha %s --list shows them)", errUsage, f.labels, f.focus, command)
 	}
 
-	out := f.out
-	if out == "" {
-		out = filepath.Join("octoha-runs", time.Now().Format("20060102-150405"))
-	}
-	if out, err = filepath.Abs(out); err != nil {
+	out, logger, closeLog, err := openRunDir(f.out, f.verbose, stderr)
+	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return fmt.Errorf("create the output directory: %w", err)
-	}
-	logFile, err := os.Create(filepath.Join(out, "octoha.log"))
-	if err != nil {
-		return fmt.Errorf("create the log: %w", err)
-	}
-	defer logFile.Close()
-	var logW io.Writer = logFile
-	if f.verbose {
-		logW = io.MultiWriter(logFile, stderr)
-	}
-	opts.Logger = slog.New(slog.NewTextHandler(logW, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	defer closeLog()
+	opts.Logger = logger
 	opts.OutDir = out
 	opts.Console = stdout
 	opts.Progress = stdout
@@ -229,18 +190,13 @@ func runCatalogue(ctx context.Context, command string, f catalogueFlags, stdout,
 	}
 	fmt.Fprintf(stdout, "octoha %s: output in %s\n", command, out)
 
+	configRows, err := azureRows(ctx, command, ext, azSettings, opts.Logger, stdout)
+	if err != nil {
+		return err
+	}
 	// An interrupt cancels ctx: the scenario in progress stops, undoes its
 	// faults and tears down; no further scenario starts. Further signals
 	// are held by the caller's handler while that happens.
-	var configRows []certificate.Row
-	if command == "certify" && ext != nil && ext.Azure != nil {
-		fmt.Fprintf(stdout, "octoha certify: reading the Azure configuration of %s\n", ext.Azure.ResourceGroup)
-		configRows, err = azcert.Rows(ctx, ext, azSettings, azure.Options{Logger: opts.Logger})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "octoha certify: ejection bound from the probe: %s × %d\n", ext.LB.Interval, ext.LB.Fall)
-	}
 	suite := runner.RunSuite(ctx, opts, command, selected)
 	start, results, counts := suite.Start, suite.Results, suite.Counts
 	if err := runner.WriteSuiteReports(ctx, out, "octoha "+command, start, all, results); err != nil {
@@ -272,6 +228,94 @@ func runCatalogue(ctx context.Context, command string, f catalogueFlags, stdout,
 		return runFailed{"the cluster is not certified: see certificate.md"}
 	}
 	return nil
+}
+
+// azureRows reads a real Azure cluster's configuration rows for certify
+// (none for chaos, or without an azure: section).
+func azureRows(ctx context.Context, command string, ext *cluster.Spec, settings azure.Settings, logger *slog.Logger, stdout io.Writer) ([]certificate.Row, error) {
+	if command != "certify" || ext == nil || ext.Azure == nil {
+		return nil, nil
+	}
+	fmt.Fprintf(stdout, "octoha certify: reading the Azure configuration of %s\n", ext.Azure.ResourceGroup)
+	rows, err := azcert.Rows(ctx, ext, settings, azure.Options{Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stdout, "octoha certify: ejection bound from the probe: %s × %d\n", ext.LB.Interval, ext.LB.Fall)
+	return rows, nil
+}
+
+// printPlan says what certify would read and inject, touching nothing.
+func printPlan(stdout io.Writer, ext *cluster.Spec, allowDestructive bool) error {
+	if ext == nil {
+		return fmt.Errorf("%w: --plan needs --cluster FILE.yaml", errUsage)
+	}
+	if err := azcert.Plan(stdout, *ext, allowDestructive); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return nil
+}
+
+// loadExternal reads --cluster's spec of a real cluster (nil without one).
+func loadExternal(f catalogueFlags) (*cluster.Spec, error) {
+	if f.clusterFile == "" {
+		return nil, nil
+	}
+	spec, err := cluster.LoadSpec(f.clusterFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if spec.External == nil {
+		return nil, fmt.Errorf("%w: %s has no external: section (lbURL, nodes, apiKeyEnv, hooks)", errUsage, f.clusterFile)
+	}
+	if f.allowDestructive {
+		spec.External.AllowDestructive = true
+	}
+	return &spec, nil
+}
+
+// selectScenarios filters the catalogue by --labels and --focus; certify
+// keeps only the scenarios that apply to a real cluster.
+func selectScenarios(all []scenario.Scenario, f catalogueFlags, command string) ([]scenario.Scenario, error) {
+	selected, err := runner.Select(all, f.labels, f.focus)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if command != "certify" {
+		return selected, nil
+	}
+	var applicable []scenario.Scenario
+	for _, sc := range selected {
+		if sc.RunsOn(cluster.ProviderExternal) == nil {
+			applicable = append(applicable, sc)
+		}
+	}
+	return applicable, nil
+}
+
+// openRunDir makes the run's output directory (default
+// ./octoha-runs/<timestamp>) and its octoha.log, also on stderr with -v.
+func openRunDir(dir string, verbose bool, stderr io.Writer) (string, *slog.Logger, func(), error) {
+	if dir == "" {
+		dir = filepath.Join("octoha-runs", time.Now().Format("20060102-150405"))
+	}
+	out, err := filepath.Abs(dir)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return "", nil, nil, fmt.Errorf("create the output directory: %w", err)
+	}
+	logFile, err := os.Create(filepath.Join(out, "octoha.log"))
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("create the log: %w", err)
+	}
+	var logW io.Writer = logFile
+	if verbose {
+		logW = io.MultiWriter(logFile, stderr)
+	}
+	logger := slog.New(slog.NewTextHandler(logW, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return out, logger, func() { logFile.Close() }, nil
 }
 
 // listCatalogue prints every scenario with whether it can run here.
