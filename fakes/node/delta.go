@@ -296,14 +296,7 @@ func (n *Node) deltaUpload(w http.ResponseWriter, r *http.Request, space, packag
 		n.dbError(w, "checking for an existing package", err)
 		return
 	}
-	if err == nil && mode == octopusapi.OverwriteExisting && !n.may(w, r, octopusapi.PermissionBuiltInFeedAdminister, space) {
-		return // replacing needs BuiltInFeedAdminister
-	}
-	if err == nil && mode != octopusapi.OverwriteExisting {
-		if _, err := io.Copy(io.Discard, body); err != nil {
-			return
-		}
-		n.answerExisting(w, mode, existing, log)
+	if err == nil && n.uploadOfExisting(w, r, space, mode, body, existing, log) {
 		return
 	}
 	baseRel, err := resolvePath(n.cfg.OS, base.Path)
@@ -354,21 +347,7 @@ func (n *Node) deltaUpload(w http.ResponseWriter, r *http.Request, space, packag
 	}
 	if perr != nil {
 		_ = fw.Abort()
-		var ds *deltaStatus
-		switch {
-		case body.stalled(perr):
-			n.answerStall(w, log, res.read)
-		case errors.As(perr, &ds):
-			if ds.status == http.StatusRequestEntityTooLarge {
-				// The rest of the body is not read.
-				w.Header().Set("Connection", "close")
-			}
-			log.Warn("delta upload refused; nothing was stored", "status", ds.status, "err", perr, "deltaBytes", res.read, "bytesWritten", res.size)
-			writeError(w, ds.status, ds.msg, []string{ds.err.Error()})
-		default:
-			log.Error("writing the patched package to the store failed", "err", perr)
-			writeError(w, http.StatusInternalServerError, "The package could not be written to the package store.", []string{perr.Error()})
-		}
+		n.answerPatchError(w, log, body, perr, res)
 		return
 	}
 	if err := fw.Close(); err != nil {
@@ -384,6 +363,27 @@ func (n *Node) deltaUpload(w http.ResponseWriter, r *http.Request, space, packag
 		Published: time.Now().UTC(), NodeID: n.cfg.ID,
 	}
 	n.publishAndAnswer(ctx, w, log, tmp, row, mode)
+}
+
+// answerPatchError answers a delta that could not be applied: a stalled
+// client, a refusal (413 closes the connection: the rest of the body is not
+// read) or a store that could not be written; nothing was stored.
+func (n *Node) answerPatchError(w http.ResponseWriter, log *slog.Logger, body *stallReader, perr error, res patchResult) {
+	var ds *deltaStatus
+	switch {
+	case body.stalled(perr):
+		n.answerStall(w, log, res.read)
+	case errors.As(perr, &ds):
+		if ds.status == http.StatusRequestEntityTooLarge {
+			// The rest of the body is not read.
+			w.Header().Set("Connection", "close")
+		}
+		log.Warn("delta upload refused; nothing was stored", "status", ds.status, "err", perr, "deltaBytes", res.read, "bytesWritten", res.size)
+		writeError(w, ds.status, ds.msg, []string{ds.err.Error()})
+	default:
+		log.Error("writing the patched package to the store failed", "err", perr)
+		writeError(w, http.StatusInternalServerError, "The package could not be written to the package store.", []string{perr.Error()})
+	}
 }
 
 // deltaLimits are the bounds on what one delta may produce, enforced

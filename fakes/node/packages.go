@@ -90,15 +90,8 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 		return
 	}
 	defer body.stop()
-	fileName := rawFileName(part)
-	pf, err := octopusapi.ParseFileName(fileName)
-	if err != nil {
-		issue := octopusapi.IssueInvalidPackageID
-		var fe *octopusapi.FileNameError
-		if errors.As(err, &fe) {
-			issue = fe.Issue
-		}
-		writeError(w, http.StatusBadRequest, "The package file name is not valid: "+err.Error(), []string{issue})
+	pf, ok := parseUploadName(w, part)
+	if !ok {
 		return
 	}
 	// Stored under NuGet's normalised version, as Octopus stores it, so
@@ -112,21 +105,7 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 		n.dbError(w, "checking for an existing package", err)
 		return
 	}
-	if exists && mode == octopusapi.OverwriteExisting && !n.may(w, r, octopusapi.PermissionBuiltInFeedAdminister, space) {
-		// Replacing needs more than pushing (Octopus: BuiltInFeedPush to
-		// add, BuiltInFeedAdminister to replace).
-		return
-	}
-	if exists && mode != octopusapi.OverwriteExisting {
-		// Read the body to the end so the client sees our answer rather
-		// than a reset while it is still sending.
-		if _, err := io.Copy(io.Discard, body); err != nil {
-			if body.stalled(err) {
-				n.answerStall(w, log, 0)
-			}
-			return
-		}
-		n.answerExisting(w, mode, existing, log)
+	if exists && n.uploadOfExisting(w, r, space, mode, body, existing, log) {
 		return
 	}
 
@@ -198,24 +177,67 @@ func (n *Node) upload(w http.ResponseWriter, r *http.Request, space string) {
 		Published: time.Now().UTC(), NodeID: n.cfg.ID,
 	}
 	if n.cfg.UnsafeAckBeforeStore {
-		// Deliberately broken: acknowledge first, store later.
-		log.Warn("UNSAFE: acknowledging the upload before it is stored", "delay", n.cfg.UnsafeStoreDelay)
-		writeJSON(w, http.StatusCreated, n.packageResource(row))
 		handedOff = true
-		go func() {
-			defer n.uploads.remove(tmp)
-			t := time.NewTimer(n.cfg.UnsafeStoreDelay)
-			defer t.Stop()
-			<-t.C
-			pctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-			defer cancel()
-			if _, _, err := n.publish(pctx, tmp, row, mode); err != nil {
-				log.Error("UNSAFE: late publish failed", "err", err)
-			}
-		}()
+		n.ackBeforeStore(w, log, tmp, row, mode)
 		return
 	}
 	n.publishAndAnswer(ctx, w, log, tmp, row, mode)
+}
+
+// parseUploadName reads the package ID, version and extension from the
+// file part's name, answering 400 with Octopus's issue code when it is
+// not a package file name.
+func parseUploadName(w http.ResponseWriter, part *multipart.Part) (octopusapi.PackageFile, bool) {
+	pf, err := octopusapi.ParseFileName(rawFileName(part))
+	if err != nil {
+		issue := octopusapi.IssueInvalidPackageID
+		var fe *octopusapi.FileNameError
+		if errors.As(err, &fe) {
+			issue = fe.Issue
+		}
+		writeError(w, http.StatusBadRequest, "The package file name is not valid: "+err.Error(), []string{issue})
+		return pf, false
+	}
+	return pf, true
+}
+
+// uploadOfExisting handles an upload of a version that exists already:
+// replacing it (OverwriteExisting) needs more than pushing (Octopus:
+// BuiltInFeedPush to add, BuiltInFeedAdminister to replace); otherwise the
+// body is read to its end, so the client sees the answer rather than a
+// reset while still sending, and the answer is 409 or 200. It reports
+// whether the upload has been answered.
+func (n *Node) uploadOfExisting(w http.ResponseWriter, r *http.Request, space, mode string, body *stallReader, existing store.Package, log *slog.Logger) bool {
+	if mode == octopusapi.OverwriteExisting {
+		return !n.may(w, r, octopusapi.PermissionBuiltInFeedAdminister, space)
+	}
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		if body.stalled(err) {
+			n.answerStall(w, log, 0)
+		}
+		return true
+	}
+	n.answerExisting(w, mode, existing, log)
+	return true
+}
+
+// ackBeforeStore is the deliberately broken node: it acknowledges the
+// upload first and publishes it only after UnsafeStoreDelay, in the
+// background, which then owns tmp.
+func (n *Node) ackBeforeStore(w http.ResponseWriter, log *slog.Logger, tmp string, row store.Package, mode string) {
+	log.Warn("UNSAFE: acknowledging the upload before it is stored", "delay", n.cfg.UnsafeStoreDelay)
+	writeJSON(w, http.StatusCreated, n.packageResource(row))
+	go func() {
+		defer n.uploads.remove(tmp)
+		t := time.NewTimer(n.cfg.UnsafeStoreDelay)
+		defer t.Stop()
+		<-t.C
+		pctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+		defer cancel()
+		if _, _, err := n.publish(pctx, tmp, row, mode); err != nil {
+			log.Error("UNSAFE: late publish failed", "err", err)
+		}
+	}()
 }
 
 // publishAndAnswer publishes a complete temporary file as row (see
