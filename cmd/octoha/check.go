@@ -15,11 +15,9 @@ import (
 
 	"github.com/octoha/octoha/fakes/node/launch"
 	"github.com/octoha/octoha/harness/checker"
-	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/nemesis"
-	"github.com/octoha/octoha/harness/scenario"
 	"github.com/octoha/octoha/octopusapi"
 )
 
@@ -191,11 +189,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// Tasks the history shows created (octoha tasks) are judged too, by
 	// the cluster's own task timing when it is a local one.
 	if len(h.OpsOfKind(history.KindTaskCreate)) > 0 {
-		spec := cluster.Defaults()
-		if st != nil {
-			spec = st.Spec
-		}
-		opts.Tasks = scenario.TaskCheckOptions(spec, 0)
+		opts.Tasks = taskCheckOptions(st, 0)
 	}
 	tg := checker.Target{LBURL: *f.lbURL, Nodes: nodes, APIKey: key, SpaceID: *f.space}
 	cctx, cancel := context.WithTimeout(ctx, *f.timeout)

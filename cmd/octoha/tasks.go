@@ -237,14 +237,7 @@ func watchTasks(ctx context.Context, s *tasksSession, every, within time.Duratio
 	if err != nil {
 		return err
 	}
-	// The bounds follow the cluster's own task timing when it is a local
-	// one; a real cluster's is Octopus's (a 20 s poll).
-	spec := cluster.Defaults()
-	if s.st != nil {
-		spec = s.st.Spec
-	}
-	opts := scenario.TaskCheckOptions(spec, within)
-	rep := &checker.Report{Results: checker.Tasks(h, *opts)}
+	rep := &checker.Report{Results: checker.Tasks(h, *taskCheckOptions(s.st, within))}
 	fmt.Fprintln(stdout)
 	printCheckReport(stdout, rep)
 	fmt.Fprintf(stdout, "history: %s (as %s)\n", s.arts.historyPath(), s.arts.name)
@@ -352,4 +345,20 @@ func runTasksCancel(ctx context.Context, args []string, stdout, stderr io.Writer
 		return fmt.Errorf("%d of %d cancels failed", len(errs), len(ids))
 	}
 	return nil
+}
+
+// taskCheckOptions are the task checks' bounds: the cluster's own task
+// timing when it is a local one (st), else Octopus's (a 20 s poll); an
+// unknown cluster's nodes may see a cancel at once, so a cancelled task
+// that still ends Success is judged as ignoring it.
+func taskCheckOptions(st *local.State, within time.Duration) *checker.TaskOptions {
+	spec := cluster.Defaults()
+	if st != nil {
+		spec = st.Spec
+	}
+	opts := scenario.TaskCheckOptions(spec, within)
+	if st == nil {
+		opts.CancelGrace = 0
+	}
+	return opts
 }

@@ -49,6 +49,10 @@ type TaskOptions struct {
 	// LeaderBound is how long after the leader is faulted a follower must
 	// be seen leading.
 	LeaderBound time.Duration
+	// CancelGrace is how long after a cancel the node running the task may
+	// still end it as if it had not seen the cancel (the fake node learns
+	// of a cancel at its next task poll); 0 accepts no such race.
+	CancelGrace time.Duration
 	// NoLeaders says the cluster does not report ranks (Octopus removed
 	// Rank from the node resource in 2020.3): tasks-leader skips.
 	NoLeaders bool

@@ -249,11 +249,11 @@ func TasksCancel(h *history.History, m *TaskModel, opts TaskOptions) Result {
 		case v.CompletedTime != nil && v.CompletedTime.Before(first.Start):
 			raced++
 			ev.note("%s ended %s at %s, before the cancel was sent", id, v.State, clk.at(*v.CompletedTime))
-		case v.CompletedTime != nil && v.CompletedTime.Before(first.End.Add(opts.Poll)):
+		case v.CompletedTime != nil && v.CompletedTime.Before(first.End.Add(opts.CancelGrace)):
 			// The node running it learns of a cancel at its next poll: a
 			// task that ends before then ends as it would have.
 			raced++
-			ev.note("%s ended %s at %s, within one poll (%s) of the cancel at %s: before its node could have seen it", id, v.State, clk.at(*v.CompletedTime), opts.Poll, clk.at(first.End))
+			ev.note("%s ended %s at %s, within one poll (%s) of the cancel at %s: before its node could have seen it", id, v.State, clk.at(*v.CompletedTime), opts.CancelGrace, clk.at(first.End))
 		default:
 			bad++
 			ev.problem("%s on %s: cancelled at %s, ended %s", id, taskWhere(v), clk.at(first.End), v.State)

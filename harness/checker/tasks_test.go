@@ -310,7 +310,7 @@ func TestTasksCancelIgnored(t *testing.T) {
 	tb.final(history.TaskView{ID: "ServerTasks-2", State: history.TaskSuccess, Node: "Node3", CompletedTime: tp(4)}, 10)
 	tb.final(history.TaskView{ID: "ServerTasks-3", State: history.TaskSuccess, Node: "Node1", CompletedTime: tp(1.5)}, 10)
 	h := &tb.b.h
-	r := TasksCancel(h, NewTaskModel(h), TaskOptions{Poll: 100 * time.Millisecond})
+	r := TasksCancel(h, NewTaskModel(h), TaskOptions{CancelGrace: 100 * time.Millisecond})
 	mustStatus(t, r, Fail)
 	mustEvidence(t, r, "ServerTasks-2 on Node3: cancelled at", "ended Success", "ServerTasks-3 ended Success at t+",
 		"ServerTasks-4 ended Success at t+1.060s, within one poll (100ms) of the cancel")

@@ -60,7 +60,7 @@ func taskOptions(spec cluster.Spec, bound time.Duration, names ...string) *check
 	lease := nodeLeaderLease(spec)
 	slack := spec.Node.Heartbeat + 2*poll + time.Second
 	return &checker.TaskOptions{
-		Bound: bound, Poll: 2 * poll,
+		Bound: bound, Poll: 2 * poll, CancelGrace: poll,
 		OfflineBound: max(offline, lease) + slack,
 		LeaderBound:  lease + slack,
 		Checks:       names,
