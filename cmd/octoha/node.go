@@ -77,9 +77,9 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if sec.SMBPassword != "" {
 		storeOpts = append(storeOpts, blob.WithPassword(sec.SMBPassword))
 	}
-	pkgs, err := blob.Open(ctx, lc.Packages, storeOpts...)
+	pkgs, err := openStoreWithRetry(ctx, "Packages", lc.Packages, lc.StartupTimeout, log, storeOpts...)
 	if err != nil {
-		return fmt.Errorf("open Packages store: %w", err)
+		return err
 	}
 	defer pkgs.Close()
 	cfg := node.Config{
@@ -114,9 +114,9 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if s.loc == "" {
 			continue
 		}
-		st, err := blob.Open(ctx, s.loc, storeOpts...)
+		st, err := openStoreWithRetry(ctx, s.nm, s.loc, lc.StartupTimeout, log, storeOpts...)
 		if err != nil {
-			return fmt.Errorf("open %s store: %w", s.nm, err)
+			return err
 		}
 		defer st.Close()
 		*s.dst = st
@@ -137,20 +137,46 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // openDBWithRetry opens the shared database, retrying while it is not yet
 // reachable (nodes and database may start together).
 func openDBWithRetry(ctx context.Context, dsn string, timeout time.Duration, log *slog.Logger) (*store.DB, error) {
+	return openWithRetry(ctx, "shared database "+store.RedactDSN(dsn), timeout, log, func(ctx context.Context) (*store.DB, error) {
+		return store.Open(ctx, dsn)
+	})
+}
+
+// openStoreWithRetry opens a shared store, retrying while the share does
+// not answer yet or turns the session away (Azure Files throttles when
+// every node mounts at once).
+func openStoreWithRetry(ctx context.Context, name, loc string, timeout time.Duration, log *slog.Logger, opts ...blob.Option) (blob.Store, error) {
+	if !strings.HasPrefix(strings.ToLower(loc), "smb://") {
+		// A directory: nothing to wait for, and a bad path stays bad.
+		st, err := blob.Open(ctx, loc, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("open %s store: %w", name, err)
+		}
+		return st, nil
+	}
+	return openWithRetry(ctx, name+" store "+blob.Redact(loc), timeout, log, func(ctx context.Context) (blob.Store, error) {
+		return blob.Open(ctx, loc, opts...)
+	})
+}
+
+// openWithRetry calls open until it succeeds or timeout passes, backing
+// off from 100 ms to 2 s, and says once that it is waiting.
+func openWithRetry[T any](ctx context.Context, what string, timeout time.Duration, log *slog.Logger, open func(context.Context) (T, error)) (T, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		db, err := store.Open(ctx, dsn)
+		v, err := open(ctx)
 		if err == nil {
-			return db, nil
+			return v, nil
 		}
 		if attempt == 1 {
-			log.Warn("shared database not reachable yet; retrying", "db", store.RedactDSN(dsn), "err", err)
+			log.Warn(what+" not reachable yet; retrying", "err", err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("open shared database %s: %w", store.RedactDSN(dsn), err)
+			var zero T
+			return zero, fmt.Errorf("open %s: %w", what, err)
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 2*time.Second)
