@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,13 +27,7 @@ func TestAzureDocRunIt(t *testing.T) {
 		t.Skipf("a cluster named az is running in %s (yours?): not touching it", dir)
 	}
 	cleanupRun(t, dir)
-	work := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(work, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(bin, filepath.Join(work, "bin", "octoha")); err != nil {
-		t.Fatal(err)
-	}
+	work := binWorkDir(t, bin)
 	env := append(envWithout(trafficAPIKeyEnv), "OCTOHA_NETWORK_BASE=186")
 	wants := map[string][]string{
 		"up":     {"Application Gateway v2 model", "Azure Files standard share"},

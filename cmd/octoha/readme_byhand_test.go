@@ -62,13 +62,7 @@ func readmeByHand(t *testing.T, bin string, lines, upArgs []string, storage stri
 	out := defaultOutDir(st, "default")
 	t.Cleanup(func() { os.RemoveAll(out) })
 
-	work := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(work, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(bin, filepath.Join(work, "bin", "octoha")); err != nil {
-		t.Fatal(err)
-	}
+	work := binWorkDir(t, bin)
 	env := envWithout(trafficAPIKeyEnv) // the key comes from the cluster
 	outputs := map[string]string{}
 	for _, line := range lines {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,13 +20,7 @@ func TestReadmeDelta(t *testing.T) {
 		t.Skipf("a cluster named delta is running in %s (yours?): not touching it", dir)
 	}
 	cleanupRun(t, dir)
-	work := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(work, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(bin, filepath.Join(work, "bin", "octoha")); err != nil {
-		t.Fatal(err)
-	}
+	work := binWorkDir(t, bin)
 	env := envWithout(trafficAPIKeyEnv) // the key comes from the cluster
 	sawDeltas := false
 	for _, line := range lines {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,13 +20,7 @@ func TestReadmeNetworkFaults(t *testing.T) {
 		t.Skipf("a cluster named wan is running in %s (yours?): not touching it", dir)
 	}
 	cleanupRun(t, dir)
-	work := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(work, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(bin, filepath.Join(work, "bin", "octoha")); err != nil {
-		t.Fatal(err)
-	}
+	work := binWorkDir(t, bin)
 	// The catalogue's clusters go on this package's networks.
 	env := append(envWithout(trafficAPIKeyEnv), "OCTOHA_NETWORK_BASE=180")
 	wants := map[string][]string{

@@ -19,13 +19,7 @@ import (
 // load balancer (exit 1), and the tentacles scenarios pass.
 func TestReadmeSeedRules(t *testing.T) {
 	bin := needUpBinary(t)
-	work := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(work, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(bin, filepath.Join(work, "bin", "octoha")); err != nil {
-		t.Fatal(err)
-	}
+	work := binWorkDir(t, bin)
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)

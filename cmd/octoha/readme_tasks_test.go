@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,13 +23,7 @@ func TestReadmeTasksByHand(t *testing.T) {
 	t.Setenv("TMPDIR", tmp) // so that this test finds the same run directory
 	dir := local.DefaultRunDir("default")
 	cleanupRun(t, dir)
-	work := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(work, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(bin, filepath.Join(work, "bin", "octoha")); err != nil {
-		t.Fatal(err)
-	}
+	work := binWorkDir(t, bin)
 	cfg, err := filepath.Abs("../../docs/examples/tasks-cluster.yaml")
 	if err != nil {
 		t.Fatal(err)

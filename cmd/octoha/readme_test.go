@@ -59,6 +59,20 @@ func docBlock(t *testing.T, page, heading string) []string {
 	return lines
 }
 
+// binWorkDir is a temporary directory where bin/octoha is bin, so that
+// the docs' lines run as written (bin/octoha …) from it.
+func binWorkDir(t *testing.T, bin string) string {
+	t.Helper()
+	work := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(work, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(bin, filepath.Join(work, "bin", "octoha")); err != nil {
+		t.Fatal(err)
+	}
+	return work
+}
+
 // The "Without Go" section, run as written in a directory holding a
 // release-named binary and its checksum, with no Go on PATH.
 func TestReadmeWithoutGo(t *testing.T) {
