@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/octoha/octoha/harness/apiclient"
-	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/octopusapi"
@@ -174,7 +173,7 @@ func nodeSummary(n NodeStatus) string {
 		return "DRAINING"
 	case n.Ping != http.StatusOK:
 		return "UNHEALTHY"
-	case n.LBState != string(lb.StateUnknown) && !checker.IsUp(n.LBState):
+	case n.LBState != string(lb.StateUnknown) && !lb.Serving(n.LBState):
 		return "OUT"
 	}
 	return "OK"
