@@ -83,7 +83,7 @@ type objects struct {
 	namespace     string
 	secret        *corev1.Secret
 	job           *batchv1.Job
-	service       *corev1.Service         // nil without a coordinator port
+	service       *corev1.Service            // nil without a coordinator port
 	endpointSlice *discoveryv1.EndpointSlice // nil without a coordinator address
 }
 

@@ -3,7 +3,6 @@ package kubernetes
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -83,23 +82,4 @@ func call[T any](ctx context.Context, timeout time.Duration, a action, fn func(c
 		var zero T
 		return zero, a.wrap(fmt.Errorf("no answer: %w", ctx.Err()))
 	}
-}
-
-// allowed reports whether rules grant verb on group/resource (used by
-// tests and by docs to show the rules are sufficient).
-func allowed(rules []rbacv1.PolicyRule, verb, group, resource string) bool {
-	has := func(list []string, v string) bool {
-		for _, x := range list {
-			if x == v || x == rbacv1.VerbAll {
-				return true
-			}
-		}
-		return false
-	}
-	for _, r := range rules {
-		if has(r.Verbs, verb) && has(r.APIGroups, group) && has(r.Resources, strings.ToLower(resource)) {
-			return true
-		}
-	}
-	return false
 }
