@@ -314,6 +314,7 @@ func TestManifestsRefuseBadInput(t *testing.T) {
 		{"no run id", func(s *loaders.WorkerSpec, _ *Options) { s.RunID = "" }, "RunID is empty"},
 		{"upper-case run id", func(s *loaders.WorkerSpec, _ *Options) { s.RunID = "Run1" }, "Kubernetes refuses"},
 		{"long run id", func(s *loaders.WorkerSpec, _ *Options) { s.RunID = strings.Repeat("a", 50) }, "Kubernetes refuses"},
+		{"run id too long for the host names", func(s *loaders.WorkerSpec, _ *Options) { s.RunID = strings.Repeat("a", 48) }, "too long for 3 workers"},
 		{"no workers", func(s *loaders.WorkerSpec, _ *Options) { s.Count = 0 }, "Count 0"},
 		{"no image", func(s *loaders.WorkerSpec, _ *Options) { s.Image = "" }, "Image is empty"},
 		{"no command", func(s *loaders.WorkerSpec, _ *Options) { s.Command = nil }, "Command is empty"},

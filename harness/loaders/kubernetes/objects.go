@@ -117,6 +117,11 @@ func validate(spec loaders.WorkerSpec, o Options) error {
 	if spec.Count < 1 || spec.Count > 10000 {
 		return fmt.Errorf("worker spec: Count %d is out of range 1..10000", spec.Count)
 	}
+	// The Job controller names each pod's host "<job>-<index>", which must
+	// itself be a DNS label: the API server would refuse the pods, not the Job.
+	if host := fmt.Sprintf("%s-%d", Name(spec.RunID), spec.Count-1); len(host) > validation.DNS1123LabelMaxLength {
+		return fmt.Errorf("worker spec: RunID %q is too long for %d workers: pod host name %q exceeds %d characters", spec.RunID, spec.Count, host, validation.DNS1123LabelMaxLength)
+	}
 	if spec.Image == "" {
 		return fmt.Errorf("worker spec: Image is empty")
 	}
