@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,7 +35,7 @@ func testSpec() loaders.WorkerSpec {
 }
 
 func testOptions() Options {
-	return Options{Namespace: "load", CoordinatorAddress: "10.1.2.3"}
+	return Options{Namespace: "load", CoordinatorAddress: "10.1.2.3", Logger: slog.New(slog.DiscardHandler)}
 }
 
 // decoded is every document of a manifest stream, strictly decoded.
