@@ -34,7 +34,17 @@ type effect struct {
 	failuresFigure string
 }
 
-// effectOf is the effect of a fault kind on a cluster of this spec.
+// effectFor is the effect of a fault on a cluster of this spec. A fault
+// on one link (nemesis.Net: "partition@share", "reset@lb") has no effect
+// of its own, even when its kind names one: the expectations judge it.
+func effectFor(f nemesis.Fault, spec cluster.Spec) effect {
+	if _, link := f.(nemesis.Net); link {
+		return effect{}
+	}
+	return effectOf(f.Name(), spec)
+}
+
+// effectOf is the effect of a preset fault kind on a cluster of this spec.
 func effectOf(kind string, spec cluster.Spec) effect {
 	hb := spec.Node.Heartbeat
 	fall, rise := scenario.LBBound(spec, spec.LB.Fall), scenario.LBBound(spec, spec.LB.Rise)
@@ -67,7 +77,7 @@ func effectOf(kind string, spec cluster.Spec) effect {
 	case nemesis.KindShare:
 		return effect{grace: 5 * time.Second, ignore: []int{http.StatusConflict}}
 	}
-	return effect{} // network faults: the expectations judge them
+	return effect{}
 }
 
 // awaitEffect waits until the fault shows: the drained node's 418, the

@@ -164,7 +164,7 @@ func (r *run) faultStep(ctx context.Context, fp scenario.FaultPlan, up *uploads)
 	if err != nil {
 		return scenario.Outcome{}, err
 	}
-	e := effectOf(f.Name(), r.spec)
+	e := effectFor(f, r.spec)
 	if err := r.awaitEffect(ctx, e, f.Name(), victim, inj.Start()); err != nil {
 		return scenario.Outcome{}, err
 	}
@@ -243,7 +243,7 @@ func (r *run) checkOptions() checker.Options {
 		if err != nil {
 			continue // Validate refused it before anything ran
 		}
-		effectOf(f.Name(), r.spec).addOptions(&opts)
+		effectFor(f, r.spec).addOptions(&opts)
 	}
 	return opts
 }
@@ -256,7 +256,7 @@ func (r *run) reportFigures(rep *checker.Report) {
 		if err != nil {
 			continue
 		}
-		e := effectOf(f.Name(), r.spec)
+		e := effectFor(f, r.spec)
 		if conv, ok := rep.Result("convergence"); ok && e.ejectFigure != "" {
 			r.Figure(e.ejectFigure, conv.Value("eject-max"), "s")
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster"
+	"github.com/octoha/octoha/harness/nemesis"
 	"github.com/octoha/octoha/harness/scenario"
 )
 
@@ -52,5 +53,20 @@ func TestSequenceRefusesAnUnknownVictim(t *testing.T) {
 	}
 	if slices.ContainsFunc(fc.Calls(), func(c string) bool { return strings.HasPrefix(c, "kill") }) {
 		t.Fatalf("calls = %v: nothing should have been injected", fc.Calls())
+	}
+}
+
+// A fault on one link has no node-level effect, even when its kind is a
+// preset's name: a partition from the share does not eject the node.
+func TestLinkFaultHasNoNodeEffect(t *testing.T) {
+	spec, _ := cluster.Defaults().Normalize()
+	for name, want := range map[string]bool{"partition": true, "partition@share": false, "reset@lb": false, "kill": true} {
+		f, err := nemesis.ByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := effectFor(f, spec).lbState != ""; got != want {
+			t.Errorf("%s: the load balancer must act = %v, want %v", name, got, want)
+		}
 	}
 }
