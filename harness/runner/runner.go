@@ -301,15 +301,16 @@ func (r *run) execute(ctx context.Context) {
 	}
 }
 
-// steps runs the scenario's choreography, turning a panic into an error.
+// steps runs the scenario's choreography (its Steps, or the standard
+// sequence from its data), turning a panic into an error.
 func (r *run) steps(ctx context.Context) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic in the scenario's steps: %v\n%s", p, debug.Stack())
 		}
 	}()
-	if r.sc.Steps == nil {
-		return errors.New("the scenario has no steps")
+	if r.sc.Sequenced() {
+		return r.sequence(ctx)
 	}
 	return r.sc.Steps(ctx, r)
 }

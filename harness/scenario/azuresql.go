@@ -84,7 +84,7 @@ func failover(ctx context.Context, r Run, fault nemesis.Fault, name string) (*ne
 		return nil, err
 	}
 	r.Figure(name+"-failover-took", time.Since(inj.Start()).Seconds(), "s")
-	if _, err := clusterServesAgain(ctx, r, inj.Start(), time.Minute, name+"-failover-to-cluster-serving"); err != nil {
+	if _, err := ClusterServesAgain(ctx, r, inj.Start(), time.Minute, name+"-failover-to-cluster-serving"); err != nil {
 		return nil, err
 	}
 	return inj, nil
@@ -200,7 +200,7 @@ func reconfigure(ctx context.Context, r Run, d time.Duration) error {
 		return err
 	}
 	start := inj.Start()
-	if err := nodesGoUnhealthy(ctx, r, start, false, "reconfiguration"); err != nil {
+	if err := NodesGoUnhealthy(ctx, r, start, false, "reconfiguration"); err != nil {
 		return err
 	}
 	bound := d + spec.Node.Heartbeat + reconnectSlack
@@ -211,7 +211,7 @@ func reconfigure(ctx context.Context, r Run, d time.Duration) error {
 		}
 	}
 	r.Figure("reconfiguration-to-nodes-serving", time.Since(start).Seconds(), "s")
-	if _, err := clusterServesAgain(ctx, r, start, time.Minute, "reconfiguration-to-cluster-serving"); err != nil {
+	if _, err := ClusterServesAgain(ctx, r, start, time.Minute, "reconfiguration-to-cluster-serving"); err != nil {
 		return err
 	}
 	return inj.Recover(ctx)

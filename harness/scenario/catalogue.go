@@ -1,11 +1,8 @@
 package scenario
 
 import (
-	"time"
-
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/lb"
-	"github.com/octoha/octoha/harness/traffic"
 )
 
 // Catalogue returns every scenario, in the order they run.
@@ -70,8 +67,4 @@ func nodeURL(c cluster.Cluster, name string) string {
 		}
 	}
 	return ""
-}
-
-func withTimeout(d time.Duration) func(*traffic.AttackOptions) {
-	return func(o *traffic.AttackOptions) { o.Timeout = d }
 }

@@ -10,11 +10,9 @@ import (
 
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster"
-	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/lb"
 	"github.com/octoha/octoha/harness/nemesis"
 	"github.com/octoha/octoha/harness/payload"
-	"github.com/octoha/octoha/harness/traffic"
 	"github.com/octoha/octoha/internal/proc"
 )
 
@@ -362,71 +360,13 @@ func ResetMidUpload() Scenario {
 		Needs:     []cluster.Capability{cluster.CapNetwork},
 		Shape:     Shape{Nodes: 3, Toxiproxy: true},
 		Providers: toxiproxyProviders, ProviderNote: toxiproxyNote,
-		Uploads: &Uploads{Count: 3, Concurrency: 3, MaxSize: 128 << 20},
-		Faults:  []FaultPlan{{Fault: "reset@lb", Target: "the node receiving an upload"}},
+		Uploads: &Uploads{Count: 3, Concurrency: 3, MaxSize: 128 << 20, Rate: 32_000_000, Within: 2 * time.Minute,
+			Must: "the retry of the reset upload must succeed"},
+		Faults: []FaultPlan{{Fault: "reset@lb", Target: "the node receiving an upload", Victim: VictimUploadingOnly, Hold: time.Second,
+			Expect: []Expectation{victimFailedOnly, noPartialFiles}}},
 		Checks:  checks("history", "durability", "no-leftovers"),
 		Timeout: 3 * time.Minute,
-		Steps:   resetSteps,
 	}
-}
-
-func resetSteps(ctx context.Context, r Run) error {
-	size := min(r.UploadSize(), 128<<20)
-	r.Step("uploading 3 × %s at 32 MB/s each through the load balancer", payload.FormatSize(size))
-	o := r.UploadOptions(3, 3, size)
-	o.Rate = 32_000_000
-	uploads := r.UploadInBackground(o)
-	victim, err := r.NodeWithActiveUpload(ctx, 30*time.Second)
-	if err != nil {
-		return err
-	}
-	if victim == "" {
-		return Skip("the nodes do not report uploads in progress: no way to reset one mid-upload")
-	}
-	r.Step("resetting the connections from the load balancer to %s", victim)
-	if _, err := r.Hold(ctx, nemesis.Net{Kind: nemesis.KindReset, Link: cluster.LinkLB}, victim, time.Second); err != nil {
-		return err
-	}
-	sum, err := AwaitUploads(ctx, uploads, 2*time.Minute, "the retry of the reset upload must succeed")
-	if err != nil {
-		return err
-	}
-	h, err := r.History()
-	if err != nil {
-		return err
-	}
-	return checkOnlyVictimFailed(ctx, r, h, sum, victim)
-}
-
-// checkOnlyVictimFailed: every failed upload attempt was on victim (or
-// answered by no node) inside a fault window, at least one was, and each
-// such package succeeded on a later attempt; then no temporary file.
-func checkOnlyVictimFailed(ctx context.Context, r Run, h *history.History, sum *traffic.UploadSummary, victim string) error {
-	retried := map[string]bool{}
-	for _, op := range h.OpsOfKind(history.KindUpload) {
-		if op.Outcome == history.OK {
-			continue
-		}
-		if op.Node != victim && op.Node != "" {
-			return fmt.Errorf("upload attempt %d failed on %s, not %s: %s", op.Seq, op.Node, victim, op.Error)
-		}
-		retried[op.PackageID+"@"+op.Version] = true
-	}
-	if len(retried) == 0 {
-		return fmt.Errorf("no upload failed on %s: the fault hit nothing", victim)
-	}
-	for _, p := range sum.Packages {
-		if retried[p.Spec.PackageID+"@"+p.Spec.Version] && p.Attempts < 2 {
-			return fmt.Errorf("%s failed once but records %d attempt(s)", p.Spec.FileName(), p.Attempts)
-		}
-	}
-	r.Figure("uploads-retried", float64(len(retried)), "packages")
-	r.Step("no partial file survives")
-	if err := r.NoTempFiles(ctx); err != nil {
-		return err
-	}
-	_, err := r.Check(ctx, checker.Options{})
-	return err
 }
 
 // SharePartition: a node reaches the database but not the share.
@@ -472,5 +412,12 @@ func sharePartitionSteps(ctx context.Context, r Run) error {
 	if err != nil {
 		return err
 	}
-	return checkOnlyVictimFailed(ctx, r, h, sum, victim)
+	out := Outcome{Victim: victim, Fault: inj.Fault(), Uploads: sum, History: h}
+	for _, expect := range []Expectation{victimFailedOnly, noPartialFiles} {
+		if err := expect(ctx, r, out); err != nil {
+			return err
+		}
+	}
+	_, err = r.Check(ctx, checker.Options{})
+	return err
 }

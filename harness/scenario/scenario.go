@@ -5,11 +5,13 @@
 // `--labels failover` finds every scenario that kills, pauses or cuts a
 // node without anyone keeping a list.
 //
-// A scenario's choreography (wait for load, inject, measure, recover) is
-// its Steps function, written against the Run interface that the runner
-// (harness/runner) implements. Steps return errors and never assert; the
-// runner turns them, and the declared checks, into a verdict. Adding a
-// scenario is adding a value to Catalogue.
+// The runner (harness/runner) runs a scenario's declared Load, Uploads and
+// Faults itself, in one standard sequence (see Sequence): adding a
+// fault-under-load scenario is adding a value to Catalogue. The few
+// scenarios whose choreography truly differs (capacity, permissions,
+// Tentacles, tasks, ...) have a Steps function instead, written against
+// the Run interface the runner implements. Steps return errors and never
+// assert; the runner turns them, and the declared checks, into a verdict.
 package scenario
 
 import (
@@ -156,6 +158,14 @@ func (s Shape) Spec() cluster.Spec {
 type Load struct {
 	Target string // traffic.TargetPing, TargetNodes, TargetPackages, TargetWork
 	Rate   int    // requests per second
+	// Timeout is each request's (0: 3 s).
+	Timeout time.Duration
+	// WarmUp is how many acknowledged requests of this load the sequence
+	// waits for before anything else (0: half the rate for the first load,
+	// none for the others).
+	WarmUp int
+	// MinOps is the min-ops:<target> check's floor (0: no such rule).
+	MinOps int
 }
 
 // Uploads describes the scenario's package uploads.
@@ -164,15 +174,44 @@ type Uploads struct {
 	// MaxSize caps the upload size (0: the run's --upload-size). A
 	// scenario whose uploads take the full size is labelled slow.
 	MaxSize int64
-	// Delta: the uploads are versions of one package sent as deltas.
+	// Delta: the uploads are versions of one package sent as deltas (the
+	// first in full, the others as deltas against it).
 	Delta bool
+	// The sequence's upload options: Retries (0: 5) with Backoff between
+	// them (0: 500 ms), Rate caps each upload's bytes per second (0: none).
+	Retries int
+	Backoff time.Duration
+	Rate    int64
+	// Within bounds the wait for them (0: 5 minutes); Must says what must
+	// hold when one fails ("uploads retried through the outage must
+	// succeed").
+	Within time.Duration
+	Must   string
 }
 
-// FaultPlan is one fault the scenario injects (documentation and labels;
-// the Steps inject it).
+// FaultPlan is one fault the scenario injects. Fault and Target document
+// it (and give its labels); in a scenario without Steps the rest is the
+// fault step the runner's standard sequence runs.
 type FaultPlan struct {
-	Fault  string // a nemesis kind, or "random" for a seeded schedule
+	Fault  string // a nemesis kind or network fault spec, or "random" for a seeded schedule
 	Target string // which node, in words ("the node receiving an upload")
+	// Victim is the rule that picks the node when the fault is injected:
+	// a node name, VictimUploading, VictimUploadingOnly, or "" for a
+	// fault on the whole cluster (the database, the share).
+	Victim string
+	// Within bounds the wait for a node receiving an upload (0: 30 s).
+	Within time.Duration
+	// After gates a fault without a victim: AfterUploadAcked or
+	// AfterUploadActive ("": at once).
+	After string
+	// Hold keeps the fault on this long once the load balancer has acted
+	// on it; HoldUploads keeps it on until the uploads finish, which must
+	// then all succeed.
+	Hold        time.Duration
+	HoldUploads bool
+	// Expect are what must hold once the fault is recovered and the load
+	// stopped, verified before the checks run.
+	Expect []Expectation
 }
 
 // Check is a check the scenario runs and what its verdict must be.

@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -21,8 +22,11 @@ func TestCatalogueIsWellFormed(t *testing.T) {
 			t.Errorf("%s: title or directory name used twice", sc.Title)
 		}
 		titles[sc.Title], slugs[sc.Slug()] = true, true
-		if sc.Steps == nil || sc.Timeout <= 0 {
-			t.Errorf("%s: no steps or no timeout", sc.Title)
+		if sc.Timeout <= 0 {
+			t.Errorf("%s: no timeout", sc.Title)
+		}
+		if err := sc.Validate(); err != nil {
+			t.Errorf("the standard sequence cannot run it: %v", err)
 		}
 		for _, n := range sc.Needs {
 			if !cluster.Known(n) {
@@ -95,5 +99,43 @@ func TestDestructiveNeeds(t *testing.T) {
 	}
 	if !cluster.Destructive("disk-fill") {
 		t.Error("an unknown capability must count as destructive")
+	}
+}
+
+// Validate refuses data the standard sequence cannot run, before any
+// cluster comes up.
+func TestValidateRefusesWhatTheSequenceCannotRun(t *testing.T) {
+	base := func(f FaultPlan) Scenario {
+		return Scenario{Title: "t", Faults: []FaultPlan{f}, Load: []Load{{Target: "ping", Rate: 10}}}
+	}
+	bad := map[string]Scenario{
+		"unknown fault":            base(FaultPlan{Fault: "meteor", Victim: "Node1"}),
+		"node fault, no victim":    base(FaultPlan{Fault: "kill"}),
+		"cluster fault, a victim":  base(FaultPlan{Fault: "db-outage", Victim: "Node1"}),
+		"unknown gate":             base(FaultPlan{Fault: "db-outage", After: "lunch"}),
+		"waits for absent uploads": base(FaultPlan{Fault: "kill", Victim: VictimUploading}),
+		"no faults":                {Title: "t"},
+		"load without a rate":      {Title: "t", Faults: []FaultPlan{{Fault: "kill", Victim: "Node1"}}, Load: []Load{{Target: "ping"}}},
+	}
+	for name, sc := range bad {
+		if err := sc.Validate(); err == nil {
+			t.Errorf("%s: Validate accepted %+v", name, sc)
+		}
+	}
+	if err := base(FaultPlan{Fault: "kill", Victim: "Node2"}).Validate(); err != nil {
+		t.Errorf("a kill of Node2 under ping load: %v", err)
+	}
+	withSteps := Scenario{Title: "t", Steps: func(context.Context, Run) error { return nil }}
+	if err := withSteps.Validate(); err != nil {
+		t.Errorf("a scenario with Steps is not the sequence's to validate: %v", err)
+	}
+}
+
+// The fault-under-load scenarios are data: the runner's sequence runs them.
+func TestFaultUnderLoadScenariosAreData(t *testing.T) {
+	for _, sc := range []Scenario{DrainUnderLoad(), KillMidUpload(), KillMidDelta(), Pause(), Partition(), DatabaseOutage(), ShareOutage(), ResetMidUpload()} {
+		if !sc.Sequenced() {
+			t.Errorf("%s has Steps: it should be run from its data", sc.Title)
+		}
 	}
 }
