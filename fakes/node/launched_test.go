@@ -32,7 +32,7 @@ func TestCheckLaunch(t *testing.T) {
 		{func(_ *launch.Config, s *launch.Secrets) { s.APIKeys = nil }, "at least one --"},
 		{func(c *launch.Config, _ *launch.Secrets) { c.TaskPoll = 0 }, "--task-poll must be positive"},
 		{func(c *launch.Config, _ *launch.Secrets) { c.OfflineAfter = -time.Second }, "cannot be negative"},
-		{func(c *launch.Config, _ *launch.Secrets) { c.Heartbeat, c.LeaderLease = time.Second, time.Second / 2 }, "must be longer than --heartbeat"},
+		{func(c *launch.Config, _ *launch.Secrets) { c.Heartbeat, c.LeaderLease = time.Second, time.Second/2 }, "must be longer than --heartbeat"},
 		{func(c *launch.Config, _ *launch.Secrets) { c.LogLevel = "loud" }, "--log-level"},
 		{func(c *launch.Config, _ *launch.Secrets) { c.PollingListen = "127.0.0.1:0" }, "--polling-listen needs"},
 	} {
