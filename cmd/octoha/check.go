@@ -17,7 +17,6 @@ import (
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/history"
-	"github.com/octoha/octoha/harness/nemesis"
 	"github.com/octoha/octoha/octopusapi"
 )
 
@@ -232,26 +231,13 @@ func parseStatuses(flags []string) ([]int, error) {
 	return codes, nil
 }
 
-// nodeDownKinds are the faults that leave a node unable to answer until
-// they are recovered (a drained node still serves reads).
-var nodeDownKinds = []string{nemesis.KindKill, nemesis.KindPause, nemesis.KindRestart, nemesis.KindPartition}
-
 // markFaultedDown marks the nodes that the history shows faulted and not
-// recovered as down (not read), and says so.
+// recovered as down (not read), as the runner does, and says so.
 func markFaultedDown(h *history.History, nodes []checker.Endpoint) []string {
 	var lines []string
-	for i := range nodes {
-		n := &nodes[i]
-		if !n.Live {
-			continue
-		}
-		f, ok := h.OpenFault(n.Name, nodeDownKinds...)
-		if !ok {
-			continue
-		}
-		n.Live = false
+	for _, f := range checker.MarkFaultedDown(h, nodes) {
 		lines = append(lines, fmt.Sprintf("%s: treated as down: fault %s (%s at %s) was not recovered; not read",
-			n.Name, f.ID, f.Kind, f.Start.Local().Format("15:04:05")))
+			f.Target, f.ID, f.Kind, f.Start.Local().Format("15:04:05")))
 	}
 	return lines
 }
