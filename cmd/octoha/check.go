@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/octoha/octoha/fakes/node/launch"
+	"github.com/octoha/octoha/harness/byhand"
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/history"
@@ -89,12 +90,11 @@ func (f *checkFlags) fromCluster(fs *flag.FlagSet, cf clusterFlags, stderr io.Wr
 			}
 		}
 		if *f.filesDir == "" {
-			if d, err := packagesDir(st); err == nil {
-				if _, err := os.Stat(d); err == nil {
-					*f.filesDir = d
-				} else {
-					fmt.Fprintf(stderr, "note: the cluster's Packages directory %s cannot be read here: leftovers not checked\n", d)
-				}
+			d := byhand.PackagesDir(st)
+			if _, err := os.Stat(d); err == nil {
+				*f.filesDir = d
+			} else {
+				fmt.Fprintf(stderr, "note: the cluster's Packages directory %s cannot be read here: leftovers not checked\n", d)
 			}
 		}
 	}
@@ -188,7 +188,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// Tasks the history shows created (octoha tasks) are judged too, by
 	// the cluster's own task timing when it is a local one.
 	if len(h.OpsOfKind(history.KindTaskCreate)) > 0 {
-		opts.Tasks = taskCheckOptions(st, 0)
+		opts.Tasks = byhand.TaskCheckOptions(st, 0)
 	}
 	tg := checker.Target{LBURL: *f.lbURL, Nodes: nodes, APIKey: key, SpaceID: *f.space}
 	cctx, cancel := context.WithTimeout(ctx, *f.timeout)
