@@ -6,10 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,7 +15,6 @@ import (
 	"github.com/octoha/octoha/harness/byhand"
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster/local"
-	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/octopusapi"
 )
 
@@ -122,78 +119,14 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		f.histories = append(f.histories, filepath.Join(*f.out, historyFileName))
 	}
-	if *f.lbURL == "" {
-		return fmt.Errorf("%w: --url (the load balancer) is required", errUsage)
-	}
-	if err := checkBaseURL(*f.lbURL); err != nil {
-		return fmt.Errorf("%w: --url: %v", errUsage, err)
-	}
-	key := clusterAPIKey(*f.apiKey, st)
-	if key == "" {
-		return fmt.Errorf("%w: an API key is required: set $%s (or --api-key)", errUsage, checkAPIKeyEnv)
-	}
-	if !octopusapi.ValidSpaceID(*f.space) {
-		return fmt.Errorf("%w: --space %q is not a space ID like %s", errUsage, *f.space, octopusapi.DefaultSpaceID)
-	}
-	if *f.concurrency <= 0 || *f.timeout <= 0 || *f.stall <= 0 || *f.allowOutside < 0 {
-		return fmt.Errorf("%w: --concurrency, --timeout and --stall-timeout must be positive, --allowed-outside-failures not negative", errUsage)
-	}
-	nodes, err := parseCheckNodes(f.nodeFlags, f.downFlags)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	for _, d := range f.downFlags {
-		fmt.Fprintf(stdout, "%s: treated as down (--down): not read\n", d)
-	}
-	rules, err := parseMinOps(f.minOpsFlags)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	ignore, err := parseStatuses(f.ignoreFlags)
-	if err != nil {
-		return err
-	}
-	g := *f.grace
-	if g == 0 {
-		g = -1 // the flag's 0 means no grace; the option's 0 means the default
-	}
-
-	h, err := loadHistories(f.histories)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	for _, line := range markFaultedDown(h, nodes) {
-		fmt.Fprintln(stdout, line)
-	}
-	var files *checker.FileListing
-	if *f.filesDir != "" {
-		if files, err = checker.ListDir(*f.filesDir); err != nil {
-			return fmt.Errorf("%w: --files-dir: %v", errUsage, err)
-		}
-	}
-
-	opts := checker.Options{
-		Collect: checker.CollectOptions{
-			DeepNodes: *f.deepNodes, DeepLimit: *f.deepLimit, Files: files, Concurrency: *f.concurrency,
-			StallTimeout: *f.stall,
-		},
-		Leftovers:   checker.LeftoverOptions{StrictOrphans: *f.strictOrphans},
-		Convergence: checker.ConvergenceOptions{EjectWithin: *f.ejectWithin, RejoinWithin: *f.rejoinWithin},
-		ErrorWindow: checker.ErrorWindowOptions{Grace: g, AllowedOutsideFailures: *f.allowOutside, IgnoreStatus: ignore},
-		MinOps:      rules,
-	}
-	if *f.deepLimit <= 0 {
-		opts.Collect.DeepLimit = -1 // never, unless --deep-nodes
-	}
-	// Tasks the history shows created (octoha tasks) are judged too, by
-	// the cluster's own task timing when it is a local one.
-	if len(h.OpsOfKind(history.KindTaskCreate)) > 0 {
-		opts.Tasks = byhand.TaskCheckOptions(st, 0)
-	}
-	tg := checker.Target{LBURL: *f.lbURL, Nodes: nodes, APIKey: key, SpaceID: *f.space}
-	cctx, cancel := context.WithTimeout(ctx, *f.timeout)
-	defer cancel()
-	rep, err := checker.Run(cctx, h, tg, opts)
+	rep, err := byhand.Check(ctx, byhand.CheckOptions{
+		Histories: f.histories, LBURL: *f.lbURL, Nodes: f.nodeFlags, Down: f.downFlags,
+		MinOps: f.minOpsFlags, IgnoreStatus: f.ignoreFlags, APIKey: *f.apiKey, SpaceID: *f.space,
+		State: st, FilesDir: *f.filesDir, DeepNodes: *f.deepNodes, DeepLimit: *f.deepLimit,
+		StrictOrphans: *f.strictOrphans, EjectWithin: *f.ejectWithin, RejoinWithin: *f.rejoinWithin,
+		Grace: *f.grace, AllowedOutside: *f.allowOutside, Concurrency: *f.concurrency,
+		Stall: *f.stall, Timeout: *f.timeout, Print: stdout,
+	})
 	if err != nil {
 		return err
 	}
@@ -216,107 +149,6 @@ func reportChecks(stdout io.Writer, rep *checker.Report, asJSON bool) error {
 		return checksFailed{failed: failed, total: len(rep.Results)}
 	}
 	return nil
-}
-
-// parseStatuses reads --ignore-status values.
-func parseStatuses(flags []string) ([]int, error) {
-	var codes []int
-	for _, s := range flags {
-		code, err := strconv.Atoi(s)
-		if err != nil || code < 100 || code > 599 {
-			return nil, fmt.Errorf("%w: --ignore-status %q is not an HTTP status", errUsage, s)
-		}
-		codes = append(codes, code)
-	}
-	return codes, nil
-}
-
-// markFaultedDown marks the nodes that the history shows faulted and not
-// recovered as down (not read), as the runner does, and says so.
-func markFaultedDown(h *history.History, nodes []checker.Endpoint) []string {
-	var lines []string
-	for _, f := range checker.MarkFaultedDown(h, nodes) {
-		lines = append(lines, fmt.Sprintf("%s: treated as down: fault %s (%s at %s) was not recovered; not read",
-			f.Target, f.ID, f.Kind, f.Start.Local().Format("15:04:05")))
-	}
-	return lines
-}
-
-// checkBaseURL accepts http(s)://host[:port][/prefix].
-func checkBaseURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return err
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q: want http(s)://host[:port]", u.Redacted())
-	}
-	return nil
-}
-
-// parseCheckNodes parses Name=URL flags; names in down are not live.
-func parseCheckNodes(nodeFlags, down []string) ([]checker.Endpoint, error) {
-	var nodes []checker.Endpoint
-	seen := map[string]bool{}
-	for _, f := range nodeFlags {
-		name, raw, ok := strings.Cut(f, "=")
-		name = strings.TrimSpace(name)
-		if !ok || name == "" || raw == "" {
-			return nil, fmt.Errorf("--node %q: want Name=URL", f)
-		}
-		if name == checker.ViaLB || seen[name] {
-			return nil, fmt.Errorf("--node %q: the name must be unique and not %q", f, checker.ViaLB)
-		}
-		if err := checkBaseURL(raw); err != nil {
-			return nil, fmt.Errorf("--node %s: %v", name, err)
-		}
-		seen[name] = true
-		nodes = append(nodes, checker.Endpoint{Name: name, URL: raw, Live: true})
-	}
-	for _, d := range down {
-		if !seen[d] {
-			return nil, fmt.Errorf("--down %q: no --node has that name", d)
-		}
-		for i := range nodes {
-			if nodes[i].Name == d {
-				nodes[i].Live = false
-			}
-		}
-	}
-	return nodes, nil
-}
-
-// parseMinOps parses [KIND=]N rules.
-func parseMinOps(flags []string) ([]checker.MinOpsRule, error) {
-	var rules []checker.MinOpsRule
-	for _, f := range flags {
-		kind, num, ok := strings.Cut(f, "=")
-		if !ok {
-			kind, num = "", f
-		}
-		n, err := strconv.Atoi(num)
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("--min-ops %q: want [KIND=]N with N ≥ 1", f)
-		}
-		rules = append(rules, checker.MinOpsRule{Kind: strings.TrimSpace(kind), N: n})
-	}
-	return rules, nil
-}
-
-// loadHistories loads the files; several are merged (which renumbers ops).
-func loadHistories(paths []string) (*history.History, error) {
-	var hs []*history.History
-	for _, p := range paths {
-		h, err := history.Load(p)
-		if err != nil {
-			return nil, err
-		}
-		hs = append(hs, h)
-	}
-	if len(hs) == 1 {
-		return hs[0], nil
-	}
-	return history.Merge(hs...), nil
 }
 
 // printCheckReport writes one line per check, then its figures and
