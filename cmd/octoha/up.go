@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,13 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/local"
-	"github.com/octoha/octoha/internal/proc"
 )
 
 // specFlags are the cluster-spec flags shared by up and chaos; only flags
@@ -188,7 +184,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	if *detach {
-		return upDetached(ctx, args, dir, *timeout, stdout, stderr)
+		return upDetached(ctx, args, dir, *timeout, stdout)
 	}
 	start := time.Now()
 	c, err := local.Up(ctx, spec, local.Options{RunDir: dir, Binary: nodeBinary(), Logger: log, ReadyTimeout: *timeout})
@@ -228,7 +224,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "cluster %q ready in %.1fs\n\n", spec.Name, time.Since(start).Seconds())
-	printState(stdout, st)
+	st.WriteEndpoints(stdout)
 	fmt.Fprintf(stdout, "\nRunning in the foreground; Ctrl-C stops everything and removes %s.\n", dir)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\nstopping…")
@@ -251,104 +247,29 @@ func nodeBinary() string {
 }
 
 // upDetached starts `octoha up --supervise` as a session leader that owns
-// the cluster, waits until it reports ready, prints the endpoints and
-// returns. `octoha down` signals the owner to tear down.
-func upDetached(ctx context.Context, args []string, dir string, timeout time.Duration, stdout, stderr io.Writer) error {
-	if st, err := local.ReadState(dir); err == nil && st.Alive() {
-		return fmt.Errorf("%w: %s (pid %d); run `octoha down --run-dir %s` first", local.ErrRunning, dir, st.SupervisorPID, dir)
-	}
+// the cluster (local.StartOwner), waits until it reports ready, prints the
+// endpoints and returns. `octoha down` signals the owner to tear down.
+func upDetached(ctx context.Context, args []string, dir string, timeout time.Duration, stdout io.Writer) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
 	}
-	// The log sits next to the run directory (which up clears): in the
-	// checked base directory by default, else in --run-dir's parent, which
-	// may be shared (/tmp). It is created afresh, never through a link
-	// someone planted there.
-	if err := local.PrepareParent(dir); err != nil {
-		return err
-	}
-	logPath := dir + ".up.log"
-	logf, err := local.CreateFile(logPath, 0o600)
-	if err != nil {
-		return fmt.Errorf("create supervisor log: %w", err)
-	}
-	defer logf.Close()
-	childArgs := []string{"up"}
-	for _, a := range args {
-		if a != "--detach" && a != "-detach" && a != "--detach=true" && a != "-detach=true" {
-			childArgs = append(childArgs, a)
+	childArgs := func(logPath string) []string {
+		a := []string{"up"}
+		for _, arg := range args {
+			if arg != "--detach" && arg != "-detach" && arg != "--detach=true" && arg != "-detach=true" {
+				a = append(a, arg)
+			}
 		}
-	}
-	childArgs = append(childArgs, "--run-dir", dir, "--supervise", "--supervisor-log", logPath)
-	p, err := proc.Start(proc.Spec{Name: "cluster owner", Path: exe, Args: childArgs, Log: logf, Detached: true, Env: os.Environ()})
-	if err != nil {
-		return err
+		return append(a, "--run-dir", dir, "--supervise", "--supervisor-log", logPath)
 	}
 	start := time.Now()
-	deadline := time.After(timeout + 10*time.Second)
-	for {
-		if st, err := local.ReadState(dir); err == nil && st.Ready && st.SupervisorPID == p.PID() {
-			fmt.Fprintf(stdout, "cluster %q ready in %.1fs (owner pid %d)\n\n", st.Name, time.Since(start).Seconds(), st.SupervisorPID)
-			printState(stdout, st)
-			fmt.Fprintf(stdout, "\nStop it with: octoha down --run-dir %s\n", dir)
-			return nil
-		}
-		select {
-		case <-p.Done():
-			// Through the open file: the owner may have moved it.
-			b, _ := io.ReadAll(io.NewSectionReader(logf, 0, 1<<30))
-			os.Remove(logPath)
-			return fmt.Errorf("cluster did not come up:\n%s", tail(string(b), 40))
-		case <-ctx.Done():
-			_ = p.Signal(syscall.SIGTERM)
-			_ = p.Wait(context.Background())
-			os.Remove(logPath)
-			return ctx.Err()
-		case <-deadline:
-			_ = p.Signal(syscall.SIGTERM)
-			_ = p.Wait(context.Background())
-			return errors.New("cluster did not become ready in time; see " + logPath)
-		case <-time.After(50 * time.Millisecond):
-		}
+	st, err := local.StartOwner(ctx, local.OwnerOptions{Dir: dir, Path: exe, Args: childArgs, Timeout: timeout})
+	if err != nil {
+		return err
 	}
-}
-
-// printState prints the endpoint table of a cluster.
-func printState(w io.Writer, st *local.State) {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "load balancer\t%s\t%s\n", st.LBURL, st.LBKind)
-	for _, n := range st.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, n.URL, n.ID)
-	}
-	fmt.Fprintf(tw, "API key\tin %s (mode 0600)\t\n", filepath.Join(st.RunDir, local.APIKeyFile))
-	for _, c := range st.Components {
-		if strings.HasPrefix(c.Part, "node ") || c.Part == "load balancer" {
-			continue
-		}
-		emb := ""
-		if c.Embedded {
-			emb = "  [EMBEDDED]"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s%s\n", c.Part, c.Location, c.Description, emb)
-	}
-	for _, c := range st.Components {
-		if c.Part == "load balancer" {
-			emb := ""
-			if c.Embedded {
-				emb = "  [EMBEDDED]"
-			}
-			fmt.Fprintf(tw, "lb driver\t%s%s\t\n", c.Description, emb)
-		}
-	}
-	fmt.Fprintf(tw, "run dir\t%s\t\n", st.RunDir)
-	tw.Flush()
-}
-
-func tail(s string, lines int) string {
-	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(parts) > lines {
-		parts = parts[len(parts)-lines:]
-	}
-	return strings.Join(parts, "\n")
+	fmt.Fprintf(stdout, "cluster %q ready in %.1fs (owner pid %d)\n\n", st.Name, time.Since(start).Seconds(), st.SupervisorPID)
+	st.WriteEndpoints(stdout)
+	fmt.Fprintf(stdout, "\nStop it with: octoha down --run-dir %s\n", dir)
+	return nil
 }
