@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/octoha/octoha/fakes/node/launch"
@@ -143,42 +142,10 @@ func reportChecks(stdout io.Writer, rep *checker.Report, asJSON bool) error {
 			return fmt.Errorf("write report: %w", err)
 		}
 	} else {
-		printCheckReport(stdout, rep)
+		rep.WriteText(stdout)
 	}
 	if failed := len(rep.Failed()); failed > 0 {
 		return checksFailed{failed: failed, total: len(rep.Results)}
 	}
 	return nil
-}
-
-// printCheckReport writes one line per check, then its figures and
-// evidence indented, then a verdict line.
-func printCheckReport(w io.Writer, rep *checker.Report) {
-	width := 0
-	for _, r := range rep.Results {
-		width = max(width, len(r.Name))
-	}
-	skipped := 0
-	for _, r := range rep.Results {
-		if r.Status == checker.Skip {
-			skipped++
-		}
-		fmt.Fprintf(w, "%-4s  %-*s  %s\n", strings.ToUpper(string(r.Status)), width, r.Name, r.Summary)
-		if len(r.Figures) > 0 {
-			var fs []string
-			for _, f := range r.Figures {
-				fs = append(fs, f.String())
-			}
-			fmt.Fprintf(w, "      %s\n", strings.Join(fs, "  "))
-		}
-		for _, e := range r.Evidence {
-			fmt.Fprintf(w, "      - %s\n", e)
-		}
-	}
-	failed := len(rep.Failed())
-	if failed > 0 {
-		fmt.Fprintf(w, "FAIL: %d of %d checks failed (%d skipped)\n", failed, len(rep.Results), skipped)
-		return
-	}
-	fmt.Fprintf(w, "PASS: %d checks passed (%d skipped)\n", len(rep.Results)-skipped, skipped)
 }

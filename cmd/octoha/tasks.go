@@ -183,7 +183,7 @@ func watchTasks(ctx context.Context, s *byhand.Tasks, every, within time.Duratio
 		return err
 	}
 	fmt.Fprintln(stdout)
-	printCheckReport(stdout, w.Report)
+	w.Report.WriteText(stdout)
 	fmt.Fprintf(stdout, "history: %s (as %s)\n", s.Arts.HistoryPath(), s.Arts.Name)
 	if !w.Report.Passed() {
 		return errors.New("a task check failed")
