@@ -2,151 +2,16 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/local"
 )
-
-// specFlags are the cluster-spec flags shared by up and chaos; only flags
-// the user set override the YAML file.
-type specFlags struct {
-	config   *string
-	name     *string
-	nodes    *int
-	lbKind   *string
-	db       *string
-	dsn      *string
-	storage  *string
-	network  *string
-	port     *int
-	sticky   *bool
-	drain    *string
-	interval *time.Duration
-	fall     *int
-	rise     *int
-	proxied  *bool
-	os       *string
-	mixedOS  *bool
-	replica  *string
-	azure    *azureFlags
-}
-
-func addSpecFlags(fs *flag.FlagSet) *specFlags {
-	return &specFlags{
-		config:   fs.String("config", "", "cluster spec YAML (flags override it)"),
-		name:     fs.String("name", "default", "cluster name (names the default run directory)"),
-		nodes:    fs.Int("nodes", 3, "number of nodes"),
-		lbKind:   fs.String("lb", "haproxy", "load balancer: haproxy, nginx, nginx-defaults, caddy, caddy-timeout, embedded, azure-lb or azure-appgw (docs/azure.md)"),
-		db:       fs.String("db", "sqlite", "database: sqlite, postgres or sqlserver"),
-		dsn:      fs.String("db-dsn", "", "SQL Server DSN for --db sqlserver (or ${VAR} in the YAML); prefer $OCTOHA_MSSQL_DSN"),
-		storage:  fs.String("storage", "local", "share: local (a directory) or smb (Samba)"),
-		network:  fs.String("network", "127.0.0", "loopback /24 to use: LB .10, nodes .11+, database .5, share .6"),
-		port:     fs.Int("port", 8080, "HTTP port of the load balancer and of every node"),
-		sticky:   fs.Bool("sticky", false, "cookie session stickiness at the load balancer"),
-		drain:    fs.String("drain", "down", "what a 418 does at HAProxy: down (expect 200) or nolb (true drain, L7OKC)"),
-		interval: fs.Duration("interval", 500*time.Millisecond, "load balancer health-check interval"),
-		fall:     fs.Int("fall", 2, "failed checks before a node is taken out"),
-		rise:     fs.Int("rise", 2, "passed checks before a node is put back"),
-		proxied:  fs.Bool("toxiproxy", false, "put every link (client → LB, LB → node, node → database and share) through Toxiproxy, for network faults"),
-		os:       fs.String("os", "linux", "operating system of the nodes: linux or windows, or one per node comma-separated (windows,linux,…)"),
-		mixedOS:  fs.Bool("allow-mixed-os", false, "allow Windows and Linux nodes in one cluster, which the seed forbids (to watch downloads fail)"),
-		replica:  fs.String("db-replica", "", "with --db postgres: a failover group, primary + standby behind one listener, replicating sync or async (docs/azure-sql.md)"),
-		azure:    addAzureFlags(fs),
-	}
-}
-
-// spec builds the spec: defaults, then the YAML file, then flags set.
-func (f *specFlags) spec(fs *flag.FlagSet) (cluster.Spec, error) {
-	s := cluster.Defaults()
-	if *f.config != "" {
-		var err error
-		if s, err = cluster.LoadSpec(*f.config); err != nil {
-			return s, err
-		}
-	}
-	set := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	// Normalize reads a zero as "use the default"; a zero typed on the
-	// command line is a mistake, not a request for the default.
-	for name, v := range map[string]int64{"nodes": int64(*f.nodes), "port": int64(*f.port), "fall": int64(*f.fall), "rise": int64(*f.rise), "interval": int64(*f.interval)} {
-		if set[name] && v <= 0 {
-			return s, fmt.Errorf("%w: --%s must be positive", errUsage, name)
-		}
-	}
-	if set["name"] || *f.config == "" {
-		s.Name = *f.name
-	}
-	if set["nodes"] {
-		s.Nodes = *f.nodes
-	}
-	if set["lb"] {
-		s.LB.Kind = *f.lbKind
-	}
-	if set["db"] {
-		s.DB.Kind = *f.db
-	}
-	if set["db-replica"] {
-		s.DB.Replica = *f.replica
-	}
-	if set["db-dsn"] {
-		s.DB.DSN = *f.dsn
-	}
-	if s.DB.Kind == cluster.DBSQLServer && s.DB.DSN == "" {
-		s.DB.DSN = os.Getenv("OCTOHA_MSSQL_DSN")
-	}
-	if set["storage"] {
-		s.Storage.Kind = *f.storage
-	}
-	if set["network"] {
-		s.Network = *f.network
-	}
-	if set["port"] {
-		s.Port = *f.port
-	}
-	if set["sticky"] {
-		s.LB.Sticky = *f.sticky
-	}
-	if set["drain"] {
-		s.LB.Drain = *f.drain
-	}
-	if set["interval"] {
-		s.LB.Interval = *f.interval
-	}
-	if set["fall"] {
-		s.LB.Fall = *f.fall
-	}
-	if set["rise"] {
-		s.LB.Rise = *f.rise
-	}
-	if set["toxiproxy"] {
-		s.Toxiproxy = *f.proxied
-	}
-	if set["os"] {
-		s.Node.OS = strings.Split(*f.os, ",")
-	}
-	if set["allow-mixed-os"] {
-		s.Node.AllowMixedOS = *f.mixedOS
-	}
-	if err := f.azure.apply(&s, set); err != nil {
-		return s, err
-	}
-	if s.Provider == "" || s.Provider == cluster.ProviderLocal {
-		s.Provider = cluster.ProviderLocal
-	}
-	n, err := s.Normalize()
-	if err != nil {
-		return s, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	return n, nil
-}
 
 func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("up", stderr)
