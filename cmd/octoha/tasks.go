@@ -9,11 +9,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/octoha/octoha/harness/byhand"
-	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/tasks"
 	"github.com/octoha/octoha/harness/traffic"
 	"github.com/octoha/octoha/internal/redact"
@@ -153,14 +151,8 @@ func runTasksWatch(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	defer s.Arts.Close()
-	created, err := s.Created()
-	if err != nil {
+	if err := s.FollowCreated(ids...); err != nil {
 		return err
-	}
-	s.Driver.Follow(created...)
-	s.Driver.Follow(ids...)
-	if len(s.Driver.Tasks()) == 0 {
-		return fmt.Errorf("%w: no task to watch: %s holds no created task (octoha tasks create) and no --id was given", errUsage, s.Arts.HistoryPath())
 	}
 	return watchTasks(ctx, s, *every, *within, stdout, stderr)
 }
@@ -178,7 +170,7 @@ func watchTasks(ctx context.Context, s *byhand.Tasks, every, within time.Duratio
 	if w.FinishErr != nil {
 		fmt.Fprintf(stderr, "note: %v\n", w.FinishErr)
 	}
-	printTasks(stdout, w.Tasks, w.Start)
+	byhand.WriteTasks(stdout, w.Tasks, w.Start)
 	if err != nil {
 		return err
 	}
@@ -189,27 +181,6 @@ func watchTasks(ctx context.Context, s *byhand.Tasks, every, within time.Duratio
 		return errors.New("a task check failed")
 	}
 	return nil
-}
-
-// printTasks prints one row per task: its state, node and times relative
-// to start.
-func printTasks(w io.Writer, vs []history.TaskView, start time.Time) {
-	rel := func(t *time.Time) string {
-		if t == nil {
-			return "-"
-		}
-		return fmt.Sprintf("%+.1fs", t.Sub(start).Seconds())
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TASK\tSTATE\tNODE\tQUEUED\tSTARTED\tCOMPLETED\tERROR")
-	for _, v := range vs {
-		node := v.Node
-		if node == "" {
-			node = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.State, node, rel(v.QueueTime), rel(v.StartTime), rel(v.CompletedTime), v.Error)
-	}
-	tw.Flush()
 }
 
 func runTasksCancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -232,15 +203,8 @@ func runTasksCancel(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	defer s.Arts.Close()
-	if *lastN > 0 {
-		created, err := s.Created()
-		if err != nil {
-			return err
-		}
-		ids = append(ids, created[max(0, len(created)-*lastN):]...)
-		if len(ids) == 0 {
-			return fmt.Errorf("%w: %s holds no created task", errUsage, s.Arts.HistoryPath())
-		}
+	if ids, err = s.ToCancel(ids, *lastN); err != nil {
+		return err
 	}
 	var errs []error
 	for _, id := range slices.Compact(ids) {

@@ -3,8 +3,10 @@ package byhand
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/octoha/octoha/fakes/node/launch"
@@ -181,4 +183,57 @@ func TaskCheckOptions(st *local.State, within time.Duration) *checker.TaskOption
 		opts.CancelGrace = 0
 	}
 	return opts
+}
+
+// FollowCreated follows the tasks the shared history shows created and
+// those named; it is a usage error when there is none.
+func (s *Tasks) FollowCreated(ids ...string) error {
+	created, err := s.Created()
+	if err != nil {
+		return err
+	}
+	s.Driver.Follow(created...)
+	s.Driver.Follow(ids...)
+	if len(s.Driver.Tasks()) == 0 {
+		return fmt.Errorf("%w: no task to watch: %s holds no created task (octoha tasks create) and no --id was given", ErrUsage, s.Arts.HistoryPath())
+	}
+	return nil
+}
+
+// ToCancel is ids and, with last > 0, the last tasks the shared history
+// shows created; it is a usage error when that is none.
+func (s *Tasks) ToCancel(ids []string, last int) ([]string, error) {
+	if last <= 0 {
+		return ids, nil
+	}
+	created, err := s.Created()
+	if err != nil {
+		return nil, err
+	}
+	ids = append(ids, created[max(0, len(created)-last):]...)
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("%w: %s holds no created task", ErrUsage, s.Arts.HistoryPath())
+	}
+	return ids, nil
+}
+
+// WriteTasks writes one row per task: its state, node and times relative
+// to start.
+func WriteTasks(w io.Writer, vs []history.TaskView, start time.Time) {
+	rel := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%+.1fs", t.Sub(start).Seconds())
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TASK\tSTATE\tNODE\tQUEUED\tSTARTED\tCOMPLETED\tERROR")
+	for _, v := range vs {
+		node := v.Node
+		if node == "" {
+			node = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.State, node, rel(v.QueueTime), rel(v.StartTime), rel(v.CompletedTime), v.Error)
+	}
+	tw.Flush()
 }
