@@ -56,13 +56,6 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	collect := func(ctx context.Context) (local.StatusReport, error) {
-		st, err := local.ReadState(dir)
-		if err != nil {
-			return local.StatusReport{}, fmt.Errorf("no cluster in %s (start one with octoha up): %w", dir, err)
-		}
-		return local.Status(ctx, st), nil
-	}
 	show := func(rep local.StatusReport) error {
 		if *asJSON {
 			enc := json.NewEncoder(stdout)
@@ -73,7 +66,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return nil
 	}
 	if !*watch {
-		rep, err := collect(ctx)
+		rep, err := local.StatusOf(ctx, dir)
 		if err != nil {
 			return err
 		}
@@ -94,16 +87,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if f, ok := stdout.(*os.File); ok && isatty.IsTerminal(f.Fd()) && !*asJSON {
 		term = true
 	}
-	var rep local.StatusReport
-	for shown := false; ; shown = true {
-		r, err := collect(ctx)
-		if ctx.Err() != nil && shown {
-			break // stopped mid-refresh: the last complete view stands
-		}
-		if err != nil {
-			return err
-		}
-		rep = r
+	rep, err := local.WatchStatus(ctx, dir, *every, func(rep local.StatusReport) error {
 		if term {
 			fmt.Fprint(stdout, "\033[H\033[2J")
 		}
@@ -116,12 +100,10 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				fmt.Fprintln(stdout)
 			}
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(*every):
-			continue
-		}
-		break
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if len(rep.Degraded) > 0 {
 		return statusDegraded{rep.Degraded}

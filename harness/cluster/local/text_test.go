@@ -3,6 +3,7 @@ package local
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/octoha/octoha/harness/cluster"
 )
@@ -69,5 +70,19 @@ func TestWriteEndpoints(t *testing.T) {
 	}
 	if got := lastLines("a\nb\nc\n", 2); got != "b\nc" {
 		t.Errorf("lastLines = %q", got)
+	}
+}
+
+// With no cluster in the directory, a status and a watch say so at once,
+// and a watch shows nothing.
+func TestStatusOfNoCluster(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := StatusOf(t.Context(), dir); err == nil || !strings.Contains(err.Error(), "no cluster in "+dir) {
+		t.Errorf("StatusOf: err = %v", err)
+	}
+	shown := 0
+	_, err := WatchStatus(t.Context(), dir, time.Millisecond, func(StatusReport) error { shown++; return nil })
+	if err == nil || shown != 0 {
+		t.Errorf("WatchStatus: err = %v, shown %d times", err, shown)
 	}
 }
