@@ -6,14 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/octoha/octoha/fakes/node/launch"
 	"github.com/octoha/octoha/harness/byhand"
 	"github.com/octoha/octoha/harness/checker"
-	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/octopusapi"
 )
 
@@ -66,37 +63,6 @@ func (f *checkFlags) register(fs *flag.FlagSet) {
 	f.timeout = fs.Duration("timeout", 30*time.Minute, "give up collecting after this long")
 }
 
-// fromCluster fills what flags left unset from the cluster octoha up
-// started (its load balancer, nodes and Packages directory), unless --url
-// names another one; st is nil then.
-func (f *checkFlags) fromCluster(fs *flag.FlagSet, cf clusterFlags, stderr io.Writer) (st *local.State, err error) {
-	if *f.lbURL == "" || flagWasSet(fs, "name") || flagWasSet(fs, "run-dir") {
-		if st, _, err = cf.state(fs); err != nil {
-			if *f.lbURL == "" {
-				return nil, fmt.Errorf("%w: --url is required when no cluster runs (%v)", errUsage, err)
-			}
-			return nil, err
-		}
-		if *f.lbURL == "" {
-			*f.lbURL = st.LBURL
-		}
-		if len(f.nodeFlags) == 0 {
-			for _, n := range st.Nodes {
-				f.nodeFlags = append(f.nodeFlags, n.Name+"="+n.URL)
-			}
-		}
-		if *f.filesDir == "" {
-			d := byhand.PackagesDir(st)
-			if _, err := os.Stat(d); err == nil {
-				*f.filesDir = d
-			} else {
-				fmt.Fprintf(stderr, "note: the cluster's Packages directory %s cannot be read here: leftovers not checked\n", d)
-			}
-		}
-	}
-	return st, nil
-}
-
 // runCheck loads one or more histories, collects what the cluster serves
 // afterwards over its HTTP API and prints the checkers' verdicts.
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -107,25 +73,27 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-
-	st, err := f.fromCluster(fs, cf, stderr)
-	if err != nil {
-		return err
-	}
-	if len(f.histories) == 0 {
-		if *f.out == "" {
-			*f.out = defaultOutDir(st, *cf.name)
-		}
-		f.histories = append(f.histories, filepath.Join(*f.out, historyFileName))
-	}
-	rep, err := byhand.Check(ctx, byhand.CheckOptions{
-		Histories: f.histories, LBURL: *f.lbURL, Nodes: f.nodeFlags, Down: f.downFlags,
+	o := byhand.CheckOptions{
+		Histories: f.histories, Out: *f.out, Name: *cf.name, LBURL: *f.lbURL, Nodes: f.nodeFlags, Down: f.downFlags,
 		MinOps: f.minOpsFlags, IgnoreStatus: f.ignoreFlags, APIKey: *f.apiKey, SpaceID: *f.space,
-		State: st, FilesDir: *f.filesDir, DeepNodes: *f.deepNodes, DeepLimit: *f.deepLimit,
+		FilesDir: *f.filesDir, DeepNodes: *f.deepNodes, DeepLimit: *f.deepLimit,
 		StrictOrphans: *f.strictOrphans, EjectWithin: *f.ejectWithin, RejoinWithin: *f.rejoinWithin,
 		Grace: *f.grace, AllowedOutside: *f.allowOutside, Concurrency: *f.concurrency,
 		Stall: *f.stall, Timeout: *f.timeout, Print: stdout,
-	})
+	}
+	// The cluster octoha up started fills what flags left unset, unless
+	// --url names another one.
+	if o.LBURL == "" || flagWasSet(fs, "name") || flagWasSet(fs, "run-dir") {
+		st, _, err := cf.state(fs)
+		if err != nil {
+			if o.LBURL == "" {
+				return fmt.Errorf("%w: --url is required when no cluster runs (%v)", errUsage, err)
+			}
+			return err
+		}
+		o.FromCluster(st, stderr)
+	}
+	rep, err := byhand.Check(ctx, o)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/octoha/octoha/harness/checker"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/harness/rundir"
 	"github.com/octoha/octoha/octopusapi"
 )
 
@@ -20,8 +23,11 @@ import (
 // to collect what it serves from, and the checkers' bounds, as typed on
 // the command line (each is parsed and checked by Check).
 type CheckOptions struct {
-	// Histories are history files; several are merged.
+	// Histories are history files; several are merged. None means the
+	// history of the output directory Out ("" DefaultOutDir of the
+	// cluster Name).
 	Histories []string
+	Out, Name string
 	// LBURL is the load balancer; Nodes are Name=URL, read directly;
 	// Down names nodes not to read.
 	LBURL       string
@@ -52,6 +58,29 @@ type CheckOptions struct {
 	Print io.Writer
 }
 
+// FromCluster fills what the options leave unset from the cluster octoha
+// up started: its load balancer, nodes and Packages directory (noting on
+// note when that cannot be read here).
+func (o *CheckOptions) FromCluster(st *local.State, note io.Writer) {
+	o.State = st
+	if o.LBURL == "" {
+		o.LBURL = st.LBURL
+	}
+	if len(o.Nodes) == 0 {
+		for _, n := range st.Nodes {
+			o.Nodes = append(o.Nodes, n.Name+"="+n.URL)
+		}
+	}
+	if o.FilesDir == "" {
+		d := PackagesDir(st)
+		if _, err := os.Stat(d); err == nil {
+			o.FilesDir = d
+		} else {
+			fmt.Fprintf(note, "note: the cluster's Packages directory %s cannot be read here: leftovers not checked\n", d)
+		}
+	}
+}
+
 // Check loads the histories, collects what the cluster serves afterwards
 // over its HTTP API and runs the checkers.
 func Check(ctx context.Context, o CheckOptions) (*checker.Report, error) {
@@ -69,6 +98,12 @@ func Check(ctx context.Context, o CheckOptions) (*checker.Report, error) {
 func (o CheckOptions) prepare() (*history.History, checker.Target, checker.Options, error) {
 	var tg checker.Target
 	var opts checker.Options
+	if len(o.Histories) == 0 {
+		if o.Out == "" {
+			o.Out = DefaultOutDir(o.State, o.Name)
+		}
+		o.Histories = []string{filepath.Join(o.Out, rundir.HistoryFile)}
+	}
 	if o.LBURL == "" {
 		return nil, tg, opts, fmt.Errorf("%w: --url (the load balancer) is required", ErrUsage)
 	}
