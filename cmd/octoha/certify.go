@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/octoha/octoha/harness/azure"
@@ -29,19 +28,6 @@ func certificateFor(_ context.Context, opts runner.Options, ext *cluster.Spec, a
 		}
 	}
 	return certificate.Build(in)
-}
-
-// printCertificate shows the certificate's rows on the console.
-func printCertificate(w io.Writer, c certificate.Certificate) {
-	fmt.Fprintf(w, "\nCertificate for %s: %s\n", c.Cluster, c.Verdict)
-	for _, r := range c.Rows {
-		line := fmt.Sprintf("  %-8s %s", r.Status, r.Requirement)
-		if r.Why != "" {
-			line += "\n           why: " + r.Why
-		}
-		fmt.Fprintln(w, line)
-	}
-	fmt.Fprintf(w, "  (certificate.md and certificate.json are in the output directory)\n")
 }
 
 // azureSettings reads --max-package (default: the upload size) and

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,8 +17,10 @@ import (
 	"github.com/octoha/octoha/harness/certificate"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/payload"
+	"github.com/octoha/octoha/harness/rundir"
 	"github.com/octoha/octoha/harness/runner"
 	"github.com/octoha/octoha/harness/scenario"
+	"github.com/octoha/octoha/internal/confirm"
 	"github.com/octoha/octoha/reports"
 )
 
@@ -180,7 +180,7 @@ func runCatalogue(ctx context.Context, command string, f catalogueFlags, stdout,
 	opts.Progress = stdout
 	opts.Replay = func(sc scenario.Scenario) string { return runner.Replay(command, sc, opts, f.clusterFile) }
 	if provider == cluster.ProviderExternal {
-		opts.Confirm = confirmer(f.yes, stdout)
+		opts.Confirm = confirm.Terminal(f.yes, stdout, os.Stdin)
 	}
 
 	fmt.Fprintf(stdout, "octoha %s: %d of %d scenarios selected; provider %s; upload size %s; seed %d (replay with --seed %d)\n",
@@ -213,7 +213,7 @@ func runCatalogue(ctx context.Context, command string, f catalogueFlags, stdout,
 		if err := c.Write(out); err != nil {
 			return err
 		}
-		printCertificate(stdout, c)
+		c.WriteConsole(stdout)
 		certFailed = c.Verdict == "FAIL"
 	}
 	fmt.Fprintf(stdout, "\noctoha %s: %d passed, %d failed, %d skipped in %s\n", command,
@@ -299,23 +299,10 @@ func openRunDir(dir string, verbose bool, stderr io.Writer) (string, *slog.Logge
 	if dir == "" {
 		dir = filepath.Join("octoha-runs", time.Now().Format("20060102-150405"))
 	}
-	out, err := filepath.Abs(dir)
-	if err != nil {
-		return "", nil, nil, err
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return "", nil, nil, fmt.Errorf("create the output directory: %w", err)
-	}
-	logFile, err := os.Create(filepath.Join(out, "octoha.log"))
-	if err != nil {
-		return "", nil, nil, fmt.Errorf("create the log: %w", err)
-	}
-	var logW io.Writer = logFile
 	if verbose {
-		logW = io.MultiWriter(logFile, stderr)
+		return rundir.Create(dir, stderr)
 	}
-	logger := slog.New(slog.NewTextHandler(logW, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	return out, logger, func() { logFile.Close() }, nil
+	return rundir.Create(dir, nil)
 }
 
 // listCatalogue prints every scenario with whether it can run here.
@@ -341,34 +328,4 @@ func listCatalogue(ctx context.Context, w io.Writer, opts runner.Options, all, s
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", sc.Title, strings.Join(sc.Labels(), ","), strings.Join(needs, ","), here)
 	}
 	return tw.Flush()
-}
-
-// confirmer asks on a terminal before destructive faults on a real
-// cluster; without a terminal it refuses unless --yes was given.
-func confirmer(yes bool, stdout io.Writer) func(ctx context.Context, plan string) error {
-	return func(ctx context.Context, plan string) error {
-		fmt.Fprint(stdout, "\n"+plan)
-		if yes {
-			fmt.Fprintln(stdout, "  (--yes: proceeding)")
-			return nil
-		}
-		if st, err := os.Stdin.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
-			return errors.New("destructive faults on a real cluster need confirmation: run on a terminal or pass --yes")
-		}
-		fmt.Fprint(stdout, "Proceed? [y/N] ")
-		answer := make(chan string, 1)
-		go func() {
-			line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
-			answer <- strings.TrimSpace(strings.ToLower(line))
-		}()
-		select {
-		case a := <-answer:
-			if a == "y" || a == "yes" {
-				return nil
-			}
-			return errors.New("not confirmed by the operator")
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-	}
 }

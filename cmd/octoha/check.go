@@ -6,18 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/octoha/octoha/fakes/node/launch"
+	"github.com/octoha/octoha/harness/byhand"
 	"github.com/octoha/octoha/harness/checker"
-	"github.com/octoha/octoha/harness/cluster/local"
-	"github.com/octoha/octoha/harness/history"
-	"github.com/octoha/octoha/harness/nemesis"
 	"github.com/octoha/octoha/octopusapi"
 )
 
@@ -70,38 +63,6 @@ func (f *checkFlags) register(fs *flag.FlagSet) {
 	f.timeout = fs.Duration("timeout", 30*time.Minute, "give up collecting after this long")
 }
 
-// fromCluster fills what flags left unset from the cluster octoha up
-// started (its load balancer, nodes and Packages directory), unless --url
-// names another one; st is nil then.
-func (f *checkFlags) fromCluster(fs *flag.FlagSet, cf clusterFlags, stderr io.Writer) (st *local.State, err error) {
-	if *f.lbURL == "" || flagWasSet(fs, "name") || flagWasSet(fs, "run-dir") {
-		if st, _, err = cf.state(fs); err != nil {
-			if *f.lbURL == "" {
-				return nil, fmt.Errorf("%w: --url is required when no cluster runs (%v)", errUsage, err)
-			}
-			return nil, err
-		}
-		if *f.lbURL == "" {
-			*f.lbURL = st.LBURL
-		}
-		if len(f.nodeFlags) == 0 {
-			for _, n := range st.Nodes {
-				f.nodeFlags = append(f.nodeFlags, n.Name+"="+n.URL)
-			}
-		}
-		if *f.filesDir == "" {
-			if d, err := packagesDir(st); err == nil {
-				if _, err := os.Stat(d); err == nil {
-					*f.filesDir = d
-				} else {
-					fmt.Fprintf(stderr, "note: the cluster's Packages directory %s cannot be read here: leftovers not checked\n", d)
-				}
-			}
-		}
-	}
-	return st, nil
-}
-
 // runCheck loads one or more histories, collects what the cluster serves
 // afterwards over its HTTP API and prints the checkers' verdicts.
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -112,89 +73,27 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-
-	st, err := f.fromCluster(fs, cf, stderr)
-	if err != nil {
-		return err
+	o := byhand.CheckOptions{
+		Histories: f.histories, Out: *f.out, Name: *cf.name, LBURL: *f.lbURL, Nodes: f.nodeFlags, Down: f.downFlags,
+		MinOps: f.minOpsFlags, IgnoreStatus: f.ignoreFlags, APIKey: *f.apiKey, SpaceID: *f.space,
+		FilesDir: *f.filesDir, DeepNodes: *f.deepNodes, DeepLimit: *f.deepLimit,
+		StrictOrphans: *f.strictOrphans, EjectWithin: *f.ejectWithin, RejoinWithin: *f.rejoinWithin,
+		Grace: *f.grace, AllowedOutside: *f.allowOutside, Concurrency: *f.concurrency,
+		Stall: *f.stall, Timeout: *f.timeout, Print: stdout,
 	}
-	if len(f.histories) == 0 {
-		if *f.out == "" {
-			*f.out = defaultOutDir(st, *cf.name)
+	// The cluster octoha up started fills what flags left unset, unless
+	// --url names another one.
+	if o.LBURL == "" || flagWasSet(fs, "name") || flagWasSet(fs, "run-dir") {
+		st, _, err := cf.state(fs)
+		if err != nil {
+			if o.LBURL == "" {
+				return fmt.Errorf("%w: --url is required when no cluster runs (%v)", errUsage, err)
+			}
+			return err
 		}
-		f.histories = append(f.histories, filepath.Join(*f.out, historyFileName))
+		o.FromCluster(st, stderr)
 	}
-	if *f.lbURL == "" {
-		return fmt.Errorf("%w: --url (the load balancer) is required", errUsage)
-	}
-	if err := checkBaseURL(*f.lbURL); err != nil {
-		return fmt.Errorf("%w: --url: %v", errUsage, err)
-	}
-	key := clusterAPIKey(*f.apiKey, st)
-	if key == "" {
-		return fmt.Errorf("%w: an API key is required: set $%s (or --api-key)", errUsage, checkAPIKeyEnv)
-	}
-	if !octopusapi.ValidSpaceID(*f.space) {
-		return fmt.Errorf("%w: --space %q is not a space ID like %s", errUsage, *f.space, octopusapi.DefaultSpaceID)
-	}
-	if *f.concurrency <= 0 || *f.timeout <= 0 || *f.stall <= 0 || *f.allowOutside < 0 {
-		return fmt.Errorf("%w: --concurrency, --timeout and --stall-timeout must be positive, --allowed-outside-failures not negative", errUsage)
-	}
-	nodes, err := parseCheckNodes(f.nodeFlags, f.downFlags)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	for _, d := range f.downFlags {
-		fmt.Fprintf(stdout, "%s: treated as down (--down): not read\n", d)
-	}
-	rules, err := parseMinOps(f.minOpsFlags)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	ignore, err := parseStatuses(f.ignoreFlags)
-	if err != nil {
-		return err
-	}
-	g := *f.grace
-	if g == 0 {
-		g = -1 // the flag's 0 means no grace; the option's 0 means the default
-	}
-
-	h, err := loadHistories(f.histories)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	for _, line := range markFaultedDown(h, nodes) {
-		fmt.Fprintln(stdout, line)
-	}
-	var files *checker.FileListing
-	if *f.filesDir != "" {
-		if files, err = checker.ListDir(*f.filesDir); err != nil {
-			return fmt.Errorf("%w: --files-dir: %v", errUsage, err)
-		}
-	}
-
-	opts := checker.Options{
-		Collect: checker.CollectOptions{
-			DeepNodes: *f.deepNodes, DeepLimit: *f.deepLimit, Files: files, Concurrency: *f.concurrency,
-			StallTimeout: *f.stall,
-		},
-		Leftovers:   checker.LeftoverOptions{StrictOrphans: *f.strictOrphans},
-		Convergence: checker.ConvergenceOptions{EjectWithin: *f.ejectWithin, RejoinWithin: *f.rejoinWithin},
-		ErrorWindow: checker.ErrorWindowOptions{Grace: g, AllowedOutsideFailures: *f.allowOutside, IgnoreStatus: ignore},
-		MinOps:      rules,
-	}
-	if *f.deepLimit <= 0 {
-		opts.Collect.DeepLimit = -1 // never, unless --deep-nodes
-	}
-	// Tasks the history shows created (octoha tasks) are judged too, by
-	// the cluster's own task timing when it is a local one.
-	if len(h.OpsOfKind(history.KindTaskCreate)) > 0 {
-		opts.Tasks = taskCheckOptions(st, 0)
-	}
-	tg := checker.Target{LBURL: *f.lbURL, Nodes: nodes, APIKey: key, SpaceID: *f.space}
-	cctx, cancel := context.WithTimeout(ctx, *f.timeout)
-	defer cancel()
-	rep, err := checker.Run(cctx, h, tg, opts)
+	rep, err := byhand.Check(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -211,156 +110,10 @@ func reportChecks(stdout io.Writer, rep *checker.Report, asJSON bool) error {
 			return fmt.Errorf("write report: %w", err)
 		}
 	} else {
-		printCheckReport(stdout, rep)
+		rep.WriteText(stdout)
 	}
 	if failed := len(rep.Failed()); failed > 0 {
 		return checksFailed{failed: failed, total: len(rep.Results)}
 	}
 	return nil
-}
-
-// parseStatuses reads --ignore-status values.
-func parseStatuses(flags []string) ([]int, error) {
-	var codes []int
-	for _, s := range flags {
-		code, err := strconv.Atoi(s)
-		if err != nil || code < 100 || code > 599 {
-			return nil, fmt.Errorf("%w: --ignore-status %q is not an HTTP status", errUsage, s)
-		}
-		codes = append(codes, code)
-	}
-	return codes, nil
-}
-
-// nodeDownKinds are the faults that leave a node unable to answer until
-// they are recovered (a drained node still serves reads).
-var nodeDownKinds = []string{nemesis.KindKill, nemesis.KindPause, nemesis.KindRestart, nemesis.KindPartition}
-
-// markFaultedDown marks the nodes that the history shows faulted and not
-// recovered as down (not read), and says so.
-func markFaultedDown(h *history.History, nodes []checker.Endpoint) []string {
-	var lines []string
-	for i := range nodes {
-		n := &nodes[i]
-		if !n.Live {
-			continue
-		}
-		f, ok := h.OpenFault(n.Name, nodeDownKinds...)
-		if !ok {
-			continue
-		}
-		n.Live = false
-		lines = append(lines, fmt.Sprintf("%s: treated as down: fault %s (%s at %s) was not recovered; not read",
-			n.Name, f.ID, f.Kind, f.Start.Local().Format("15:04:05")))
-	}
-	return lines
-}
-
-// checkBaseURL accepts http(s)://host[:port][/prefix].
-func checkBaseURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return err
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q: want http(s)://host[:port]", u.Redacted())
-	}
-	return nil
-}
-
-// parseCheckNodes parses Name=URL flags; names in down are not live.
-func parseCheckNodes(nodeFlags, down []string) ([]checker.Endpoint, error) {
-	var nodes []checker.Endpoint
-	seen := map[string]bool{}
-	for _, f := range nodeFlags {
-		name, raw, ok := strings.Cut(f, "=")
-		name = strings.TrimSpace(name)
-		if !ok || name == "" || raw == "" {
-			return nil, fmt.Errorf("--node %q: want Name=URL", f)
-		}
-		if name == checker.ViaLB || seen[name] {
-			return nil, fmt.Errorf("--node %q: the name must be unique and not %q", f, checker.ViaLB)
-		}
-		if err := checkBaseURL(raw); err != nil {
-			return nil, fmt.Errorf("--node %s: %v", name, err)
-		}
-		seen[name] = true
-		nodes = append(nodes, checker.Endpoint{Name: name, URL: raw, Live: true})
-	}
-	for _, d := range down {
-		if !seen[d] {
-			return nil, fmt.Errorf("--down %q: no --node has that name", d)
-		}
-		for i := range nodes {
-			if nodes[i].Name == d {
-				nodes[i].Live = false
-			}
-		}
-	}
-	return nodes, nil
-}
-
-// parseMinOps parses [KIND=]N rules.
-func parseMinOps(flags []string) ([]checker.MinOpsRule, error) {
-	var rules []checker.MinOpsRule
-	for _, f := range flags {
-		kind, num, ok := strings.Cut(f, "=")
-		if !ok {
-			kind, num = "", f
-		}
-		n, err := strconv.Atoi(num)
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("--min-ops %q: want [KIND=]N with N ≥ 1", f)
-		}
-		rules = append(rules, checker.MinOpsRule{Kind: strings.TrimSpace(kind), N: n})
-	}
-	return rules, nil
-}
-
-// loadHistories loads the files; several are merged (which renumbers ops).
-func loadHistories(paths []string) (*history.History, error) {
-	var hs []*history.History
-	for _, p := range paths {
-		h, err := history.Load(p)
-		if err != nil {
-			return nil, err
-		}
-		hs = append(hs, h)
-	}
-	if len(hs) == 1 {
-		return hs[0], nil
-	}
-	return history.Merge(hs...), nil
-}
-
-// printCheckReport writes one line per check, then its figures and
-// evidence indented, then a verdict line.
-func printCheckReport(w io.Writer, rep *checker.Report) {
-	width := 0
-	for _, r := range rep.Results {
-		width = max(width, len(r.Name))
-	}
-	skipped := 0
-	for _, r := range rep.Results {
-		if r.Status == checker.Skip {
-			skipped++
-		}
-		fmt.Fprintf(w, "%-4s  %-*s  %s\n", strings.ToUpper(string(r.Status)), width, r.Name, r.Summary)
-		if len(r.Figures) > 0 {
-			var fs []string
-			for _, f := range r.Figures {
-				fs = append(fs, f.String())
-			}
-			fmt.Fprintf(w, "      %s\n", strings.Join(fs, "  "))
-		}
-		for _, e := range r.Evidence {
-			fmt.Fprintf(w, "      - %s\n", e)
-		}
-	}
-	failed := len(rep.Failed())
-	if failed > 0 {
-		fmt.Fprintf(w, "FAIL: %d of %d checks failed (%d skipped)\n", failed, len(rep.Results), skipped)
-		return
-	}
-	fmt.Fprintf(w, "PASS: %d checks passed (%d skipped)\n", len(rep.Results)-skipped, skipped)
 }

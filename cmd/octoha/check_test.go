@@ -216,22 +216,3 @@ func TestCheckHumanOutput(t *testing.T) {
 		t.Fatalf("exit %d, want 1", code)
 	}
 }
-
-// Nodes the history shows faulted and not recovered are not read, and
-// check says so; a recovered fault or a drain leaves the node live.
-func TestMarkFaultedDown(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	h := &history.History{Faults: []history.Fault{
-		{ID: "kill-1", Kind: "kill", Target: "Node2", Start: t0},
-		{ID: "pause-2", Kind: "pause", Target: "Node3", Start: t0, End: t0.Add(time.Second)},
-		{ID: "drain-3", Kind: "drain", Target: "Node1", Start: t0},
-	}}
-	nodes := []checker.Endpoint{{Name: "Node1", Live: true}, {Name: "Node2", Live: true}, {Name: "Node3", Live: true}}
-	lines := markFaultedDown(h, nodes)
-	if len(lines) != 1 || !strings.Contains(lines[0], "Node2: treated as down: fault kill-1") {
-		t.Fatalf("lines = %q", lines)
-	}
-	if !nodes[0].Live || nodes[1].Live || !nodes[2].Live {
-		t.Fatalf("nodes = %+v", nodes)
-	}
-}

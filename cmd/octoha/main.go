@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/octoha/octoha/harness/byhand"
 )
 
 // command is one subcommand: a flag set and what to run with it.
@@ -69,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.Is(err, errUsage):
+	case errors.Is(err, errUsage), errors.Is(err, byhand.ErrUsage):
 		fmt.Fprintf(stderr, "octoha %s: %v\n", args[0], err)
 		return 2
 	default:

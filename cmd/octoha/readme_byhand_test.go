@@ -15,6 +15,7 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
+	"github.com/octoha/octoha/harness/byhand"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/history"
@@ -114,10 +115,7 @@ func readmeByHand(t *testing.T, bin string, lines, upArgs []string, storage stri
 	}
 
 	// A package damaged on the share: check fails and names it.
-	pkgs, err := packagesDir(st)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pkgs := byhand.PackagesDir(st)
 	victim := damageOnePackage(t, pkgs)
 	code, output := shLine(t, work, env, "bin/octoha check --name default")
 	m := regexp.MustCompile(`^(.+?)\.(\d+\.\d+\.\d+)\.zip$`).FindStringSubmatch(filepath.Base(victim))

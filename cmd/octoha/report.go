@@ -114,7 +114,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return err
 	}
-	printReportSummary(stdout, sum)
+	sum.WriteConsole(stdout)
 	dir := *in
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
@@ -131,10 +131,6 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	return nil
 }
-
-// maxRegressionLines is how many of a scenario's regressions the console
-// lists; the comparison's files list them all.
-const maxRegressionLines = 8
 
 // runCompare writes the comparison of two runs and prints its verdict and
 // regressions.
@@ -153,17 +149,7 @@ func runCompare(ctx context.Context, base, run string, opts reports.CompareOptio
 		}
 		return err
 	}
-	fmt.Fprintf(stdout, "comparison %s → %s: %s, %d improvements (tolerance %g%%)\n", c.Base.Name, c.Run.Name, c.Heading(), c.Improvements, c.TolerancePercent)
-	for _, s := range c.Scenarios {
-		fmt.Fprintf(stdout, "  %-13s %s\n", s.Verdict, s.Title)
-		for i, r := range s.Regressions {
-			if i == maxRegressionLines && len(s.Regressions) > i+1 {
-				fmt.Fprintf(stdout, "                … and %d more (see the comparison)\n", len(s.Regressions)-i)
-				break
-			}
-			fmt.Fprintf(stdout, "                worse: %s\n", r)
-		}
-	}
+	c.WriteConsole(stdout)
 	fmt.Fprintln(stdout)
 	for _, f := range []struct{ what, path string }{{"HTML", opts.HTML}, {"JSON", opts.JSON}, {"Markdown", opts.Markdown}} {
 		if f.path != "" {
@@ -223,40 +209,4 @@ func parsePercent(s string) (v float64, pct bool, err error) {
 		err = errors.New("not a finite share")
 	}
 	return v, pct, err
-}
-
-// printReportSummary prints one line per scenario and, for failures, the
-// first failed check.
-func printReportSummary(w io.Writer, s *reports.Summary) {
-	t := s.Run.Totals
-	verdict := "PASSED"
-	if !s.Run.Passed {
-		verdict = "FAILED"
-	}
-	fmt.Fprintf(w, "run %s %s: %d passed, %d failed, %d skipped", s.Run.Name, verdict, t.Passed, t.Failed, t.Skipped)
-	if t.Incomplete > 0 {
-		fmt.Fprintf(w, ", %d did not finish", t.Incomplete)
-	}
-	fmt.Fprintln(w)
-	for _, sc := range s.Scenarios {
-		fmt.Fprintf(w, "  %-10s %s", sc.State, sc.Name)
-		switch {
-		case sc.Failure != nil && sc.Failure.Check != "":
-			fmt.Fprintf(w, "\n             %s: %s", sc.Failure.Check, sc.Failure.Summary)
-		case sc.Failure != nil && sc.Failure.Message != "":
-			fmt.Fprintf(w, "\n             %s", firstLine(sc.Failure.Message))
-		case sc.State == reports.StateSkipped && sc.SkipReason != "":
-			fmt.Fprintf(w, " (%s)", sc.SkipReason)
-		}
-		fmt.Fprintln(w)
-	}
-}
-
-func firstLine(s string) string {
-	for i, r := range s {
-		if r == '\n' {
-			return s[:i]
-		}
-	}
-	return s
 }

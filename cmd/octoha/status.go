@@ -7,9 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -58,24 +56,17 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	collect := func(ctx context.Context) (local.StatusReport, error) {
-		st, err := local.ReadState(dir)
-		if err != nil {
-			return local.StatusReport{}, fmt.Errorf("no cluster in %s (start one with octoha up): %w", dir, err)
-		}
-		return local.Status(ctx, st), nil
-	}
 	show := func(rep local.StatusReport) error {
 		if *asJSON {
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")
 			return enc.Encode(rep)
 		}
-		printStatus(stdout, rep)
+		rep.WriteText(stdout)
 		return nil
 	}
 	if !*watch {
-		rep, err := collect(ctx)
+		rep, err := local.StatusOf(ctx, dir)
 		if err != nil {
 			return err
 		}
@@ -96,16 +87,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if f, ok := stdout.(*os.File); ok && isatty.IsTerminal(f.Fd()) && !*asJSON {
 		term = true
 	}
-	var rep local.StatusReport
-	for shown := false; ; shown = true {
-		r, err := collect(ctx)
-		if ctx.Err() != nil && shown {
-			break // stopped mid-refresh: the last complete view stands
-		}
-		if err != nil {
-			return err
-		}
-		rep = r
+	rep, err := local.WatchStatus(ctx, dir, *every, func(rep local.StatusReport) error {
 		if term {
 			fmt.Fprint(stdout, "\033[H\033[2J")
 		}
@@ -118,79 +100,13 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				fmt.Fprintln(stdout)
 			}
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(*every):
-			continue
-		}
-		break
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if len(rep.Degraded) > 0 {
 		return statusDegraded{rep.Degraded}
 	}
 	return nil
-}
-
-func printStatus(w io.Writer, r local.StatusReport) {
-	owner := "running"
-	if !r.OwnerAlive {
-		owner = "GONE"
-	}
-	fmt.Fprintf(w, "cluster %q  (owner pid %d %s, run dir %s)\n", r.Name, r.OwnerPID, owner, r.RunDir)
-	lbPing := local.PingText(r.LBPing)
-	if r.LBPing == 0 && r.LBPingErr != "" {
-		lbPing += " (" + r.LBPingErr + ")"
-	}
-	fmt.Fprintf(w, "load balancer %s (%s): ping %s\n\n", r.LBURL, r.LBKind, lbPing)
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTATE\tPID\tURL\tPING\tLB STATE\tDRAINING\tRANK\tTASKS\tLAST SEEN\tPROCESS")
-	for _, n := range r.Nodes {
-		drain, seen, live, rank, tasks := "?", "?", "?", "?", "?"
-		if n.Rank != "" {
-			rank = n.Rank
-		}
-		if n.RunningTasks != nil && n.TaskCap != nil {
-			tasks = fmt.Sprintf("%d/%d", *n.RunningTasks, *n.TaskCap)
-		}
-		if n.Draining != nil {
-			drain = fmt.Sprint(*n.Draining)
-		}
-		if n.LastSeen != nil {
-			seen = fmt.Sprintf("%.1fs ago", time.Since(*n.LastSeen).Seconds())
-			if n.Offline != nil && *n.Offline {
-				seen += " (offline)"
-			}
-		}
-		if n.ProcessLive != nil {
-			live = map[bool]string{true: "alive", false: "dead"}[*n.ProcessLive]
-		}
-		lbs := n.LBState
-		if n.LBCheck != "" {
-			lbs += " (" + n.LBCheck + ")"
-		}
-		pid := "-"
-		if n.PID > 0 {
-			pid = strconv.Itoa(n.PID)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.State, pid, n.URL, local.PingText(n.Ping), lbs, drain, rank, tasks, seen, live)
-	}
-	tw.Flush()
-	fmt.Fprintln(w, "\nComponents:")
-	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	for _, c := range r.Components {
-		kind := "real"
-		if c.Embedded {
-			kind = "EMBEDDED"
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.Part, kind, c.Description, c.Location)
-	}
-	tw.Flush()
-	for _, n := range r.Notes {
-		fmt.Fprintf(w, "note: %s\n", n)
-	}
-	if len(r.Degraded) > 0 {
-		fmt.Fprintf(w, "DEGRADED: %s\n", strings.Join(r.Degraded, "; "))
-	} else {
-		fmt.Fprintln(w, "OK: every node serving")
-	}
 }

@@ -6,18 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
-	"github.com/octoha/octoha/harness/checker"
-	"github.com/octoha/octoha/harness/cluster"
-	"github.com/octoha/octoha/harness/cluster/local"
-	"github.com/octoha/octoha/harness/history"
-	"github.com/octoha/octoha/harness/scenario"
+	"github.com/octoha/octoha/harness/byhand"
 	"github.com/octoha/octoha/harness/tasks"
 	"github.com/octoha/octoha/harness/traffic"
 	"github.com/octoha/octoha/internal/redact"
@@ -59,47 +53,15 @@ func addTasksFlags(fs *flag.FlagSet) tasksFlags {
 	}
 }
 
-// tasksSession is one tasks subcommand's driver and history.
-type tasksSession struct {
-	d    *tasks.Driver
-	arts *artefacts
-	st   *local.State
-}
-
 // open resolves the cluster, joins the shared history as command and
-// builds the driver. The nodes are read directly when the cluster is a
-// local one; with --url only, the node list is read through the URL.
-func (f tasksFlags) open(fs *flag.FlagSet, command string, labels map[string]string) (*tasksSession, error) {
+// builds the driver (byhand.OpenTasks).
+func (f tasksFlags) open(fs *flag.FlagSet, labels map[string]string) (*byhand.Tasks, error) {
 	st, url, err := trafficTarget(fs, f.cf, *f.url)
 	if err != nil {
 		return nil, err
 	}
-	key := clusterAPIKey(*f.apiKey, st)
-	if key == "" {
-		return nil, fmt.Errorf("%w: an API key is required: set $%s (or --api-key)", errUsage, trafficAPIKeyEnv)
-	}
-	var nodes []tasks.Node
-	if st != nil && st.LBURL == url {
-		for _, n := range st.Nodes {
-			nodes = append(nodes, tasks.Node{Name: n.Name, URL: n.URL})
-		}
-	} else {
-		nodes = []tasks.Node{{Name: tasks.ViaLB, URL: url}}
-	}
-	if *f.out == "" {
-		*f.out = defaultOutDir(st, *f.cf.name)
-	}
-	labels["url"] = redact.URL(url)
-	arts, err := openArtefacts(*f.out, command, st, history.Command{Labels: labels}, false)
-	if err != nil {
-		return nil, err
-	}
-	d, err := tasks.New(tasks.Options{URL: url, APIKey: key, SpaceID: *f.space, Nodes: nodes, Recorder: arts.rec})
-	if err != nil {
-		arts.close()
-		return nil, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	return &tasksSession{d: d, arts: arts, st: st}, nil
+	return byhand.OpenTasks(byhand.TasksOptions{URL: url, State: st, APIKey: *f.apiKey, SpaceID: *f.space,
+		Out: *f.out, Name: *f.cf.name, Labels: labels})
 }
 
 func runTasksCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -127,15 +89,15 @@ func runTasksCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	s, err := tf.open(fs, "tasks", map[string]string{"action": "create", "count": strconv.Itoa(*count), "duration": duration.String(), "kind": *kind})
+	s, err := tf.open(fs, map[string]string{"action": "create", "count": strconv.Itoa(*count), "duration": duration.String(), "kind": *kind})
 	if err != nil {
 		return err
 	}
-	defer s.arts.close()
+	defer s.Arts.Close()
 	tmpl := tasks.FakeTemplate(*duration)
 	tmpl.Name = *kind
-	fmt.Fprintf(stderr, "creating %d %s tasks of %s through %s (recorded as %s in %s)\n", *count, *kind, duration, tf.url0(s), s.arts.name, s.arts.historyPath())
-	ids, cerr := s.d.CreateMany(ctx, *count, rate, tmpl)
+	fmt.Fprintf(stderr, "creating %d %s tasks of %s through %s (recorded as %s in %s)\n", *count, *kind, duration, tf.url0(s), s.Arts.Name, s.Arts.HistoryPath())
+	ids, cerr := s.Driver.CreateMany(ctx, *count, rate, tmpl)
 	fmt.Fprintf(stdout, "created %d of %d: %s\n", len(ids), *count, strings.Join(ids, " "))
 	if cerr != nil {
 		return cerr
@@ -147,12 +109,12 @@ func runTasksCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 // url0 is the URL the session talks to, for messages.
-func (f tasksFlags) url0(s *tasksSession) string {
+func (f tasksFlags) url0(s *byhand.Tasks) string {
 	if *f.url != "" {
 		return redact.URL(*f.url)
 	}
-	if s.st != nil {
-		return s.st.LBURL
+	if s.State != nil {
+		return s.State.LBURL
 	}
 	return "the load balancer"
 }
@@ -184,120 +146,41 @@ func runTasksWatch(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *every <= 0 || *within <= 0 {
 		return fmt.Errorf("%w: --every and --for must be positive", errUsage)
 	}
-	s, err := tf.open(fs, "tasks", map[string]string{"action": "watch"})
+	s, err := tf.open(fs, map[string]string{"action": "watch"})
 	if err != nil {
 		return err
 	}
-	defer s.arts.close()
-	h, err := history.Load(s.arts.historyPath())
-	if err != nil {
+	defer s.Arts.Close()
+	if err := s.FollowCreated(ids...); err != nil {
 		return err
-	}
-	s.d.Follow(checker.NewTaskModel(h).IDs...)
-	s.d.Follow(ids...)
-	if len(s.d.Tasks()) == 0 {
-		return fmt.Errorf("%w: no task to watch: %s holds no created task (octoha tasks create) and no --id was given", errUsage, s.arts.historyPath())
 	}
 	return watchTasks(ctx, s, *every, *within, stdout, stderr)
 }
 
-// watchTasks follows the session's tasks until every one is terminal or
-// within passes, printing progress, then reads their final states and
-// logs, prints them and the task checks' verdicts over the whole shared
-// history. It fails when a check fails.
-func watchTasks(ctx context.Context, s *tasksSession, every, within time.Duration, stdout, stderr io.Writer) error {
-	start := time.Now()
-	deadline := start.Add(within)
-	last := ""
-	for {
-		_ = s.d.Poll(ctx)
-		s.d.ObserveNodes(ctx)
-		line := progressLine(s.d)
-		if line != last {
-			fmt.Fprintf(stderr, "%6.1fs  %s\n", time.Since(start).Seconds(), line)
-			last = line
-		}
-		if len(s.d.Open()) == 0 || !time.Now().Before(deadline) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("interrupted: %w", context.Cause(ctx))
-		case <-time.After(every):
-		}
-	}
-	if err := s.d.Finish(ctx); err != nil {
-		fmt.Fprintf(stderr, "note: %v\n", err)
-	}
-	printTasks(stdout, s.d.Tasks(), start)
-	if err := s.arts.rec.Err(); err != nil {
+// watchTasks follows the session's tasks (byhand.Tasks.Watch), printing
+// progress, then prints their final states and the task checks' verdicts
+// over the whole shared history. It fails when a check fails.
+func watchTasks(ctx context.Context, s *byhand.Tasks, every, within time.Duration, stdout, stderr io.Writer) error {
+	w, err := s.Watch(ctx, every, within, func(el time.Duration, line string) {
+		fmt.Fprintf(stderr, "%6.1fs  %s\n", el.Seconds(), line)
+	})
+	if w == nil {
 		return err
 	}
-	h, err := history.Load(s.arts.historyPath())
+	if w.FinishErr != nil {
+		fmt.Fprintf(stderr, "note: %v\n", w.FinishErr)
+	}
+	byhand.WriteTasks(stdout, w.Tasks, w.Start)
 	if err != nil {
 		return err
 	}
-	rep := &checker.Report{Results: checker.Tasks(h, *taskCheckOptions(s.st, within))}
 	fmt.Fprintln(stdout)
-	printCheckReport(stdout, rep)
-	fmt.Fprintf(stdout, "history: %s (as %s)\n", s.arts.historyPath(), s.arts.name)
-	if !rep.Passed() {
+	w.Report.WriteText(stdout)
+	fmt.Fprintf(stdout, "history: %s (as %s)\n", s.Arts.HistoryPath(), s.Arts.Name)
+	if !w.Report.Passed() {
 		return errors.New("a task check failed")
 	}
 	return nil
-}
-
-// progressLine is one line of what the driver last saw: tasks by state,
-// then each node's rank, running tasks and cap.
-func progressLine(d *tasks.Driver) string {
-	c := d.Counts()
-	var parts []string
-	for _, st := range octopusapi.TaskStates {
-		if c[st] > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", st, c[st]))
-		}
-	}
-	line := strings.Join(parts, "  ")
-	var ns []string
-	for _, n := range d.Nodes() {
-		tag := ""
-		switch {
-		case n.Offline:
-			tag = " offline"
-		case n.Draining:
-			tag = " draining"
-		}
-		rank := ""
-		if n.Rank != "" {
-			rank = " " + n.Rank
-		}
-		ns = append(ns, fmt.Sprintf("%s%s %d/%d%s", n.Name, rank, n.RunningTasks, n.MaxConcurrentTasks, tag))
-	}
-	if len(ns) > 0 {
-		line += "  |  " + strings.Join(ns, "  ")
-	}
-	return line
-}
-
-// printTasks prints one row per task: its state, node and times relative
-// to start.
-func printTasks(w io.Writer, vs []history.TaskView, start time.Time) {
-	rel := func(t *time.Time) string {
-		if t == nil {
-			return "-"
-		}
-		return fmt.Sprintf("%+.1fs", t.Sub(start).Seconds())
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TASK\tSTATE\tNODE\tQUEUED\tSTARTED\tCOMPLETED\tERROR")
-	for _, v := range vs {
-		node := v.Node
-		if node == "" {
-			node = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.State, node, rel(v.QueueTime), rel(v.StartTime), rel(v.CompletedTime), v.Error)
-	}
-	tw.Flush()
 }
 
 func runTasksCancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -315,50 +198,26 @@ func runTasksCancel(ctx context.Context, args []string, stdout, stderr io.Writer
 	if len(ids) == 0 && *lastN <= 0 {
 		return fmt.Errorf("%w: name the tasks to cancel (IDs, or --last N)", errUsage)
 	}
-	s, err := tf.open(fs, "tasks", map[string]string{"action": "cancel"})
+	s, err := tf.open(fs, map[string]string{"action": "cancel"})
 	if err != nil {
 		return err
 	}
-	defer s.arts.close()
-	if *lastN > 0 {
-		h, err := history.Load(s.arts.historyPath())
-		if err != nil {
-			return err
-		}
-		created := checker.NewTaskModel(h).IDs
-		ids = append(ids, created[max(0, len(created)-*lastN):]...)
-		if len(ids) == 0 {
-			return fmt.Errorf("%w: %s holds no created task", errUsage, s.arts.historyPath())
-		}
+	defer s.Arts.Close()
+	if ids, err = s.ToCancel(ids, *lastN); err != nil {
+		return err
 	}
 	var errs []error
 	for _, id := range slices.Compact(ids) {
-		if err := s.d.Cancel(ctx, id); err != nil {
+		if err := s.Driver.Cancel(ctx, id); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		fmt.Fprintf(stdout, "cancel requested: %s\n", id)
 	}
-	fmt.Fprintf(stderr, "recorded as %s in %s\n", s.arts.name, filepath.Join(s.arts.dir, historyFileName))
+	fmt.Fprintf(stderr, "recorded as %s in %s\n", s.Arts.Name, s.Arts.HistoryPath())
 	if len(errs) > 0 {
 		fmt.Fprintln(stderr, errors.Join(errs...))
 		return fmt.Errorf("%d of %d cancels failed", len(errs), len(ids))
 	}
 	return nil
-}
-
-// taskCheckOptions are the task checks' bounds: the cluster's own task
-// timing when it is a local one (st), else Octopus's (a 20 s poll); an
-// unknown cluster's nodes may see a cancel at once, so a cancelled task
-// that still ends Success is judged as ignoring it.
-func taskCheckOptions(st *local.State, within time.Duration) *checker.TaskOptions {
-	spec := cluster.Defaults()
-	if st != nil {
-		spec = st.Spec
-	}
-	opts := scenario.TaskCheckOptions(spec, within)
-	if st == nil {
-		opts.CancelGrace = 0
-	}
-	return opts
 }

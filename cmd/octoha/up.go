@@ -2,155 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
-	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/local"
-	"github.com/octoha/octoha/internal/proc"
 )
-
-// specFlags are the cluster-spec flags shared by up and chaos; only flags
-// the user set override the YAML file.
-type specFlags struct {
-	config   *string
-	name     *string
-	nodes    *int
-	lbKind   *string
-	db       *string
-	dsn      *string
-	storage  *string
-	network  *string
-	port     *int
-	sticky   *bool
-	drain    *string
-	interval *time.Duration
-	fall     *int
-	rise     *int
-	proxied  *bool
-	os       *string
-	mixedOS  *bool
-	replica  *string
-	azure    *azureFlags
-}
-
-func addSpecFlags(fs *flag.FlagSet) *specFlags {
-	return &specFlags{
-		config:   fs.String("config", "", "cluster spec YAML (flags override it)"),
-		name:     fs.String("name", "default", "cluster name (names the default run directory)"),
-		nodes:    fs.Int("nodes", 3, "number of nodes"),
-		lbKind:   fs.String("lb", "haproxy", "load balancer: haproxy, nginx, nginx-defaults, caddy, caddy-timeout, embedded, azure-lb or azure-appgw (docs/azure.md)"),
-		db:       fs.String("db", "sqlite", "database: sqlite, postgres or sqlserver"),
-		dsn:      fs.String("db-dsn", "", "SQL Server DSN for --db sqlserver (or ${VAR} in the YAML); prefer $OCTOHA_MSSQL_DSN"),
-		storage:  fs.String("storage", "local", "share: local (a directory) or smb (Samba)"),
-		network:  fs.String("network", "127.0.0", "loopback /24 to use: LB .10, nodes .11+, database .5, share .6"),
-		port:     fs.Int("port", 8080, "HTTP port of the load balancer and of every node"),
-		sticky:   fs.Bool("sticky", false, "cookie session stickiness at the load balancer"),
-		drain:    fs.String("drain", "down", "what a 418 does at HAProxy: down (expect 200) or nolb (true drain, L7OKC)"),
-		interval: fs.Duration("interval", 500*time.Millisecond, "load balancer health-check interval"),
-		fall:     fs.Int("fall", 2, "failed checks before a node is taken out"),
-		rise:     fs.Int("rise", 2, "passed checks before a node is put back"),
-		proxied:  fs.Bool("toxiproxy", false, "put every link (client → LB, LB → node, node → database and share) through Toxiproxy, for network faults"),
-		os:       fs.String("os", "linux", "operating system of the nodes: linux or windows, or one per node comma-separated (windows,linux,…)"),
-		mixedOS:  fs.Bool("allow-mixed-os", false, "allow Windows and Linux nodes in one cluster, which the seed forbids (to watch downloads fail)"),
-		replica:  fs.String("db-replica", "", "with --db postgres: a failover group, primary + standby behind one listener, replicating sync or async (docs/azure-sql.md)"),
-		azure:    addAzureFlags(fs),
-	}
-}
-
-// spec builds the spec: defaults, then the YAML file, then flags set.
-func (f *specFlags) spec(fs *flag.FlagSet) (cluster.Spec, error) {
-	s := cluster.Defaults()
-	if *f.config != "" {
-		var err error
-		if s, err = cluster.LoadSpec(*f.config); err != nil {
-			return s, err
-		}
-	}
-	set := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	// Normalize reads a zero as "use the default"; a zero typed on the
-	// command line is a mistake, not a request for the default.
-	for name, v := range map[string]int64{"nodes": int64(*f.nodes), "port": int64(*f.port), "fall": int64(*f.fall), "rise": int64(*f.rise), "interval": int64(*f.interval)} {
-		if set[name] && v <= 0 {
-			return s, fmt.Errorf("%w: --%s must be positive", errUsage, name)
-		}
-	}
-	if set["name"] || *f.config == "" {
-		s.Name = *f.name
-	}
-	if set["nodes"] {
-		s.Nodes = *f.nodes
-	}
-	if set["lb"] {
-		s.LB.Kind = *f.lbKind
-	}
-	if set["db"] {
-		s.DB.Kind = *f.db
-	}
-	if set["db-replica"] {
-		s.DB.Replica = *f.replica
-	}
-	if set["db-dsn"] {
-		s.DB.DSN = *f.dsn
-	}
-	if s.DB.Kind == cluster.DBSQLServer && s.DB.DSN == "" {
-		s.DB.DSN = os.Getenv("OCTOHA_MSSQL_DSN")
-	}
-	if set["storage"] {
-		s.Storage.Kind = *f.storage
-	}
-	if set["network"] {
-		s.Network = *f.network
-	}
-	if set["port"] {
-		s.Port = *f.port
-	}
-	if set["sticky"] {
-		s.LB.Sticky = *f.sticky
-	}
-	if set["drain"] {
-		s.LB.Drain = *f.drain
-	}
-	if set["interval"] {
-		s.LB.Interval = *f.interval
-	}
-	if set["fall"] {
-		s.LB.Fall = *f.fall
-	}
-	if set["rise"] {
-		s.LB.Rise = *f.rise
-	}
-	if set["toxiproxy"] {
-		s.Toxiproxy = *f.proxied
-	}
-	if set["os"] {
-		s.Node.OS = strings.Split(*f.os, ",")
-	}
-	if set["allow-mixed-os"] {
-		s.Node.AllowMixedOS = *f.mixedOS
-	}
-	if err := f.azure.apply(&s, set); err != nil {
-		return s, err
-	}
-	if s.Provider == "" || s.Provider == cluster.ProviderLocal {
-		s.Provider = cluster.ProviderLocal
-	}
-	n, err := s.Normalize()
-	if err != nil {
-		return s, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	return n, nil
-}
 
 func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("up", stderr)
@@ -188,7 +49,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	if *detach {
-		return upDetached(ctx, args, dir, *timeout, stdout, stderr)
+		return upDetached(ctx, args, dir, *timeout, stdout)
 	}
 	start := time.Now()
 	c, err := local.Up(ctx, spec, local.Options{RunDir: dir, Binary: nodeBinary(), Logger: log, ReadyTimeout: *timeout})
@@ -228,7 +89,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "cluster %q ready in %.1fs\n\n", spec.Name, time.Since(start).Seconds())
-	printState(stdout, st)
+	st.WriteEndpoints(stdout)
 	fmt.Fprintf(stdout, "\nRunning in the foreground; Ctrl-C stops everything and removes %s.\n", dir)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\nstopping…")
@@ -251,104 +112,29 @@ func nodeBinary() string {
 }
 
 // upDetached starts `octoha up --supervise` as a session leader that owns
-// the cluster, waits until it reports ready, prints the endpoints and
-// returns. `octoha down` signals the owner to tear down.
-func upDetached(ctx context.Context, args []string, dir string, timeout time.Duration, stdout, stderr io.Writer) error {
-	if st, err := local.ReadState(dir); err == nil && st.Alive() {
-		return fmt.Errorf("%w: %s (pid %d); run `octoha down --run-dir %s` first", local.ErrRunning, dir, st.SupervisorPID, dir)
-	}
+// the cluster (local.StartOwner), waits until it reports ready, prints the
+// endpoints and returns. `octoha down` signals the owner to tear down.
+func upDetached(ctx context.Context, args []string, dir string, timeout time.Duration, stdout io.Writer) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
 	}
-	// The log sits next to the run directory (which up clears): in the
-	// checked base directory by default, else in --run-dir's parent, which
-	// may be shared (/tmp). It is created afresh, never through a link
-	// someone planted there.
-	if err := local.PrepareParent(dir); err != nil {
-		return err
-	}
-	logPath := dir + ".up.log"
-	logf, err := local.CreateFile(logPath, 0o600)
-	if err != nil {
-		return fmt.Errorf("create supervisor log: %w", err)
-	}
-	defer logf.Close()
-	childArgs := []string{"up"}
-	for _, a := range args {
-		if a != "--detach" && a != "-detach" && a != "--detach=true" && a != "-detach=true" {
-			childArgs = append(childArgs, a)
+	childArgs := func(logPath string) []string {
+		a := []string{"up"}
+		for _, arg := range args {
+			if arg != "--detach" && arg != "-detach" && arg != "--detach=true" && arg != "-detach=true" {
+				a = append(a, arg)
+			}
 		}
-	}
-	childArgs = append(childArgs, "--run-dir", dir, "--supervise", "--supervisor-log", logPath)
-	p, err := proc.Start(proc.Spec{Name: "cluster owner", Path: exe, Args: childArgs, Log: logf, Detached: true, Env: os.Environ()})
-	if err != nil {
-		return err
+		return append(a, "--run-dir", dir, "--supervise", "--supervisor-log", logPath)
 	}
 	start := time.Now()
-	deadline := time.After(timeout + 10*time.Second)
-	for {
-		if st, err := local.ReadState(dir); err == nil && st.Ready && st.SupervisorPID == p.PID() {
-			fmt.Fprintf(stdout, "cluster %q ready in %.1fs (owner pid %d)\n\n", st.Name, time.Since(start).Seconds(), st.SupervisorPID)
-			printState(stdout, st)
-			fmt.Fprintf(stdout, "\nStop it with: octoha down --run-dir %s\n", dir)
-			return nil
-		}
-		select {
-		case <-p.Done():
-			// Through the open file: the owner may have moved it.
-			b, _ := io.ReadAll(io.NewSectionReader(logf, 0, 1<<30))
-			os.Remove(logPath)
-			return fmt.Errorf("cluster did not come up:\n%s", tail(string(b), 40))
-		case <-ctx.Done():
-			_ = p.Signal(syscall.SIGTERM)
-			_ = p.Wait(context.Background())
-			os.Remove(logPath)
-			return ctx.Err()
-		case <-deadline:
-			_ = p.Signal(syscall.SIGTERM)
-			_ = p.Wait(context.Background())
-			return errors.New("cluster did not become ready in time; see " + logPath)
-		case <-time.After(50 * time.Millisecond):
-		}
+	st, err := local.StartOwner(ctx, local.OwnerOptions{Dir: dir, Path: exe, Args: childArgs, Timeout: timeout})
+	if err != nil {
+		return err
 	}
-}
-
-// printState prints the endpoint table of a cluster.
-func printState(w io.Writer, st *local.State) {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "load balancer\t%s\t%s\n", st.LBURL, st.LBKind)
-	for _, n := range st.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, n.URL, n.ID)
-	}
-	fmt.Fprintf(tw, "API key\tin %s (mode 0600)\t\n", filepath.Join(st.RunDir, local.APIKeyFile))
-	for _, c := range st.Components {
-		if strings.HasPrefix(c.Part, "node ") || c.Part == "load balancer" {
-			continue
-		}
-		emb := ""
-		if c.Embedded {
-			emb = "  [EMBEDDED]"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s%s\n", c.Part, c.Location, c.Description, emb)
-	}
-	for _, c := range st.Components {
-		if c.Part == "load balancer" {
-			emb := ""
-			if c.Embedded {
-				emb = "  [EMBEDDED]"
-			}
-			fmt.Fprintf(tw, "lb driver\t%s%s\t\n", c.Description, emb)
-		}
-	}
-	fmt.Fprintf(tw, "run dir\t%s\t\n", st.RunDir)
-	tw.Flush()
-}
-
-func tail(s string, lines int) string {
-	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(parts) > lines {
-		parts = parts[len(parts)-lines:]
-	}
-	return strings.Join(parts, "\n")
+	fmt.Fprintf(stdout, "cluster %q ready in %.1fs (owner pid %d)\n\n", st.Name, time.Since(start).Seconds(), st.SupervisorPID)
+	st.WriteEndpoints(stdout)
+	fmt.Fprintf(stdout, "\nStop it with: octoha down --run-dir %s\n", dir)
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/octoha/octoha/harness/byhand"
 	"github.com/octoha/octoha/harness/cluster"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/lb"
@@ -30,7 +31,7 @@ func TestMain(m *testing.M) {
 	// and child go into one temporary directory, removed at the end.
 	runs, err := os.MkdirTemp("", "octoha-test-runs-")
 	if err == nil {
-		os.Setenv(runsDirEnv, runs)
+		os.Setenv(byhand.RunsDirEnv, runs)
 	}
 	code := m.Run()
 	testbin.Cleanup()

@@ -357,18 +357,14 @@ func activeUploads(ctx context.Context, client *http.Client, n cluster.Node) (ac
 }
 
 // target describes the cluster for the checkers. Nodes the history shows
-// faulted and not recovered are not expected to serve.
+// under a fault that keeps them down, not recovered, are not expected to
+// serve (checker.MarkFaultedDown: octoha check decides the same way).
 func (r *run) target(h *history.History) checker.Target {
-	down := map[string]bool{}
-	for _, f := range h.Faults {
-		if f.End.IsZero() && f.Target != "" {
-			down[f.Target] = true
-		}
-	}
 	t := checker.Target{LBURL: r.c.URL(), APIKey: r.c.APIKey()}
 	for _, n := range r.c.Nodes() {
-		t.Nodes = append(t.Nodes, checker.Endpoint{Name: n.Name, URL: n.URL, Live: !down[n.Name]})
+		t.Nodes = append(t.Nodes, checker.Endpoint{Name: n.Name, URL: n.URL, Live: true})
 	}
+	checker.MarkFaultedDown(h, t.Nodes)
 	return t
 }
 
