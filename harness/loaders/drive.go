@@ -13,8 +13,12 @@ import (
 // one by one.
 const startDelay = 300 * time.Millisecond
 
-// poll is how often the run looks at the engine and at silent workers.
-const poll = 500 * time.Millisecond
+// poll is how often the run looks for silent workers; lookEvery how
+// often it asks the engine (a docker CLI call or two each time).
+const (
+	poll      = 500 * time.Millisecond
+	lookEvery = 2 * time.Second
+)
 
 // run is one Run between Start and Remove.
 type run struct {
@@ -24,6 +28,7 @@ type run struct {
 	engine map[int]WorkerState // the engine's last view, by index
 	start  time.Time
 	startC time.Time // start on the coordinator's clock (its records' clock)
+	looked time.Time
 }
 
 // drive waits for the joins, releases the start and waits for every
@@ -66,7 +71,9 @@ func (r *run) waitJoins(ctx context.Context) error {
 			return fmt.Errorf("%d of %d loaders joined within %s (engine: %s)", joined, r.o.Count, r.o.JoinTimeout, r.engineView(ctx))
 		case <-r.c.changed:
 		case <-tick.C:
-			r.look(ctx)
+			if time.Since(r.looked) >= lookEvery {
+				r.look(ctx)
+			}
 			if msg := r.failedBeforeJoin(); msg != "" {
 				return fmt.Errorf("a loader failed before it joined: %s", msg)
 			}
@@ -79,6 +86,7 @@ func (r *run) waitJoins(ctx context.Context) error {
 func (r *run) look(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	r.looked = time.Now()
 	sts, err := r.ws.Status(sctx)
 	if err != nil {
 		r.o.Logger.Warn("engine status", "err", err)
@@ -165,7 +173,9 @@ func (r *run) waitDone(ctx context.Context) error {
 			r.markAll(fmt.Sprintf("did not hand in its records within %s of the stop", stopGrace))
 		case <-r.c.changed:
 		case <-tick.C:
-			r.look(context.WithoutCancel(ctx))
+			if time.Since(r.looked) >= lookEvery {
+				r.look(context.WithoutCancel(ctx))
+			}
 			r.markDead()
 		}
 	}

@@ -44,6 +44,10 @@ type WorkerSpec struct {
 // IndexEnv carries a worker's index (0-based) into its process.
 const IndexEnv = "OCTOHA_LOADER_INDEX"
 
+// TimeoutEnv carries WorkerSpec.Timeout to an engine's worker that has no
+// deadline of its own (Swarm jobs have none): the worker ends after it.
+const TimeoutEnv = "OCTOHA_LOADER_TIMEOUT"
+
 // WorkerState is one worker as the engine sees it.
 type WorkerState struct {
 	Index int    `json:"index"`

@@ -35,7 +35,10 @@ type WorkerOptions struct {
 	// coordinator does not take before it ends its load (default
 	// DefaultGiveUpAfter): a worker must not load a cluster nobody records.
 	GiveUpAfter time.Duration
-	Logger      *slog.Logger
+	// Timeout bounds the worker's whole life (0: none); an engine
+	// without deadlines passes it as TimeoutEnv.
+	Timeout time.Duration
+	Logger  *slog.Logger
 }
 
 // DefaultJoinTimeout bounds a worker's wait to join and start, and the
@@ -63,6 +66,13 @@ func WorkerOptionsFromEnv() (WorkerOptions, error) {
 		}
 		o.Index = i
 	}
+	if s := os.Getenv(TimeoutEnv); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return o, fmt.Errorf("$%s=%q is not a positive duration", TimeoutEnv, s)
+		}
+		o.Timeout = d
+	}
 	return o, nil
 }
 
@@ -74,6 +84,11 @@ func Work(ctx context.Context, o WorkerOptions) error {
 	w, err := newWorker(o)
 	if err != nil {
 		return err
+	}
+	if o.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.Timeout)
+		defer cancel()
 	}
 	jctx, cancel := context.WithTimeout(ctx, w.o.JoinTimeout)
 	defer cancel()
