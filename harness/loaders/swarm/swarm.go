@@ -225,7 +225,7 @@ func (w *workers) Kill(ctx context.Context, index int) error {
 // Remove deletes the service and waits (bounded by ctx) until its
 // containers are gone, so nothing of the run is left behind.
 func (w *workers) Remove(ctx context.Context) error {
-	if _, err := w.e.docker(ctx, "service", "rm", w.name); err != nil && !strings.Contains(err.Error(), "not found") {
+	if _, err := w.e.docker(ctx, "service", "rm", w.name); err != nil && !strings.Contains(err.Error(), "not found") && !strings.Contains(err.Error(), "No such service") {
 		return fmt.Errorf("swarm: remove service %s: %w", w.name, err)
 	}
 	tick := time.NewTicker(250 * time.Millisecond)
