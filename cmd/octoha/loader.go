@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,16 +88,29 @@ func (lf loaderFlags) check(fs *flag.FlagSet) error {
 	return nil
 }
 
+// engines are the engines --engine names, each with the workers' argv
+// in its image.
+var engines = map[string]func() (loaders.Engine, []string){
+	"swarm": func() (loaders.Engine, []string) { return &swarm.Engine{}, []string{"/octoha", "loader"} },
+}
+
 // newEngine picks the engine by name.
 func newEngine(name string) (loaders.Engine, []string, error) {
-	switch name {
-	case "swarm":
-		return &swarm.Engine{}, []string{"/octoha", "loader"}, nil
-	case "":
-		return nil, nil, fmt.Errorf("%w: --loaders needs --engine (swarm)", errUsage)
-	default:
-		return nil, nil, fmt.Errorf("%w: --engine %q is not an engine this octoha knows: use swarm", errUsage, name)
+	names := make([]string, 0, len(engines))
+	for n := range engines {
+		names = append(names, n)
 	}
+	slices.Sort(names)
+	known := strings.Join(names, ", ")
+	if name == "" {
+		return nil, nil, fmt.Errorf("%w: --loaders needs --engine (%s)", errUsage, known)
+	}
+	mk, ok := engines[name]
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: --engine %q is not an engine this octoha knows: use %s", errUsage, name, known)
+	}
+	e, argv := mk()
+	return e, argv, nil
 }
 
 // options turns the flags into the coordinator's options; it refuses
@@ -125,6 +139,17 @@ func (lf loaderFlags) options(fs *flag.FlagSet, job loaders.Job, rec *history.Re
 		return o, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return o, nil
+}
+
+// checkUpload is check, and refuses --delta with --loaders.
+func (lf loaderFlags) checkUpload(fs *flag.FlagSet, delta bool) error {
+	if err := lf.check(fs); err != nil {
+		return err
+	}
+	if lf.enabled() && delta {
+		return fmt.Errorf("%w: --delta uploads are one lineage, version after version: they cannot be split over --loaders", errUsage)
+	}
+	return nil
 }
 
 // unusedLoaderFlags refuses loader flags given without --loaders.

@@ -64,10 +64,8 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if err := lf.check(fs); err != nil {
+	if err := lf.checkUpload(fs, *delta); err != nil {
 		return err
-	} else if *delta {
-		return fmt.Errorf("%w: --delta uploads are one lineage, version after version: they cannot be split over --loaders", errUsage)
 	}
 	st, url, err := trafficTarget(fs, cf, *rawURL)
 	if err != nil {
