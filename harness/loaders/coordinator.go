@@ -55,6 +55,8 @@ type workerState struct {
 	seq      int
 	done     *Done
 	dead     string
+	diedAt   time.Time // on the coordinator's clock
+	killed   bool      // by Options.Kill
 	ops      int
 	results  int
 	metrics  vegeta.Metrics

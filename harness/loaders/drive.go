@@ -200,7 +200,7 @@ func (r *run) kill(ctx context.Context, i int) {
 	}
 	r.c.snapshot(func() {
 		if w := r.c.workers[i]; w.done == nil && w.dead == "" && err == nil {
-			w.dead = reason
+			w.dead, w.diedAt, w.killed = reason, r.c.now(), true
 		}
 	})
 }
@@ -227,11 +227,11 @@ func (r *run) markDead() {
 				continue
 			}
 			if s, ok := r.engine[i]; ok && (s.State == StateFailed || s.State == StateComplete) {
-				w.dead = fmt.Sprintf("the engine reports it %s (%s) before it handed in its records", s.State, orNone(s.Message))
+				w.dead, w.diedAt = fmt.Sprintf("the engine reports it %s (%s) before it handed in its records", s.State, orNone(s.Message)), r.lastSeen(w)
 				continue
 			}
 			if silent := time.Since(w.lastSeen); silent > r.o.DeadAfter {
-				w.dead = fmt.Sprintf("silent for %s", silent.Round(time.Second))
+				w.dead, w.diedAt = fmt.Sprintf("silent for %s", silent.Round(time.Second)), r.lastSeen(w)
 			}
 		}
 	})
@@ -241,10 +241,16 @@ func (r *run) markAll(reason string) {
 	r.c.snapshot(func() {
 		for _, w := range r.c.workers {
 			if w.done == nil && w.dead == "" {
-				w.dead = reason
+				w.dead, w.diedAt = reason, r.lastSeen(w)
 			}
 		}
 	})
+}
+
+// lastSeen is when worker w was last heard from, on the coordinator's
+// clock: when a worker that died unseen stopped counting.
+func (r *run) lastSeen(w *workerState) time.Time {
+	return w.lastSeen.Add(r.c.now().Sub(time.Now()))
 }
 
 func orNone(s string) string {

@@ -112,6 +112,9 @@ func (r *run) result(runID string, wall time.Duration) *Result {
 		if d := ws.done; d != nil {
 			w.Loader, w.EndOffset, w.Error, w.Upload = &d.Loader, d.EndOffset, d.Error, d.Upload
 		}
+		if w.Died != "" && ws.joined {
+			r.recordDeath(i, ws)
+		}
 		if r.o.Job.Kind == KindUpload {
 			res.Synthesized += r.uploadPart(&w, ws)
 		}
@@ -123,6 +126,24 @@ func (r *run) result(runID string, wall time.Duration) *Result {
 		res.Upload = mergeUploads(res.Workers, r.o.Job.Upload.Seed, wall)
 	}
 	return res
+}
+
+// Fault kinds of the loaders themselves: a worker killed on request
+// (Options.Kill) and one that died otherwise. A dead worker's unfinished
+// operations fall in its fault's window, so the checkers blame them on
+// the loader, not on the cluster.
+const (
+	FaultLoaderKill = "loader-kill"
+	FaultLoaderDied = "loader-died"
+)
+
+// recordDeath records a dead worker as a fault that never ends.
+func (r *run) recordDeath(i int, ws *workerState) {
+	kind := FaultLoaderDied
+	if ws.killed {
+		kind = FaultLoaderKill
+	}
+	r.o.Recorder.Fault(history.Fault{Kind: kind, Target: fmt.Sprintf("loader%d", i), Start: ws.diedAt, Detail: ws.dead})
 }
 
 // uploadPart fills in a worker's packages: its own summary, or for a

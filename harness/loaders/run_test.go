@@ -162,6 +162,9 @@ func TestKilledWorkersPackagesStayUnknown(t *testing.T) {
 	if res.Synthesized != 2 || dead[0].Unknown != 2 || res.Upload.Unknown != 2 || res.Upload.OK != 4 {
 		t.Fatalf("synthesized %d, worker unknown %d, merged %+v", res.Synthesized, dead[0].Unknown, res.Upload)
 	}
+	if len(h.Faults) != 1 || h.Faults[0].Kind != FaultLoaderKill || h.Faults[0].Target != "loader1" || h.Faults[0].Start.IsZero() {
+		t.Fatalf("the kill as a fault: %+v", h.Faults)
+	}
 	best := map[string]history.Outcome{}
 	for _, o := range h.OpsOfKind(history.KindUpload) {
 		if best[o.Version] != history.OK {
@@ -201,7 +204,10 @@ func TestSilentWorkerIsDeclaredDead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rf.close(t)
+	h, _ := rf.close(t)
+	if len(h.Faults) != 1 || h.Faults[0].Kind != FaultLoaderDied || h.Faults[0].Target != "loader0" {
+		t.Fatalf("the silent loader as a fault: %+v", h.Faults)
+	}
 	if d := res.Dead(); len(d) != 1 || d[0].Index != 0 || !strings.Contains(d[0].Died, "silent") {
 		t.Fatalf("dead: %+v", d)
 	}
