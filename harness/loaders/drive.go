@@ -250,7 +250,7 @@ func (r *run) markAll(reason string) {
 // lastSeen is when worker w was last heard from, on the coordinator's
 // clock: when a worker that died unseen stopped counting.
 func (r *run) lastSeen(w *workerState) time.Time {
-	return w.lastSeen.Add(r.c.now().Sub(time.Now()))
+	return w.lastSeen.Add(time.Until(r.c.now()))
 }
 
 func orNone(s string) string {
