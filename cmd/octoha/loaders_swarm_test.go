@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -196,5 +197,40 @@ func checkMerged(t *testing.T, h *history.History, run, cmd, kind, out string, a
 		if all != ops || sum != ops {
 			t.Fatalf("%s: the table's loaders add up to %d, its all row says %d, the history holds %d\n%s", cmd, sum, all, ops, out)
 		}
+	}
+}
+
+// TestLoadersSwarmRates measures, on one docker cluster in one run, the
+// rate an unlimited ping attack reaches from this process and from 1, 2
+// and 3 loaders on a one-node swarm, with the merge's cost and the clock
+// offsets (docs/loaders.md, Measured). It only runs when
+// OCTOHA_LOADER_RATES=1: it is a measurement, not a check.
+func TestLoadersSwarmRates(t *testing.T) {
+	if os.Getenv("OCTOHA_LOADER_RATES") != "1" {
+		t.Skip("a measurement: set OCTOHA_LOADER_RATES=1 to run it")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	if err := docker.Available(ctx); err != nil {
+		t.Skipf("docker provider not available here: %v", err)
+	}
+	swarmtest.OneNode(t)
+	needLoaderImage(t, ctx)
+	bin, err := testbin.Octoha()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := swarmTestCluster(t, ctx)
+	work := binWorkDir(t, bin)
+	env := append(envWithout(trafficAPIKeyEnv), "OCTOHA_URL="+c.URL())
+	base := `bin/octoha attack --url "$OCTOHA_URL" --rate 0 --max-workers 48 --duration 10s --quiet`
+	for i, extra := range []string{"", "--loaders 1 --engine swarm", "--loaders 2 --engine swarm", "--loaders 3 --engine swarm", ""} {
+		line := fmt.Sprintf("%s %s --out rates%d", base, extra, i)
+		code, out := shLine(t, work, env, line)
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s", line, code, out)
+		}
+		t.Logf("%s\n%s", line, out)
+		noServiceLeft(t, ctx)
 	}
 }

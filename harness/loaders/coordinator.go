@@ -1,6 +1,7 @@
 package loaders
 
 import (
+	"bufio"
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
@@ -27,6 +28,7 @@ type coordinator struct {
 	every   time.Duration
 	batch   *history.Batch
 	enc     vegeta.Encoder // nil: no results file
+	encBuf  *bufio.Writer  // under enc: one write per report, not per result
 	observe func(*vegeta.Result)
 	// now is the coordinator's clock (a test skews it); afterRelease,
 	// if set, runs when the start barrier opens (a test acts then).
@@ -237,6 +239,11 @@ func (c *coordinator) merge(ws *workerState, rep report) {
 		}
 		if c.observe != nil {
 			c.observe(res)
+		}
+	}
+	if c.encBuf != nil && c.encErr == nil && len(rep.Results) > 0 {
+		if err := c.encBuf.Flush(); err != nil {
+			c.encErr = fmt.Errorf("write merged vegeta results: %w", err)
 		}
 	}
 	ws.ops += len(rep.Ops)

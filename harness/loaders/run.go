@@ -1,6 +1,7 @@
 package loaders
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -128,7 +129,8 @@ func runWith(ctx context.Context, opts Options, hook func(*coordinator)) (res *R
 	c := newCoordinator(runID, []byte(token), o.Count, o.Job, o.ReportEvery)
 	c.batch = history.NewBatch(o.Recorder, 0)
 	if o.Results != nil {
-		c.enc = vegeta.NewEncoder(o.Results)
+		c.encBuf = bufio.NewWriterSize(o.Results, 64<<10)
+		c.enc = vegeta.NewEncoder(c.encBuf)
 	}
 	c.observe = o.Observe
 	if hook != nil {
