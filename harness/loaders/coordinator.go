@@ -59,6 +59,9 @@ type workerState struct {
 	dead     string
 	diedAt   time.Time // on the coordinator's clock
 	killed   bool      // by Options.Kill
+	// indexed: the worker joined with the engine's index, so the
+	// engine's state of that index is this worker's.
+	indexed  bool
 	ops      int
 	results  int
 	metrics  vegeta.Metrics
@@ -114,7 +117,7 @@ func (c *coordinator) handleJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws := c.workers[i]
-	ws.joined, ws.host, ws.offset, ws.lastSeen = true, req.Host, req.Offset, time.Now()
+	ws.joined, ws.host, ws.offset, ws.lastSeen, ws.indexed = true, req.Host, req.Offset, time.Now(), req.Index >= 0
 	c.mu.Unlock()
 	c.signal()
 	writeJSON(w, Assignment{RunID: c.runID, Segment: Segment{Index: i, Count: len(c.workers)}, Job: c.job, ReportEvery: c.every})

@@ -105,14 +105,23 @@ func (r *run) look(ctx context.Context) {
 }
 
 func (r *run) failedBeforeJoin() string {
-	var msgs []string
+	var failed []int
 	r.c.snapshot(func() {
 		for i, w := range r.c.workers {
 			if s, ok := r.engine[i]; ok && s.State == StateFailed && !w.joined {
-				msgs = append(msgs, fmt.Sprintf("loader %d (%s): %s", i, s.ID, s.Message))
+				failed = append(failed, i)
 			}
 		}
 	})
+	var msgs []string
+	for _, i := range failed { // outside the lock: reading logs takes a while
+		s := r.engine[i]
+		msg := fmt.Sprintf("loader %d (%s): %s", i, s.ID, s.Message)
+		if l := r.logs(i); l != "" {
+			msg += "; its output ends:\n" + l
+		}
+		msgs = append(msgs, msg)
+	}
 	return strings.Join(msgs, "; ")
 }
 
@@ -226,7 +235,7 @@ func (r *run) markDead() {
 			if w.done != nil || w.dead != "" {
 				continue
 			}
-			if s, ok := r.engine[i]; ok && (s.State == StateFailed || s.State == StateComplete) {
+			if s, ok := r.engine[i]; ok && w.indexed && (s.State == StateFailed || s.State == StateComplete) {
 				w.dead, w.diedAt = fmt.Sprintf("the engine reports it %s (%s) before it handed in its records", s.State, orNone(s.Message)), r.lastSeen(w)
 				continue
 			}

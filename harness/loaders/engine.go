@@ -84,3 +84,10 @@ type Workers interface {
 	// called however the run ends.
 	Remove(ctx context.Context) error
 }
+
+// LogReader is implemented by Workers that can show a worker's output: the
+// coordinator quotes the end of it for a worker that failed or died.
+type LogReader interface {
+	// Logs returns up to the last lines lines worker index wrote.
+	Logs(ctx context.Context, index, lines int) (string, error)
+}

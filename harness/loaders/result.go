@@ -1,7 +1,9 @@
 package loaders
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -43,6 +45,9 @@ type WorkerReport struct {
 	// Died says why the worker counts as dead ("" if it finished).
 	Died  string
 	Error string
+	// Log is the end of a dead or failed worker's output, when the
+	// engine can show it (LogReader).
+	Log string
 	// OK, Failed and Unknown count its packages (upload jobs).
 	OK, Failed, Unknown int
 }
@@ -115,6 +120,9 @@ func (r *run) result(runID string, wall time.Duration) *Result {
 		if w.Died != "" && ws.joined {
 			r.recordDeath(i, ws)
 		}
+		if w.Died != "" || w.Error != "" {
+			w.Log = r.logs(i)
+		}
 		if r.o.Job.Kind == KindUpload {
 			res.Synthesized += r.uploadPart(&w, ws)
 		}
@@ -126,6 +134,25 @@ func (r *run) result(runID string, wall time.Duration) *Result {
 		res.Upload = mergeUploads(res.Workers, r.o.Job.Upload.Seed, wall)
 	}
 	return res
+}
+
+// logTail is how many lines of a failed worker's output are quoted.
+const logTail = 20
+
+// logs is the end of worker i's output, or "" when the engine cannot
+// show it.
+func (r *run) logs(i int) string {
+	lr, ok := r.ws.(LogReader)
+	if !ok {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := lr.Logs(ctx, i, logTail)
+	if err != nil {
+		return "(its output could not be read: " + err.Error() + ")"
+	}
+	return strings.TrimRight(out, "\n")
 }
 
 // Fault kinds of the loaders themselves: a worker killed on request

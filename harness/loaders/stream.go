@@ -93,20 +93,18 @@ func (s *streamer) pending() bool {
 }
 
 // run sends a report every interval (an empty one too: it says the worker
-// is alive) until ctx ends.
-func (s *streamer) run(ctx context.Context, every time.Duration) {
+// is alive) until quit is closed.
+func (s *streamer) run(ctx context.Context, every time.Duration, quit <-chan struct{}) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
-		case <-ctx.Done():
+		case <-quit:
 			return
 		case <-t.C:
 		}
 		if err := s.flush(ctx); err != nil {
-			if ctx.Err() == nil {
-				s.fail(err)
-			}
+			s.fail(err)
 			return
 		}
 	}

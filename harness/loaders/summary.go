@@ -3,6 +3,7 @@ package loaders
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -59,6 +60,11 @@ func (r *Result) WriteSummary(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+	for _, x := range r.Workers {
+		if x.Log != "" {
+			fmt.Fprintf(w, "loader %d's output ends:\n%s\n", x.Index, indent(x.Log))
+		}
+	}
 	for _, b := range r.Bottlenecks() {
 		fmt.Fprintln(w, b)
 	}
@@ -84,3 +90,5 @@ func round(d time.Duration) time.Duration {
 	}
 	return d.Round(time.Microsecond)
 }
+
+func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }

@@ -200,12 +200,15 @@ func (w *worker) runLoad(ctx context.Context, a Assignment, log *slog.Logger) er
 	if every <= 0 {
 		every = DefaultReportEvery
 	}
-	sctx, stopStream := context.WithCancel(context.WithoutCancel(ctx))
+	// The stream's reports are never cancelled mid-flight (a report the
+	// coordinator may or may not have taken would leave a gap); quit
+	// ends the loop between reports.
+	quit := make(chan struct{})
 	streamed := make(chan struct{})
-	go func() { defer close(streamed); s.run(sctx, every) }()
+	go func() { defer close(streamed); s.run(context.WithoutCancel(ctx), every, quit) }()
 
 	d := a.Job.run(lctx, a.Segment, rec, s.observe, log)
-	stopStream()
+	close(quit)
 	<-streamed
 	// A fresh context: the records must reach the coordinator even
 	// after a Ctrl-C; the final report is bounded on its own.

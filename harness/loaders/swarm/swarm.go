@@ -259,3 +259,28 @@ func (e *Engine) docker(ctx context.Context, args ...string) (string, error) {
 	}
 	return out.String(), nil
 }
+
+// Logs returns the end of the output of the latest task in slot index
+// (docker service logs of that task).
+func (w *workers) Logs(ctx context.Context, index, lines int) (string, error) {
+	ts, err := w.tasks(ctx)
+	if err != nil {
+		return "", err
+	}
+	id := ""
+	for _, t := range ts {
+		if t.Slot == index {
+			id = t.ID
+		}
+	}
+	if id == "" {
+		return "", fmt.Errorf("swarm: no task in slot %d of %s", index, w.name)
+	}
+	out, err := w.e.docker(ctx, "service", "logs", "--raw", "--no-task-ids", "--tail", fmt.Sprint(lines), id)
+	if err != nil {
+		return "", fmt.Errorf("swarm: logs of loader %d: %w", index, err)
+	}
+	return out, nil
+}
+
+var _ loaders.LogReader = (*workers)(nil)

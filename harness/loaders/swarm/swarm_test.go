@@ -28,6 +28,7 @@ case "$1 $2" in
   "service ps") echo t0; echo t1; echo t2 ;;
   "inspect --type") cat "$(dirname "$0")/tasks.json" ;;
   "service rm") echo "Error: No such service: x" >&2; exit 1 ;;
+  "service logs") echo "the end of loader output" ;;
 esac
 `
 
@@ -99,6 +100,13 @@ func TestStartKeepsSecretsOffTheCommandLine(t *testing.T) {
 	argv, _ = os.ReadFile(filepath.Join(dir, "argv.log"))
 	if !strings.Contains(string(argv), "kill --signal KILL c0") {
 		t.Fatalf("no docker kill of c0: %s", argv)
+	}
+	if l, err := ws.(loaders.LogReader).Logs(context.Background(), 1, 5); err != nil || !strings.Contains(l, "the end of loader output") {
+		t.Fatalf("logs: %q, %v", l, err)
+	}
+	argv, _ = os.ReadFile(filepath.Join(dir, "argv.log"))
+	if !strings.Contains(string(argv), "service logs --raw --no-task-ids --tail 5 t1") {
+		t.Fatalf("no docker service logs of task t1: %s", argv)
 	}
 	// The service is already gone: Remove is idempotent.
 	if err := ws.Remove(context.Background()); err != nil {
