@@ -34,15 +34,26 @@ func OneNode(t testing.TB) {
 	case len(f) == 0 || f[0] != "inactive":
 		t.Skipf("the engine's swarm state is %q: neither in a swarm nor out of one", state)
 	}
+	// swarm init also creates the docker_gwbridge network, which leaving
+	// keeps: remove it too when it was not there before.
+	_, gwErr := docker(t, "network", "inspect", gwBridge)
 	t.Cleanup(func() {
 		if out, err := docker(t, "swarm", "leave", "--force"); err != nil {
 			t.Errorf("leave the test's swarm: %v: %s", err, out)
+		}
+		if gwErr != nil {
+			if out, err := docker(t, "network", "rm", gwBridge); err != nil && !strings.Contains(out, "not found") {
+				t.Errorf("remove %s: %v: %s", gwBridge, err, out)
+			}
 		}
 	})
 	if out, err := docker(t, "swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", "127.0.0.1:2377"); err != nil {
 		t.Fatalf("docker swarm init: %v: %s", err, out)
 	}
 }
+
+// gwBridge is the bridge network swarm init creates on the engine.
+const gwBridge = "docker_gwbridge"
 
 func docker(t testing.TB, args ...string) (string, error) {
 	t.Helper()
