@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/harness/loaders"
 	"github.com/octoha/octoha/harness/traffic"
 	"github.com/octoha/octoha/internal/redact"
 	"github.com/octoha/octoha/octopusapi"
@@ -41,7 +43,11 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		every      = fs.Duration("progress-every", 5*time.Second, "progress line interval when stderr is not a terminal")
 	)
 	cf := addClusterFlags(fs)
+	lf := addLoaderFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := lf.check(fs); err != nil {
 		return err
 	}
 	st, url, err := trafficTarget(fs, cf, *rawURL)
@@ -88,6 +94,9 @@ func runAttack(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	opts.Recorder = arts.rec
 	opts.Results = arts.results
+	if lf.enabled() {
+		return attackFromLoaders(ctx, fs, lf, opts, arts, spread, stdout, stderr)
+	}
 
 	fmt.Fprintf(stderr, "attacking %s (%s) at %s for %s (as %s)\n", redact.URL(*rawURL), *target, rate, *duration, arts.name)
 	stop := func() {}
@@ -171,4 +180,43 @@ func (p *attackProgress) start(w io.Writer, d, every time.Duration) (stop func()
 		}
 		fmt.Fprintln(w, p.line(began, d))
 	}
+}
+
+// attackFromLoaders sends the attack from --loaders workers and prints the
+// merged report, the node spread and each worker's figures.
+func attackFromLoaders(ctx context.Context, fs *flag.FlagSet, lf loaderFlags, opts traffic.AttackOptions, arts *artefacts, spread traffic.Spread, stdout, stderr io.Writer) error {
+	job := loaders.Job{Kind: loaders.KindAttack, Attack: &loaders.AttackJob{
+		URL: opts.URL, APIKey: opts.APIKey, Target: opts.Target, SpaceID: opts.SpaceID,
+		Freq: opts.Rate.Freq, Per: opts.Rate.Per, Duration: opts.Duration, Workers: opts.Workers,
+		MaxWorkers: opts.MaxWorkers, Timeout: opts.Timeout, Name: opts.Name, Via: opts.Via,
+	}}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	lo, err := lf.options(fs, job, arts.rec, arts.results, spread.Add, log)
+	if err != nil {
+		arts.close()
+		return err
+	}
+	fmt.Fprintf(stderr, "attacking %s (%s) at %s for %s from %d loaders on %s (as %s)\n",
+		redact.URL(opts.URL), opts.Target, opts.Rate, opts.Duration, lo.Count, lo.Engine.Name(), arts.name)
+	res, lerr := loaders.Run(ctx, lo)
+	if cerr := arts.close(); lerr == nil {
+		lerr = cerr
+	}
+	if res == nil {
+		return lerr
+	}
+	if err := vegeta.NewTextReporter(&res.Metrics).Report(stdout); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	fmt.Fprintf(stdout, "\nNode spread (%s header):\n%s", octopusapi.HeaderNode, spread)
+	fmt.Fprintln(stdout, "\nLoaders:")
+	res.WriteSummary(stdout)
+	fmt.Fprintf(stdout, "\nhistory: %s (as %s)\nresults: %s\n", arts.historyPath(), arts.name, arts.resultsPath())
+	if lerr == nil {
+		lerr = unexpectedDeaths(res, lo.Kill)
+	}
+	return lerr
 }

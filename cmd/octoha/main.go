@@ -37,6 +37,7 @@ var commands = map[string]command{
 	"chaos":   {"run the chaos catalogue (no Go toolchain needed) and write reports", runChaos},
 	"fault":   {"kill, pause, stop, start, drain… a node of a running cluster; stop or start its database or share", runFault},
 	"certify": {"certify a real cluster (YAML) against the seed's HA requirements", runCertify},
+	"loader":  {"a loader worker of --loaders N (started by the engine, not by hand)", runLoader},
 	"tasks":   {"create, watch and cancel server tasks on a running cluster, recorded", runTasks},
 
 	"tentacles": {"run polling Tentacles against a cluster in one layout and judge their pickups", runTentacles},

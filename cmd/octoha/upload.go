@@ -15,6 +15,7 @@ import (
 	"github.com/octoha/octoha/fakes/node/launch"
 	"github.com/octoha/octoha/harness/cluster/local"
 	"github.com/octoha/octoha/harness/history"
+	"github.com/octoha/octoha/harness/loaders"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/harness/traffic"
 	"github.com/octoha/octoha/internal/redact"
@@ -59,7 +60,11 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		rateS       = fs.String("rate", "", "limit each upload to this rate, e.g. 20MB/s or 2MiB/s (a slow client over a WAN); default unlimited")
 	)
 	cf := addClusterFlags(fs)
+	lf := addLoaderFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := lf.checkUpload(fs, *delta); err != nil {
 		return err
 	}
 	st, url, err := trafficTarget(fs, cf, *rawURL)
@@ -126,6 +131,9 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	opts.Recorder = arts.rec
 	opts.Results = arts.results
+	if lf.enabled() {
+		return uploadFromLoaders(ctx, fs, lf, opts, arts, stdout, stderr)
+	}
 
 	fmt.Fprintf(stderr, "uploading %d × %s to %s (seed %d; replay with --seed %d)\n",
 		*count, payload.FormatSize(size), redact.URL(*rawURL), *seed, *seed)
@@ -177,8 +185,15 @@ func trafficTarget(fs *flag.FlagSet, cf clusterFlags, rawURL string) (*local.Sta
 	return st, rawURL, nil
 }
 
-// printUploadSummary prints one row per package and the totals.
+// printUploadSummary prints one row per package, the totals and what
+// the upload cost this machine.
 func printUploadSummary(w io.Writer, s *traffic.UploadSummary) {
+	printUploadPackages(w, s)
+	fmt.Fprintln(w, s.Loader)
+}
+
+// printUploadPackages prints one row per package and the totals.
+func printUploadPackages(w io.Writer, s *traffic.UploadSummary) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PACKAGE\tSIZE\tSENT AS\tOUTCOME\tATTEMPTS\tSTATUS\tNODE\tSHA1\tDURATION\tERROR / NOTE")
 	for _, p := range s.Packages {
@@ -212,7 +227,6 @@ func printUploadSummary(w io.Writer, s *traffic.UploadSummary) {
 	fmt.Fprintf(w, "%d packages: %d ok, %d failed, %d unknown; %d attempts; %s sent in %s (%.1f MB/s); seed %d\n",
 		len(s.Packages), s.OK, s.Failed, s.Unknown, s.Attempts, payload.FormatSize(s.BytesSent),
 		s.Duration.Round(time.Millisecond), s.Throughput/1e6, s.Seed)
-	fmt.Fprintln(w, s.Loader)
 }
 
 // parseFraction reads "5%" or "0.05" as 0.05; it must be in (0, 1].
@@ -252,4 +266,48 @@ func parseByteRate(s string) (int64, error) {
 		return 0, fmt.Errorf("%q: the rate must be positive", s)
 	}
 	return n, nil
+}
+
+// uploadFromLoaders sends the upload from --loaders workers, each its own
+// range of the packages, and prints the merged summary and each worker's.
+func uploadFromLoaders(ctx context.Context, fs *flag.FlagSet, lf loaderFlags, opts traffic.UploadOptions, arts *artefacts, stdout, stderr io.Writer) error {
+	job := loaders.Job{Kind: loaders.KindUpload, Upload: &loaders.UploadJob{
+		URL: opts.URL, APIKey: opts.APIKey, SpaceID: opts.SpaceID, Size: opts.Size, Count: opts.Count,
+		Concurrency: opts.Concurrency, PackageIDPrefix: opts.PackageIDPrefix, Seed: opts.Seed,
+		Retries: opts.Retries, Backoff: opts.Backoff, OverwriteMode: opts.OverwriteMode,
+		StallTimeout: opts.StallTimeout, Via: opts.Via, Rate: opts.Rate, First: opts.First,
+	}}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	lo, err := lf.options(fs, job, arts.rec, arts.results, nil, log)
+	if err != nil {
+		arts.close()
+		return err
+	}
+	fmt.Fprintf(stderr, "uploading %d × %s to %s from %d loaders on %s (seed %d; replay with --seed %d)\n",
+		opts.Count, payload.FormatSize(opts.Size), redact.URL(opts.URL), lo.Count, lo.Engine.Name(), opts.Seed, opts.Seed)
+	res, lerr := loaders.Run(ctx, lo)
+	if cerr := arts.close(); lerr == nil {
+		lerr = cerr
+	}
+	if res == nil {
+		return lerr
+	}
+	printUploadPackages(stdout, res.Upload)
+	fmt.Fprintln(stdout, "\nLoaders:")
+	res.WriteSummary(stdout)
+	fmt.Fprintf(stdout, "\nhistory: %s (as %s)\nresults: %s\n", arts.historyPath(), arts.name, arts.resultsPath())
+	if lerr == nil {
+		lerr = unexpectedDeaths(res, lo.Kill)
+	}
+	switch {
+	case lerr != nil:
+	case lo.Kill == nil:
+		lerr = res.Upload.Err()
+	case res.Upload.Failed > 0: // the killed loader's packages are unknown, as they must be
+		lerr = fmt.Errorf("%d of %d uploads failed", res.Upload.Failed, len(res.Upload.Packages))
+	}
+	return lerr
 }

@@ -44,6 +44,10 @@ type WorkerSpec struct {
 // IndexEnv carries a worker's index (0-based) into its process.
 const IndexEnv = "OCTOHA_LOADER_INDEX"
 
+// TimeoutEnv carries WorkerSpec.Timeout to an engine's worker that has no
+// deadline of its own (Swarm jobs have none): the worker ends after it.
+const TimeoutEnv = "OCTOHA_LOADER_TIMEOUT"
+
 // WorkerState is one worker as the engine sees it.
 type WorkerState struct {
 	Index int    `json:"index"`
@@ -79,4 +83,11 @@ type Workers interface {
 	// Remove deletes everything Start created. It is idempotent and is
 	// called however the run ends.
 	Remove(ctx context.Context) error
+}
+
+// LogReader is implemented by Workers that can show a worker's output: the
+// coordinator quotes the end of it for a worker that failed or died.
+type LogReader interface {
+	// Logs returns up to the last lines lines worker index wrote.
+	Logs(ctx context.Context, index, lines int) (string, error)
 }

@@ -461,6 +461,9 @@ func (u *uploader) record(j *job, a *attemptResult) {
 	}
 	r.Error = op.Error
 	u.results.write(&r)
+	if u.opts.Observe != nil {
+		u.opts.Observe(&r)
+	}
 }
 
 // watchStall cancels the attempt when neither request nor response bytes

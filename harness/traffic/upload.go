@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
 	"github.com/octoha/octoha/harness/history"
 	"github.com/octoha/octoha/harness/payload"
 	"github.com/octoha/octoha/internal/redact"
@@ -75,6 +77,10 @@ type UploadOptions struct {
 	// Results receives one vegeta Result per attempt, gob-encoded with
 	// vegeta's own encoder (so `vegeta report` reads it); nil: none.
 	Results io.Writer
+	// Observe, if set, sees every attempt's Result as it is recorded (a
+	// loader worker streams them to its coordinator); it runs on the
+	// attempt's goroutine, concurrently with other attempts.
+	Observe func(*vegeta.Result)
 	// Progress receives progress bars (a terminal) or a line every
 	// ProgressInterval (anything else); nil: silent.
 	Progress         io.Writer
