@@ -44,6 +44,13 @@ type WorkerSpec struct {
 // IndexEnv carries a worker's index (0-based) into its process.
 const IndexEnv = "OCTOHA_LOADER_INDEX"
 
+// SlotEnv carries a Swarm task's {{.Task.Slot}} when IndexEnv is not set.
+// A replicated job's slots are 0..N-1, but the template renders slot 0
+// as the task's ID (swarmkit names a slot-0 task by its ID; measured on
+// Docker 20.10: "2", "1", "ilodltbf…"), so a value that is not a number
+// is slot 0.
+const SlotEnv = "OCTOHA_LOADER_SWARM_SLOT"
+
 // TimeoutEnv carries WorkerSpec.Timeout to an engine's worker that has no
 // deadline of its own (Swarm jobs have none): the worker ends after it.
 const TimeoutEnv = "OCTOHA_LOADER_TIMEOUT"

@@ -59,6 +59,12 @@ func WorkerOptionsFromEnv() (WorkerOptions, error) {
 	if o.Coordinator == "" || o.Token == "" {
 		return o, fmt.Errorf("$%s and $%s must be set (the engine sets them)", CoordinatorEnv, TokenEnv)
 	}
+	if s := os.Getenv(SlotEnv); s != "" && os.Getenv(IndexEnv) == "" {
+		o.Index = 0 // see SlotEnv: slot 0 arrives as the task ID
+		if i, err := strconv.Atoi(s); err == nil && i >= 0 {
+			o.Index = i
+		}
+	}
 	if s := os.Getenv(IndexEnv); s != "" {
 		i, err := strconv.Atoi(s)
 		if err != nil || i < 0 {

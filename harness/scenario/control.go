@@ -110,6 +110,12 @@ func chaosSteps(ctx context.Context, r Run) error {
 	if _, err := AwaitUploads(ctx, uploads, 8*time.Minute, "uploads retried through the faults must succeed"); err != nil {
 		return err
 	}
+	// The schedule's last fault may end just before the checks (a database
+	// back for a second, nodes still reconnecting): judge the cluster once
+	// it serves again, as the outage scenarios do, not mid-recovery.
+	if _, err := ClusterServesAgain(ctx, r, time.Now(), 30*time.Second, "schedule-end-to-cluster-serving"); err != nil {
+		return err
+	}
 	r.StopLoad()
 	_, err = r.Check(ctx, checker.Options{
 		MinOps:      []checker.MinOpsRule{{Kind: "ping", N: 10}},

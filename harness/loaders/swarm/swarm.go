@@ -60,7 +60,7 @@ func (e *Engine) Start(ctx context.Context, spec loaders.WorkerSpec) (loaders.Wo
 		"--name", name, "--label", LabelRun + "=" + spec.RunID,
 		"--mode", "replicated-job", "--replicas", fmt.Sprint(spec.Count), "--max-concurrent", fmt.Sprint(spec.Count),
 		"--restart-condition", "none", "--stop-grace-period", "30s",
-		"--env-file", envFile, "--env", loaders.IndexEnv + "={{.Task.Slot}}",
+		"--env-file", envFile, "--env", loaders.SlotEnv + "={{.Task.Slot}}",
 		"--hostname", "{{.Node.Hostname}}-loader{{.Task.Slot}}",
 		"--entrypoint", spec.Command[0]}
 	if spec.Network != "" {

@@ -63,7 +63,7 @@ func TestStartKeepsSecretsOffTheCommandLine(t *testing.T) {
 		t.Fatalf("the token is on docker's command line: %s", argv)
 	}
 	for _, want := range []string{"service create", "--mode replicated-job", "--replicas 3", "--restart-condition none",
-		"--network host", "--entrypoint /octoha", loaders.IndexEnv + "={{.Task.Slot}}", DefaultImage + " loader", "--name octoha-loader-r1"} {
+		"--network host", "--entrypoint /octoha", loaders.SlotEnv + "={{.Task.Slot}}", DefaultImage + " loader", "--name octoha-loader-r1"} {
 		if !strings.Contains(string(argv), want) {
 			t.Fatalf("docker service create lacks %q: %s", want, argv)
 		}
