@@ -232,8 +232,14 @@ func (w *workers) Remove(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		out, err := w.e.docker(ctx, "ps", "--all", "--quiet", "--filter", "label=com.docker.swarm.service.name="+w.name)
-		if err == nil && strings.TrimSpace(out) == "" {
+		ids := strings.Fields(out)
+		if err == nil && len(ids) == 0 {
 			return nil
+		}
+		// A finished job's exited containers outlive `service rm` (measured
+		// here: still there 30 s later); they are ours, so remove them.
+		if err == nil {
+			_, _ = w.e.docker(ctx, append([]string{"rm", "--force"}, ids...)...)
 		}
 		select {
 		case <-ctx.Done():
